@@ -1,0 +1,74 @@
+//! Subcommands: one file each, each with its own arguments and `run()`.
+
+pub mod benchmark;
+pub mod export_blocks;
+pub mod export_chain_spec;
+pub mod import_blocks;
+pub mod key;
+pub mod purge_chain;
+pub mod revert;
+pub mod run;
+pub mod wallet;
+
+use clap::{Parser, Subcommand};
+
+/// cachecash: a decentralised CDN whose caches are paid in Cachecoin (CCH).
+///
+/// Without a subcommand, runs a node.
+///
+/// Examples:
+///   cachecash --dev                       # dev chain, mining, temporary database
+///   cachecash --chain local --mine --miner-account alice --base-path /tmp/n1
+///   cachecash wallet balance alice
+///   cachecash wallet transfer --from alice --to bob --amount 1.5CCH
+#[derive(Debug, Parser)]
+#[command(
+    name = "cachecash",
+    version,
+    args_conflicts_with_subcommands = true,
+    verbatim_doc_comment
+)]
+pub struct Cli {
+    /// A subcommand; `run` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Node options (when no subcommand is given).
+    #[command(flatten)]
+    pub run: run::RunArgs,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Run(run::RunArgs),
+    /// Generate or inspect keys.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    ExportChainSpec(export_chain_spec::ExportChainSpecArgs),
+    PurgeChain(purge_chain::PurgeChainArgs),
+    Revert(revert::RevertArgs),
+    ExportBlocks(export_blocks::ExportBlocksArgs),
+    ImportBlocks(import_blocks::ImportBlocksArgs),
+    /// Balances and transfers over RPC.
+    #[command(subcommand)]
+    Wallet(wallet::WalletCommand),
+    /// Measure performance.
+    #[command(subcommand)]
+    Benchmark(benchmark::BenchmarkCommand),
+}
+
+/// Runs the chosen command.
+pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => run::run(cli.run),
+        Some(Command::Run(args)) => run::run(args),
+        Some(Command::Key(c)) => key::run(c),
+        Some(Command::ExportChainSpec(a)) => export_chain_spec::run(a),
+        Some(Command::PurgeChain(a)) => purge_chain::run(a),
+        Some(Command::Revert(a)) => revert::run(a),
+        Some(Command::ExportBlocks(a)) => export_blocks::run(a),
+        Some(Command::ImportBlocks(a)) => import_blocks::run(a),
+        Some(Command::Wallet(c)) => wallet::run(c),
+        Some(Command::Benchmark(c)) => benchmark::run(c),
+    }
+}

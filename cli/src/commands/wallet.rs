@@ -1,0 +1,278 @@
+//! `cachecash wallet balance|transfer`, over JSON-RPC.
+
+use crate::shared::{self, NodeClient, RpcArgs};
+use anyhow::Context;
+use cachecash_runtime::primitives::{encode_hex, format_balance};
+use cachecash_runtime::{Balance, Call, Hash, Transaction};
+use clap::{Args, Subcommand};
+use parity_scale_codec::Encode;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// Wallet commands.
+#[derive(Debug, Subcommand)]
+pub enum WalletCommand {
+    /// Show an account's balance and nonce.
+    ///
+    /// Examples:
+    ///   cachecash wallet balance alice
+    ///   cachecash wallet balance 0x88dc3417d5058ec4b4503e0c12ea1a0a89be200fe98922423d4334014fa6b0ee --rpc http://10.0.0.5:9944
+    #[command(verbatim_doc_comment)]
+    Balance {
+        /// 0x account id, or a dev name (dev/local chains).
+        account: String,
+        #[command(flatten)]
+        rpc: RpcArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Sign a transfer, submit it, wait for inclusion and print the block.
+    ///
+    /// Amounts are in the smallest unit, or in CCH with a suffix: 1.5CCH.
+    ///
+    /// Examples:
+    ///   cachecash wallet transfer --from alice --to bob --amount 1.5CCH
+    ///   cachecash wallet transfer --from ./my.key --to 0x… --amount 1000000 --fee 2000000
+    #[command(verbatim_doc_comment)]
+    Transfer(TransferArgs),
+}
+
+/// Transfer options.
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    /// Signing key: dev name (dev/local), 0x secret seed, or key file.
+    #[arg(long)]
+    from: String,
+    /// Receiving account: 0x account id or dev name (dev/local).
+    #[arg(long)]
+    to: String,
+    /// Amount: smallest units, or CCH with the suffix `CCH` (e.g. 2.5CCH).
+    #[arg(long)]
+    amount: String,
+    /// Fee [default: the chain minimum].
+    #[arg(long)]
+    fee: Option<String>,
+    /// Give up waiting for inclusion after this many seconds.
+    #[arg(long, default_value_t = 120)]
+    timeout: u64,
+    /// Submit and return without waiting.
+    #[arg(long)]
+    no_wait: bool,
+    #[command(flatten)]
+    rpc: RpcArgs,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs a wallet command.
+pub fn run(cmd: WalletCommand) -> anyhow::Result<()> {
+    shared::runtime()?.block_on(async move {
+        match cmd {
+            WalletCommand::Balance { account, rpc, json } => balance(&account, &rpc, json).await,
+            WalletCommand::Transfer(args) => transfer(args).await,
+        }
+    })
+}
+
+struct ChainFacts {
+    genesis: Hash,
+    decimals: u8,
+    symbol: String,
+}
+
+async fn facts(client: &NodeClient) -> anyhow::Result<ChainFacts> {
+    let g = client.call("chain_getBlockHash", vec![json!(0)]).await?;
+    let genesis = Hash::from_hex(g.as_str().unwrap_or_default())
+        .context("the node returned no genesis hash")?;
+    let props = client.call("system_properties", vec![]).await?;
+    Ok(ChainFacts {
+        genesis,
+        decimals: props
+            .get("tokenDecimals")
+            .and_then(Value::as_u64)
+            .and_then(|d| u8::try_from(d).ok())
+            .unwrap_or(12),
+        symbol: props
+            .get("tokenSymbol")
+            .and_then(Value::as_str)
+            .unwrap_or("CCH")
+            .to_string(),
+    })
+}
+
+async fn balance(account: &str, rpc: &RpcArgs, as_json: bool) -> anyhow::Result<()> {
+    let client = NodeClient::new(&rpc.rpc)?;
+    let f = facts(&client).await?;
+    let id = shared::resolve_account(account, &f.genesis)?;
+    let a = client.call("state_getAccount", vec![json!(id)]).await?;
+    let balance: Balance = a
+        .get("balance")
+        .and_then(Value::as_str)
+        .unwrap_or("0")
+        .parse()
+        .context("the node returned a malformed balance")?;
+    let nonce = a.get("nonce").and_then(Value::as_u64).unwrap_or(0);
+    if as_json {
+        println!(
+            "{}",
+            json!({"account": id, "balance": balance.to_string(), "nonce": nonce})
+        );
+    } else {
+        println!("Account: {id}");
+        println!(
+            "Balance: {} {} ({balance} units)",
+            format_balance(balance, f.decimals),
+            f.symbol
+        );
+        println!("Nonce:   {nonce}");
+    }
+    Ok(())
+}
+
+/// Parses "123" (units) or "1.5CCH" (whole tokens with `decimals`).
+pub fn parse_amount(s: &str, decimals: u8, symbol: &str) -> anyhow::Result<Balance> {
+    let t = s.trim();
+    let upper = t.to_ascii_uppercase();
+    let sym = symbol.to_ascii_uppercase();
+    if let Some(num) = upper.strip_suffix(&sym) {
+        let num = num.trim();
+        let (whole, frac) = num.split_once('.').unwrap_or((num, ""));
+        if frac.len() > usize::from(decimals) {
+            anyhow::bail!("'{s}' has more than {decimals} decimal places");
+        }
+        let unit = 10u128.pow(u32::from(decimals));
+        let w: Balance = if whole.is_empty() {
+            0
+        } else {
+            whole
+                .parse()
+                .with_context(|| format!("'{s}' is not an amount"))?
+        };
+        let f: Balance = if frac.is_empty() {
+            0
+        } else {
+            format!("{frac:0<width$}", width = usize::from(decimals))
+                .parse()
+                .with_context(|| format!("'{s}' is not an amount"))?
+        };
+        return w
+            .checked_mul(unit)
+            .and_then(|x| x.checked_add(f))
+            .with_context(|| format!("'{s}' is too large"));
+    }
+    t.parse::<Balance>().with_context(|| {
+        format!("'{s}' is not an amount: use smallest units (e.g. 1000000) or {symbol} with the suffix (e.g. 1.5{symbol})")
+    })
+}
+
+async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
+    let client = NodeClient::new(&args.rpc.rpc)?;
+    let f = facts(&client).await?;
+    let key = shared::resolve_key(&args.from, &f.genesis)?;
+    let signer = cachecash_runtime::AccountId::from_signing_key(&key);
+    let dest = shared::resolve_account(&args.to, &f.genesis)?;
+    let amount = parse_amount(&args.amount, f.decimals, &f.symbol)?;
+    let fee = match &args.fee {
+        Some(x) => parse_amount(x, f.decimals, &f.symbol)?,
+        None => {
+            let v = client.call("state_getConsensusParams", vec![]).await?;
+            v.get("minimumFee")
+                .and_then(Value::as_str)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(1_000_000)
+        }
+    };
+    // The next nonce counts pending transactions of the signer too.
+    let account = client.call("state_getAccount", vec![json!(signer)]).await?;
+    let mut nonce = account.get("nonce").and_then(Value::as_u64).unwrap_or(0);
+    let pending = client.call("author_pendingTransactions", vec![]).await?;
+    if let Some(list) = pending.as_array() {
+        for t in list {
+            let is_signer =
+                t.pointer("/tx/signer").and_then(Value::as_str) == Some(signer.to_hex().as_str());
+            let n = t.pointer("/tx/nonce").and_then(Value::as_u64);
+            if let (true, Some(n)) = (is_signer, n) {
+                nonce = nonce.max(n + 1);
+            }
+        }
+    }
+    let tx = Transaction {
+        signer,
+        nonce,
+        fee,
+        call: Call::Transfer { dest, amount },
+    }
+    .sign(&key, &f.genesis);
+    let hash = client
+        .call(
+            "author_submitTransaction",
+            vec![json!(encode_hex(&tx.encode()))],
+        )
+        .await?;
+    let hash_str = hash.as_str().unwrap_or_default().to_string();
+    if !args.json {
+        println!(
+            "Submitted {hash_str}: {} {} from {signer} to {dest} (fee {}, nonce {nonce})",
+            format_balance(amount, f.decimals),
+            f.symbol,
+            format_balance(fee, f.decimals)
+        );
+    }
+    if args.no_wait {
+        if args.json {
+            println!("{}", json!({"hash": hash_str}));
+        }
+        return Ok(());
+    }
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    loop {
+        let found = client
+            .call("chain_getTransaction", vec![json!(hash_str)])
+            .await?;
+        if !found.is_null() {
+            if args.json {
+                println!("{}", json!({"hash": hash_str, "included": found}));
+            } else {
+                println!(
+                    "Included in block #{} ({}) at index {}",
+                    found
+                        .get("blockNumber")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(0),
+                    found
+                        .get("blockHash")
+                        .and_then(Value::as_str)
+                        .unwrap_or("?"),
+                    found.get("index").and_then(Value::as_u64).unwrap_or(0)
+                );
+            }
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!(
+                "transaction {hash_str} was not included within {} s; it may still be pending (see author_pendingTransactions) — is a miner running?",
+                args.timeout
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_amount;
+
+    #[test]
+    fn amounts_parse_in_units_and_tokens() {
+        assert_eq!(parse_amount("1000", 12, "CCH").unwrap(), 1000);
+        assert_eq!(
+            parse_amount("1.5CCH", 12, "CCH").unwrap(),
+            1_500_000_000_000
+        );
+        assert_eq!(parse_amount("2 cch", 12, "CCH").unwrap(), 2_000_000_000_000);
+        assert!(parse_amount("1.0000000000001CCH", 12, "CCH").is_err());
+        assert!(parse_amount("abc", 12, "CCH").is_err());
+    }
+}

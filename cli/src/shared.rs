@@ -1,0 +1,156 @@
+//! Helpers shared by subcommands: chain and base-path options, logging,
+//! the RPC client.
+
+use anyhow::Context;
+use cachecash_chain_spec::ChainSpec;
+use clap::Args;
+use std::path::PathBuf;
+
+/// Options selecting a chain and its database.
+#[derive(Debug, Clone, Args)]
+pub struct ChainArgs {
+    /// Chain: `dev`, `local`, or a chain-spec JSON file.
+    #[arg(long, default_value = "dev", value_name = "CHAIN")]
+    pub chain: String,
+    /// Directory for databases and keys [default: ~/.local/share/cachecash].
+    #[arg(long, short = 'd', value_name = "PATH")]
+    pub base_path: Option<PathBuf>,
+}
+
+impl ChainArgs {
+    /// Loads the chain spec.
+    pub fn spec(&self) -> anyhow::Result<ChainSpec> {
+        ChainSpec::load(&self.chain).with_context(|| format!("cannot load chain '{}'", self.chain))
+    }
+
+    /// The base path, defaulted.
+    pub fn base_path(&self) -> anyhow::Result<PathBuf> {
+        match &self.base_path {
+            Some(p) => Ok(p.clone()),
+            None => default_base_path(),
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/cachecash` or `~/.local/share/cachecash`.
+pub fn default_base_path() -> anyhow::Result<PathBuf> {
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME") {
+        return Ok(PathBuf::from(x).join("cachecash"));
+    }
+    let home = std::env::var_os("HOME")
+        .context("neither XDG_DATA_HOME nor HOME is set; pass --base-path")?;
+    Ok(PathBuf::from(home).join(".local/share/cachecash"))
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A current-thread-free multi-threaded runtime for commands.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Options for talking to a node.
+#[derive(Debug, Clone, Args)]
+pub struct RpcArgs {
+    /// The node's JSON-RPC URL.
+    #[arg(long, default_value = "http://127.0.0.1:9944", value_name = "URL")]
+    pub rpc: String,
+}
+
+/// A JSON-RPC client for a node.
+pub struct NodeClient {
+    client: jsonrpsee::http_client::HttpClient,
+    url: String,
+}
+
+impl NodeClient {
+    /// Connects (lazily) to `url`.
+    pub fn new(url: &str) -> anyhow::Result<NodeClient> {
+        let client = jsonrpsee::http_client::HttpClientBuilder::default()
+            .request_timeout(std::time::Duration::from_secs(30))
+            .build(url)
+            .with_context(|| format!("invalid RPC URL '{url}'"))?;
+        Ok(NodeClient {
+            client,
+            url: url.to_string(),
+        })
+    }
+
+    /// Calls `method` with positional `params`.
+    pub async fn call(
+        &self,
+        method: &str,
+        params: Vec<serde_json::Value>,
+    ) -> anyhow::Result<serde_json::Value> {
+        use jsonrpsee::core::client::ClientT;
+        let mut p = jsonrpsee::core::params::ArrayParams::new();
+        for v in params {
+            p.insert(v).context("cannot encode RPC parameters")?;
+        }
+        self.client
+            .request::<serde_json::Value, _>(method, p)
+            .await
+            .map_err(|e| match e {
+                jsonrpsee::core::client::Error::Call(obj) => {
+                    anyhow::anyhow!("{method} failed: {}", obj.message())
+                }
+                other => anyhow::anyhow!(
+                    "cannot reach the node at {} ({method}): {other}; is it running, with RPC on that address?",
+                    self.url
+                ),
+            })
+    }
+}
+
+/// Resolves an account argument: a 0x hex account, or a dev-account name
+/// when the node's chain is `dev` or `local`.
+pub fn resolve_account(
+    input: &str,
+    genesis: &cachecash_runtime::Hash,
+) -> anyhow::Result<cachecash_runtime::AccountId> {
+    if let Ok(a) = cachecash_runtime::AccountId::from_hex(input) {
+        return Ok(a);
+    }
+    let spec = dev_spec_for(genesis).with_context(|| {
+        format!("'{input}' is not a 0x account id (32 bytes of hex); dev account names work only on the dev and local chains")
+    })?;
+    Ok(spec.resolve_account(input)?)
+}
+
+/// Resolves a signing-key argument: a dev-account name (dev and local
+/// chains), a 0x 32-byte secret seed, or a file holding one.
+pub fn resolve_key(
+    input: &str,
+    genesis: &cachecash_runtime::Hash,
+) -> anyhow::Result<ed25519_dalek::SigningKey> {
+    let spec = dev_spec_for(genesis).unwrap_or_else(|_| {
+        // Any non-dev spec refuses names but accepts seeds and files.
+        let mut s = ChainSpec::dev();
+        s.chain_type = cachecash_chain_spec::ChainType::Live;
+        s
+    });
+    Ok(spec.resolve_signing_key(input)?)
+}
+
+/// The preset (dev or local) whose genesis is `genesis`.
+fn dev_spec_for(genesis: &cachecash_runtime::Hash) -> anyhow::Result<ChainSpec> {
+    for spec in [ChainSpec::dev(), ChainSpec::local()] {
+        if spec.genesis_hash()? == *genesis {
+            return Ok(spec);
+        }
+    }
+    anyhow::bail!("the node is not on the dev or local chain")
+}

@@ -1,0 +1,489 @@
+//! The chain: the import pipeline, the canonical head, reverts and reads.
+//!
+//! # Import pipeline
+//!
+//! ```text
+//! bytes ─▶ UncheckedBlock ─▶ StatelessBlock ─▶ (parent lookup, context) ─▶ ExecutedBlock ─▶ Store::commit_block ─▶ ChainEvent::NewHead
+//!          decode             signatures, PoW,    MTP, expected target,      state root           one atomic batch
+//!                             tx root             clock                      checked
+//! ```
+//!
+//! Stateless checks run without the write lock; stateful checks and the
+//! commit run under it, so imports and reverts are serialized and the state
+//! tree always holds exactly the canonical chain.
+//!
+//! Fork choice is "most cumulative work": every stored header carries the
+//! total work of its chain. This node keeps one chain; a block that does not
+//! extend the head is reported as [`ImportError::NotOnHead`] with the work
+//! comparison, which is where network sync and reorgs (revert to the common
+//! ancestor, then apply the heavier branch) plug in.
+
+use crate::metrics::Metrics;
+use crate::storage::{Head, Store, StoreError, StoredHeader, TreeView};
+use cachecash_runtime::commitment::{self, AccountProof};
+use cachecash_runtime::consensus::{self, MEDIAN_TIME_SPAN, RetargetInput};
+use cachecash_runtime::genesis::Genesis;
+use cachecash_runtime::verify::{ChainContext, ExecutedBlock, UncheckedBlock};
+use cachecash_runtime::{
+    Account, AccountId, Block, BlockError, BlockNumber, ConsensusParams, Hash, Header, Target,
+    Timestamp,
+};
+use parking_lot::{Mutex, RwLock};
+use primitive_types::U256;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::broadcast;
+
+/// Milliseconds since the Unix epoch, from the system clock.
+pub fn now_ms() -> Timestamp {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The canonical head, cached.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HeadInfo {
+    /// Head hash.
+    pub hash: Hash,
+    /// Head header.
+    pub header: Header,
+    /// Cumulative work up to and including the head.
+    pub total_work: U256,
+}
+
+/// Where a block came from (for logs and metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BlockOrigin {
+    /// Mined by this node.
+    Mined,
+    /// Read from a file by `import-blocks`.
+    File,
+    /// Received from a peer.
+    Network,
+}
+
+/// What happened to an imported block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// The block is the new head.
+    Imported(Head),
+    /// The block was already in the chain.
+    AlreadyKnown(Hash),
+}
+
+/// Chain events, broadcast to subscribers (mempool, RPC, miner).
+#[derive(Clone, Debug)]
+pub enum ChainEvent {
+    /// A block was appended to the canonical chain.
+    NewHead {
+        /// Its header.
+        header: Header,
+        /// Its hash.
+        hash: Hash,
+        /// Hashes of its transactions.
+        tx_hashes: Vec<Hash>,
+    },
+    /// The head was reverted to an earlier block.
+    Reverted {
+        /// The new head.
+        head: Head,
+        /// Transactions of the removed blocks, in order.
+        retracted: Vec<cachecash_runtime::SignedTransaction>,
+    },
+}
+
+/// Why an import or read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The block breaks a rule.
+    #[error("invalid block {hash}: {source}")]
+    Invalid {
+        /// Block hash.
+        hash: Hash,
+        /// The rule broken.
+        #[source]
+        source: BlockError,
+    },
+    /// The parent is unknown.
+    #[error("block {hash} builds on unknown parent {parent}; import its ancestors first")]
+    UnknownParent {
+        /// Block hash.
+        hash: Hash,
+        /// Unknown parent.
+        parent: Hash,
+    },
+    /// The block is on a fork.
+    #[error(
+        "block {hash} at height {number} builds on {parent}, which is not the head {head}; fork blocks are not kept (total work of its chain {fork_work}, of the head {head_work})"
+    )]
+    NotOnHead {
+        /// Block hash.
+        hash: Hash,
+        /// Its number.
+        number: BlockNumber,
+        /// Its parent.
+        parent: Hash,
+        /// Current head.
+        head: Hash,
+        /// Work of the fork including this block.
+        fork_work: U256,
+        /// Work of the canonical chain.
+        head_work: U256,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Errors of reads by block id.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// No such block.
+    #[error("unknown block {0}: it is not in this node's canonical chain")]
+    UnknownBlock(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Tree failed.
+    #[error("state read failed: {0}")]
+    State(String),
+}
+
+/// The chain of one node.
+#[derive(Debug)]
+pub struct Chain {
+    store: Arc<dyn Store>,
+    params: ConsensusParams,
+    genesis_hash: Hash,
+    write_lock: Mutex<()>,
+    head: RwLock<HeadInfo>,
+    events: broadcast::Sender<ChainEvent>,
+    metrics: Arc<Metrics>,
+}
+
+/// Capacity of the chain event channel; slow subscribers see `Lagged`.
+pub const EVENT_CAPACITY: usize = 1024;
+
+impl Chain {
+    /// Opens the chain on `store`, writing genesis into an empty store.
+    pub fn open(
+        store: Arc<dyn Store>,
+        params: ConsensusParams,
+        genesis: &Genesis,
+        metrics: Arc<Metrics>,
+    ) -> Result<Chain, StoreError> {
+        let head = store.initialize(genesis)?;
+        let stored = store.header(&head.hash)?.ok_or(StoreError::Corrupt {
+            what: format!("header of head {}", head.hash),
+            message: "missing".into(),
+        })?;
+        let info = HeadInfo {
+            hash: head.hash,
+            header: stored.header,
+            total_work: U256::from_big_endian(&stored.total_work),
+        };
+        metrics
+            .best_block
+            .set(i64::try_from(head.number).unwrap_or(i64::MAX));
+        let (events, _) = broadcast::channel(EVENT_CAPACITY);
+        Ok(Chain {
+            store,
+            params,
+            genesis_hash: genesis.hash,
+            write_lock: Mutex::new(()),
+            head: RwLock::new(info),
+            events,
+            metrics,
+        })
+    }
+
+    /// The consensus parameters.
+    pub fn params(&self) -> &ConsensusParams {
+        &self.params
+    }
+
+    /// The genesis hash.
+    pub fn genesis_hash(&self) -> Hash {
+        self.genesis_hash
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The canonical head.
+    pub fn head(&self) -> HeadInfo {
+        self.head.read().clone()
+    }
+
+    /// Subscribes to chain events.
+    pub fn subscribe(&self) -> broadcast::Receiver<ChainEvent> {
+        self.events.subscribe()
+    }
+
+    /// A stored header by hash.
+    pub fn header(&self, hash: &Hash) -> Result<Option<Header>, StoreError> {
+        Ok(self.store.header(hash)?.map(|s| s.header))
+    }
+
+    /// A canonical block by hash.
+    pub fn block(&self, hash: &Hash) -> Result<Option<Block>, StoreError> {
+        let Some(stored) = self.store.header(hash)? else {
+            return Ok(None);
+        };
+        let transactions = self.store.body(hash)?.ok_or_else(|| StoreError::Corrupt {
+            what: format!("body of {hash}"),
+            message: "missing".into(),
+        })?;
+        Ok(Some(Block {
+            header: stored.header,
+            transactions,
+        }))
+    }
+
+    /// The canonical hash at `number`.
+    pub fn canonical_hash(&self, number: BlockNumber) -> Result<Option<Hash>, StoreError> {
+        self.store.canonical_hash(number)
+    }
+
+    /// The canonical header at `number`.
+    pub fn header_by_number(&self, number: BlockNumber) -> Result<Option<Header>, StoreError> {
+        match self.store.canonical_hash(number)? {
+            None => Ok(None),
+            Some(h) => self.header(&h),
+        }
+    }
+
+    /// Resolves an optional block hash to a canonical header (the head for `None`).
+    pub fn resolve(&self, at: Option<Hash>) -> Result<(Hash, Header), ReadError> {
+        match at {
+            None => {
+                let h = self.head();
+                Ok((h.hash, h.header))
+            }
+            Some(hash) => {
+                let header = self
+                    .header(&hash)?
+                    .ok_or_else(|| ReadError::UnknownBlock(hash.to_hex()))?;
+                // Only canonical blocks have state.
+                if self.store.canonical_hash(header.number)? != Some(hash) {
+                    return Err(ReadError::UnknownBlock(hash.to_hex()));
+                }
+                Ok((hash, header))
+            }
+        }
+    }
+
+    /// An account at a block (the head for `None`); absent accounts are zero.
+    pub fn account(
+        &self,
+        id: &AccountId,
+        at: Option<Hash>,
+    ) -> Result<(Account, Hash, Header), ReadError> {
+        let (hash, header) = self.resolve(at)?;
+        let account = commitment::read_account(&TreeView(self.store.as_ref()), id, header.number)
+            .map_err(|e| ReadError::State(e.to_string()))?
+            .unwrap_or_default();
+        Ok((account, hash, header))
+    }
+
+    /// An account with its Merkle proof against the block's state root.
+    pub fn account_proof(
+        &self,
+        id: &AccountId,
+        at: Option<Hash>,
+    ) -> Result<(Option<Account>, AccountProof, Hash, Header), ReadError> {
+        let (hash, header) = self.resolve(at)?;
+        let (account, proof) = commitment::prove(&TreeView(self.store.as_ref()), id, header.number)
+            .map_err(|e| ReadError::State(e.to_string()))?;
+        Ok((account, proof, hash, header))
+    }
+
+    /// The context a child of `parent` is checked in, at clock `now`.
+    pub fn context_for(&self, parent: &Header, now: Timestamp) -> Result<ChainContext, StoreError> {
+        let mut timestamps = Vec::with_capacity(MEDIAN_TIME_SPAN);
+        timestamps.push(parent.timestamp);
+        let mut cursor = parent.clone();
+        while timestamps.len() < MEDIAN_TIME_SPAN && cursor.number > 0 {
+            let prev =
+                self.store
+                    .header(&cursor.parent_hash)?
+                    .ok_or_else(|| StoreError::Corrupt {
+                        what: format!("ancestor {} of {}", cursor.parent_hash, parent.hash()),
+                        message: "missing".into(),
+                    })?;
+            timestamps.push(prev.header.timestamp);
+            cursor = prev.header;
+        }
+        timestamps.reverse();
+        let median = consensus::median_time_past(&timestamps);
+        Ok(ChainContext {
+            parent: parent.clone(),
+            median_time_past: median,
+            expected_target: self.next_target(parent)?,
+            now,
+        })
+    }
+
+    /// The target required of a child of `parent`.
+    pub fn next_target(&self, parent: &Header) -> Result<Target, StoreError> {
+        let anchor_timestamp = if parent.number >= 1 {
+            self.header_by_number(1)?
+                .map(|h| h.timestamp)
+                .unwrap_or(parent.timestamp)
+        } else {
+            parent.timestamp
+        };
+        Ok(consensus::next_target(
+            &self.params,
+            RetargetInput {
+                parent_number: parent.number,
+                parent_timestamp: parent.timestamp,
+                anchor_timestamp,
+            },
+        ))
+    }
+
+    /// Decodes and imports a block.
+    pub fn import_encoded(
+        &self,
+        bytes: &[u8],
+        origin: BlockOrigin,
+    ) -> Result<ImportOutcome, ImportError> {
+        let unchecked =
+            UncheckedBlock::decode(bytes, &self.params).map_err(|source| ImportError::Invalid {
+                hash: Hash::default(),
+                source,
+            })?;
+        self.import_unchecked(unchecked, origin)
+    }
+
+    /// Imports a block through every stage.
+    pub fn import_block(
+        &self,
+        block: Block,
+        origin: BlockOrigin,
+    ) -> Result<ImportOutcome, ImportError> {
+        let hash = block.hash();
+        let unchecked = UncheckedBlock::new(block, &self.params)
+            .map_err(|source| ImportError::Invalid { hash, source })?;
+        self.import_unchecked(unchecked, origin)
+    }
+
+    fn import_unchecked(
+        &self,
+        unchecked: UncheckedBlock,
+        origin: BlockOrigin,
+    ) -> Result<ImportOutcome, ImportError> {
+        let started = Instant::now();
+        let hash = unchecked.block().hash();
+        if self.store.header(&hash)?.is_some() {
+            return Ok(ImportOutcome::AlreadyKnown(hash));
+        }
+        let stateless = unchecked
+            .check_stateless(&self.genesis_hash, &self.params)
+            .map_err(|source| ImportError::Invalid { hash, source })?;
+        let header = stateless.block().header.clone();
+        let parent: StoredHeader =
+            self.store
+                .header(&header.parent_hash)?
+                .ok_or(ImportError::UnknownParent {
+                    hash,
+                    parent: header.parent_hash,
+                })?;
+        let parent_work = U256::from_big_endian(&parent.total_work);
+        let total_work = parent_work.saturating_add(header.target.work());
+
+        let _guard = self.write_lock.lock();
+        let head = self.head();
+        if header.parent_hash != head.hash {
+            return Err(ImportError::NotOnHead {
+                hash,
+                number: header.number,
+                parent: header.parent_hash,
+                head: head.hash,
+                fork_work: total_work,
+                head_work: head.total_work,
+            });
+        }
+        let ctx = self.context_for(&parent.header, now_ms())?;
+        let executed = stateless
+            .check_stateful(&ctx, &TreeView(self.store.as_ref()), &self.params)
+            .map_err(|source| ImportError::Invalid { hash, source })?;
+        let new_head = self.commit(executed, total_work)?;
+        let elapsed = started.elapsed();
+        self.metrics.import_seconds.observe(elapsed.as_secs_f64());
+        tracing::debug!(
+            target: "cachecash::import",
+            number = new_head.number,
+            hash = %new_head.hash,
+            ?origin,
+            ms = elapsed.as_secs_f64() * 1000.0,
+            "imported block"
+        );
+        Ok(ImportOutcome::Imported(new_head))
+    }
+
+    fn commit(&self, executed: ExecutedBlock, total_work: U256) -> Result<Head, StoreError> {
+        let new_head = self
+            .store
+            .commit_block(&executed, total_work.to_big_endian())?;
+        {
+            let mut head = self.head.write();
+            *head = HeadInfo {
+                hash: executed.hash,
+                header: executed.block.header.clone(),
+                total_work,
+            };
+        }
+        self.metrics
+            .best_block
+            .set(i64::try_from(new_head.number).unwrap_or(i64::MAX));
+        self.metrics
+            .transactions_imported
+            .inc_by(u64::try_from(executed.tx_hashes.len()).unwrap_or(0));
+        // Nobody listening is fine.
+        let _ = self.events.send(ChainEvent::NewHead {
+            header: executed.block.header,
+            hash: executed.hash,
+            tx_hashes: executed.tx_hashes,
+        });
+        Ok(new_head)
+    }
+
+    /// Reverts the canonical chain to block `number`, one atomic step per
+    /// block. Returns the new head.
+    pub fn revert_to(&self, number: BlockNumber) -> Result<Head, StoreError> {
+        let _guard = self.write_lock.lock();
+        let mut retracted = Vec::new();
+        let mut head = self.store.head()?.ok_or(StoreError::Uninitialized)?;
+        while head.number > number {
+            if let Some(body) = self.store.body(&head.hash)? {
+                retracted.splice(0..0, body);
+            }
+            head = self.store.revert_head()?;
+        }
+        let stored = self.store.header(&head.hash)?.ok_or(StoreError::Corrupt {
+            what: format!("header of head {}", head.hash),
+            message: "missing".into(),
+        })?;
+        *self.head.write() = HeadInfo {
+            hash: head.hash,
+            header: stored.header,
+            total_work: U256::from_big_endian(&stored.total_work),
+        };
+        self.metrics
+            .best_block
+            .set(i64::try_from(head.number).unwrap_or(i64::MAX));
+        let _ = self.events.send(ChainEvent::Reverted { head, retracted });
+        Ok(head)
+    }
+}

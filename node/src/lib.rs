@@ -1,0 +1,33 @@
+//! # cachecash-node
+//!
+//! The node around the pure runtime: it owns I/O, threads and time.
+//!
+//! ```text
+//!            ┌──────────── RPC (jsonrpsee, HTTP+WS) ────────────┐
+//!            │                                                   │
+//!   miner ──▶ Chain::import_block ──▶ Store::commit_block ──▶ ChainEvent ──▶ mempool, RPC subscriptions
+//!   thread    (runtime verification    (one atomic batch)
+//!              stages)
+//! ```
+//!
+//! - [`storage`]: the [`storage::Store`] trait, RocksDB and memory backends.
+//! - [`chain`]: the import pipeline, head, fork-choice work, revert.
+//! - [`mempool`]: admission, bounds, eviction, ordering, re-validation.
+//! - [`miner`]: proof-of-work on its own thread.
+//! - [`rpc`]: the JSON-RPC server.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`service`]: configuration, startup, shutdown, hosted modules.
+
+pub mod benchmark;
+pub mod blockfile;
+pub mod chain;
+pub mod mempool;
+pub mod metrics;
+pub mod miner;
+pub mod rpc;
+pub mod service;
+pub mod storage;
+
+pub use chain::{BlockOrigin, Chain, ChainEvent, ImportError, ImportOutcome};
+pub use mempool::{Mempool, PoolError, PoolLimits};
+pub use service::{Node, NodeConfig, NodeModule, Storage};

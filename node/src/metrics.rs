@@ -1,0 +1,128 @@
+//! Prometheus metrics, served as text on `--prometheus-port` at `/metrics`.
+//!
+//! Names are prefixed `cachecash_`. The registry is per node, so several
+//! in-process nodes (tests) never share counters.
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The node's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Height of the canonical head.
+    pub best_block: Gauge,
+    /// Seconds to import a block (all stages and the commit).
+    pub import_seconds: Histogram,
+    /// Transactions in the mempool.
+    pub mempool_size: Gauge,
+    /// Transactions rejected by the mempool.
+    pub mempool_rejected: Counter,
+    /// Blocks mined by this node.
+    pub blocks_mined: Counter,
+    /// Transactions in imported blocks.
+    pub transactions_imported: Counter,
+    registry: parking_lot::Mutex<Registry>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("cachecash");
+        let best_block = Gauge::default();
+        let import_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let mempool_size = Gauge::default();
+        let mempool_rejected = Counter::default();
+        let blocks_mined = Counter::default();
+        let transactions_imported = Counter::default();
+        registry.register(
+            "best_block",
+            "Height of the canonical head",
+            best_block.clone(),
+        );
+        registry.register(
+            "block_import_seconds",
+            "Time to verify and commit a block",
+            import_seconds.clone(),
+        );
+        registry.register(
+            "mempool_size",
+            "Transactions waiting in the mempool",
+            mempool_size.clone(),
+        );
+        registry.register(
+            "mempool_rejected",
+            "Transactions the mempool refused",
+            mempool_rejected.clone(),
+        );
+        registry.register(
+            "blocks_mined",
+            "Blocks mined by this node",
+            blocks_mined.clone(),
+        );
+        registry.register(
+            "transactions_imported",
+            "Transactions in blocks imported into the canonical chain",
+            transactions_imported.clone(),
+        );
+        Metrics {
+            best_block,
+            import_seconds,
+            mempool_size,
+            mempool_rejected,
+            blocks_mined,
+            transactions_imported,
+            registry: parking_lot::Mutex::new(registry),
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock();
+        if prometheus_client::encoding::text::encode(&mut out, &registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Serves `/metrics` on `addr` until the task is dropped; returns the bound address.
+pub async fn serve(
+    metrics: Arc<Metrics>,
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let m = metrics.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    m.encode(),
+                )
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let handle = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!("metrics server stopped: {e}");
+        }
+    });
+    Ok((bound, handle))
+}

@@ -1,0 +1,452 @@
+//! JSON-RPC over HTTP and WebSocket on one port (jsonrpsee).
+//!
+//! Method names follow Substrate's legacy style; see `docs/rpc.md` for the
+//! reference. Conventions: hashes, accounts and encoded data are `0x` hex;
+//! balances are decimal strings; an omitted `at`/`hash` means the best
+//! block. Errors are JSON-RPC errors whose message says what was wrong.
+//!
+//! Unsafe (node-changing) methods are served only when the policy allows:
+//! `--rpc-methods auto` (default) allows them on a loopback listener only,
+//! `safe` never, `unsafe` always. When denied they stay listed and answer
+//! with an error explaining how to enable them.
+
+use crate::chain::{Chain, ChainEvent, ReadError};
+use crate::mempool::{Mempool, PoolError};
+use cachecash_runtime::{AccountId, Block, Hash, Header, SignedTransaction};
+use jsonrpsee::server::{RpcModule, Server, ServerConfig, ServerHandle};
+use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
+use parity_scale_codec::Encode;
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Error code: a parameter is malformed (bad hex, wrong length, undecodable).
+pub const INVALID_PARAMS: i32 = -32602;
+/// Error code: internal failure (storage).
+pub const INTERNAL: i32 = -32603;
+/// Error code: the transaction is invalid or refused by the pool.
+pub const INVALID_TRANSACTION: i32 = 1010;
+/// Error code: unknown block.
+pub const UNKNOWN_BLOCK: i32 = 1011;
+/// Error code: unsafe method denied by policy.
+pub const UNSAFE_DENIED: i32 = 1012;
+
+/// Which methods the server exposes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RpcMethods {
+    /// Unsafe methods only on loopback listeners.
+    #[default]
+    Auto,
+    /// Never unsafe methods.
+    Safe,
+    /// Always unsafe methods.
+    Unsafe,
+}
+
+impl std::str::FromStr for RpcMethods {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(RpcMethods::Auto),
+            "safe" => Ok(RpcMethods::Safe),
+            "unsafe" => Ok(RpcMethods::Unsafe),
+            other => Err(format!(
+                "unknown --rpc-methods value '{other}'; use auto, safe or unsafe"
+            )),
+        }
+    }
+}
+
+impl RpcMethods {
+    /// Whether unsafe methods are served on `addr`.
+    pub fn allows_unsafe(self, addr: &SocketAddr) -> bool {
+        match self {
+            RpcMethods::Auto => addr.ip().is_loopback(),
+            RpcMethods::Safe => false,
+            RpcMethods::Unsafe => true,
+        }
+    }
+}
+
+/// Static facts about the node served by `system_*`.
+#[derive(Clone, Debug)]
+pub struct NodeInfo {
+    /// Chain name from the chain spec.
+    pub chain_name: String,
+    /// Chain spec `properties`.
+    pub properties: Value,
+    /// Node implementation version.
+    pub version: String,
+}
+
+/// Shared state of the RPC handlers.
+#[derive(Debug)]
+pub struct RpcContext {
+    /// The chain.
+    pub chain: Arc<Chain>,
+    /// The pool.
+    pub pool: Arc<Mempool>,
+    /// Static info.
+    pub info: NodeInfo,
+    /// Whether unsafe methods are allowed.
+    pub allow_unsafe: bool,
+}
+
+fn err(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObject::owned(code, message.into(), None::<()>)
+}
+
+fn internal(e: impl std::fmt::Display) -> ErrorObjectOwned {
+    err(INTERNAL, format!("internal error: {e}"))
+}
+
+fn read_err(e: ReadError) -> ErrorObjectOwned {
+    match e {
+        ReadError::UnknownBlock(_) => err(UNKNOWN_BLOCK, e.to_string()),
+        other => internal(other),
+    }
+}
+
+/// Parameters as a positional list (an object or absent params count as empty).
+fn positional(params: &Params<'_>) -> Result<Vec<Value>, ErrorObjectOwned> {
+    if params.as_str().is_none() {
+        return Ok(Vec::new());
+    }
+    let v: Value = params.parse()?;
+    match v {
+        Value::Array(a) => Ok(a),
+        Value::Null => Ok(Vec::new()),
+        other => Ok(vec![other]),
+    }
+}
+
+fn opt_str(args: &[Value], i: usize, name: &str) -> Result<Option<String>, ErrorObjectOwned> {
+    match args.get(i) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(other) => Err(err(
+            INVALID_PARAMS,
+            format!("parameter {} ({name}) must be a string, got {other}", i + 1),
+        )),
+    }
+}
+
+fn req_str(args: &[Value], i: usize, name: &str) -> Result<String, ErrorObjectOwned> {
+    opt_str(args, i, name)?.ok_or_else(|| {
+        err(
+            INVALID_PARAMS,
+            format!("missing parameter {} ({name})", i + 1),
+        )
+    })
+}
+
+fn parse_hash(s: &str, name: &str) -> Result<Hash, ErrorObjectOwned> {
+    Hash::from_hex(s).map_err(|e| err(INVALID_PARAMS, format!("{name}: {e}")))
+}
+
+fn parse_account(s: &str) -> Result<AccountId, ErrorObjectOwned> {
+    AccountId::from_hex(s).map_err(|e| {
+        err(
+            INVALID_PARAMS,
+            format!("account: {e} (an account is a 32-byte ed25519 public key)"),
+        )
+    })
+}
+
+fn opt_hash(args: &[Value], i: usize, name: &str) -> Result<Option<Hash>, ErrorObjectOwned> {
+    opt_str(args, i, name)?
+        .map(|s| parse_hash(&s, name))
+        .transpose()
+}
+
+/// JSON of a header, with its hash.
+pub fn header_json(header: &Header) -> Value {
+    let mut v = serde_json::to_value(header).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("hash".into(), json!(header.hash()));
+    }
+    v
+}
+
+/// JSON of a transaction, with its hash and encoding.
+pub fn transaction_json(tx: &SignedTransaction) -> Value {
+    let mut v = serde_json::to_value(tx).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("hash".into(), json!(tx.hash()));
+        m.insert(
+            "encoded".into(),
+            json!(cachecash_runtime::primitives::encode_hex(&tx.encode())),
+        );
+    }
+    v
+}
+
+/// JSON of a block.
+pub fn block_json(block: &Block) -> Value {
+    json!({
+        "header": header_json(&block.header),
+        "transactions": block.transactions.iter().map(transaction_json).collect::<Vec<_>>(),
+        "encoded": cachecash_runtime::primitives::encode_hex(&block.encode()),
+    })
+}
+
+fn pool_err(e: PoolError) -> ErrorObjectOwned {
+    match e {
+        PoolError::Decode(d) => err(INVALID_PARAMS, d.to_string()),
+        PoolError::Backend(b) => internal(b),
+        other => err(INVALID_TRANSACTION, other.to_string()),
+    }
+}
+
+/// Builds the RPC module.
+pub fn module(
+    ctx: RpcContext,
+) -> Result<RpcModule<RpcContext>, jsonrpsee::core::RegisterMethodError> {
+    let mut m = RpcModule::new(ctx);
+
+    m.register_method("chain_getHeader", |p, c, _| {
+        let args = positional(&p)?;
+        let at = opt_hash(&args, 0, "hash")?;
+        match at {
+            None => Ok::<Value, ErrorObjectOwned>(header_json(&c.chain.head().header)),
+            Some(h) => match c.chain.header(&h).map_err(internal)? {
+                Some(header) => Ok(header_json(&header)),
+                None => Ok(Value::Null),
+            },
+        }
+    })?;
+
+    m.register_method("chain_getBlock", |p, c, _| {
+        let args = positional(&p)?;
+        let hash = opt_hash(&args, 0, "hash")?.unwrap_or_else(|| c.chain.head().hash);
+        match c.chain.block(&hash).map_err(internal)? {
+            Some(b) => Ok::<Value, ErrorObjectOwned>(block_json(&b)),
+            None => Ok(Value::Null),
+        }
+    })?;
+
+    m.register_method("chain_getBlockHash", |p, c, _| {
+        let args = positional(&p)?;
+        let number = match args.first() {
+            None | Some(Value::Null) => {
+                return Ok::<Value, ErrorObjectOwned>(json!(c.chain.head().hash));
+            }
+            Some(Value::Number(n)) => n.as_u64().ok_or_else(|| {
+                err(
+                    INVALID_PARAMS,
+                    format!("block number {n} must be a non-negative integer"),
+                )
+            })?,
+            Some(Value::String(s)) => {
+                let parsed = match s.strip_prefix("0x") {
+                    Some(h) => u64::from_str_radix(h, 16),
+                    None => s.parse(),
+                };
+                parsed.map_err(|e| err(INVALID_PARAMS, format!("block number '{s}': {e}")))?
+            }
+            Some(other) => {
+                return Err(err(
+                    INVALID_PARAMS,
+                    format!("block number must be an integer, got {other}"),
+                ));
+            }
+        };
+        Ok(json!(c.chain.canonical_hash(number).map_err(internal)?))
+    })?;
+
+    m.register_subscription(
+        "chain_subscribeNewHeads",
+        "chain_newHead",
+        "chain_unsubscribeNewHeads",
+        |_p, pending, c, _| async move {
+            let mut events = c.chain.subscribe();
+            let sink = pending.accept().await?;
+            // Start with the current head, as Substrate does.
+            let first = serde_json::value::to_raw_value(&header_json(&c.chain.head().header))?;
+            sink.send(first).await?;
+            loop {
+                tokio::select! {
+                    _ = sink.closed() => break,
+                    ev = events.recv() => match ev {
+                        Ok(ChainEvent::NewHead { header, .. }) => {
+                            let msg = serde_json::value::to_raw_value(&header_json(&header))?;
+                            sink.send(msg).await?;
+                        }
+                        Ok(ChainEvent::Reverted { .. }) => {
+                            let msg = serde_json::value::to_raw_value(&header_json(&c.chain.head().header))?;
+                            sink.send(msg).await?;
+                        }
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            }
+            jsonrpsee::core::SubscriptionResult::Ok(())
+        },
+    )?;
+
+    m.register_method("state_getBalance", |p, c, _| {
+        let args = positional(&p)?;
+        let account = parse_account(&req_str(&args, 0, "account")?)?;
+        let at = opt_hash(&args, 1, "at")?;
+        let (a, _, _) = c.chain.account(&account, at).map_err(read_err)?;
+        Ok::<Value, ErrorObjectOwned>(json!(a.balance.to_string()))
+    })?;
+
+    m.register_method("state_getAccount", |p, c, _| {
+        let args = positional(&p)?;
+        let account = parse_account(&req_str(&args, 0, "account")?)?;
+        let at = opt_hash(&args, 1, "at")?;
+        let (a, _, _) = c.chain.account(&account, at).map_err(read_err)?;
+        Ok::<Value, ErrorObjectOwned>(json!({"balance": a.balance.to_string(), "nonce": a.nonce}))
+    })?;
+
+    m.register_method("state_getProof", |p, c, _| {
+        let args = positional(&p)?;
+        let account = parse_account(&req_str(&args, 0, "account")?)?;
+        let at = opt_hash(&args, 1, "at")?;
+        let (a, proof, hash, header) = c.chain.account_proof(&account, at).map_err(read_err)?;
+        Ok::<Value, ErrorObjectOwned>(json!({
+            "blockHash": hash,
+            "blockNumber": header.number,
+            "stateRoot": header.state_root,
+            "account": a.map(|a| json!({"balance": a.balance.to_string(), "nonce": a.nonce})),
+            "encodedAccount": a.map(|a| cachecash_runtime::primitives::encode_hex(&a.encode())),
+            "keyHash": Hash(cachecash_runtime::commitment::account_key(&account).0),
+            "proof": proof,
+        }))
+    })?;
+
+    m.register_method("chain_getTransaction", |p, c, _| {
+        let args = positional(&p)?;
+        let hash = parse_hash(&req_str(&args, 0, "hash")?, "hash")?;
+        let Some(loc) = c.chain.store().tx_location(&hash).map_err(internal)? else {
+            return Ok::<Value, ErrorObjectOwned>(Value::Null);
+        };
+        let block = c.chain.block(&loc.block).map_err(internal)?;
+        let tx = block.as_ref().and_then(|b| {
+            b.transactions
+                .get(usize::try_from(loc.index).unwrap_or(usize::MAX))
+        });
+        Ok(json!({
+            "blockHash": loc.block,
+            "blockNumber": block.as_ref().map(|b| b.header.number),
+            "index": loc.index,
+            "transaction": tx.map(transaction_json),
+        }))
+    })?;
+
+    m.register_method("state_getConsensusParams", |_p, c, _| {
+        let p = c.chain.params();
+        Ok::<Value, ErrorObjectOwned>(json!({
+            "targetBlockTimeMs": p.target_block_time_ms,
+            "initialTarget": p.initial_target,
+            "powLimit": p.pow_limit,
+            "retargetWindow": p.retarget_window,
+            "blockReward": p.block_reward.to_string(),
+            "minimumFee": p.minimum_fee.to_string(),
+            "maxFutureDriftMs": p.max_future_drift_ms,
+            "maxBlockTransactions": p.max_block_transactions,
+            "maxBlockBytes": p.max_block_bytes,
+        }))
+    })?;
+
+    m.register_method("author_submitTransaction", |p, c, _| {
+        let args = positional(&p)?;
+        let hex = req_str(&args, 0, "transaction")?;
+        let bytes = cachecash_runtime::primitives::decode_hex(&hex)
+            .map_err(|e| err(INVALID_PARAMS, format!("transaction: {e}")))?;
+        let hash = c.pool.submit_encoded(&bytes).map_err(pool_err)?;
+        Ok::<Value, ErrorObjectOwned>(json!(hash))
+    })?;
+
+    m.register_method("author_pendingTransactions", |_p, c, _| {
+        Ok::<Value, ErrorObjectOwned>(json!(
+            c.pool
+                .pending()
+                .iter()
+                .map(|(_, t)| transaction_json(t))
+                .collect::<Vec<_>>()
+        ))
+    })?;
+
+    m.register_method("author_removeTransaction", |p, c, _| {
+        if !c.allow_unsafe {
+            return Err(err(
+                UNSAFE_DENIED,
+                "author_removeTransaction is an unsafe method; it is served only on a localhost RPC listener unless the node runs with --rpc-methods unsafe",
+            ));
+        }
+        let args = positional(&p)?;
+        let hash = parse_hash(&req_str(&args, 0, "hash")?, "hash")?;
+        Ok::<Value, ErrorObjectOwned>(json!(c.pool.remove(&hash)))
+    })?;
+
+    m.register_method("system_health", |_p, _c, _| {
+        Ok::<Value, ErrorObjectOwned>(
+            json!({"peers": 0, "isSyncing": false, "shouldHavePeers": false}),
+        )
+    })?;
+    m.register_method("system_version", |_p, c, _| {
+        Ok::<Value, ErrorObjectOwned>(json!(c.info.version))
+    })?;
+    m.register_method("system_name", |_p, _c, _| {
+        Ok::<Value, ErrorObjectOwned>(json!("cachecash"))
+    })?;
+    m.register_method("system_chain", |_p, c, _| {
+        Ok::<Value, ErrorObjectOwned>(json!(c.info.chain_name))
+    })?;
+    m.register_method("system_properties", |_p, c, _| {
+        Ok::<Value, ErrorObjectOwned>(c.info.properties.clone())
+    })?;
+
+    let mut names: Vec<&'static str> = m.method_names().collect();
+    names.push("rpc_methods");
+    names.sort_unstable();
+    m.register_method("rpc_methods", move |_p, _c, _| {
+        Ok::<Value, ErrorObjectOwned>(json!({"methods": names}))
+    })?;
+    Ok(m)
+}
+
+/// RPC server limits.
+#[derive(Clone, Copy, Debug)]
+pub struct RpcLimits {
+    /// Concurrent connections.
+    pub max_connections: u32,
+    /// Largest request body.
+    pub max_request_bytes: u32,
+    /// Largest response body.
+    pub max_response_bytes: u32,
+    /// Subscriptions per connection.
+    pub max_subscriptions_per_connection: u32,
+}
+
+impl Default for RpcLimits {
+    fn default() -> Self {
+        RpcLimits {
+            max_connections: 100,
+            max_request_bytes: 1024 * 1024,
+            max_response_bytes: 16 * 1024 * 1024,
+            max_subscriptions_per_connection: 64,
+        }
+    }
+}
+
+/// Starts the server on `addr`; returns the bound address and the handle.
+pub async fn start(
+    addr: SocketAddr,
+    ctx: RpcContext,
+    limits: RpcLimits,
+) -> std::io::Result<(SocketAddr, ServerHandle)> {
+    let module = module(ctx).map_err(std::io::Error::other)?;
+    let config = ServerConfig::builder()
+        .max_connections(limits.max_connections)
+        .max_request_body_size(limits.max_request_bytes)
+        .max_response_body_size(limits.max_response_bytes)
+        .max_subscriptions_per_connection(limits.max_subscriptions_per_connection)
+        .build();
+    let server = Server::builder().set_config(config).build(addr).await?;
+    let bound = server.local_addr()?;
+    Ok((bound, server.start(module)))
+}

@@ -1,0 +1,297 @@
+//! The node service: wires storage, chain, mempool, miner, RPC, metrics and
+//! hosted modules, and stops them in reverse order.
+//!
+//! Modules ([`NodeModule`]) are the seam for the CDN services (publisher,
+//! cache, client) and the network: each receives a [`ModuleContext`] with
+//! the chain and the pool — the narrow ledger interface — and runs until
+//! the node stops.
+
+use crate::chain::Chain;
+use crate::mempool::{Mempool, PoolLimits};
+use crate::metrics::{self, Metrics};
+use crate::miner::Miner;
+use crate::rpc::{self, NodeInfo, RpcContext, RpcLimits, RpcMethods};
+use crate::storage::{MemoryStore, RocksStore, Store, StoreError};
+use cachecash_chain_spec::ChainSpec;
+use cachecash_runtime::AccountId;
+use cachecash_runtime::genesis::GenesisError;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Where blocks and state live.
+#[derive(Clone, Debug)]
+pub enum Storage {
+    /// RocksDB under the base path.
+    Rocks,
+    /// Memory only (tests).
+    Memory,
+}
+
+/// Everything needed to start a node.
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    /// The chain.
+    pub spec: ChainSpec,
+    /// Base directory; the database is at `<base>/chains/<id>/db`.
+    pub base_path: PathBuf,
+    /// Storage backend.
+    pub storage: Storage,
+    /// RPC listen address; `None` disables RPC.
+    pub rpc_addr: Option<SocketAddr>,
+    /// Unsafe-method policy.
+    pub rpc_methods: RpcMethods,
+    /// RPC limits.
+    pub rpc_limits: RpcLimits,
+    /// Prometheus listen address; `None` disables metrics serving.
+    pub prometheus_addr: Option<SocketAddr>,
+    /// Mine, paying rewards to this account.
+    pub mine: Option<AccountId>,
+    /// Mempool limits.
+    pub pool_limits: PoolLimits,
+}
+
+/// Why the node did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Chain spec's genesis is invalid.
+    #[error("the chain spec's genesis is invalid: {0}")]
+    Genesis(String),
+    /// Storage failed to open.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A listener could not bind.
+    #[error(
+        "could not listen for {what} on {addr}: {source}; pick another port or stop the process using it"
+    )]
+    Bind {
+        /// RPC or metrics.
+        what: &'static str,
+        /// Address.
+        addr: SocketAddr,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The miner thread could not start.
+    #[error("could not start the miner thread: {0}")]
+    Miner(std::io::Error),
+    /// A module failed to start.
+    #[error("module {name} failed to start: {message}")]
+    Module {
+        /// Module name.
+        name: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+impl From<GenesisError> for NodeError {
+    fn from(e: GenesisError) -> Self {
+        NodeError::Genesis(e.to_string())
+    }
+}
+
+/// What a hosted module gets from the node.
+#[derive(Debug, Clone)]
+pub struct ModuleContext {
+    /// The ledger.
+    pub chain: Arc<Chain>,
+    /// The transaction pool.
+    pub pool: Arc<Mempool>,
+}
+
+/// A service hosted by the node (network, CDN roles).
+pub trait NodeModule: Send + std::fmt::Debug {
+    /// Name for logs.
+    fn name(&self) -> &'static str;
+    /// Starts the module's tasks.
+    fn start(&mut self, ctx: &ModuleContext) -> Result<(), String>;
+    /// Stops them.
+    fn stop(&mut self);
+}
+
+/// Database directory for `spec` under `base`.
+pub fn database_path(base: &Path, spec: &ChainSpec) -> PathBuf {
+    base.join("chains").join(&spec.id).join("db")
+}
+
+/// Opens the store for `spec` under `base`.
+pub fn open_store(
+    base: &Path,
+    spec: &ChainSpec,
+    storage: &Storage,
+) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(match storage {
+        Storage::Memory => Arc::new(MemoryStore::new()),
+        Storage::Rocks => {
+            let path = database_path(base, spec);
+            std::fs::create_dir_all(&path).map_err(|e| StoreError::Backend {
+                path: path.display().to_string(),
+                message: format!("cannot create the database directory: {e}"),
+            })?;
+            Arc::new(RocksStore::open(&path)?)
+        }
+    })
+}
+
+/// Opens the chain (storage + genesis) without starting services; used by
+/// maintenance commands (revert, export, import).
+pub fn open_chain(
+    base: &Path,
+    spec: &ChainSpec,
+    storage: &Storage,
+    metrics: Arc<Metrics>,
+) -> Result<Arc<Chain>, NodeError> {
+    let genesis = spec
+        .build_genesis()
+        .map_err(|e| NodeError::Genesis(e.to_string()))?;
+    let store = open_store(base, spec, storage)?;
+    Ok(Arc::new(Chain::open(
+        store,
+        spec.consensus_params(),
+        &genesis,
+        metrics,
+    )?))
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct Node {
+    chain: Arc<Chain>,
+    pool: Arc<Mempool>,
+    rpc: Option<(SocketAddr, jsonrpsee::server::ServerHandle)>,
+    prometheus: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
+    miner: Option<Miner>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    modules: Vec<Box<dyn NodeModule>>,
+}
+
+impl Node {
+    /// Starts every service. Must run inside a tokio runtime.
+    pub async fn start(
+        config: NodeConfig,
+        modules: Vec<Box<dyn NodeModule>>,
+    ) -> Result<Node, NodeError> {
+        let metrics = Arc::new(Metrics::new());
+        let chain = open_chain(
+            &config.base_path,
+            &config.spec,
+            &config.storage,
+            metrics.clone(),
+        )?;
+        let pool = Arc::new(Mempool::new(chain.clone(), config.pool_limits));
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(crate::mempool::maintain(
+            pool.clone(),
+            chain.subscribe(),
+        )));
+
+        let rpc = match config.rpc_addr {
+            None => None,
+            Some(addr) => {
+                let ctx = RpcContext {
+                    chain: chain.clone(),
+                    pool: pool.clone(),
+                    info: NodeInfo {
+                        chain_name: config.spec.name.clone(),
+                        properties: config.spec.properties_json(),
+                        version: env!("CARGO_PKG_VERSION").to_string(),
+                    },
+                    allow_unsafe: config.rpc_methods.allows_unsafe(&addr),
+                };
+                let (bound, handle) =
+                    rpc::start(addr, ctx, config.rpc_limits)
+                        .await
+                        .map_err(|source| NodeError::Bind {
+                            what: "JSON-RPC",
+                            addr,
+                            source,
+                        })?;
+                Some((bound, handle))
+            }
+        };
+        let prometheus =
+            match config.prometheus_addr {
+                None => None,
+                Some(addr) => Some(metrics::serve(metrics.clone(), addr).await.map_err(
+                    |source| NodeError::Bind {
+                        what: "Prometheus metrics",
+                        addr,
+                        source,
+                    },
+                )?),
+            };
+        let ctx = ModuleContext {
+            chain: chain.clone(),
+            pool: pool.clone(),
+        };
+        let mut started: Vec<Box<dyn NodeModule>> = Vec::new();
+        for mut m in modules {
+            if let Err(message) = m.start(&ctx) {
+                for s in started.iter_mut().rev() {
+                    s.stop();
+                }
+                return Err(NodeError::Module {
+                    name: m.name(),
+                    message,
+                });
+            }
+            started.push(m);
+        }
+        let miner = match config.mine {
+            None => None,
+            Some(account) => {
+                Some(Miner::start(chain.clone(), pool.clone(), account).map_err(NodeError::Miner)?)
+            }
+        };
+        Ok(Node {
+            chain,
+            pool,
+            rpc,
+            prometheus,
+            miner,
+            tasks,
+            modules: started,
+        })
+    }
+
+    /// The chain.
+    pub fn chain(&self) -> &Arc<Chain> {
+        &self.chain
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &Arc<Mempool> {
+        &self.pool
+    }
+
+    /// The bound RPC address.
+    pub fn rpc_addr(&self) -> Option<SocketAddr> {
+        self.rpc.as_ref().map(|(a, _)| *a)
+    }
+
+    /// The bound metrics address.
+    pub fn prometheus_addr(&self) -> Option<SocketAddr> {
+        self.prometheus.as_ref().map(|(a, _)| *a)
+    }
+
+    /// Stops every service, miner first, and waits for the RPC server.
+    pub async fn stop(mut self) {
+        if let Some(mut m) = self.miner.take() {
+            tokio::task::block_in_place(|| m.stop());
+        }
+        for m in self.modules.iter_mut().rev() {
+            m.stop();
+        }
+        if let Some((_, handle)) = self.rpc.take() {
+            let _ = handle.stop();
+            handle.stopped().await;
+        }
+        if let Some((_, h)) = self.prometheus.take() {
+            h.abort();
+        }
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! The in-memory backend, for tests and ephemeral dev nodes.
+//!
+//! It has exactly the semantics of [`super::RocksStore`]: the same head
+//! checks, the same errors, the same records removed on revert. Every
+//! write runs under one write lock, so each commit or revert is atomic with
+//! respect to readers. Nothing survives the process.
+
+use super::rocks::{check_extends, check_update_version};
+use super::{Head, Store, StoreError, StoreResult, StoredHeader, TxLocation};
+use cachecash_runtime::commitment::MemoryTree;
+use cachecash_runtime::genesis::Genesis;
+use cachecash_runtime::verify::ExecutedBlock;
+use cachecash_runtime::{BlockNumber, Hash, SignedTransaction};
+use jmt::storage::{Node, NodeKey, TreeReader};
+use jmt::{KeyHash, OwnedValue, Version};
+use parking_lot::RwLock;
+use std::collections::{BTreeMap, HashMap};
+
+/// The path reported in errors.
+const PATH: &str = "memory";
+
+#[derive(Debug, Default)]
+struct Inner {
+    genesis: Option<Hash>,
+    head: Option<Head>,
+    headers: HashMap<Hash, StoredHeader>,
+    bodies: HashMap<Hash, Vec<SignedTransaction>>,
+    canonical: BTreeMap<BlockNumber, Hash>,
+    tx_index: HashMap<Hash, TxLocation>,
+    tree: MemoryTree,
+}
+
+impl Inner {
+    /// Stores a block (genesis or not) and moves the head to it.
+    fn insert_block(
+        &mut self,
+        header: StoredHeader,
+        hash: Hash,
+        transactions: Vec<SignedTransaction>,
+        tx_hashes: &[Hash],
+        update: &jmt::storage::TreeUpdateBatch,
+    ) -> StoreResult<Head> {
+        let number = header.header.number;
+        let locations = tx_hashes
+            .iter()
+            .enumerate()
+            .map(|(index, tx)| {
+                let index = u32::try_from(index).map_err(|_| StoreError::Corrupt {
+                    what: "transaction index".into(),
+                    message: format!("index {index} does not fit in 32 bits"),
+                })?;
+                Ok((*tx, TxLocation { block: hash, index }))
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        // Nothing above can fail past this point, so the update is all or
+        // nothing under the write lock.
+        self.tx_index.extend(locations);
+        self.headers.insert(hash, header);
+        self.bodies.insert(hash, transactions);
+        self.canonical.insert(number, hash);
+        self.tree.apply(update);
+        let head = Head { hash, number };
+        self.head = Some(head);
+        Ok(head)
+    }
+}
+
+/// Block and state storage in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: RwLock<Inner>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn tree_error(e: anyhow::Error) -> StoreError {
+    StoreError::Backend {
+        path: PATH.into(),
+        message: format!("{e:#}"),
+    }
+}
+
+impl Store for MemoryStore {
+    fn initialize(&self, genesis: &Genesis) -> StoreResult<Head> {
+        let mut inner = self.inner.write();
+        if let Some(found) = inner.genesis {
+            if found != genesis.hash {
+                return Err(StoreError::GenesisMismatch {
+                    path: PATH.into(),
+                    found,
+                    expected: genesis.hash,
+                });
+            }
+            return inner.head.ok_or_else(|| StoreError::Corrupt {
+                what: "meta head".into(),
+                message: "missing although genesis is recorded".into(),
+            });
+        }
+        check_update_version(PATH, 0, &genesis.update.batch)?;
+        let header = StoredHeader {
+            header: genesis.block.header.clone(),
+            total_work: genesis.block.header.target.work().to_big_endian(),
+        };
+        let tx_hashes: Vec<Hash> = genesis
+            .block
+            .transactions
+            .iter()
+            .map(|t| t.hash())
+            .collect();
+        let head = inner.insert_block(
+            header,
+            genesis.hash,
+            genesis.block.transactions.clone(),
+            &tx_hashes,
+            &genesis.update.batch,
+        )?;
+        inner.genesis = Some(genesis.hash);
+        Ok(head)
+    }
+
+    fn head(&self) -> StoreResult<Option<Head>> {
+        Ok(self.inner.read().head)
+    }
+
+    fn header(&self, hash: &Hash) -> StoreResult<Option<StoredHeader>> {
+        Ok(self.inner.read().headers.get(hash).cloned())
+    }
+
+    fn body(&self, hash: &Hash) -> StoreResult<Option<Vec<SignedTransaction>>> {
+        Ok(self.inner.read().bodies.get(hash).cloned())
+    }
+
+    fn canonical_hash(&self, number: BlockNumber) -> StoreResult<Option<Hash>> {
+        Ok(self.inner.read().canonical.get(&number).copied())
+    }
+
+    fn tx_location(&self, tx: &Hash) -> StoreResult<Option<TxLocation>> {
+        Ok(self.inner.read().tx_index.get(tx).copied())
+    }
+
+    fn tree_node(&self, key: &NodeKey) -> StoreResult<Option<Node>> {
+        self.inner
+            .read()
+            .tree
+            .get_node_option(key)
+            .map_err(tree_error)
+    }
+
+    fn tree_value(&self, max_version: Version, key: KeyHash) -> StoreResult<Option<OwnedValue>> {
+        self.inner
+            .read()
+            .tree
+            .get_value_option(max_version, key)
+            .map_err(tree_error)
+    }
+
+    fn commit_block(&self, block: &ExecutedBlock, total_work: [u8; 32]) -> StoreResult<Head> {
+        let mut inner = self.inner.write();
+        let head = inner.head.ok_or(StoreError::Uninitialized)?;
+        let new_head = check_extends(&head, block)?;
+        check_update_version(PATH, new_head.number, &block.update.batch)?;
+        let header = StoredHeader {
+            header: block.block.header.clone(),
+            total_work,
+        };
+        inner.insert_block(
+            header,
+            block.hash,
+            block.block.transactions.clone(),
+            &block.tx_hashes,
+            &block.update.batch,
+        )
+    }
+
+    fn revert_head(&self) -> StoreResult<Head> {
+        let mut inner = self.inner.write();
+        let head = inner.head.ok_or(StoreError::Uninitialized)?;
+        let Some(parent_number) = head.number.checked_sub(1) else {
+            return Err(StoreError::RevertGenesis);
+        };
+        let parent_hash = inner
+            .headers
+            .get(&head.hash)
+            .map(|h| h.header.parent_hash)
+            .ok_or_else(|| StoreError::Corrupt {
+                what: format!("header {} of the head", head.hash),
+                message: "record is missing".into(),
+            })?;
+        match inner.canonical.get(&parent_number) {
+            Some(h) if *h == parent_hash => {}
+            other => {
+                return Err(StoreError::Corrupt {
+                    what: format!("canonical {parent_number}"),
+                    message: format!("holds {other:?}, but the head's parent is {parent_hash}"),
+                });
+            }
+        }
+        if !inner.bodies.contains_key(&head.hash) {
+            return Err(StoreError::Corrupt {
+                what: format!("body {} of the head", head.hash),
+                message: "record is missing".into(),
+            });
+        }
+        // Nothing can fail past this point.
+        inner.headers.remove(&head.hash);
+        let body = inner.bodies.remove(&head.hash).unwrap_or_default();
+        for tx in &body {
+            let tx_hash = tx.hash();
+            // Only remove entries that point at this block.
+            if inner
+                .tx_index
+                .get(&tx_hash)
+                .is_some_and(|loc| loc.block == head.hash)
+            {
+                inner.tx_index.remove(&tx_hash);
+            }
+        }
+        inner.canonical.remove(&head.number);
+        inner.tree.revert_to(parent_number);
+        let parent = Head {
+            hash: parent_hash,
+            number: parent_number,
+        };
+        inner.head = Some(parent);
+        Ok(parent)
+    }
+}

@@ -1,0 +1,206 @@
+//! Block and state storage behind one small trait, with a RocksDB backend
+//! for nodes and an in-memory backend for tests.
+//!
+//! # What is stored
+//!
+//! | table (RocksDB column family) | key | value |
+//! |---|---|---|
+//! | `headers` | block hash | SCALE [`StoredHeader`] (header + cumulative work) |
+//! | `bodies` | block hash | SCALE `Vec<SignedTransaction>` |
+//! | `canonical` | number (u64 BE) | block hash |
+//! | `tx_index` | transaction hash | SCALE [`TxLocation`] |
+//! | `state_nodes` | version (u64 BE) ‖ borsh(NodeKey) | borsh(Node) |
+//! | `state_values` | key hash ‖ version (u64 BE) | SCALE `Option<Vec<u8>>` |
+//! | `undo` | number (u64 BE) | SCALE `Vec<[u8; 32]>`: key hashes written at that version |
+//! | `meta` | `format_version`, `genesis`, `head` | u32 LE, hash, SCALE [`Head`] |
+//!
+//! # Correctness
+//!
+//! - Every block is committed by [`Store::commit_block`] in **one atomic
+//!   write** (one RocksDB `WriteBatch`, synced to the WAL) that includes the
+//!   new head pointer. A crash at any instant (kill -9, power loss) leaves
+//!   the database at the previous head or at the new one, never between.
+//!   A block is acknowledged only after its commit returned.
+//! - [`Store::revert_head`] removes the head block, its state version, its
+//!   canonical and transaction-index entries, and moves the head to the
+//!   parent, again in one atomic write. Reverting N blocks is N such steps,
+//!   so a crash mid-revert leaves a consistent, shorter chain.
+//! - The state tree is versioned by block number; versions above the head
+//!   never exist on disk after a commit or revert returns.
+//! - The format version is written when the database is created and checked
+//!   at every open.
+
+pub mod memory;
+pub mod rocks;
+
+use cachecash_runtime::genesis::Genesis;
+use cachecash_runtime::verify::ExecutedBlock;
+use cachecash_runtime::{BlockNumber, Hash, Header, SignedTransaction};
+use jmt::storage::{Node, NodeKey};
+use jmt::{KeyHash, OwnedValue, Version};
+use parity_scale_codec::{Decode, Encode};
+
+pub use memory::MemoryStore;
+pub use rocks::RocksStore;
+
+/// On-disk format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The canonical head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct Head {
+    /// Head block hash.
+    pub hash: Hash,
+    /// Head block number.
+    pub number: BlockNumber,
+}
+
+/// A header with the cumulative proof of work of its chain (big-endian U256).
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct StoredHeader {
+    /// The header.
+    pub header: Header,
+    /// Sum of the work of every block from genesis to this one, inclusive.
+    pub total_work: [u8; 32],
+}
+
+/// Where a transaction was included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub struct TxLocation {
+    /// The including block.
+    pub block: Hash,
+    /// Index in the block body.
+    pub index: u32,
+}
+
+/// Storage failures. Messages say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database engine failed.
+    #[error("database error at {path}: {message}")]
+    Backend {
+        /// Database path (or "memory").
+        path: String,
+        /// Engine message.
+        message: String,
+    },
+    /// A record does not decode.
+    #[error(
+        "database record {what} is corrupt: {message}; the database must be rebuilt (`cachecash purge-chain`, then resync or `import-blocks`)"
+    )]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// Decoder message.
+        message: String,
+    },
+    /// Wrong format version.
+    #[error(
+        "database at {path} has format version {found}, but this build of cachecash reads version {expected}; run a matching release, or purge it with `cachecash purge-chain` and resync"
+    )]
+    FormatVersion {
+        /// Path.
+        path: String,
+        /// On disk.
+        found: u32,
+        /// This build's.
+        expected: u32,
+    },
+    /// Database of another chain.
+    #[error(
+        "database at {path} belongs to the chain with genesis {found}, but the chain spec has genesis {expected}; use another --base-path, or `cachecash purge-chain` to delete it"
+    )]
+    GenesisMismatch {
+        /// Path.
+        path: String,
+        /// On disk.
+        found: Hash,
+        /// Chain spec's.
+        expected: Hash,
+    },
+    /// Commit that does not extend the head.
+    #[error("block {number} ({hash}) does not extend the head {head_number} ({head_hash})")]
+    NotOnHead {
+        /// Block hash.
+        hash: Hash,
+        /// Block number.
+        number: BlockNumber,
+        /// Head hash.
+        head_hash: Hash,
+        /// Head number.
+        head_number: BlockNumber,
+    },
+    /// Revert below genesis.
+    #[error("cannot revert the genesis block")]
+    RevertGenesis,
+    /// Not initialized.
+    #[error("database is not initialized with a genesis block")]
+    Uninitialized,
+}
+
+/// Result alias.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Storage of blocks, the canonical chain and the versioned state tree.
+/// Implementations are internally synchronized: reads may run concurrently
+/// with one writer.
+pub trait Store: Send + Sync + std::fmt::Debug + 'static {
+    /// Writes genesis into an empty store, or checks that a non-empty store
+    /// holds the same genesis and a supported format. Returns the head.
+    fn initialize(&self, genesis: &Genesis) -> StoreResult<Head>;
+
+    /// The canonical head, if initialized.
+    fn head(&self) -> StoreResult<Option<Head>>;
+
+    /// A header with its cumulative work.
+    fn header(&self, hash: &Hash) -> StoreResult<Option<StoredHeader>>;
+
+    /// A block body.
+    fn body(&self, hash: &Hash) -> StoreResult<Option<Vec<SignedTransaction>>>;
+
+    /// The canonical block hash at `number`.
+    fn canonical_hash(&self, number: BlockNumber) -> StoreResult<Option<Hash>>;
+
+    /// Where a canonical transaction was included.
+    fn tx_location(&self, tx: &Hash) -> StoreResult<Option<TxLocation>>;
+
+    /// A state-tree node.
+    fn tree_node(&self, key: &NodeKey) -> StoreResult<Option<Node>>;
+
+    /// The newest value of `key` at a version ≤ `max_version`.
+    fn tree_value(&self, max_version: Version, key: KeyHash) -> StoreResult<Option<OwnedValue>>;
+
+    /// Appends an executed block on the head, atomically (see module docs).
+    /// `total_work` is the block's cumulative work.
+    fn commit_block(&self, block: &ExecutedBlock, total_work: [u8; 32]) -> StoreResult<Head>;
+
+    /// Removes the head block atomically and returns the new head.
+    fn revert_head(&self) -> StoreResult<Head>;
+}
+
+/// Adapts a [`Store`] to the state tree's reader trait.
+#[derive(Debug, Clone, Copy)]
+pub struct TreeView<'a>(pub &'a dyn Store);
+
+impl jmt::storage::TreeReader for TreeView<'_> {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        Ok(self.0.tree_node(node_key)?)
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        Ok(self.0.tree_value(max_version, key_hash)?)
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, jmt::storage::LeafNode)>> {
+        // Only used when restoring a tree from a snapshot, which this node
+        // never does.
+        anyhow::bail!("state snapshot restore is not supported")
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,414 @@
+//! The state commitment: a Jellyfish Merkle Tree (the maintained `jmt`
+//! crate) over every account, with SHA-256.
+//!
+//! # Layout
+//!
+//! - key hash   = SHA-256(account id, 32 bytes)
+//! - value      = SCALE(Account) = nonce (u64 LE) ‖ balance (u128 LE), 24 bytes
+//! - value hash = SHA-256(value)
+//! - leaf hash  = SHA-256("JMT::LeafNode" ‖ key hash ‖ value hash)
+//! - node hash  = SHA-256("JMT::IntrnalNode" ‖ left ‖ right)
+//! - empty      = the 32 ASCII bytes "SPARSE_MERKLE_PLACEHOLDER_HASH__"
+//!
+//! The tree is versioned by block number: the state after block `n` is
+//! version `n`, genesis is version 0. Updating it touches only the paths of
+//! the changed accounts, O(changed × log N) hashes and node writes; the
+//! sparse tree's depth is log₁₆ N on average (a 16-ary trie with compressed
+//! single-leaf subtrees), so the cost stays flat as N grows.
+//!
+//! Versions are linear: the tree holds the canonical chain only. A reorg
+//! reverts versions above the common ancestor before applying the new
+//! branch (the node deletes nodes and values of the reverted versions).
+//!
+//! # Proofs
+//!
+//! [`AccountProof`] is the path from the account's position to the root.
+//! `docs/rpc.md` specifies how a light client checks one against a
+//! header's `stateRoot`; [`verify_proof`] implements exactly that text.
+
+use crate::primitives::{AccountId, Hash};
+use crate::state::{Account, StateError, StateReader};
+use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
+use jmt::{KeyHash, OwnedValue, Version};
+use parity_scale_codec::{Decode, Encode};
+use sha2::Digest;
+use std::collections::BTreeMap;
+
+/// Domain separator of leaf hashes (fixed by the tree format).
+pub const LEAF_DOMAIN: &[u8] = b"JMT::LeafNode";
+/// Domain separator of internal-node hashes (fixed by the tree format).
+pub const INTERNAL_DOMAIN: &[u8] = b"JMT::IntrnalNode";
+/// Hash of an empty subtree.
+pub const EMPTY_SUBTREE: [u8; 32] = *b"SPARSE_MERKLE_PLACEHOLDER_HASH__";
+
+/// SHA-256 as the tree's hasher.
+#[derive(Clone, Debug, Default)]
+pub struct StateHasher(sha2::Sha256);
+
+impl jmt::SimpleHasher for StateHasher {
+    fn new() -> Self {
+        StateHasher(sha2::Sha256::new())
+    }
+    fn update(&mut self, data: &[u8]) {
+        Digest::update(&mut self.0, data);
+    }
+    fn finalize(self) -> [u8; 32] {
+        self.0.finalize().into()
+    }
+}
+
+type Tree<'a, R> = jmt::JellyfishMerkleTree<'a, R, StateHasher>;
+
+/// The tree key of an account.
+pub fn account_key(id: &AccountId) -> KeyHash {
+    KeyHash(Hash::of(id.as_bytes()).0)
+}
+
+/// The tree value of an account.
+pub fn account_value(account: &Account) -> Vec<u8> {
+    account.encode()
+}
+
+/// The tree failed: a missing node or a backend error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("state tree: {0}")]
+pub struct CommitmentError(pub String);
+
+impl From<anyhow::Error> for CommitmentError {
+    fn from(e: anyhow::Error) -> Self {
+        CommitmentError(format!("{e:#}"))
+    }
+}
+
+impl From<CommitmentError> for StateError {
+    fn from(e: CommitmentError) -> Self {
+        StateError(e.0)
+    }
+}
+
+/// A new root and everything to write to reach it.
+#[derive(Debug, Clone)]
+pub struct StateUpdate {
+    /// The root after the update.
+    pub root: Hash,
+    /// The version written.
+    pub version: Version,
+    /// Nodes and values to persist.
+    pub batch: TreeUpdateBatch,
+}
+
+/// Applies `changes` on top of version `version - 1` (or an empty tree for
+/// version 0) and returns the new root and the writes. `changes` must not be
+/// empty.
+pub fn compute_update<R: TreeReader>(
+    reader: &R,
+    changes: &BTreeMap<AccountId, Account>,
+    version: Version,
+) -> Result<StateUpdate, CommitmentError> {
+    if changes.is_empty() {
+        return Err(CommitmentError(
+            "a state version must change at least one account".into(),
+        ));
+    }
+    let set: Vec<(KeyHash, Option<OwnedValue>)> = changes
+        .iter()
+        .map(|(id, a)| (account_key(id), Some(account_value(a))))
+        .collect();
+    let (root, batch) = Tree::new(reader).put_value_set(set, version)?;
+    Ok(StateUpdate {
+        root: Hash(root.0),
+        version,
+        batch,
+    })
+}
+
+/// Reads an account at `version` directly from the versioned values.
+pub fn read_account<R: TreeReader>(
+    reader: &R,
+    id: &AccountId,
+    version: Version,
+) -> Result<Option<Account>, CommitmentError> {
+    match reader.get_value_option(version, account_key(id))? {
+        None => Ok(None),
+        Some(bytes) => Account::decode(&mut &bytes[..])
+            .map(Some)
+            .map_err(|e| CommitmentError(format!("stored account {id} is corrupt: {e}"))),
+    }
+}
+
+/// The root of version `version`.
+pub fn root_at<R: TreeReader>(reader: &R, version: Version) -> Result<Hash, CommitmentError> {
+    Ok(Hash(Tree::new(reader).get_root_hash(version)?.0))
+}
+
+/// A [`StateReader`] over a tree at one version.
+#[derive(Debug)]
+pub struct TreeState<'a, R> {
+    reader: &'a R,
+    version: Version,
+}
+
+impl<'a, R: TreeReader> TreeState<'a, R> {
+    /// State at `version` of the tree behind `reader`.
+    pub fn new(reader: &'a R, version: Version) -> Self {
+        TreeState { reader, version }
+    }
+}
+
+impl<R: TreeReader> StateReader for TreeState<'_, R> {
+    fn account(&self, id: &AccountId) -> Result<Option<Account>, StateError> {
+        Ok(read_account(self.reader, id, self.version)?)
+    }
+}
+
+/// The leaf found at the end of a proof's path.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Encode, Decode, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct ProofLeaf {
+    /// Key hash of the leaf.
+    pub key_hash: Hash,
+    /// Value hash of the leaf.
+    pub value_hash: Hash,
+}
+
+/// A Merkle path for one account, bottom sibling first.
+#[derive(Clone, Debug, PartialEq, Eq, Encode, Decode, serde::Serialize, serde::Deserialize)]
+pub struct AccountProof {
+    /// The leaf at the end of the path: the account's own leaf (inclusion),
+    /// another account's leaf occupying the subtree (exclusion), or none
+    /// (exclusion by an empty subtree).
+    pub leaf: Option<ProofLeaf>,
+    /// Sibling hashes from the bottom of the path to just below the root.
+    pub siblings: Vec<Hash>,
+}
+
+/// Proves the account `id` (present or absent) at `version`.
+pub fn prove<R: TreeReader>(
+    reader: &R,
+    id: &AccountId,
+    version: Version,
+) -> Result<(Option<Account>, AccountProof), CommitmentError> {
+    let (value, proof) = Tree::new(reader).get_with_proof(account_key(id), version)?;
+    let account = match value {
+        None => None,
+        Some(bytes) => Some(
+            Account::decode(&mut &bytes[..])
+                .map_err(|e| CommitmentError(format!("stored account {id} is corrupt: {e}")))?,
+        ),
+    };
+    let bytes = borsh::to_vec(&proof).map_err(|e| CommitmentError(e.to_string()))?;
+    Ok((account, parse_jmt_proof(&bytes)?))
+}
+
+/// Reads the tree library's canonical (borsh) proof encoding into
+/// [`AccountProof`], computing each sibling's hash.
+fn parse_jmt_proof(bytes: &[u8]) -> Result<AccountProof, CommitmentError> {
+    let bad = || CommitmentError("tree proof encoding is not as expected".into());
+    let mut r = bytes;
+    let mut take = |n: usize| -> Result<&[u8], CommitmentError> {
+        let (head, tail) = r.split_at_checked(n).ok_or_else(bad)?;
+        r = tail;
+        Ok(head)
+    };
+    let hash32 =
+        |b: &[u8]| -> Result<[u8; 32], CommitmentError> { b.try_into().map_err(|_| bad()) };
+    let leaf = match take(1)?.first() {
+        Some(0) => None,
+        Some(1) => Some(ProofLeaf {
+            key_hash: Hash(hash32(take(32)?)?),
+            value_hash: Hash(hash32(take(32)?)?),
+        }),
+        _ => return Err(bad()),
+    };
+    let count = u32::from_le_bytes(take(4)?.try_into().map_err(|_| bad())?);
+    let mut siblings = Vec::with_capacity(usize::try_from(count.min(256)).unwrap_or(256));
+    for _ in 0..count {
+        let h = match take(1)?.first() {
+            Some(0) => EMPTY_SUBTREE,
+            Some(1) => {
+                let l = hash32(take(32)?)?;
+                let rr = hash32(take(32)?)?;
+                internal_hash(&l, &rr)
+            }
+            Some(2) => {
+                let k = hash32(take(32)?)?;
+                let v = hash32(take(32)?)?;
+                leaf_hash(&k, &v)
+            }
+            _ => return Err(bad()),
+        };
+        siblings.push(Hash(h));
+    }
+    Ok(AccountProof { leaf, siblings })
+}
+
+fn leaf_hash(key_hash: &[u8; 32], value_hash: &[u8; 32]) -> [u8; 32] {
+    Hash::of_parts(&[LEAF_DOMAIN, key_hash, value_hash]).0
+}
+
+fn internal_hash(left: &[u8; 32], right: &[u8; 32]) -> [u8; 32] {
+    Hash::of_parts(&[INTERNAL_DOMAIN, left, right]).0
+}
+
+/// Why a proof does not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProofError {
+    /// More siblings than the tree is deep.
+    #[error("proof has {0} siblings; at most 256 are possible")]
+    TooLong(usize),
+    /// The proof's leaf is for another key but an inclusion was claimed.
+    #[error("proof is an exclusion proof but the account was claimed present")]
+    NotInclusion,
+    /// The value hash differs.
+    #[error("the account's value does not match the proof's leaf")]
+    ValueMismatch,
+    /// The proof shows the key present but it was claimed absent.
+    #[error("proof shows the account present but it was claimed absent")]
+    NotExclusion,
+    /// The other leaf does not share the path.
+    #[error("the exclusion leaf does not lie on the account's path")]
+    LeafOffPath,
+    /// The recomputed root differs.
+    #[error("recomputed root {computed} differs from the expected state root {expected}")]
+    RootMismatch {
+        /// Recomputed.
+        computed: Hash,
+        /// Expected.
+        expected: Hash,
+    },
+}
+
+fn bit(key: &[u8; 32], index: usize) -> bool {
+    let byte = key.get(index / 8).copied().unwrap_or(0);
+    (byte >> (7 - (index % 8))) & 1 == 1
+}
+
+fn common_prefix_bits(a: &[u8; 32], b: &[u8; 32]) -> usize {
+    (0..256).take_while(|&i| bit(a, i) == bit(b, i)).count()
+}
+
+/// Checks that `proof` shows `account` (or its absence, for `None`) under
+/// `root`. This is the light-client algorithm of `docs/rpc.md`.
+pub fn verify_proof(
+    root: &Hash,
+    id: &AccountId,
+    account: Option<&Account>,
+    proof: &AccountProof,
+) -> Result<(), ProofError> {
+    let n = proof.siblings.len();
+    if n > 256 {
+        return Err(ProofError::TooLong(n));
+    }
+    let key = account_key(id).0;
+    let mut current = match (account, &proof.leaf) {
+        (Some(a), Some(leaf)) => {
+            if leaf.key_hash.0 != key {
+                return Err(ProofError::NotInclusion);
+            }
+            let vh = Hash::of(&account_value(a));
+            if vh != leaf.value_hash {
+                return Err(ProofError::ValueMismatch);
+            }
+            leaf_hash(&leaf.key_hash.0, &leaf.value_hash.0)
+        }
+        (Some(_), None) => return Err(ProofError::NotInclusion),
+        (None, Some(leaf)) => {
+            if leaf.key_hash.0 == key {
+                return Err(ProofError::NotExclusion);
+            }
+            if common_prefix_bits(&key, &leaf.key_hash.0) < n {
+                return Err(ProofError::LeafOffPath);
+            }
+            leaf_hash(&leaf.key_hash.0, &leaf.value_hash.0)
+        }
+        (None, None) => EMPTY_SUBTREE,
+    };
+    // Sibling i (bottom first) sits at depth n - i; the key's bit at index
+    // n - 1 - i (most significant bit first) says which side we are on.
+    for (i, sibling) in proof.siblings.iter().enumerate() {
+        let depth_bit = n.saturating_sub(1).saturating_sub(i);
+        current = if bit(&key, depth_bit) {
+            internal_hash(&sibling.0, &current)
+        } else {
+            internal_hash(&current, &sibling.0)
+        };
+    }
+    if current != root.0 {
+        return Err(ProofError::RootMismatch {
+            computed: Hash(current),
+            expected: *root,
+        });
+    }
+    Ok(())
+}
+
+/// A whole tree in memory: genesis construction, tests and the in-memory
+/// node store.
+#[derive(Debug, Default, Clone)]
+pub struct MemoryTree {
+    nodes: BTreeMap<NodeKey, Node>,
+    values: BTreeMap<(KeyHash, Version), Option<OwnedValue>>,
+}
+
+impl MemoryTree {
+    /// An empty tree.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Persists an update.
+    pub fn apply(&mut self, batch: &TreeUpdateBatch) {
+        for (k, n) in batch.node_batch.nodes() {
+            self.nodes.insert(k.clone(), n.clone());
+        }
+        for ((version, key), v) in batch.node_batch.values() {
+            self.values.insert((*key, *version), v.clone());
+        }
+    }
+
+    /// Forgets every version above `version`.
+    pub fn revert_to(&mut self, version: Version) {
+        self.nodes.retain(|k, _| k.version() <= version);
+        self.values.retain(|(_, v), _| *v <= version);
+    }
+
+    /// Number of stored nodes.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+}
+
+impl TreeReader for MemoryTree {
+    fn get_node_option(&self, node_key: &NodeKey) -> anyhow::Result<Option<Node>> {
+        Ok(self.nodes.get(node_key).cloned())
+    }
+
+    fn get_value_option(
+        &self,
+        max_version: Version,
+        key_hash: KeyHash,
+    ) -> anyhow::Result<Option<OwnedValue>> {
+        Ok(self
+            .values
+            .range((key_hash, 0)..=(key_hash, max_version))
+            .next_back()
+            .and_then(|(_, v)| v.clone()))
+    }
+
+    fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
+        let mut best: Option<(NodeKey, LeafNode)> = None;
+        for (k, n) in &self.nodes {
+            if let Node::Leaf(leaf) = n {
+                if best
+                    .as_ref()
+                    .is_none_or(|(_, b)| leaf.key_hash() > b.key_hash())
+                {
+                    best = Some((k.clone(), leaf.clone()));
+                }
+            }
+        }
+        Ok(best)
+    }
+}

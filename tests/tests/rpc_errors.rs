@@ -1,0 +1,183 @@
+//! Bad input over RPC gets a JSON-RPC error that says what was wrong, and
+//! the node keeps serving.
+
+use cachecash_node::rpc::RpcMethods;
+use cachecash_node::service::Storage;
+use cachecash_runtime::primitives::encode_hex;
+use cachecash_runtime::{Call, Transaction};
+use cachecash_tests::*;
+use parity_scale_codec::Encode;
+use serde_json::json;
+
+fn transfer(
+    from: &str,
+    nonce: u64,
+    amount: u128,
+    fee: u128,
+    genesis: &cachecash_runtime::Hash,
+) -> String {
+    let key = cachecash_chain_spec::dev_accounts::dev_signing_key(from).unwrap();
+    let tx = Transaction {
+        signer: dev(from),
+        nonce,
+        fee,
+        call: Call::Transfer {
+            dest: dev("bob"),
+            amount,
+        },
+    }
+    .sign(&key, genesis);
+    encode_hex(&tx.encode())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_and_invalid_requests_get_clear_errors() {
+    let spec = fast_dev_spec(60_000);
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = spec.genesis_hash().unwrap();
+    let node = start_node(&spec, dir.path(), Storage::Memory, None).await;
+    let a = node.rpc_addr().unwrap();
+
+    let e = rpc(a, "author_submitTransaction", vec![json!("0xzz")])
+        .await
+        .unwrap_err();
+    assert!(e.starts_with("-32602") && e.contains("not hex"), "{e}");
+    let e = rpc(a, "author_submitTransaction", vec![json!("0x0102")])
+        .await
+        .unwrap_err();
+    assert!(
+        e.starts_with("-32602") && e.contains("do not decode"),
+        "{e}"
+    );
+    let e = rpc(a, "state_getBalance", vec![json!("0x1234")])
+        .await
+        .unwrap_err();
+    assert!(e.contains("expected exactly 32 bytes"), "{e}");
+    let e = rpc(a, "state_getBalance", vec![]).await.unwrap_err();
+    assert!(e.contains("missing parameter 1 (account)"), "{e}");
+    let e = rpc(
+        a,
+        "state_getBalance",
+        vec![json!(dev("alice")), json!(format!("0x{}", "11".repeat(32)))],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.starts_with("1011") && e.contains("unknown block"), "{e}");
+
+    // Bad signature: signed for another chain.
+    let other = cachecash_runtime::Hash([9; 32]);
+    let e = rpc(
+        a,
+        "author_submitTransaction",
+        vec![json!(transfer("alice", 0, 1, 1_000_000, &other))],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.starts_with("1010") && e.contains("bad signature"), "{e}");
+    // Insufficient balance.
+    let e = rpc(
+        a,
+        "author_submitTransaction",
+        vec![json!(transfer(
+            "alice",
+            0,
+            u128::MAX / 2,
+            1_000_000,
+            &genesis
+        ))],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("insufficient balance"), "{e}");
+    // Fee below the minimum.
+    let e = rpc(
+        a,
+        "author_submitTransaction",
+        vec![json!(transfer("alice", 0, 1, 1, &genesis))],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("fee too low"), "{e}");
+    // Future nonce.
+    let e = rpc(
+        a,
+        "author_submitTransaction",
+        vec![json!(transfer("alice", 5, 1, 1_000_000, &genesis))],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("future nonce"), "{e}");
+    // A valid one, then its replay as a stale/duplicate.
+    let ok = transfer("alice", 0, 1, 1_000_000, &genesis);
+    rpc(a, "author_submitTransaction", vec![json!(ok)])
+        .await
+        .unwrap();
+    let e = rpc(a, "author_submitTransaction", vec![json!(ok)])
+        .await
+        .unwrap_err();
+    assert!(e.contains("already pending"), "{e}");
+    let pending = rpc(a, "author_pendingTransactions", vec![]).await.unwrap();
+    assert_eq!(pending.as_array().unwrap().len(), 1);
+
+    // Every method is listed, and the node still serves.
+    let methods = rpc(a, "rpc_methods", vec![]).await.unwrap();
+    for m in [
+        "chain_getHeader",
+        "chain_getBlock",
+        "chain_getBlockHash",
+        "chain_subscribeNewHeads",
+        "state_getBalance",
+        "state_getAccount",
+        "state_getProof",
+        "author_submitTransaction",
+        "author_pendingTransactions",
+        "system_health",
+        "system_version",
+        "system_chain",
+        "system_properties",
+        "rpc_methods",
+    ] {
+        assert!(
+            methods["methods"].as_array().unwrap().contains(&json!(m)),
+            "{m} listed"
+        );
+    }
+    let props = rpc(a, "system_properties", vec![]).await.unwrap();
+    assert_eq!(props["tokenSymbol"], json!("CCH"));
+    assert_eq!(
+        rpc(a, "system_chain", vec![]).await.unwrap(),
+        json!("Cachecash Test")
+    );
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_methods_are_refused_unless_allowed() {
+    let spec = fast_dev_spec(60_000);
+    let dir = tempfile::tempdir().unwrap();
+    let safe = start_node_with(&spec, dir.path(), Storage::Memory, None, |c| {
+        c.rpc_methods = RpcMethods::Safe
+    })
+    .await;
+    let e = rpc(
+        safe.rpc_addr().unwrap(),
+        "author_removeTransaction",
+        vec![json!(format!("0x{}", "00".repeat(32)))],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.starts_with("1012") && e.contains("--rpc-methods unsafe"),
+        "{e}"
+    );
+    safe.stop().await;
+    let local = start_node(&spec, dir.path(), Storage::Memory, None).await;
+    let r = rpc(
+        local.rpc_addr().unwrap(),
+        "author_removeTransaction",
+        vec![json!(format!("0x{}", "00".repeat(32)))],
+    )
+    .await;
+    assert_eq!(r.unwrap(), json!(false));
+    local.stop().await;
+}
