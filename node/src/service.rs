@@ -289,9 +289,25 @@ impl Node {
         }
         if let Some((_, h)) = self.prometheus.take() {
             h.abort();
+            let _ = h.await;
         }
         for t in self.tasks.drain(..) {
             t.abort();
+            let _ = t.await;
+        }
+        // RPC connections and subscriptions wind down on their own tasks and
+        // hold the chain until they do. Wait for them (bounded), so the
+        // database is closed — and its lock released — when `stop` returns.
+        let Node { chain, pool, .. } = self;
+        drop(pool);
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        while Arc::strong_count(&chain) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        if Arc::strong_count(&chain) > 1 {
+            tracing::warn!(
+                "the chain is still referenced after shutdown; the database closes when the last user exits"
+            );
         }
     }
 }

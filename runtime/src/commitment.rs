@@ -282,7 +282,8 @@ pub enum ProofError {
 
 fn bit(key: &[u8; 32], index: usize) -> bool {
     let byte = key.get(index / 8).copied().unwrap_or(0);
-    (byte >> (7 - (index % 8))) & 1 == 1
+    let shift = 7u32.saturating_sub(u32::try_from(index & 7).unwrap_or(0));
+    byte.checked_shr(shift).unwrap_or(0) & 1 == 1
 }
 
 fn common_prefix_bits(a: &[u8; 32], b: &[u8; 32]) -> usize {
@@ -400,13 +401,12 @@ impl TreeReader for MemoryTree {
     fn get_rightmost_leaf(&self) -> anyhow::Result<Option<(NodeKey, LeafNode)>> {
         let mut best: Option<(NodeKey, LeafNode)> = None;
         for (k, n) in &self.nodes {
-            if let Node::Leaf(leaf) = n {
-                if best
+            if let Node::Leaf(leaf) = n
+                && best
                     .as_ref()
                     .is_none_or(|(_, b)| leaf.key_hash() > b.key_hash())
-                {
-                    best = Some((k.clone(), leaf.clone()));
-                }
+            {
+                best = Some((k.clone(), leaf.clone()));
             }
         }
         Ok(best)

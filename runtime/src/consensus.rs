@@ -206,6 +206,9 @@ pub struct RetargetInput {
 }
 
 /// The target a block must carry, given its parent.
+// The shifts below are on U256/U512 by amounts bounded in the code (47, 48,
+// 16, and s < 512 or s ≤ 240), so none can overflow or panic.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn next_target(params: &ConsensusParams, input: RetargetInput) -> Target {
     if params.retarget_window == 0 || input.parent_number == 0 {
         return params.initial_target;

@@ -29,7 +29,7 @@ pub enum HexError {
         expected: usize,
     },
     /// The string decodes to the wrong number of bytes.
-    #[error("'{input}' has {got} bytes; expected exactly {expected} bytes (0x followed by {digits} hex digits)", digits = expected * 2)]
+    #[error("'{input}' has {got} bytes; expected exactly {expected} bytes (0x followed by {digits} hex digits)", digits = expected.saturating_mul(2))]
     WrongLength {
         /// The offending input (truncated).
         input: String,

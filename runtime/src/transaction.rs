@@ -51,7 +51,7 @@ pub struct Transaction {
 impl Transaction {
     /// The exact bytes the signer signs on the chain with `genesis`.
     pub fn signing_payload(&self, genesis: &Hash) -> Vec<u8> {
-        let mut out = Vec::with_capacity(SIGNING_DOMAIN.len() + 32 + 128);
+        let mut out = Vec::with_capacity(SIGNING_DOMAIN.len().saturating_add(160));
         out.extend_from_slice(SIGNING_DOMAIN);
         out.extend_from_slice(genesis.as_bytes());
         self.encode_to(&mut out);

@@ -7,7 +7,7 @@ use cachecash_runtime::commitment::{MemoryTree, TreeState};
 use cachecash_runtime::execution::{apply_transaction, execute_block};
 use cachecash_runtime::state::{Overlay, StateReader, total_balance};
 use cachecash_runtime::transaction::SignedTransaction;
-use cachecash_runtime::verify::{ChainContext, UncheckedBlock};
+use cachecash_runtime::verify::{ChainContext, UncheckedBlock, check_header_context};
 use cachecash_runtime::{Call, Transaction, TxError};
 use common::*;
 use parity_scale_codec::Encode;
@@ -243,12 +243,19 @@ fn stateful_checks_reject_bad_time_target_root_and_parent() {
         check(template.block.clone(), &old),
         Err(cachecash_runtime::BlockError::TimestampTooOld { .. })
     ));
+    // A validator whose clock is more than the allowed drift behind the
+    // block's timestamp (3,000 ms) refuses it.
+    let mut strict = p.clone();
+    strict.max_future_drift_ms = 1_000;
     let mut early_clock = ctx.clone();
-    early_clock.now = 3_000 - p.max_future_drift_ms - 1;
+    early_clock.now = 3_000 - strict.max_future_drift_ms - 1;
     assert!(matches!(
-        check(template.block.clone(), &early_clock),
+        check_header_context(&template.block.header, &early_clock, &strict),
         Err(cachecash_runtime::BlockError::TimestampInFuture { .. })
     ));
+    // Within the drift, the same clock accepts the header.
+    early_clock.now = 3_000 - strict.max_future_drift_ms;
+    assert!(check_header_context(&template.block.header, &early_clock, &strict).is_ok());
     let mut bad_root = template.block.clone();
     bad_root.header.state_root = cachecash_runtime::Hash([1; 32]);
     assert!(matches!(
