@@ -18,6 +18,11 @@
 //! comparison, which is where network sync and reorgs (revert to the common
 //! ancestor, then apply the heavier branch) plug in.
 
+// Import errors carry the block hash and both cumulative works so a log
+// line explains a rejection on its own; they are rare, so their size does
+// not matter on the hot path.
+#![allow(clippy::result_large_err)]
+
 use crate::metrics::Metrics;
 use crate::storage::{Head, Store, StoreError, StoredHeader, TreeView};
 use cachecash_runtime::commitment::{self, AccountProof};
@@ -104,7 +109,7 @@ pub enum ImportError {
         hash: Hash,
         /// The rule broken.
         #[source]
-        source: BlockError,
+        source: Box<BlockError>,
     },
     /// The parent is unknown.
     #[error("block {hash} builds on unknown parent {parent}; import its ancestors first")]
@@ -361,7 +366,7 @@ impl Chain {
         let unchecked =
             UncheckedBlock::decode(bytes, &self.params).map_err(|source| ImportError::Invalid {
                 hash: Hash::default(),
-                source,
+                source: Box::new(source),
             })?;
         self.import_unchecked(unchecked, origin)
     }
@@ -373,8 +378,11 @@ impl Chain {
         origin: BlockOrigin,
     ) -> Result<ImportOutcome, ImportError> {
         let hash = block.hash();
-        let unchecked = UncheckedBlock::new(block, &self.params)
-            .map_err(|source| ImportError::Invalid { hash, source })?;
+        let unchecked =
+            UncheckedBlock::new(block, &self.params).map_err(|source| ImportError::Invalid {
+                hash,
+                source: Box::new(source),
+            })?;
         self.import_unchecked(unchecked, origin)
     }
 
@@ -390,7 +398,10 @@ impl Chain {
         }
         let stateless = unchecked
             .check_stateless(&self.genesis_hash, &self.params)
-            .map_err(|source| ImportError::Invalid { hash, source })?;
+            .map_err(|source| ImportError::Invalid {
+                hash,
+                source: Box::new(source),
+            })?;
         let header = stateless.block().header.clone();
         let parent: StoredHeader =
             self.store
@@ -417,7 +428,10 @@ impl Chain {
         let ctx = self.context_for(&parent.header, now_ms())?;
         let executed = stateless
             .check_stateful(&ctx, &TreeView(self.store.as_ref()), &self.params)
-            .map_err(|source| ImportError::Invalid { hash, source })?;
+            .map_err(|source| ImportError::Invalid {
+                hash,
+                source: Box::new(source),
+            })?;
         let new_head = self.commit(executed, total_work)?;
         let elapsed = started.elapsed();
         self.metrics.import_seconds.observe(elapsed.as_secs_f64());

@@ -180,11 +180,10 @@ impl Node {
             metrics.clone(),
         )?;
         let pool = Arc::new(Mempool::new(chain.clone(), config.pool_limits));
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(crate::mempool::maintain(
+        let tasks = vec![tokio::spawn(crate::mempool::maintain(
             pool.clone(),
             chain.subscribe(),
-        )));
+        ))];
 
         let rpc = match config.rpc_addr {
             None => None,

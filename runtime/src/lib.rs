@@ -39,6 +39,7 @@ pub mod consensus;
 pub mod error;
 pub mod execution;
 pub mod genesis;
+pub mod microcash;
 pub mod primitives;
 pub mod serde_balance;
 pub mod state;

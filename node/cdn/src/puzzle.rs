@@ -1,0 +1,816 @@
+//! The colocation puzzle (CAPnet): a client must hold every covered chunk of
+//! a bundle, inner-encrypted under its own session keys, to find the secret
+//! that opens the L2 and with it the inner keys.
+//!
+//! # The walk
+//!
+//! The puzzle covers `k` chunks of a bundle (a bit mask over the bundle's
+//! positions; the "3 of 4" variant covers three), taken in bundle order.
+//! Each chunk is seen as `n_c = ceil(len_c / 16)` blocks of 16 bytes; a
+//! trailing partial block is zero-padded to 16 bytes (the padding is added
+//! to the inner-encrypted bytes, it is never encrypted). Empty chunks cannot
+//! be covered.
+//!
+//! ```text
+//! state  = SHA-256("cachecash/puzzle/v1")              initial chain value
+//! offset = s                                           start offset, s < min(start_range, n_0)
+//! for t in 0 .. R·k − 1:                               R·k − 1 steps
+//!     c      = t mod k                                 round-robin, chunk 0 first
+//!     prev   = state
+//!     state  = SHA-256(state ‖ block(c, offset))       48-byte message, ONE compression
+//!     offset = LE64(state[24..32]) mod n_{(t+1) mod k}  next chunk's block
+//! goal = state, secret = prev
+//! ```
+//!
+//! `SHA-256` of a 48-byte message is exactly one compression: the 64-byte
+//! block is `state (32) ‖ block (16) ‖ 0x80 ‖ 0x00 × 7 ‖ BE64(384)`, the
+//! standard padding serving as the 16 fixed bytes. The implementation calls
+//! `sha2::block_api::compress256` on that block from the standard IV, and a
+//! test checks it against `Sha256::digest`, so any SHA-256 library can
+//! recompute a walk. Domain separation comes from the tagged initial state.
+//!
+//! # Why SHA-256 and not the prototype's SHA-384
+//!
+//! - Cost: SHA-384 runs the SHA-512 compression (80 rounds on 64-bit words,
+//!   128-byte blocks); a 64-byte step still costs one of those. One SHA-256
+//!   compression is cheaper in software and much cheaper with the SHA-NI /
+//!   ARMv8 SHA-2 instructions, which accelerate SHA-256 only. The puzzle is
+//!   meant to cost bandwidth (moving the chunks), not hashing, so a cheaper
+//!   step only helps honest clients.
+//! - Size: a 32-byte chain value is exactly a 256-bit HKDF input for the L2
+//!   keys and fits AES-128 key ‖ IV; the prototype truncated 48 bytes.
+//! - Security: the walk relies on preimage resistance (secret from goal) and
+//!   unpredictable offsets; SHA-256 gives 256-bit preimage and 128-bit
+//!   collision resistance, matching the AES-128 layers around it.
+//!
+//! # Parameters
+//!
+//! The parameters ([`PuzzleParams`]) are the rounds `R`, the start range
+//! and the cover mask. Rejected:
+//! `R·k < 3` (one step: the secret would be the public initial state; this
+//! includes the `R·k ≤ 1` case), `R < 2` (the last covered chunk would never
+//! be visited, so a client could skip it), `R > 32`, an empty or
+//! out-of-bundle mask and a zero start range. The effective start range is
+//! `min(start_range, n_0)`; its size is the solver's work factor.
+//!
+//! # Generating, solving, verifying
+//!
+//! - [`generate`] draws `s` from the OS CSPRNG and walks the blocks it
+//!   visits only: for each it reads those plaintext bytes through a
+//!   [`BlockSource`] and encrypts them by seeking the inner AES-CTR stream
+//!   to that block. It costs `R·k − 1` compressions and as many one-block AES
+//!   operations, and never needs a chunk in memory.
+//! - [`solve`] tries every start offset of the range until the goal
+//!   matches (early exit); [`solve_parallel`] splits the range over scoped
+//!   threads that stop as soon as one finds it. Expected cost: half the range
+//!   times `R·k − 1` compressions (R = 2, k = 4, 128 KiB chunks: up to
+//!   8192 × 7 = 57,344).
+//! - [`verify`] re-runs one walk from a claimed start.
+//!
+//! # Security intuition
+//!
+//! Every step reads a block chosen by the previous hash, so a client missing
+//! (part of) a covered chunk cannot know in advance which blocks it needs and
+//! fails the walks that touch what it lacks; a single wrong bit in a visited
+//! block changes every later state. The bytes walked are inner-encrypted
+//! under per-client, per-cache session keys, so a solution helps nobody else.
+
+use core::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use cachecash_runtime::Hash;
+use parity_scale_codec::{Decode, Encode};
+use sha2::block_api::compress256;
+use sha2::{Digest, Sha256};
+
+use crate::error::{PuzzleError, RngError};
+use crate::keys::{ChunkIv, PuzzleSecret, SessionKey};
+use crate::layers::{BLOCK_SIZE, LayerCipher};
+use crate::tags;
+
+/// Most chunks in a bundle (and so in a puzzle).
+pub const MAX_BUNDLE_CHUNKS: usize = 16;
+/// Most rounds.
+pub const MAX_ROUNDS: u8 = 32;
+/// The deployed number of rounds.
+pub const DEFAULT_ROUNDS: u8 = 2;
+/// The deployed start range: every block of a 128 KiB chunk.
+pub const DEFAULT_START_RANGE: u32 = 8192;
+
+/// Per-request puzzle parameters, carried in the bundle remainder.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Encode, Decode)]
+pub struct PuzzleParams {
+    /// Rounds `R` over the covered chunks.
+    pub rounds: u8,
+    /// Start offsets are drawn from `[0, min(start_range, n_0))`.
+    pub start_range: u32,
+    /// Bit `i` set = bundle position `i` is covered.
+    pub covered: u16,
+}
+
+impl PuzzleParams {
+    /// Parameters covering the first `chunks` positions (all of a bundle of that size).
+    pub fn covering_all(rounds: u8, start_range: u32, chunks: usize) -> Self {
+        let mask = (1u32 << chunks.min(MAX_BUNDLE_CHUNKS)).wrapping_sub(1);
+        Self {
+            rounds,
+            start_range,
+            covered: u16::try_from(mask).unwrap_or(u16::MAX),
+        }
+    }
+
+    /// Number of covered chunks `k`.
+    pub fn covered_count(&self) -> usize {
+        self.covered.count_ones() as usize
+    }
+
+    /// Whether bundle position `position` is covered.
+    pub fn covers(&self, position: usize) -> bool {
+        position < MAX_BUNDLE_CHUNKS && (self.covered >> position) & 1 == 1
+    }
+
+    /// The covered positions, in bundle order.
+    pub fn covered_positions(&self) -> Vec<usize> {
+        (0..MAX_BUNDLE_CHUNKS).filter(|&p| self.covers(p)).collect()
+    }
+
+    /// Checks the parameters for a bundle of `bundle_chunks` chunks; returns `k`.
+    pub fn check(&self, bundle_chunks: usize) -> Result<usize, PuzzleError> {
+        if bundle_chunks == 0 || bundle_chunks > MAX_BUNDLE_CHUNKS {
+            return Err(PuzzleError::BundleSize {
+                got: bundle_chunks,
+                max: MAX_BUNDLE_CHUNKS,
+            });
+        }
+        if self.covered == 0 {
+            return Err(PuzzleError::NothingCovered);
+        }
+        if bundle_chunks < MAX_BUNDLE_CHUNKS && self.covered >> bundle_chunks != 0 {
+            return Err(PuzzleError::CoverOutOfRange {
+                mask: self.covered,
+                chunks: bundle_chunks,
+            });
+        }
+        let k = self.covered_count();
+        self.check_walk(k)?;
+        Ok(k)
+    }
+
+    /// Checks rounds and start range for a walk over `k` chunks.
+    pub fn check_walk(&self, k: usize) -> Result<(), PuzzleError> {
+        let product = usize::from(self.rounds).saturating_mul(k);
+        if product < 3 {
+            return Err(PuzzleError::Degenerate { product });
+        }
+        if self.rounds < 2 {
+            return Err(PuzzleError::TooFewRounds {
+                rounds: self.rounds,
+            });
+        }
+        if self.rounds > MAX_ROUNDS {
+            return Err(PuzzleError::TooManyRounds {
+                rounds: self.rounds,
+                max: MAX_ROUNDS,
+            });
+        }
+        if self.start_range == 0 {
+            return Err(PuzzleError::EmptyStartRange);
+        }
+        Ok(())
+    }
+
+    /// The effective start range for a first covered chunk of `first_len` bytes.
+    pub fn effective_start_range(&self, first_len: u64) -> u64 {
+        block_count(first_len).min(u64::from(self.start_range))
+    }
+}
+
+/// Number of 16-byte blocks in a chunk of `len` bytes (a partial block counts).
+pub fn block_count(len: u64) -> u64 {
+    len.div_ceil(BLOCK_SIZE as u64)
+}
+
+/// The error a [`BlockSource`] returns.
+pub type SourceError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Random access to plaintext blocks of an object, for puzzle generation.
+///
+/// `read_block(chunk, block, out)` fills `out` with bytes
+/// `16·block .. 16·block + out.len()` of object chunk `chunk`. `out` is 16
+/// bytes long, except for a chunk's trailing partial block, where it is
+/// exactly the bytes that exist. Closures
+/// `FnMut(u64, u64, &mut [u8]) -> Result<(), SourceError>` implement it
+/// (annotate the closure's `&mut [u8]` parameter).
+pub trait BlockSource {
+    /// Reads one plaintext block (see the trait documentation).
+    fn read_block(&mut self, chunk: u64, block: u64, out: &mut [u8]) -> Result<(), SourceError>;
+}
+
+impl<F> BlockSource for F
+where
+    F: FnMut(u64, u64, &mut [u8]) -> Result<(), SourceError>,
+{
+    fn read_block(&mut self, chunk: u64, block: u64, out: &mut [u8]) -> Result<(), SourceError> {
+        self(chunk, block, out)
+    }
+}
+
+/// A [`BlockSource`] over an object held in memory.
+#[derive(Clone, Copy, Debug)]
+pub struct MemorySource<'a> {
+    data: &'a [u8],
+    chunk_size: u32,
+}
+
+impl<'a> MemorySource<'a> {
+    /// The object `data`, cut into `chunk_size`-byte chunks.
+    pub fn new(data: &'a [u8], chunk_size: u32) -> Self {
+        Self { data, chunk_size }
+    }
+}
+
+impl BlockSource for MemorySource<'_> {
+    fn read_block(&mut self, chunk: u64, block: u64, out: &mut [u8]) -> Result<(), SourceError> {
+        let chunk_start = chunk.checked_mul(u64::from(self.chunk_size));
+        let block_start = block.checked_mul(BLOCK_SIZE as u64);
+        let start = chunk_start
+            .zip(block_start)
+            .and_then(|(c, b)| c.checked_add(b))
+            .and_then(|s| usize::try_from(s).ok());
+        let end = start.and_then(|s| s.checked_add(out.len()));
+        let src = start
+            .zip(end)
+            .and_then(|(s, e)| self.data.get(s..e))
+            .ok_or_else(|| {
+                SourceError::from(format!(
+                    "block {block} of chunk {chunk} is outside the object"
+                ))
+            })?;
+        out.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+/// One covered chunk, as the publisher knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PuzzleChunk {
+    /// Object chunk index (passed to the [`BlockSource`]).
+    pub chunk: u64,
+    /// Chunk length in bytes.
+    pub len: u32,
+    /// The chunk's inner session key.
+    pub key: SessionKey,
+    /// The chunk's inner IV.
+    pub iv: ChunkIv,
+}
+
+/// A generated puzzle: the goal goes to the client, the secret seals the L2.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Generated {
+    /// Last chain value of the walk.
+    pub goal: Hash,
+    /// Second-to-last chain value.
+    pub secret: PuzzleSecret,
+    /// The start offset (the publisher should forget it).
+    pub start: u64,
+}
+
+/// A solved puzzle.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Solution {
+    /// The start offset that reaches the goal.
+    pub start: u64,
+    /// The secret.
+    pub secret: PuzzleSecret,
+}
+
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// SHA-256 padding of a 48-byte message: 0x80, seven zeros, BE64(384).
+const STEP_PADDING: [u8; 16] = [0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x80];
+
+fn initial_state() -> [u8; 32] {
+    Sha256::digest(tags::PUZZLE).into()
+}
+
+/// One walk step: `SHA-256(state ‖ block)` as a single compression.
+#[inline]
+fn step(state: &[u8; 32], block: &[u8; 16]) -> [u8; 32] {
+    let mut message = [0u8; 64];
+    message[..32].copy_from_slice(state);
+    message[32..48].copy_from_slice(block);
+    message[48..].copy_from_slice(&STEP_PADDING);
+    let mut h = SHA256_IV;
+    compress256(&mut h, &[message]);
+    let mut out = [0u8; 32];
+    for (dst, word) in out.chunks_exact_mut(4).zip(h) {
+        dst.copy_from_slice(&word.to_be_bytes());
+    }
+    out
+}
+
+#[inline]
+fn next_offset(state: &[u8; 32], count: u64) -> u64 {
+    let mut tail = [0u8; 8];
+    tail.copy_from_slice(&state[24..]);
+    u64::from_le_bytes(tail) % count.max(1)
+}
+
+/// Runs one walk; `fetch(c, o)` returns block `o` of covered chunk `c`.
+fn run_walk(
+    rounds: u8,
+    counts: &[u64],
+    init: &[u8; 32],
+    start: u64,
+    mut fetch: impl FnMut(usize, u64) -> [u8; 16],
+) -> ([u8; 32], [u8; 32]) {
+    let k = counts.len();
+    let steps = usize::from(rounds).saturating_mul(k).saturating_sub(1);
+    let mut state = *init;
+    let mut secret = *init;
+    let mut chunk = 0usize;
+    let mut offset = start;
+    for _ in 0..steps {
+        let block = fetch(chunk, offset);
+        secret = state;
+        state = step(&state, &block);
+        chunk = if chunk + 1 >= k { 0 } else { chunk + 1 };
+        offset = next_offset(&state, counts.get(chunk).copied().unwrap_or(1));
+    }
+    (state, secret)
+}
+
+/// Block `block` of `chunk`, zero-padded to 16 bytes (zeros past the end).
+#[inline]
+fn padded_block(chunk: &[u8], block: u64) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let Some(start) = usize::try_from(block)
+        .ok()
+        .and_then(|b| b.checked_mul(BLOCK_SIZE))
+    else {
+        return out;
+    };
+    if let Some(full) = chunk.get(start..start.saturating_add(BLOCK_SIZE)) {
+        out.copy_from_slice(full);
+    } else if let Some(tail) = chunk.get(start..) {
+        for (d, s) in out.iter_mut().zip(tail) {
+            *d = *s;
+        }
+    }
+    out
+}
+
+fn len_u64(len: usize) -> u64 {
+    u64::try_from(len).unwrap_or(u64::MAX)
+}
+
+/// Validates the inputs of a walk; returns the block counts and the effective start range.
+fn prepare(
+    params: &PuzzleParams,
+    lens: impl Iterator<Item = u64>,
+    given: usize,
+) -> Result<(Vec<u64>, u64), PuzzleError> {
+    let k = params.covered_count();
+    if given != k {
+        return Err(PuzzleError::ChunkCount {
+            expected: k,
+            got: given,
+        });
+    }
+    params.check_walk(k)?;
+    let counts: Vec<u64> = lens.map(block_count).collect();
+    if let Some(chunk) = counts.iter().position(|&c| c == 0) {
+        return Err(PuzzleError::EmptyChunk { chunk });
+    }
+    let range = counts
+        .first()
+        .map_or(0, |&first| first.min(u64::from(params.start_range)));
+    Ok((counts, range))
+}
+
+/// A uniform value in `[0, range)` from the OS CSPRNG (bias below 2⁻⁶⁴).
+fn random_below(range: u64) -> Result<u64, RngError> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| RngError(e.to_string()))?;
+    let wide = u128::from_le_bytes(bytes) % u128::from(range.max(1));
+    Ok(u64::try_from(wide).unwrap_or(0))
+}
+
+/// Generates a puzzle with a start offset from the OS CSPRNG.
+///
+/// `chunks` are the covered chunks in bundle order. Only the `R·k − 1`
+/// visited blocks are read from `source`.
+pub fn generate<S: BlockSource + ?Sized>(
+    params: &PuzzleParams,
+    chunks: &[PuzzleChunk],
+    source: &mut S,
+) -> Result<Generated, PuzzleError> {
+    let (_, range) = prepare(
+        params,
+        chunks.iter().map(|c| u64::from(c.len)),
+        chunks.len(),
+    )?;
+    let start = random_below(range)?;
+    generate_at(params, chunks, source, start)
+}
+
+/// Generates a puzzle from a given start offset (tests and golden vectors).
+pub fn generate_at<S: BlockSource + ?Sized>(
+    params: &PuzzleParams,
+    chunks: &[PuzzleChunk],
+    source: &mut S,
+    start: u64,
+) -> Result<Generated, PuzzleError> {
+    let (counts, range) = prepare(
+        params,
+        chunks.iter().map(|c| u64::from(c.len)),
+        chunks.len(),
+    )?;
+    if start >= range {
+        return Err(PuzzleError::StartOutOfRange { start, range });
+    }
+    let mut ciphers: Vec<LayerCipher> = chunks
+        .iter()
+        .map(|c| LayerCipher::new(&c.key, &c.iv))
+        .collect();
+    let mut failure: Option<PuzzleError> = None;
+    let init = initial_state();
+    let (goal, secret) =
+        run_walk(
+            params.rounds,
+            &counts,
+            &init,
+            start,
+            |c, block| match encrypted_block(chunks, &mut ciphers, source, c, block) {
+                Ok(b) => b,
+                Err(e) => {
+                    if failure.is_none() {
+                        failure = Some(e);
+                    }
+                    [0u8; 16]
+                }
+            },
+        );
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(Generated {
+        goal: Hash(goal),
+        secret: PuzzleSecret::from_bytes(secret),
+        start,
+    })
+}
+
+/// Reads plaintext block `block` of covered chunk `c` and inner-encrypts it
+/// alone (by seeking); a partial block is zero-padded after encryption.
+fn encrypted_block<S: BlockSource + ?Sized>(
+    chunks: &[PuzzleChunk],
+    ciphers: &mut [LayerCipher],
+    source: &mut S,
+    c: usize,
+    block: u64,
+) -> Result<[u8; 16], PuzzleError> {
+    let (Some(chunk), Some(cipher)) = (chunks.get(c), ciphers.get_mut(c)) else {
+        return Err(PuzzleError::ChunkCount {
+            expected: c.saturating_add(1),
+            got: chunks.len(),
+        });
+    };
+    let remaining = u64::from(chunk.len).saturating_sub(block.saturating_mul(BLOCK_SIZE as u64));
+    let n = usize::try_from(remaining.min(BLOCK_SIZE as u64)).unwrap_or(BLOCK_SIZE);
+    let mut out = [0u8; BLOCK_SIZE];
+    let bytes = &mut out[..n];
+    source
+        .read_block(chunk.chunk, block, bytes)
+        .map_err(|e| PuzzleError::Source {
+            chunk: chunk.chunk,
+            block,
+            reason: e.to_string(),
+        })?;
+    cipher.seek_block(block)?;
+    cipher.apply(bytes);
+    Ok(out)
+}
+
+/// Shared read-only state of a solve.
+struct Solver<'a> {
+    rounds: u8,
+    counts: &'a [u64],
+    chunks: &'a [&'a [u8]],
+    init: [u8; 32],
+    goal: [u8; 32],
+}
+
+impl Solver<'_> {
+    fn run(&self, range: Range<u64>, stop: &AtomicBool) -> Option<Solution> {
+        let chunks = self.chunks;
+        let mut fetch = |c: usize, off: u64| {
+            chunks
+                .get(c)
+                .map_or([0u8; 16], |data| padded_block(data, off))
+        };
+        for start in range {
+            if stop.load(Ordering::Relaxed) {
+                return None;
+            }
+            let (goal, secret) = run_walk(self.rounds, self.counts, &self.init, start, &mut fetch);
+            if goal == self.goal {
+                stop.store(true, Ordering::Relaxed);
+                return Some(Solution {
+                    start,
+                    secret: PuzzleSecret::from_bytes(secret),
+                });
+            }
+        }
+        None
+    }
+}
+
+/// Solves on the calling thread: tries start offsets from 0 up, stops at the first match.
+///
+/// `chunks` are the covered chunks' inner-encrypted bytes, in bundle order.
+pub fn solve(
+    params: &PuzzleParams,
+    chunks: &[&[u8]],
+    goal: &Hash,
+) -> Result<Solution, PuzzleError> {
+    solve_parallel(params, chunks, goal, 1)
+}
+
+/// Solves with up to `threads` scoped threads, each scanning a contiguous
+/// part of the start range; all stop as soon as one finds the goal. If the
+/// OS refuses a thread, its part runs on the calling thread.
+pub fn solve_parallel(
+    params: &PuzzleParams,
+    chunks: &[&[u8]],
+    goal: &Hash,
+    threads: usize,
+) -> Result<Solution, PuzzleError> {
+    let (counts, range) = prepare(
+        params,
+        chunks.iter().map(|c| len_u64(c.len())),
+        chunks.len(),
+    )?;
+    let solver = Solver {
+        rounds: params.rounds,
+        counts: &counts,
+        chunks,
+        init: initial_state(),
+        goal: goal.0,
+    };
+    let stop = AtomicBool::new(false);
+    let threads = u64::try_from(threads).unwrap_or(1).max(1).min(range.max(1));
+    let found = if threads == 1 {
+        solver.run(0..range, &stop)
+    } else {
+        let per = range.div_ceil(threads);
+        let (solver, stop) = (&solver, &stop);
+        std::thread::scope(|scope| {
+            let mut handles = Vec::new();
+            let mut unspawned = Vec::new();
+            for t in 0..threads {
+                let lo = t.saturating_mul(per);
+                let hi = lo.saturating_add(per).min(range);
+                if lo >= hi {
+                    continue;
+                }
+                match std::thread::Builder::new()
+                    .spawn_scoped(scope, move || solver.run(lo..hi, stop))
+                {
+                    Ok(handle) => handles.push(handle),
+                    Err(_) => unspawned.push(lo..hi),
+                }
+            }
+            let mut found = None;
+            for part in unspawned {
+                if found.is_none() {
+                    found = solver.run(part, stop);
+                }
+            }
+            for handle in handles {
+                let result = handle.join().ok().flatten();
+                if found.is_none() {
+                    found = result;
+                }
+            }
+            found
+        })
+    };
+    found.ok_or(PuzzleError::NoSolution { tried: range })
+}
+
+/// Runs the walk from `start` over the covered chunks; returns (goal, secret).
+pub fn walk(
+    params: &PuzzleParams,
+    chunks: &[&[u8]],
+    start: u64,
+) -> Result<(Hash, PuzzleSecret), PuzzleError> {
+    let (counts, range) = prepare(
+        params,
+        chunks.iter().map(|c| len_u64(c.len())),
+        chunks.len(),
+    )?;
+    if start >= range {
+        return Err(PuzzleError::StartOutOfRange { start, range });
+    }
+    let init = initial_state();
+    let (goal, secret) = run_walk(params.rounds, &counts, &init, start, |c, off| {
+        chunks
+            .get(c)
+            .map_or([0u8; 16], |data| padded_block(data, off))
+    });
+    Ok((Hash(goal), PuzzleSecret::from_bytes(secret)))
+}
+
+/// Checks a claimed solution by re-running one walk; returns the secret.
+pub fn verify(
+    params: &PuzzleParams,
+    chunks: &[&[u8]],
+    start: u64,
+    goal: &Hash,
+) -> Result<PuzzleSecret, PuzzleError> {
+    let (reached, secret) = walk(params, chunks, start)?;
+    if reached != *goal {
+        return Err(PuzzleError::WrongGoal { start });
+    }
+    Ok(secret)
+}
+
+/// The number of threads [`solve_parallel`] should use on this machine.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_compression_step_is_sha256_of_48_bytes() {
+        let state: [u8; 32] = core::array::from_fn(|i| i as u8);
+        let block: [u8; 16] = core::array::from_fn(|i| 0xf0 ^ i as u8);
+        let mut message = state.to_vec();
+        message.extend_from_slice(&block);
+        let expected: [u8; 32] = Sha256::digest(message.as_slice()).into();
+        assert_eq!(step(&state, &block), expected);
+    }
+
+    #[test]
+    fn degenerate_parameters_are_rejected() {
+        let p = |rounds, covered| PuzzleParams {
+            rounds,
+            start_range: 8,
+            covered,
+        };
+        assert_eq!(
+            p(1, 0b1).check(1),
+            Err(PuzzleError::Degenerate { product: 1 })
+        );
+        assert_eq!(
+            p(0, 0b1111).check(4),
+            Err(PuzzleError::Degenerate { product: 0 })
+        );
+        assert_eq!(
+            p(2, 0b1).check(1),
+            Err(PuzzleError::Degenerate { product: 2 })
+        );
+        assert_eq!(
+            p(1, 0b1111).check(4),
+            Err(PuzzleError::TooFewRounds { rounds: 1 })
+        );
+        assert_eq!(
+            p(33, 0b1).check(1),
+            Err(PuzzleError::TooManyRounds {
+                rounds: 33,
+                max: MAX_ROUNDS
+            })
+        );
+        assert_eq!(p(2, 0).check(4), Err(PuzzleError::NothingCovered));
+        assert!(matches!(
+            p(2, 0b10000).check(4),
+            Err(PuzzleError::CoverOutOfRange { .. })
+        ));
+        assert!(matches!(
+            p(2, 1).check(17),
+            Err(PuzzleError::BundleSize { .. })
+        ));
+        assert_eq!(
+            PuzzleParams {
+                rounds: 2,
+                start_range: 0,
+                covered: 0b11
+            }
+            .check(2),
+            Err(PuzzleError::EmptyStartRange)
+        );
+        assert_eq!(p(2, 0b1011).check(4), Ok(3));
+        assert_eq!(p(3, 0b1).check(1), Ok(1));
+        assert_eq!(PuzzleParams::covering_all(2, 8, 16).covered, u16::MAX);
+        assert_eq!(
+            PuzzleParams::covering_all(2, 8, 4).covered_positions(),
+            [0, 1, 2, 3]
+        );
+    }
+
+    #[test]
+    fn padded_blocks_zero_fill_the_tail() {
+        let chunk = [7u8; 20];
+        assert_eq!(padded_block(&chunk, 0), [7u8; 16]);
+        let mut tail = [0u8; 16];
+        tail[..4].copy_from_slice(&[7; 4]);
+        assert_eq!(padded_block(&chunk, 1), tail);
+        assert_eq!(padded_block(&chunk, 2), [0u8; 16]);
+        assert_eq!(padded_block(&chunk, u64::MAX), [0u8; 16]);
+    }
+
+    #[test]
+    fn generate_then_solve_in_every_shape() {
+        // Chunk lengths with a full, a ragged and a sub-block last chunk.
+        for lens in [[64u32, 64, 64, 64], [64, 64, 64, 5], [33, 16, 1, 48]] {
+            let chunk_size = 64u32;
+            let data: Vec<u8> = (0..(chunk_size * 3 + lens[3]))
+                .map(|i| (i * 31 + 7) as u8)
+                .collect();
+            let keys: Vec<SessionKey> = (0..4u8)
+                .map(|i| SessionKey::from_bytes([i + 1; 16]))
+                .collect();
+            // Inner-encrypted copies of the chunks, as a client holds them.
+            let mut encrypted = Vec::new();
+            let mut pchunks = Vec::new();
+            for (i, len) in lens.iter().enumerate() {
+                let start = i * chunk_size as usize;
+                let key = keys[i].clone();
+                let iv = key.chunk_iv(i as u64);
+                let mut bytes = data[start..start + *len as usize].to_vec();
+                LayerCipher::new(&key, &iv).apply(&mut bytes);
+                encrypted.push(bytes);
+                pchunks.push(PuzzleChunk {
+                    chunk: i as u64,
+                    len: *len,
+                    key,
+                    iv,
+                });
+            }
+            // The source serves each chunk's first `len` bytes of its slot.
+            let mut source = |c: u64, b: u64, out: &mut [u8]| -> Result<(), SourceError> {
+                let s = (c * u64::from(chunk_size) + b * 16) as usize;
+                out.copy_from_slice(&data[s..s + out.len()]);
+                Ok(())
+            };
+            let params = PuzzleParams::covering_all(2, 8192, 4);
+            let generated = generate(&params, &pchunks, &mut source).unwrap();
+            let views: Vec<&[u8]> = encrypted.iter().map(Vec::as_slice).collect();
+            let solved = solve(&params, &views, &generated.goal).unwrap();
+            assert_eq!(solved.secret, generated.secret, "lens {lens:?}");
+            let parallel = solve_parallel(&params, &views, &generated.goal, 3).unwrap();
+            assert_eq!(parallel.secret, generated.secret);
+            assert_eq!(
+                verify(&params, &views, solved.start, &generated.goal).unwrap(),
+                generated.secret
+            );
+        }
+    }
+
+    #[test]
+    fn memory_source_reads_chunk_relative_blocks() {
+        let data: Vec<u8> = (0..100u8).collect();
+        let mut src = MemorySource::new(&data, 32);
+        let mut out = [0u8; 16];
+        src.read_block(1, 1, &mut out).unwrap();
+        assert_eq!(out[0], 48);
+        let mut short = [0u8; 4];
+        src.read_block(3, 0, &mut short).unwrap();
+        assert_eq!(short, [96, 97, 98, 99]);
+        assert!(src.read_block(3, 1, &mut out).is_err());
+    }
+
+    #[test]
+    fn empty_chunks_and_wrong_counts_are_rejected() {
+        let params = PuzzleParams::covering_all(2, 8, 2);
+        let a = [1u8; 16];
+        assert_eq!(
+            solve(&params, &[&a, &[]], &Hash([0; 32])),
+            Err(PuzzleError::EmptyChunk { chunk: 1 })
+        );
+        assert_eq!(
+            solve(&params, &[&a], &Hash([0; 32])),
+            Err(PuzzleError::ChunkCount {
+                expected: 2,
+                got: 1
+            })
+        );
+        assert_eq!(
+            solve(&params, &[&a, &a], &Hash([0; 32])),
+            Err(PuzzleError::NoSolution { tried: 1 })
+        );
+    }
+}
