@@ -119,6 +119,8 @@ pub struct ConsensusConfig {
     pub max_block_transactions: u32,
     /// Largest encoded block, in bytes.
     pub max_block_bytes: u32,
+    /// Percentage of a forfeited penalty paid to the duplicate's reporter.
+    pub duplicate_reporter_share_percent: u8,
 }
 
 impl ConsensusConfig {
@@ -134,6 +136,7 @@ impl ConsensusConfig {
             max_future_drift_ms: self.max_future_drift_ms,
             max_block_transactions: self.max_block_transactions,
             max_block_bytes: self.max_block_bytes,
+            duplicate_reporter_share_percent: self.duplicate_reporter_share_percent,
         }
     }
 
@@ -149,6 +152,7 @@ impl ConsensusConfig {
             max_future_drift_ms: p.max_future_drift_ms,
             max_block_transactions: p.max_block_transactions,
             max_block_bytes: p.max_block_bytes,
+            duplicate_reporter_share_percent: p.duplicate_reporter_share_percent,
         }
     }
 }
@@ -251,6 +255,7 @@ impl ChainSpec {
                 max_future_drift_ms: 15_000,
                 max_block_transactions: 20_000,
                 max_block_bytes: 4 * 1024 * 1024,
+                duplicate_reporter_share_percent: 50,
             },
             genesis: dev_genesis(),
             genesis_hash: None,
@@ -284,6 +289,7 @@ impl ChainSpec {
                 max_future_drift_ms: 60_000,
                 max_block_transactions: 20_000,
                 max_block_bytes: 4 * 1024 * 1024,
+                duplicate_reporter_share_percent: 50,
             },
             genesis: dev_genesis(),
             genesis_hash: None,

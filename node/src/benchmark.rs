@@ -26,6 +26,7 @@ pub fn bench_params() -> ConsensusParams {
         max_future_drift_ms: u64::MAX / 4,
         max_block_transactions: 20_000,
         max_block_bytes: 16 * 1024 * 1024,
+        duplicate_reporter_share_percent: 50,
     }
 }
 
@@ -91,6 +92,7 @@ pub fn build_transfer_blocks(
         }
         let head = chain.head();
         let template = build_template(
+            &TreeView(chain.store().as_ref()),
             &TreeView(chain.store().as_ref()),
             TemplateInput {
                 parent: head.header.clone(),

@@ -427,7 +427,12 @@ impl Chain {
         }
         let ctx = self.context_for(&parent.header, now_ms())?;
         let executed = stateless
-            .check_stateful(&ctx, &TreeView(self.store.as_ref()), &self.params)
+            .check_stateful(
+                &ctx,
+                &TreeView(self.store.as_ref()),
+                &TreeView(self.store.as_ref()),
+                &self.params,
+            )
             .map_err(|source| ImportError::Invalid {
                 hash,
                 source: Box::new(source),

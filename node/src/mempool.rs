@@ -35,8 +35,11 @@
 //! again.
 
 use crate::chain::{Chain, ChainEvent};
+use crate::storage::TreeView;
+use cachecash_runtime::commitment::TreeState;
 use cachecash_runtime::execution::apply_transaction;
-use cachecash_runtime::state::{Overlay, StateReader};
+use cachecash_runtime::microcash::{Escrow, EscrowId};
+use cachecash_runtime::state::{BlockEnv, Overlay, StateError, StateReader};
 use cachecash_runtime::transaction::TransactionDecodeError;
 use cachecash_runtime::{Account, AccountId, Balance, Hash, Nonce, SignedTransaction, TxError};
 use parity_scale_codec::Encode;
@@ -306,11 +309,19 @@ impl Mempool {
         }
         // Replay the sender's sequence with this transaction in place, so
         // balance and nonce are checked exactly as a block would.
+        let view = TreeView(self.chain.store().as_ref());
+        let head = self.chain.head();
+        let head_state = TreeState::new(&view, head.header.number);
         let base = SingleAccount {
             id: signer,
             account: state_account,
+            head: &head_state,
         };
-        let mut overlay = Overlay::new(&base);
+        let env = BlockEnv {
+            number: head.header.number.saturating_add(1),
+            history: &view,
+        };
+        let mut overlay = Overlay::with_env(&base, env);
         let mut sequence: Vec<&SignedTransaction> = pending
             .iter()
             .filter(|e| e.tx.tx.nonce != tx.tx.nonce)
@@ -490,6 +501,13 @@ impl Mempool {
     /// Re-checks every sender's sequence against the head state.
     pub fn revalidate(&self) {
         let params = self.chain.params().clone();
+        let view = TreeView(self.chain.store().as_ref());
+        let head = self.chain.head();
+        let head_state = TreeState::new(&view, head.header.number);
+        let env = BlockEnv {
+            number: head.header.number.saturating_add(1),
+            history: &view,
+        };
         let mut inner = self.inner.lock();
         let senders: Vec<AccountId> = inner.by_account.keys().copied().collect();
         for signer in senders {
@@ -503,8 +521,9 @@ impl Mempool {
             let base = SingleAccount {
                 id: signer,
                 account,
+                head: &head_state,
             };
-            let mut overlay = Overlay::new(&base);
+            let mut overlay = Overlay::with_env(&base, env);
             let nonces: Vec<Nonce> = inner
                 .by_account
                 .get(&signer)
@@ -538,20 +557,25 @@ impl Mempool {
     }
 }
 
-/// The state of one account; every other account reads as empty, which is
-/// exact for replaying one sender's transfers (credits to others do not
-/// affect the sender, and a self-transfer reads the sender).
-struct SingleAccount {
+/// The state of one account over the head's escrows; every other account
+/// reads as empty, which is exact for replaying one sender's transactions:
+/// credits to others do not affect the sender, and every MicroCash credit
+/// (claim, refund, reporter share) goes to the sender itself.
+struct SingleAccount<'a> {
     id: AccountId,
     account: Account,
+    head: &'a dyn StateReader,
 }
 
-impl StateReader for SingleAccount {
-    fn account(
-        &self,
-        id: &AccountId,
-    ) -> Result<Option<Account>, cachecash_runtime::state::StateError> {
+impl StateReader for SingleAccount<'_> {
+    fn account(&self, id: &AccountId) -> Result<Option<Account>, StateError> {
         Ok((id == &self.id).then_some(self.account))
+    }
+    fn escrow(&self, id: &EscrowId) -> Result<Option<Escrow>, StateError> {
+        self.head.escrow(id)
+    }
+    fn funder_escrows(&self, funder: &AccountId) -> Result<Vec<EscrowId>, StateError> {
+        self.head.funder_escrows(funder)
     }
 }
 

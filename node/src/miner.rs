@@ -156,8 +156,10 @@ fn mine_one(
         .map_err(|e| e.to_string())?;
     let timestamp = now_ms().max(ctx.median_time_past.saturating_add(1));
     let candidates = pool.ready(MAX_TEMPLATE_CANDIDATES);
+    let view = TreeView(chain.store().as_ref());
     let template = build_template(
-        &TreeView(chain.store().as_ref()),
+        &view,
+        &view,
         TemplateInput {
             parent: parent.clone(),
             timestamp,

@@ -5,12 +5,12 @@
 //! rest. The result's header is complete except for the nonce.
 
 use crate::block::{Block, Header, transactions_root};
-use crate::commitment::{StateUpdate, TreeState, compute_update};
+use crate::commitment::{StateUpdate, TreeState, compute_state_update};
 use crate::consensus::{ConsensusParams, Target};
 use crate::error::{BlockError, TxError};
 use crate::execution::{apply_transaction, credit_miner};
 use crate::primitives::{AccountId, Balance, Hash, Timestamp};
-use crate::state::Overlay;
+use crate::state::{BlockEnv, BlockHashes, Overlay};
 use crate::transaction::SignedTransaction;
 use jmt::storage::TreeReader;
 use parity_scale_codec::Encode;
@@ -45,12 +45,14 @@ pub struct TemplateInput {
 /// latest version. Signatures of candidates must already be verified.
 pub fn build_template<R: TreeReader>(
     tree: &R,
+    history: &dyn BlockHashes,
     input: TemplateInput,
     candidates: impl IntoIterator<Item = SignedTransaction>,
     params: &ConsensusParams,
 ) -> Result<Template, BlockError> {
     let state = TreeState::new(tree, input.parent.number);
-    let mut overlay = Overlay::new(&state);
+    let number = input.parent.number.saturating_add(1);
+    let mut overlay = Overlay::with_env(&state, BlockEnv { number, history });
     let mut included: Vec<SignedTransaction> = Vec::new();
     let mut rejected = Vec::new();
     let mut fees: Balance = 0;
@@ -87,8 +89,7 @@ pub fn build_template<R: TreeReader>(
     }
     credit_miner(&mut overlay, &input.miner, params.block_reward, fees)?;
     let changes = overlay.into_changes();
-    let number = input.parent.number.saturating_add(1);
-    let update = compute_update(tree, &changes, number)?;
+    let update = compute_state_update(tree, &changes, number)?;
     let tx_hashes: Vec<Hash> = included.iter().map(|t| t.hash()).collect();
     let header = Header {
         parent_hash: input.parent.hash(),

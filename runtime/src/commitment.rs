@@ -26,8 +26,9 @@
 //! `docs/rpc.md` specifies how a light client checks one against a
 //! header's `stateRoot`; [`verify_proof`] implements exactly that text.
 
+use crate::microcash::{Escrow, EscrowId};
 use crate::primitives::{AccountId, Hash};
-use crate::state::{Account, StateError, StateReader};
+use crate::state::{Account, StateChanges, StateError, StateReader};
 use jmt::storage::{LeafNode, Node, NodeKey, TreeReader, TreeUpdateBatch};
 use jmt::{KeyHash, OwnedValue, Version};
 use parity_scale_codec::{Decode, Encode};
@@ -62,6 +63,22 @@ type Tree<'a, R> = jmt::JellyfishMerkleTree<'a, R, StateHasher>;
 /// The tree key of an account.
 pub fn account_key(id: &AccountId) -> KeyHash {
     KeyHash(Hash::of(id.as_bytes()).0)
+}
+
+/// Domain of escrow keys in the tree.
+pub const ESCROW_KEY_DOMAIN: &[u8] = b"cachecash/state/escrow";
+/// Domain of funder-index keys in the tree.
+pub const FUNDER_KEY_DOMAIN: &[u8] = b"cachecash/state/funder-escrows";
+
+/// The tree key of an escrow: SHA-256(domain ‖ escrow id). Account keys hash
+/// 32 bytes alone, so the key spaces cannot meet.
+pub fn escrow_key(id: &EscrowId) -> KeyHash {
+    KeyHash(Hash::of_parts(&[ESCROW_KEY_DOMAIN, id.as_bytes()]).0)
+}
+
+/// The tree key of a funder's list of open escrows.
+pub fn funder_key(funder: &AccountId) -> KeyHash {
+    KeyHash(Hash::of_parts(&[FUNDER_KEY_DOMAIN, funder.as_bytes()]).0)
 }
 
 /// The tree value of an account.
@@ -122,6 +139,72 @@ pub fn compute_update<R: TreeReader>(
     })
 }
 
+/// Like [`compute_update`] for every kind of state change: accounts,
+/// escrows (SCALE, or deleted) and funder indexes (SCALE list, deleted
+/// when empty).
+pub fn compute_state_update<R: TreeReader>(
+    reader: &R,
+    changes: &StateChanges,
+    version: Version,
+) -> Result<StateUpdate, CommitmentError> {
+    if changes.is_empty() {
+        return Err(CommitmentError(
+            "a state version must change at least one entry".into(),
+        ));
+    }
+    let mut set: Vec<(KeyHash, Option<OwnedValue>)> = changes
+        .accounts
+        .iter()
+        .map(|(id, a)| (account_key(id), Some(account_value(a))))
+        .collect();
+    set.extend(
+        changes
+            .escrows
+            .iter()
+            .map(|(id, e)| (escrow_key(id), e.as_ref().map(Encode::encode))),
+    );
+    set.extend(
+        changes
+            .funders
+            .iter()
+            .map(|(id, list)| (funder_key(id), (!list.is_empty()).then(|| list.encode()))),
+    );
+    let (root, batch) = Tree::new(reader).put_value_set(set, version)?;
+    Ok(StateUpdate {
+        root: Hash(root.0),
+        version,
+        batch,
+    })
+}
+
+/// Reads an escrow at `version`.
+pub fn read_escrow<R: TreeReader>(
+    reader: &R,
+    id: &EscrowId,
+    version: Version,
+) -> Result<Option<Escrow>, CommitmentError> {
+    match reader.get_value_option(version, escrow_key(id))? {
+        None => Ok(None),
+        Some(bytes) => Escrow::decode(&mut &bytes[..])
+            .map(Some)
+            .map_err(|e| CommitmentError(format!("stored escrow {id} is corrupt: {e}"))),
+    }
+}
+
+/// Reads a funder's open escrows at `version`.
+pub fn read_funder_escrows<R: TreeReader>(
+    reader: &R,
+    funder: &AccountId,
+    version: Version,
+) -> Result<Vec<EscrowId>, CommitmentError> {
+    match reader.get_value_option(version, funder_key(funder))? {
+        None => Ok(Vec::new()),
+        Some(bytes) => Vec::<EscrowId>::decode(&mut &bytes[..]).map_err(|e| {
+            CommitmentError(format!("stored escrow index of {funder} is corrupt: {e}"))
+        }),
+    }
+}
+
 /// Reads an account at `version` directly from the versioned values.
 pub fn read_account<R: TreeReader>(
     reader: &R,
@@ -158,6 +241,12 @@ impl<'a, R: TreeReader> TreeState<'a, R> {
 impl<R: TreeReader> StateReader for TreeState<'_, R> {
     fn account(&self, id: &AccountId) -> Result<Option<Account>, StateError> {
         Ok(read_account(self.reader, id, self.version)?)
+    }
+    fn escrow(&self, id: &EscrowId) -> Result<Option<Escrow>, StateError> {
+        Ok(read_escrow(self.reader, id, self.version)?)
+    }
+    fn funder_escrows(&self, funder: &AccountId) -> Result<Vec<EscrowId>, StateError> {
+        Ok(read_funder_escrows(self.reader, funder, self.version)?)
     }
 }
 

@@ -131,6 +131,9 @@ pub struct ConsensusParams {
     pub max_block_transactions: u32,
     /// Largest encoded block, in bytes.
     pub max_block_bytes: u32,
+    /// Percentage of a forfeited penalty deposit paid to the reporter of a
+    /// duplicate-ticket proof; the rest is burnt.
+    pub duplicate_reporter_share_percent: u8,
 }
 
 /// A consensus parameter set that cannot work.
@@ -155,6 +158,9 @@ pub enum ParamsError {
         "maxBlockBytes {0} is too small; it must hold a header and at least one transaction (≥ 1024)"
     )]
     BlockTooSmall(u32),
+    /// Reporter share above 100 %.
+    #[error("duplicateReporterSharePercent must be at most 100, got {0}")]
+    ReporterShare(u8),
     /// ASERT's half-life overflows.
     #[error("retargetWindow × targetBlockTimeMs overflows; use a smaller window")]
     WindowOverflow,
@@ -174,6 +180,11 @@ impl ConsensusParams {
                 initial: self.initial_target.to_hex(),
                 limit: self.pow_limit.to_hex(),
             });
+        }
+        if self.duplicate_reporter_share_percent > 100 {
+            return Err(ParamsError::ReporterShare(
+                self.duplicate_reporter_share_percent,
+            ));
         }
         if self.max_block_bytes < 1024 {
             return Err(ParamsError::BlockTooSmall(self.max_block_bytes));
@@ -291,6 +302,7 @@ mod tests {
             max_future_drift_ms: 30_000,
             max_block_transactions: 1000,
             max_block_bytes: 1 << 20,
+            duplicate_reporter_share_percent: 50,
         }
     }
 

@@ -71,6 +71,14 @@ pub enum TxError {
     /// An arithmetic limit.
     #[error("overflow: {0}")]
     Overflow(&'static str),
+    /// A MicroCash rule.
+    #[error(transparent)]
+    Microcash(#[from] crate::microcash::MicrocashError),
+    /// The call needs the chain's history, which this context lacks.
+    #[error(
+        "this call needs the block height and chain history; check it against a block or the mempool"
+    )]
+    NoBlockEnv,
     /// Backend failure while checking.
     #[error(transparent)]
     State(#[from] StateError),

@@ -8,16 +8,21 @@
 //!    destination is credited (re-read, so a self-transfer nets to −fee and
 //!    never overflows); a credit that would overflow u128 is rejected.
 //!
+//! MicroCash calls (escrows, claims, duplicate proofs) follow the rules in
+//! [`crate::microcash`]; they move coins between accounts and escrow
+//! deposits, and a duplicate proof burns the part of the penalty not paid
+//! to the reporter.
+//!
 //! After the transactions the miner is credited the block reward plus all
-//! fees. Fees therefore move supply, the reward mints it, nothing burns it:
-//! total supply = genesis total + reward × blocks.
+//! fees. So: total supply (accounts + escrow deposits) = genesis total +
+//! reward × blocks − burnt.
 
 use crate::consensus::ConsensusParams;
 use crate::error::{BlockError, TxError};
+use crate::microcash::{self as mc, Escrow, MicrocashError};
 use crate::primitives::{AccountId, Balance};
-use crate::state::{Account, Overlay, StateReader};
-use crate::transaction::{Call, SignedTransaction, Transaction};
-use std::collections::BTreeMap;
+use crate::state::{BlockEnv, Overlay, StateChanges, StateReader};
+use crate::transaction::{Call, SignedTransaction, TicketClaimItem, Transaction};
 
 /// Checks a transaction against state without applying it, requiring its
 /// nonce to be exactly the account's next.
@@ -25,9 +30,320 @@ pub fn check_transaction<S: StateReader + ?Sized>(
     state: &S,
     tx: &Transaction,
     params: &ConsensusParams,
+    env: BlockEnv<'_>,
 ) -> Result<(), TxError> {
-    let mut overlay = Overlay::new(state);
+    let mut overlay = Overlay::with_env(state, env);
     apply_transaction(&mut overlay, tx, params).map(|_| ())
+}
+
+/// Debits `amount` from `account` (already nonce-checked and fee-debited).
+fn debit<S: StateReader + ?Sized>(
+    overlay: &mut Overlay<'_, S>,
+    account: &AccountId,
+    amount: Balance,
+) -> Result<(), TxError> {
+    let mut a = overlay.get(account)?;
+    a.balance = a
+        .balance
+        .checked_sub(amount)
+        .ok_or(TxError::InsufficientBalance {
+            signer: *account,
+            balance: a.balance,
+            needed: amount,
+        })?;
+    overlay.set(*account, a);
+    Ok(())
+}
+
+/// Credits `amount` to `account`.
+fn credit<S: StateReader + ?Sized>(
+    overlay: &mut Overlay<'_, S>,
+    account: &AccountId,
+    amount: Balance,
+) -> Result<(), TxError> {
+    let mut a = overlay.get(account)?;
+    a.balance = a.balance.checked_add(amount).ok_or(TxError::Overflow(
+        "the credited balance would exceed the largest balance",
+    ))?;
+    overlay.set(*account, a);
+    Ok(())
+}
+
+fn env_of<'a, S: StateReader + ?Sized>(overlay: &Overlay<'a, S>) -> Result<BlockEnv<'a>, TxError> {
+    overlay.env().ok_or(TxError::NoBlockEnv)
+}
+
+fn existing_escrow<S: StateReader + ?Sized>(
+    overlay: &Overlay<'_, S>,
+    id: &mc::EscrowId,
+) -> Result<Escrow, TxError> {
+    overlay
+        .get_escrow(id)?
+        .ok_or(TxError::Microcash(MicrocashError::UnknownEscrow(*id)))
+}
+
+fn apply_microcash<S: StateReader + ?Sized>(
+    overlay: &mut Overlay<'_, S>,
+    tx: &Transaction,
+    params: &ConsensusParams,
+) -> Result<(), TxError> {
+    let height = env_of(overlay)?.number;
+    match &tx.call {
+        Call::Transfer { .. } => Ok(()),
+        Call::EscrowOpen {
+            terms,
+            payment,
+            penalty,
+        } => {
+            terms.validate()?;
+            let required = terms.payment_required(terms.rounds()?)?;
+            if *payment < required {
+                return Err(MicrocashError::PaymentTooSmall {
+                    deposit: *payment,
+                    required,
+                }
+                .into());
+            }
+            let starts = terms.round_start(terms.first_round)?;
+            if starts < height {
+                return Err(MicrocashError::RoundInPast {
+                    first_round: terms.first_round,
+                    starts,
+                    height,
+                }
+                .into());
+            }
+            let id = mc::escrow_id(&tx.signer, tx.nonce);
+            if overlay.get_escrow(&id)?.is_some() {
+                return Err(MicrocashError::EscrowExists(id).into());
+            }
+            let total = payment
+                .checked_add(*penalty)
+                .ok_or(TxError::Overflow("payment + penalty deposits"))?;
+            debit(overlay, &tx.signer, total)?;
+            overlay.set_escrow(
+                id,
+                Some(Escrow {
+                    funder: tx.signer,
+                    terms: terms.clone(),
+                    payment: *payment,
+                    penalty: *penalty,
+                    penalised: false,
+                    claimed: Vec::new(),
+                }),
+            );
+            let mut list = overlay.get_funder_escrows(&tx.signer)?;
+            list.push(id);
+            overlay.set_funder_escrows(tx.signer, list);
+            Ok(())
+        }
+        Call::EscrowTopUp {
+            escrow,
+            extra_rounds,
+            penalty,
+        } => {
+            let mut e = existing_escrow(overlay, escrow)?;
+            if e.funder != tx.signer {
+                return Err(MicrocashError::NotFunder {
+                    funder: e.funder,
+                    action: "top up the escrow",
+                }
+                .into());
+            }
+            if *extra_rounds == 0 && *penalty == 0 {
+                return Err(MicrocashError::EmptyTopUp.into());
+            }
+            let mut added: Balance = *penalty;
+            if *extra_rounds > 0 {
+                if height >= e.terms.round_start(e.terms.last_round)? {
+                    return Err(MicrocashError::TopUpTooLate(*escrow).into());
+                }
+                e.terms.last_round = e
+                    .terms
+                    .last_round
+                    .checked_add(*extra_rounds)
+                    .ok_or(MicrocashError::Overflow("last round"))?;
+                e.terms.validate()?;
+                let pay = e.terms.payment_required(*extra_rounds)?;
+                e.payment = e
+                    .payment
+                    .checked_add(pay)
+                    .ok_or(TxError::Overflow("payment deposit"))?;
+                added = added
+                    .checked_add(pay)
+                    .ok_or(TxError::Overflow("top-up amount"))?;
+            } else if height >= e.terms.unlock_height()? {
+                return Err(MicrocashError::TopUpTooLate(*escrow).into());
+            }
+            e.penalty = e
+                .penalty
+                .checked_add(*penalty)
+                .ok_or(TxError::Overflow("penalty deposit"))?;
+            debit(overlay, &tx.signer, added)?;
+            e.prune(height);
+            overlay.set_escrow(*escrow, Some(e));
+            Ok(())
+        }
+        Call::EscrowClose { escrow } => {
+            let e = existing_escrow(overlay, escrow)?;
+            if e.funder != tx.signer {
+                return Err(MicrocashError::NotFunder {
+                    funder: e.funder,
+                    action: "close the escrow",
+                }
+                .into());
+            }
+            let unlock = e.terms.unlock_height()?;
+            if height < unlock {
+                return Err(MicrocashError::Locked {
+                    escrow: *escrow,
+                    unlock,
+                    height,
+                }
+                .into());
+            }
+            let refund = e
+                .payment
+                .checked_add(e.penalty)
+                .ok_or(TxError::Overflow("escrow refund"))?;
+            credit(overlay, &e.funder, refund)?;
+            overlay.set_escrow(*escrow, None);
+            let mut list = overlay.get_funder_escrows(&e.funder)?;
+            list.retain(|id| id != escrow);
+            overlay.set_funder_escrows(e.funder, list);
+            Ok(())
+        }
+        Call::TicketClaim { claims } => {
+            if claims.is_empty() || claims.len() > mc::MAX_CLAIMS_PER_TRANSACTION {
+                return Err(MicrocashError::ClaimCount(claims.len()).into());
+            }
+            for item in claims {
+                apply_claim(overlay, &tx.signer, item)?;
+            }
+            Ok(())
+        }
+        Call::DuplicateTicketProof { first, second } => {
+            let (a, b) = (&first.ticket, &second.ticket);
+            if a.escrow != b.escrow || a.round != b.round || a.number != b.number {
+                return Err(MicrocashError::NotDuplicate(
+                    "the tickets differ in escrow, round or number",
+                )
+                .into());
+            }
+            if a == b {
+                return Err(MicrocashError::NotDuplicate("the two tickets are identical").into());
+            }
+            let mut e = existing_escrow(overlay, &a.escrow)?;
+            e.terms.check_slot(a.round, a.number)?;
+            if e.penalised {
+                return Err(MicrocashError::AlreadyPenalised(a.escrow).into());
+            }
+            first
+                .verify(&e.terms.signer)
+                .map_err(MicrocashError::from)?;
+            second
+                .verify(&e.terms.signer)
+                .map_err(MicrocashError::from)?;
+            let share = e
+                .penalty
+                .checked_mul(Balance::from(params.duplicate_reporter_share_percent))
+                .and_then(|x| x.checked_div(100))
+                .ok_or(TxError::Overflow("reporter share"))?;
+            let burnt = e
+                .penalty
+                .checked_sub(share)
+                .ok_or(TxError::Overflow("burnt penalty"))?;
+            credit(overlay, &tx.signer, share)?;
+            overlay.burn(burnt)?;
+            e.penalty = 0;
+            e.penalised = true;
+            e.prune(height);
+            overlay.set_escrow(a.escrow, Some(e));
+            Ok(())
+        }
+    }
+}
+
+/// Applies one claimed ticket, in the order of checks of
+/// [`crate::microcash`]: escrow, range, draw and window, winner, claimant,
+/// preimage, signature, replay.
+fn apply_claim<S: StateReader + ?Sized>(
+    overlay: &mut Overlay<'_, S>,
+    claimant: &AccountId,
+    item: &TicketClaimItem,
+) -> Result<(), TxError> {
+    let env = env_of(overlay)?;
+    let height = env.number;
+    let t = &item.ticket.ticket;
+    let mut e = existing_escrow(overlay, &t.escrow)?;
+    e.terms.check_slot(t.round, t.number)?;
+    let draw = e.terms.draw_height(t.round)?;
+    if draw >= height {
+        return Err(MicrocashError::NotDrawn {
+            round: t.round,
+            draw,
+            opens: draw.saturating_add(1),
+            height,
+        }
+        .into());
+    }
+    let closed = e.terms.claim_deadline(t.round)?;
+    if height > closed {
+        return Err(MicrocashError::WindowClosed {
+            round: t.round,
+            closed,
+            height,
+        }
+        .into());
+    }
+    let seed = env
+        .history
+        .canonical_hash(draw)?
+        .ok_or(MicrocashError::MissingDrawBlock(draw))?;
+    let won = mc::winners(
+        &seed,
+        &t.escrow,
+        t.round,
+        e.terms.tickets_per_round,
+        e.terms.winners_per_round,
+    );
+    if !won.contains(&t.number) {
+        return Err(MicrocashError::NotAWinner {
+            round: t.round,
+            number: t.number,
+        }
+        .into());
+    }
+    if t.cache != *claimant {
+        return Err(MicrocashError::WrongClaimant {
+            cache: t.cache,
+            claimant: *claimant,
+        }
+        .into());
+    }
+    if mc::secret_commitment(&item.preimage) != t.secret_hash {
+        return Err(MicrocashError::WrongPreimage.into());
+    }
+    item.ticket
+        .verify(&e.terms.signer)
+        .map_err(MicrocashError::from)?;
+    if e.is_claimed(t.round, t.number) {
+        return Err(MicrocashError::AlreadyClaimed {
+            escrow: t.escrow,
+            round: t.round,
+            number: t.number,
+        }
+        .into());
+    }
+    e.payment = e
+        .payment
+        .checked_sub(e.terms.face_value)
+        .ok_or(TxError::Overflow("the payment deposit is exhausted"))?;
+    e.record_claim(t.round, t.number);
+    e.prune(height);
+    let value = e.terms.face_value;
+    overlay.set_escrow(t.escrow, Some(e));
+    credit(overlay, claimant, value)
 }
 
 /// Applies one (signature-checked) transaction, returning its fee.
@@ -87,6 +403,22 @@ pub fn apply_transaction<S: StateReader + ?Sized>(
                 ))?;
             overlay.set(*dest, receiver);
         }
+        _ => {
+            // The fee first, then the call's own movements, all on the
+            // overlay: a failing call is rolled back by the caller.
+            sender.balance =
+                sender
+                    .balance
+                    .checked_sub(tx.fee)
+                    .ok_or(TxError::InsufficientBalance {
+                        signer: tx.signer,
+                        balance: sender.balance,
+                        needed: tx.fee,
+                    })?;
+            sender.nonce = next_nonce;
+            overlay.set(tx.signer, sender);
+            apply_microcash(overlay, tx, params)?;
+        }
     }
     Ok(tx.fee)
 }
@@ -94,8 +426,8 @@ pub fn apply_transaction<S: StateReader + ?Sized>(
 /// Result of executing a block body.
 #[derive(Debug, Clone)]
 pub struct Execution {
-    /// Every changed account, the miner always among them.
-    pub changes: BTreeMap<AccountId, Account>,
+    /// Every change, the miner's account always among them.
+    pub changes: StateChanges,
     /// Sum of fees.
     pub fees: Balance,
 }
@@ -107,8 +439,9 @@ pub fn execute_block<S: StateReader + ?Sized>(
     miner: &AccountId,
     txs: &[SignedTransaction],
     params: &ConsensusParams,
+    env: BlockEnv<'_>,
 ) -> Result<Execution, BlockError> {
-    let mut overlay = Overlay::new(state);
+    let mut overlay = Overlay::with_env(state, env);
     let mut fees: Balance = 0;
     for (index, t) in txs.iter().enumerate() {
         let fee = apply_transaction(&mut overlay, &t.tx, params).map_err(|source| {

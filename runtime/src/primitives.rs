@@ -234,6 +234,20 @@ pub fn format_balance(amount: Balance, decimals: u8) -> String {
     format!("{}.{}", whole, frac.trim_end_matches('0'))
 }
 
+/// Serde for raw 32-byte values as `0x` hex.
+pub mod serde_hex32 {
+    /// Serializes as `0x` hex.
+    pub fn serialize<S: serde::Serializer>(v: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::encode_hex(v))
+    }
+
+    /// Deserializes from `0x` hex of 32 bytes.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        super::decode_hex_array::<32>(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

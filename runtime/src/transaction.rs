@@ -10,6 +10,7 @@
 //! are added as new variants with new indices; existing encodings never
 //! change.
 
+use crate::microcash::{EscrowId, EscrowTerms, SignedTicket};
 use crate::primitives::{AccountId, Balance, Hash, Nonce, Signature};
 use parity_scale_codec::{Decode, DecodeAll, Encode};
 
@@ -17,7 +18,8 @@ use parity_scale_codec::{Decode, DecodeAll, Encode};
 pub const SIGNING_DOMAIN: &[u8] = b"cachecash/transaction/v1";
 
 /// Largest encoded transaction accepted anywhere (RPC, mempool, blocks).
-pub const MAX_TRANSACTION_BYTES: usize = 16 * 1024;
+/// (A ticket claim carries up to 32 tickets with batch proofs.)
+pub const MAX_TRANSACTION_BYTES: usize = 64 * 1024;
 
 /// What a transaction does.
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, serde::Serialize, serde::Deserialize)]
@@ -32,6 +34,64 @@ pub enum Call {
         #[serde(with = "crate::serde_balance")]
         amount: Balance,
     },
+    /// Opens a MicroCash escrow funded by the signer. Its id is
+    /// [`crate::microcash::escrow_id`]`(signer, nonce)`.
+    #[codec(index = 1)]
+    #[serde(rename_all = "camelCase")]
+    EscrowOpen {
+        /// The declared schedule.
+        terms: EscrowTerms,
+        /// Payment deposit: at least w·β per round.
+        #[serde(with = "crate::serde_balance")]
+        payment: Balance,
+        /// Penalty deposit, forfeited on a duplicate-ticket proof.
+        #[serde(with = "crate::serde_balance")]
+        penalty: Balance,
+    },
+    /// Adds rounds (paying w·β each) and/or penalty deposit. Funder only,
+    /// before the last round begins.
+    #[codec(index = 2)]
+    #[serde(rename_all = "camelCase")]
+    EscrowTopUp {
+        /// The escrow.
+        escrow: EscrowId,
+        /// Rounds appended after the last round.
+        extra_rounds: u64,
+        /// Added penalty deposit.
+        #[serde(with = "crate::serde_balance")]
+        penalty: Balance,
+    },
+    /// Returns what remains to the funder once every claim window closed.
+    #[codec(index = 3)]
+    EscrowClose {
+        /// The escrow.
+        escrow: EscrowId,
+    },
+    /// Claims winning tickets for the signer (each ticket's cache).
+    #[codec(index = 4)]
+    TicketClaim {
+        /// Tickets with the puzzle secrets that open their commitments.
+        claims: Vec<TicketClaimItem>,
+    },
+    /// Proves that an escrow's signer signed two different tickets for the
+    /// same round and number; forfeits the penalty deposit once.
+    #[codec(index = 5)]
+    DuplicateTicketProof {
+        /// One ticket.
+        first: Box<SignedTicket>,
+        /// A different ticket with the same escrow, round and number.
+        second: Box<SignedTicket>,
+    },
+}
+
+/// One claimed ticket.
+#[derive(Clone, PartialEq, Eq, Debug, Encode, Decode, serde::Serialize, serde::Deserialize)]
+pub struct TicketClaimItem {
+    /// The signed ticket.
+    pub ticket: SignedTicket,
+    /// The puzzle secret whose commitment the ticket holds.
+    #[serde(with = "crate::primitives::serde_hex32")]
+    pub preimage: [u8; 32],
 }
 
 /// The signed part of a transaction.

@@ -13,16 +13,16 @@
 //! the parent header, its ancestors' timestamps, and the parent state.
 
 use crate::block::{Block, Header, transactions_root};
-use crate::commitment::{StateUpdate, TreeState, compute_update};
+use crate::commitment::{StateUpdate, TreeState, compute_state_update};
 use crate::consensus::{ConsensusParams, Target};
 use crate::error::BlockError;
 use crate::execution::execute_block;
-use crate::primitives::{AccountId, Balance, Hash, Timestamp};
-use crate::state::Account;
+use crate::primitives::{Balance, Hash, Timestamp};
+use crate::state::{BlockEnv, BlockHashes, StateChanges};
 use crate::transaction::verify_signatures_batch;
 use jmt::storage::TreeReader;
 use parity_scale_codec::{DecodeAll, Encode};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 /// Stage 1: a structurally valid block (decoded exactly, within the size limit).
 #[derive(Debug, Clone)]
@@ -160,18 +160,25 @@ impl StatelessBlock {
 
     /// Stage 3: checks against the parent and its state, executing the
     /// block. `tree` must hold the state of the parent as version
-    /// `parent.number`, and nothing above it.
+    /// `parent.number`, and nothing above it; `history` answers the
+    /// canonical hashes of the parent's chain (for lottery draws).
     pub fn check_stateful<R: TreeReader>(
         self,
         ctx: &ChainContext,
         tree: &R,
+        history: &dyn BlockHashes,
         params: &ConsensusParams,
     ) -> Result<ExecutedBlock, BlockError> {
         check_header_context(&self.block.header, ctx, params)?;
         let header = &self.block.header;
         let state = TreeState::new(tree, ctx.parent.number);
-        let execution = execute_block(&state, &header.miner, &self.block.transactions, params)?;
-        let update = compute_update(tree, &execution.changes, header.number)?;
+        let env = BlockEnv {
+            number: header.number,
+            history,
+        };
+        let execution =
+            execute_block(&state, &header.miner, &self.block.transactions, params, env)?;
+        let update = compute_state_update(tree, &execution.changes, header.number)?;
         if update.root != header.state_root {
             return Err(BlockError::StateRootMismatch {
                 claimed: header.state_root,
@@ -241,8 +248,8 @@ pub struct ExecutedBlock {
     pub hash: Hash,
     /// Its transactions' hashes, in order.
     pub tx_hashes: Vec<Hash>,
-    /// Accounts changed by the block.
-    pub changes: BTreeMap<AccountId, Account>,
+    /// State changed by the block.
+    pub changes: StateChanges,
     /// Fees paid to the miner.
     pub fees: Balance,
     /// The state-tree update to persist.

@@ -18,6 +18,7 @@ pub fn params() -> ConsensusParams {
         max_future_drift_ms: 30_000,
         max_block_transactions: 1000,
         max_block_bytes: 1 << 20,
+        duplicate_reporter_share_percent: 50,
     }
 }
 

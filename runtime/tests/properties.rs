@@ -8,13 +8,20 @@ mod common;
 use cachecash_runtime::builder::{TemplateInput, build_template};
 use cachecash_runtime::commitment::{MemoryTree, TreeState};
 use cachecash_runtime::execution::{apply_transaction, execute_block};
-use cachecash_runtime::state::{Overlay, StateReader, total_balance};
+use cachecash_runtime::state::{BlockEnv, GenesisOnly, Overlay, StateReader, total_balance};
 use cachecash_runtime::transaction::SignedTransaction;
 use cachecash_runtime::verify::{ChainContext, UncheckedBlock, check_header_context};
 use cachecash_runtime::{Call, Transaction, TxError};
 use common::*;
 use parity_scale_codec::Encode;
 use proptest::prelude::*;
+
+fn env(number: u64) -> BlockEnv<'static> {
+    BlockEnv {
+        number,
+        history: &GenesisOnly,
+    }
+}
 
 fn transfer(
     from: u8,
@@ -65,7 +72,7 @@ proptest! {
                 nonces[*f as usize] += 1;
                 tx
             }).collect();
-            let template = build_template(&tree, TemplateInput {
+            let template = build_template(&tree, &GenesisOnly, TemplateInput {
                 parent: parent.clone(), timestamp: parent.timestamp + 1000, target: p.initial_target, miner: account(200),
             }, txs, &p).unwrap();
             tree.apply(&template.update.batch);
@@ -137,7 +144,7 @@ proptest! {
         let verdict = SignedTransaction::decode_bounded(&bytes)
             .map_err(|e| e.to_string())
             .and_then(|t2| t2.verify_signature(&g.hash).map_err(|e| e.to_string()).map(|_| t2))
-            .and_then(|t2| cachecash_runtime::execution::check_transaction(&state, &t2.tx, &p).map_err(|e| e.to_string()));
+            .and_then(|t2| cachecash_runtime::execution::check_transaction(&state, &t2.tx, &p, env(1)).map_err(|e| e.to_string()));
         prop_assert!(verdict.is_err());
     }
 }
@@ -164,6 +171,7 @@ fn a_fee_below_the_minimum_is_rejected() {
         &state,
         &transfer(0, 1, 0, 1, 9, &g.hash).tx,
         &p,
+        env(1),
     );
     assert!(matches!(
         r,
@@ -184,6 +192,7 @@ fn a_block_through_every_stage_matches_direct_execution() {
     ];
     let template = build_template(
         &tree,
+        &GenesisOnly,
         TemplateInput {
             parent: g.block.header.clone(),
             timestamp: 3_000,
@@ -204,12 +213,12 @@ fn a_block_through_every_stage_matches_direct_execution() {
         .unwrap()
         .check_stateless(&g.hash, &p)
         .unwrap()
-        .check_stateful(&ctx, &tree, &p)
+        .check_stateful(&ctx, &tree, &GenesisOnly, &p)
         .unwrap();
-    let direct = execute_block(&TreeState::new(&tree, 0), &account(9), &txs, &p).unwrap();
+    let direct = execute_block(&TreeState::new(&tree, 0), &account(9), &txs, &p, env(1)).unwrap();
     assert_eq!(executed.changes, direct.changes);
     assert_eq!(executed.fees, 5);
-    assert_eq!(direct.changes[&account(9)].balance, 55);
+    assert_eq!(direct.changes.accounts[&account(9)].balance, 55);
 }
 
 #[test]
@@ -218,6 +227,7 @@ fn stateful_checks_reject_bad_time_target_root_and_parent() {
     let (g, tree) = genesis_with(&p, &[(0, 1_000)]);
     let template = build_template(
         &tree,
+        &GenesisOnly,
         TemplateInput {
             parent: g.block.header.clone(),
             timestamp: 3_000,
@@ -238,7 +248,7 @@ fn stateful_checks_reject_bad_time_target_root_and_parent() {
         UncheckedBlock::new(b, &p)
             .unwrap()
             .check_stateless(&g.hash, &p)
-            .and_then(|s| s.check_stateful(ctx, &tree, &p))
+            .and_then(|s| s.check_stateful(ctx, &tree, &GenesisOnly, &p))
     };
     let mut old = ctx.clone();
     old.median_time_past = 3_000;

@@ -178,6 +178,20 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     fn revert_head(&self) -> StoreResult<Head>;
 }
 
+/// The store's canonical index answers the lottery's draw-block lookups:
+/// blocks are executed only on top of the head, so the canonical chain is
+/// the executing block's own ancestry.
+impl cachecash_runtime::state::BlockHashes for TreeView<'_> {
+    fn canonical_hash(
+        &self,
+        number: cachecash_runtime::BlockNumber,
+    ) -> Result<Option<Hash>, cachecash_runtime::state::StateError> {
+        self.0
+            .canonical_hash(number)
+            .map_err(|e| cachecash_runtime::state::StateError(e.to_string()))
+    }
+}
+
 /// Adapts a [`Store`] to the state tree's reader trait.
 #[derive(Debug, Clone, Copy)]
 pub struct TreeView<'a>(pub &'a dyn Store);

@@ -43,6 +43,7 @@ fn params() -> ConsensusParams {
         max_future_drift_ms: 30_000,
         max_block_transactions: 100,
         max_block_bytes: 1 << 20,
+        duplicate_reporter_share_percent: 50,
     }
 }
 
@@ -119,6 +120,7 @@ impl Chain {
         let timestamp = parent.timestamp + BLOCK_TIME;
         let template = build_template(
             &TreeView(s),
+            &TreeView(s),
             TemplateInput {
                 parent: parent.clone(),
                 timestamp,
@@ -152,7 +154,7 @@ impl Chain {
         };
         let executed = UncheckedBlock::new(template.block, &self.params)?
             .check_stateless(&self.genesis.hash, &self.params)?
-            .check_stateful(&ctx, &TreeView(s), &self.params)?;
+            .check_stateful(&ctx, &TreeView(s), &TreeView(s), &self.params)?;
         Ok(executed)
     }
 
