@@ -154,3 +154,146 @@ fn dev_spec_for(genesis: &cachecash_runtime::Hash) -> anyhow::Result<ChainSpec> 
     }
     anyhow::bail!("the node is not on the dev or local chain")
 }
+
+/// What a client needs to know about the node's chain.
+#[derive(Debug, Clone)]
+pub struct ChainFacts {
+    /// Genesis hash (signatures commit to it).
+    pub genesis: cachecash_runtime::Hash,
+    /// `tokenDecimals`.
+    pub decimals: u8,
+    /// `tokenSymbol`.
+    pub symbol: String,
+}
+
+/// Asks the node for its genesis hash and token properties.
+pub async fn facts(client: &NodeClient) -> anyhow::Result<ChainFacts> {
+    use serde_json::{Value, json};
+    let g = client.call("chain_getBlockHash", vec![json!(0)]).await?;
+    let genesis = cachecash_runtime::Hash::from_hex(g.as_str().unwrap_or_default())
+        .context("the node returned no genesis hash")?;
+    let props = client.call("system_properties", vec![]).await?;
+    Ok(ChainFacts {
+        genesis,
+        decimals: props
+            .get("tokenDecimals")
+            .and_then(Value::as_u64)
+            .and_then(|d| u8::try_from(d).ok())
+            .unwrap_or(12),
+        symbol: props
+            .get("tokenSymbol")
+            .and_then(Value::as_str)
+            .unwrap_or("CCH")
+            .to_string(),
+    })
+}
+
+/// The chain's minimum fee, as the node reports it.
+pub async fn minimum_fee(client: &NodeClient) -> anyhow::Result<cachecash_runtime::Balance> {
+    let v = client.call("state_getConsensusParams", vec![]).await?;
+    v.get("minimumFee")
+        .and_then(serde_json::Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .context("the node did not report its minimum fee")
+}
+
+/// The signer's next nonce, counting its pending transactions.
+pub async fn next_nonce(
+    client: &NodeClient,
+    signer: &cachecash_runtime::AccountId,
+) -> anyhow::Result<u64> {
+    use serde_json::{Value, json};
+    let account = client.call("state_getAccount", vec![json!(signer)]).await?;
+    let mut nonce = account.get("nonce").and_then(Value::as_u64).unwrap_or(0);
+    let pending = client.call("author_pendingTransactions", vec![]).await?;
+    for t in pending.as_array().into_iter().flatten() {
+        let is_signer =
+            t.pointer("/tx/signer").and_then(Value::as_str) == Some(signer.to_hex().as_str());
+        if let (true, Some(n)) = (is_signer, t.pointer("/tx/nonce").and_then(Value::as_u64)) {
+            nonce = nonce.max(n.saturating_add(1));
+        }
+    }
+    Ok(nonce)
+}
+
+/// A submitted transaction.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// Its hash, as the node returned it.
+    pub hash: String,
+    /// The nonce used.
+    pub nonce: u64,
+}
+
+/// Signs `call` with `key` at the signer's next nonce and submits it.
+pub async fn submit(
+    client: &NodeClient,
+    facts: &ChainFacts,
+    key: &ed25519_dalek::SigningKey,
+    call: cachecash_runtime::Call,
+    fee: cachecash_runtime::Balance,
+) -> anyhow::Result<Submitted> {
+    use parity_scale_codec::Encode;
+    let signer = cachecash_runtime::AccountId::from_signing_key(key);
+    let nonce = next_nonce(client, &signer).await?;
+    let tx = cachecash_runtime::Transaction {
+        signer,
+        nonce,
+        fee,
+        call,
+    }
+    .sign(key, &facts.genesis);
+    let hash = client
+        .call(
+            "author_submitTransaction",
+            vec![serde_json::json!(
+                cachecash_runtime::primitives::encode_hex(&tx.encode())
+            )],
+        )
+        .await?;
+    Ok(Submitted {
+        hash: hash.as_str().unwrap_or_default().to_string(),
+        nonce,
+    })
+}
+
+/// Waits (polling the node, up to `timeout_s`) until the transaction is in
+/// the canonical chain; returns `chain_getTransaction`'s answer.
+pub async fn wait_included(
+    client: &NodeClient,
+    hash: &str,
+    timeout_s: u64,
+) -> anyhow::Result<serde_json::Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_s);
+    loop {
+        let found = client
+            .call("chain_getTransaction", vec![serde_json::json!(hash)])
+            .await?;
+        if !found.is_null() {
+            return Ok(found);
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!(
+                "transaction {hash} was not included within {timeout_s} s; it may still be pending (see author_pendingTransactions) — is a miner running?"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+/// "Included in block #N (hash) at index I".
+pub fn inclusion_line(found: &serde_json::Value) -> String {
+    use serde_json::Value;
+    format!(
+        "Included in block #{} ({}) at index {}",
+        found
+            .get("blockNumber")
+            .and_then(Value::as_u64)
+            .unwrap_or(0),
+        found
+            .get("blockHash")
+            .and_then(Value::as_str)
+            .unwrap_or("?"),
+        found.get("index").and_then(Value::as_u64).unwrap_or(0)
+    )
+}

@@ -28,6 +28,7 @@ use crate::storage::{Head, Store, StoreError, StoredHeader, TreeView};
 use cachecash_runtime::commitment::{self, AccountProof};
 use cachecash_runtime::consensus::{self, MEDIAN_TIME_SPAN, RetargetInput};
 use cachecash_runtime::genesis::Genesis;
+use cachecash_runtime::microcash::{Escrow, EscrowId};
 use cachecash_runtime::verify::{ChainContext, ExecutedBlock, UncheckedBlock};
 use cachecash_runtime::{
     Account, AccountId, Block, BlockError, BlockNumber, ConsensusParams, Hash, Header, Target,
@@ -298,6 +299,29 @@ impl Chain {
             .map_err(|e| ReadError::State(e.to_string()))?
             .unwrap_or_default();
         Ok((account, hash, header))
+    }
+
+    /// An escrow at a block (the head for `None`).
+    pub fn escrow(
+        &self,
+        id: &EscrowId,
+        at: Option<Hash>,
+    ) -> Result<(Option<Escrow>, Hash, Header), ReadError> {
+        let (hash, header) = self.resolve(at)?;
+        let escrow = commitment::read_escrow(&TreeView(self.store.as_ref()), id, header.number)
+            .map_err(|e| ReadError::State(e.to_string()))?;
+        Ok((escrow, hash, header))
+    }
+
+    /// The open escrows funded by `funder` at a block (the head for `None`).
+    pub fn funder_escrows(
+        &self,
+        funder: &AccountId,
+        at: Option<Hash>,
+    ) -> Result<Vec<EscrowId>, ReadError> {
+        let (_, header) = self.resolve(at)?;
+        commitment::read_funder_escrows(&TreeView(self.store.as_ref()), funder, header.number)
+            .map_err(|e| ReadError::State(e.to_string()))
     }
 
     /// An account with its Merkle proof against the block's state root.

@@ -12,6 +12,7 @@
 
 use crate::chain::{Chain, ChainEvent, ReadError};
 use crate::mempool::{Mempool, PoolError};
+use cachecash_runtime::microcash::{Escrow, EscrowId};
 use cachecash_runtime::{AccountId, Block, Hash, Header, SignedTransaction};
 use jsonrpsee::server::{RpcModule, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
@@ -30,6 +31,8 @@ pub const INVALID_TRANSACTION: i32 = 1010;
 pub const UNKNOWN_BLOCK: i32 = 1011;
 /// Error code: unsafe method denied by policy.
 pub const UNSAFE_DENIED: i32 = 1012;
+/// Error code: the escrow does not exist.
+pub const UNKNOWN_ESCROW: i32 = 1013;
 
 /// Which methods the server exposes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -400,6 +403,71 @@ pub fn module(
         Ok::<Value, ErrorObjectOwned>(c.info.properties.clone())
     })?;
 
+    m.register_method("state_getEscrow", |p, c, _| {
+        let args = positional(&p)?;
+        let id = parse_hash(&req_str(&args, 0, "escrow id")?, "escrow id")?;
+        let at = opt_hash(&args, 1, "at")?;
+        let (escrow, _, _) = c.chain.escrow(&id, at).map_err(read_err)?;
+        Ok::<Value, ErrorObjectOwned>(match escrow {
+            None => Value::Null,
+            Some(e) => escrow_json(&id, &e),
+        })
+    })?;
+
+    m.register_method("escrow_listByFunder", |p, c, _| {
+        let args = positional(&p)?;
+        let funder = parse_account(&req_str(&args, 0, "funder")?)?;
+        let at = opt_hash(&args, 1, "at")?;
+        let ids = c.chain.funder_escrows(&funder, at).map_err(read_err)?;
+        Ok::<Value, ErrorObjectOwned>(json!(ids))
+    })?;
+
+    m.register_method("escrow_getWinners", |p, c, _| {
+        let args = positional(&p)?;
+        let id = parse_hash(&req_str(&args, 0, "escrow id")?, "escrow id")?;
+        let round = req_u64(&args, 1, "round")?;
+        let draw = draw_status(&c.chain, &id, round)?;
+        Ok::<Value, ErrorObjectOwned>(draw.to_json())
+    })?;
+
+    m.register_method("escrow_getClaim", |p, c, _| {
+        let args = positional(&p)?;
+        let id = parse_hash(&req_str(&args, 0, "escrow id")?, "escrow id")?;
+        let round = req_u64(&args, 1, "round")?;
+        let number = u32::try_from(req_u64(&args, 2, "number")?)
+            .map_err(|_| err(INVALID_PARAMS, "number must fit in 32 bits"))?;
+        let draw = draw_status(&c.chain, &id, round)?;
+        if number >= draw.escrow.terms.tickets_per_round {
+            return Err(err(
+                INVALID_PARAMS,
+                format!(
+                    "ticket number {number} is out of range: the escrow issues numbers 0..{}",
+                    draw.escrow.terms.tickets_per_round
+                ),
+            ));
+        }
+        let head = c.chain.head().header.number;
+        let winner = draw.winners.as_ref().map(|w| w.contains(&number));
+        let claimed = draw.escrow.is_claimed(round, number);
+        let status = match (winner, claimed) {
+            (_, true) => "claimed",
+            (None, _) => "notDrawn",
+            (Some(false), _) => "lost",
+            (Some(true), false) if head >= draw.deadline => "expired",
+            (Some(true), false) => "claimable",
+        };
+        Ok::<Value, ErrorObjectOwned>(json!({
+            "escrow": id,
+            "round": round,
+            "number": number,
+            "status": status,
+            "winner": winner,
+            "claimed": claimed,
+            "drawHeight": draw.draw_height,
+            "claimDeadline": draw.deadline,
+        }))
+    })?;
+
     let mut names: Vec<&'static str> = m.method_names().collect();
     names.push("rpc_methods");
     names.sort_unstable();
@@ -407,6 +475,113 @@ pub fn module(
         Ok::<Value, ErrorObjectOwned>(json!({"methods": names}))
     })?;
     Ok(m)
+}
+
+fn req_u64(args: &[Value], i: usize, name: &str) -> Result<u64, ErrorObjectOwned> {
+    match args.get(i) {
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(|| {
+            err(
+                INVALID_PARAMS,
+                format!(
+                    "parameter {} ({name}) must be a non-negative integer, got {n}",
+                    i + 1
+                ),
+            )
+        }),
+        None | Some(Value::Null) => Err(err(
+            INVALID_PARAMS,
+            format!("missing parameter {} ({name})", i + 1),
+        )),
+        Some(other) => Err(err(
+            INVALID_PARAMS,
+            format!(
+                "parameter {} ({name}) must be an integer, got {other}",
+                i + 1
+            ),
+        )),
+    }
+}
+
+/// An escrow as JSON, with its id and derived heights.
+pub fn escrow_json(id: &EscrowId, e: &Escrow) -> Value {
+    let mut v = serde_json::to_value(e).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("id".into(), json!(id));
+        m.insert("unlockHeight".into(), json!(e.terms.unlock_height().ok()));
+        m.insert(
+            "paymentRequiredPerRound".into(),
+            json!(e.terms.payment_required(1).ok().map(|b| b.to_string())),
+        );
+    }
+    v
+}
+
+/// What the chain says about one round's draw.
+struct DrawStatus {
+    id: EscrowId,
+    round: u64,
+    escrow: Escrow,
+    draw_height: u64,
+    deadline: u64,
+    seed: Option<Hash>,
+    winners: Option<Vec<u32>>,
+}
+
+impl DrawStatus {
+    fn to_json(&self) -> Value {
+        json!({
+            "escrow": self.id,
+            "round": self.round,
+            "drawHeight": self.draw_height,
+            "claimDeadline": self.deadline,
+            "drawn": self.winners.is_some(),
+            "seed": self.seed,
+            "winners": self.winners,
+        })
+    }
+}
+
+/// The draw of `round` of escrow `id` at the head: drawn once the draw block
+/// is canonical.
+fn draw_status(chain: &Chain, id: &EscrowId, round: u64) -> Result<DrawStatus, ErrorObjectOwned> {
+    let (escrow, _, _) = chain.escrow(id, None).map_err(read_err)?;
+    let escrow = escrow.ok_or_else(|| {
+        err(
+            UNKNOWN_ESCROW,
+            format!("escrow {id} does not exist at the best block (never opened, or closed)"),
+        )
+    })?;
+    escrow
+        .terms
+        .check_slot(round, 0)
+        .map_err(|e| err(INVALID_PARAMS, e.to_string()))?;
+    let draw_height = escrow
+        .terms
+        .draw_height(round)
+        .map_err(|e| err(INVALID_PARAMS, e.to_string()))?;
+    let deadline = escrow
+        .terms
+        .claim_deadline(round)
+        .map_err(|e| err(INVALID_PARAMS, e.to_string()))?;
+    let seed = chain.canonical_hash(draw_height).map_err(internal)?;
+    let winners = seed.map(|s| {
+        cachecash_runtime::microcash::winners(
+            &s,
+            id,
+            round,
+            escrow.terms.tickets_per_round,
+            escrow.terms.winners_per_round,
+        )
+    });
+    Ok(DrawStatus {
+        id: *id,
+        round,
+        escrow,
+        draw_height,
+        deadline,
+        seed,
+        winners,
+    })
 }
 
 /// RPC server limits.

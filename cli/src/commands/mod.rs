@@ -1,6 +1,7 @@
 //! Subcommands: one file each, each with its own arguments and `run()`.
 
 pub mod benchmark;
+pub mod escrow;
 pub mod export_blocks;
 pub mod export_chain_spec;
 pub mod import_blocks;
@@ -8,6 +9,7 @@ pub mod key;
 pub mod purge_chain;
 pub mod revert;
 pub mod run;
+pub mod ticket;
 pub mod wallet;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +54,12 @@ pub enum Command {
     /// Balances and transfers over RPC.
     #[command(subcommand)]
     Wallet(wallet::WalletCommand),
+    /// MicroCash escrows: open, show, top up, close.
+    #[command(subcommand)]
+    Escrow(escrow::EscrowCommand),
+    /// MicroCash tickets: issue, check, claim.
+    #[command(subcommand)]
+    Ticket(ticket::TicketCommand),
     /// Measure performance.
     #[command(subcommand)]
     Benchmark(benchmark::BenchmarkCommand),
@@ -69,6 +77,8 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::ExportBlocks(a)) => export_blocks::run(a),
         Some(Command::ImportBlocks(a)) => import_blocks::run(a),
         Some(Command::Wallet(c)) => wallet::run(c),
+        Some(Command::Escrow(c)) => escrow::run(c),
+        Some(Command::Ticket(c)) => ticket::run(c),
         Some(Command::Benchmark(c)) => benchmark::run(c),
     }
 }

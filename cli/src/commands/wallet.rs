@@ -2,12 +2,10 @@
 
 use crate::shared::{self, NodeClient, RpcArgs};
 use anyhow::Context;
-use cachecash_runtime::primitives::{encode_hex, format_balance};
-use cachecash_runtime::{Balance, Call, Hash, Transaction};
+use cachecash_runtime::primitives::format_balance;
+use cachecash_runtime::{Balance, Call};
 use clap::{Args, Subcommand};
-use parity_scale_codec::Encode;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
 
 /// Wallet commands.
 #[derive(Debug, Subcommand)]
@@ -76,35 +74,9 @@ pub fn run(cmd: WalletCommand) -> anyhow::Result<()> {
     })
 }
 
-struct ChainFacts {
-    genesis: Hash,
-    decimals: u8,
-    symbol: String,
-}
-
-async fn facts(client: &NodeClient) -> anyhow::Result<ChainFacts> {
-    let g = client.call("chain_getBlockHash", vec![json!(0)]).await?;
-    let genesis = Hash::from_hex(g.as_str().unwrap_or_default())
-        .context("the node returned no genesis hash")?;
-    let props = client.call("system_properties", vec![]).await?;
-    Ok(ChainFacts {
-        genesis,
-        decimals: props
-            .get("tokenDecimals")
-            .and_then(Value::as_u64)
-            .and_then(|d| u8::try_from(d).ok())
-            .unwrap_or(12),
-        symbol: props
-            .get("tokenSymbol")
-            .and_then(Value::as_str)
-            .unwrap_or("CCH")
-            .to_string(),
-    })
-}
-
 async fn balance(account: &str, rpc: &RpcArgs, as_json: bool) -> anyhow::Result<()> {
     let client = NodeClient::new(&rpc.rpc)?;
-    let f = facts(&client).await?;
+    let f = shared::facts(&client).await?;
     let id = shared::resolve_account(account, &f.genesis)?;
     let a = client.call("state_getAccount", vec![json!(id)]).await?;
     let balance: Balance = a
@@ -132,7 +104,7 @@ async fn balance(account: &str, rpc: &RpcArgs, as_json: bool) -> anyhow::Result<
 }
 
 /// Parses "123" (units) or "1.5CCH" (whole tokens with `decimals`).
-pub fn parse_amount(s: &str, decimals: u8, symbol: &str) -> anyhow::Result<Balance> {
+pub(crate) fn parse_amount(s: &str, decimals: u8, symbol: &str) -> anyhow::Result<Balance> {
     let t = s.trim();
     let upper = t.to_ascii_uppercase();
     let sym = symbol.to_ascii_uppercase();
@@ -169,95 +141,39 @@ pub fn parse_amount(s: &str, decimals: u8, symbol: &str) -> anyhow::Result<Balan
 
 async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
     let client = NodeClient::new(&args.rpc.rpc)?;
-    let f = facts(&client).await?;
+    let f = shared::facts(&client).await?;
     let key = shared::resolve_key(&args.from, &f.genesis)?;
     let signer = cachecash_runtime::AccountId::from_signing_key(&key);
     let dest = shared::resolve_account(&args.to, &f.genesis)?;
     let amount = parse_amount(&args.amount, f.decimals, &f.symbol)?;
     let fee = match &args.fee {
         Some(x) => parse_amount(x, f.decimals, &f.symbol)?,
-        None => {
-            let v = client.call("state_getConsensusParams", vec![]).await?;
-            v.get("minimumFee")
-                .and_then(Value::as_str)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(1_000_000)
-        }
+        None => shared::minimum_fee(&client).await?,
     };
-    // The next nonce counts pending transactions of the signer too.
-    let account = client.call("state_getAccount", vec![json!(signer)]).await?;
-    let mut nonce = account.get("nonce").and_then(Value::as_u64).unwrap_or(0);
-    let pending = client.call("author_pendingTransactions", vec![]).await?;
-    if let Some(list) = pending.as_array() {
-        for t in list {
-            let is_signer =
-                t.pointer("/tx/signer").and_then(Value::as_str) == Some(signer.to_hex().as_str());
-            let n = t.pointer("/tx/nonce").and_then(Value::as_u64);
-            if let (true, Some(n)) = (is_signer, n) {
-                nonce = nonce.max(n + 1);
-            }
-        }
-    }
-    let tx = Transaction {
-        signer,
-        nonce,
-        fee,
-        call: Call::Transfer { dest, amount },
-    }
-    .sign(&key, &f.genesis);
-    let hash = client
-        .call(
-            "author_submitTransaction",
-            vec![json!(encode_hex(&tx.encode()))],
-        )
-        .await?;
-    let hash_str = hash.as_str().unwrap_or_default().to_string();
+    let submitted = shared::submit(&client, &f, &key, Call::Transfer { dest, amount }, fee).await?;
     if !args.json {
         println!(
-            "Submitted {hash_str}: {} {} from {signer} to {dest} (fee {}, nonce {nonce})",
+            "Submitted {}: {} {} from {signer} to {dest} (fee {}, nonce {})",
+            submitted.hash,
             format_balance(amount, f.decimals),
             f.symbol,
-            format_balance(fee, f.decimals)
+            format_balance(fee, f.decimals),
+            submitted.nonce
         );
     }
     if args.no_wait {
         if args.json {
-            println!("{}", json!({"hash": hash_str}));
+            println!("{}", json!({"hash": submitted.hash}));
         }
         return Ok(());
     }
-    let deadline = Instant::now() + Duration::from_secs(args.timeout);
-    loop {
-        let found = client
-            .call("chain_getTransaction", vec![json!(hash_str)])
-            .await?;
-        if !found.is_null() {
-            if args.json {
-                println!("{}", json!({"hash": hash_str, "included": found}));
-            } else {
-                println!(
-                    "Included in block #{} ({}) at index {}",
-                    found
-                        .get("blockNumber")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(0),
-                    found
-                        .get("blockHash")
-                        .and_then(Value::as_str)
-                        .unwrap_or("?"),
-                    found.get("index").and_then(Value::as_u64).unwrap_or(0)
-                );
-            }
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            anyhow::bail!(
-                "transaction {hash_str} was not included within {} s; it may still be pending (see author_pendingTransactions) — is a miner running?",
-                args.timeout
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
+    let found = shared::wait_included(&client, &submitted.hash, args.timeout).await?;
+    if args.json {
+        println!("{}", json!({"hash": submitted.hash, "included": found}));
+    } else {
+        println!("{}", shared::inclusion_line(&found));
     }
+    Ok(())
 }
 
 #[cfg(test)]
