@@ -300,3 +300,200 @@ pub fn state_root_benchmark(
         samples,
     })
 }
+
+/// Result of the MicroCash benchmark.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MicrocashReport {
+    /// Tickets signed as one batch.
+    pub tickets_issued: usize,
+    /// Batch issuance rate on one core (hash, Merkle tree, one signature, proofs).
+    pub tickets_issued_per_second: f64,
+    /// Claimed tickets validated and paid.
+    pub claims: usize,
+    /// Stateful claim validation rate on one core (escrow, window, draw,
+    /// claimant, preimage, batch proof + signature, replay, payment).
+    pub claims_per_second: f64,
+    /// The same including the claim transactions' own signatures (one
+    /// ed25519 batch), i.e. both import stages.
+    pub claims_per_second_with_tx_signatures: f64,
+}
+
+/// Measures ticket issuance and claim validation, on the current thread.
+///
+/// Claims run through the runtime's block execution over an in-memory tree
+/// with a synthetic canonical history; `claims` winners are spread over
+/// rounds of 1,024 winners, claimed by 32-ticket transactions from
+/// `claims / 32` caches.
+pub fn microcash_benchmark(issue: usize, claims: usize) -> Result<MicrocashReport, String> {
+    use cachecash_runtime::microcash::{
+        EscrowTerms, Ticket, escrow_id, secret_commitment, sign_tickets_batch, winners,
+    };
+    use cachecash_runtime::state::{BlockEnv, MemoryState};
+    use cachecash_runtime::transaction::{TicketClaimItem, verify_signatures_batch};
+
+    // Issuance: one batch of `issue` tickets.
+    let publisher = bench_keys(1).remove(0);
+    let secret = [9u8; 32];
+    let template = |i: usize| Ticket {
+        escrow: cachecash_runtime::Hash([1; 32]),
+        round: 1,
+        number: u32::try_from(i).unwrap_or(u32::MAX),
+        cache: AccountId([2; 32]),
+        client: AccountId([3; 32]),
+        chunk: cachecash_runtime::Hash([4; 32]),
+        secret_hash: secret_commitment(&secret),
+    };
+    let tickets: Vec<Ticket> = (0..issue).map(template).collect();
+    let started = Instant::now();
+    let signed = sign_tickets_batch(&publisher, tickets);
+    let issue_seconds = started.elapsed().as_secs_f64();
+    if signed.len() != issue {
+        return Err("batch signing returned the wrong number of tickets".into());
+    }
+
+    // Claims.
+    const PER_TX: usize = 32;
+    const W: u32 = 1024;
+    let caches = bench_keys(claims.div_ceil(PER_TX).max(1) + 1).split_off(1);
+    let rounds = u64::try_from(claims.div_ceil(W as usize).max(1)).unwrap_or(1);
+    let params = bench_params();
+    let publisher_id = AccountId::from_signing_key(&publisher);
+    let terms = EscrowTerms {
+        signer: publisher_id,
+        face_value: 1_000,
+        tickets_per_round: 1 << 20,
+        winners_per_round: W,
+        round_length: 1,
+        first_round: 2,
+        last_round: 1 + rounds,
+        draw_delay: 1,
+        claim_window: 1_000_000,
+    };
+    let mut state = MemoryState::default();
+    state.accounts.insert(
+        publisher_id,
+        Account {
+            nonce: 0,
+            balance: 1u128 << 100,
+        },
+    );
+    for k in &caches {
+        state.accounts.insert(
+            AccountId::from_signing_key(k),
+            Account {
+                nonce: 0,
+                balance: 1u128 << 60,
+            },
+        );
+    }
+    let history: BTreeMap<u64, cachecash_runtime::Hash> = (0..rounds + 10)
+        .map(|n| (n, cachecash_runtime::Hash::of(&n.to_le_bytes())))
+        .collect();
+    let open = Transaction {
+        signer: publisher_id,
+        nonce: 0,
+        fee: params.minimum_fee,
+        call: Call::EscrowOpen {
+            payment: terms.payment_required(rounds).map_err(|e| e.to_string())?,
+            terms: terms.clone(),
+            penalty: 0,
+        },
+    };
+    let genesis_hash = cachecash_runtime::Hash([0; 32]);
+    let opened = cachecash_runtime::execution::execute_block(
+        &state,
+        &AccountId([0; 32]),
+        &[open.sign(&publisher, &genesis_hash)],
+        &params,
+        BlockEnv {
+            number: 1,
+            history: &history,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    state.apply(&opened.changes);
+    let escrow = escrow_id(&publisher_id, 0);
+    let mut to_claim: Vec<Ticket> = Vec::with_capacity(claims);
+    'rounds: for round in 2..=1 + rounds {
+        let seed = history
+            .get(&terms.draw_height(round).map_err(|e| e.to_string())?)
+            .copied()
+            .ok_or("draw block missing from the synthetic history")?;
+        for number in winners(&seed, &escrow, round, terms.tickets_per_round, W) {
+            if to_claim.len() == claims {
+                break 'rounds;
+            }
+            let cache = &caches[to_claim.len() / PER_TX];
+            to_claim.push(Ticket {
+                escrow,
+                round,
+                number,
+                cache: AccountId::from_signing_key(cache),
+                client: AccountId([3; 32]),
+                chunk: cachecash_runtime::Hash([4; 32]),
+                secret_hash: secret_commitment(&secret),
+            });
+        }
+    }
+    let signed = sign_tickets_batch(&publisher, to_claim);
+    let txs: Vec<SignedTransaction> = signed
+        .chunks(PER_TX)
+        .zip(&caches)
+        .map(|(chunk, key)| {
+            Transaction {
+                signer: AccountId::from_signing_key(key),
+                nonce: 0,
+                fee: params.minimum_fee,
+                call: Call::TicketClaim {
+                    claims: chunk
+                        .iter()
+                        .map(|t| TicketClaimItem {
+                            ticket: t.clone(),
+                            preimage: secret,
+                        })
+                        .collect(),
+                },
+            }
+            .sign(key, &genesis_hash)
+        })
+        .collect();
+    let height = terms
+        .draw_height(1 + rounds)
+        .map_err(|e| e.to_string())?
+        .saturating_add(1);
+    let started = Instant::now();
+    verify_signatures_batch(&txs, &genesis_hash).map_err(|(i, e)| format!("tx {i}: {e}"))?;
+    let sig_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let executed = cachecash_runtime::execution::execute_block(
+        &state,
+        &AccountId([0; 32]),
+        &txs,
+        &params,
+        BlockEnv {
+            number: height,
+            history: &history,
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let claim_seconds = started.elapsed().as_secs_f64();
+    let paid = executed
+        .changes
+        .escrows
+        .get(&escrow)
+        .and_then(|e| e.as_ref())
+        .map(|e| e.claimed.iter().map(|r| r.numbers.len()).sum::<usize>())
+        .unwrap_or(0);
+    if paid != signed.len() {
+        return Err(format!("{paid} of {} claims were recorded", signed.len()));
+    }
+    Ok(MicrocashReport {
+        tickets_issued: issue,
+        tickets_issued_per_second: issue as f64 / issue_seconds.max(1e-9),
+        claims: signed.len(),
+        claims_per_second: signed.len() as f64 / claim_seconds.max(1e-9),
+        claims_per_second_with_tx_signatures: signed.len() as f64
+            / (claim_seconds + sig_seconds).max(1e-9),
+    })
+}

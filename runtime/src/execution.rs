@@ -300,14 +300,14 @@ fn apply_claim<S: StateReader + ?Sized>(
         .history
         .canonical_hash(draw)?
         .ok_or(MicrocashError::MissingDrawBlock(draw))?;
-    let won = mc::winners(
-        &seed,
-        &t.escrow,
-        t.round,
-        e.terms.tickets_per_round,
-        e.terms.winners_per_round,
-    );
-    if !won.contains(&t.number) {
+    let (n, w) = (e.terms.tickets_per_round, e.terms.winners_per_round);
+    let won = overlay
+        .winners_with(t.escrow, t.round, || {
+            mc::winners(&seed, &t.escrow, t.round, n, w)
+        })
+        .binary_search(&t.number)
+        .is_ok();
+    if !won {
         return Err(MicrocashError::NotAWinner {
             round: t.round,
             number: t.number,

@@ -120,6 +120,10 @@ pub struct Overlay<'a, S: ?Sized> {
     base: &'a S,
     env: Option<BlockEnv<'a>>,
     changes: StateChanges,
+    /// Drawn winners by (escrow, round), sorted: a block's claims of one
+    /// round share one draw. A function of chain history, never of the
+    /// changes, so checkpoints need not cover it.
+    winners: BTreeMap<(EscrowId, u64), Vec<u32>>,
 }
 
 impl<'a, S: StateReader + ?Sized> Overlay<'a, S> {
@@ -130,6 +134,7 @@ impl<'a, S: StateReader + ?Sized> Overlay<'a, S> {
             base,
             env: None,
             changes: StateChanges::default(),
+            winners: BTreeMap::new(),
         }
     }
 
@@ -139,12 +144,27 @@ impl<'a, S: StateReader + ?Sized> Overlay<'a, S> {
             base,
             env: Some(env),
             changes: StateChanges::default(),
+            winners: BTreeMap::new(),
         }
     }
 
     /// The block environment, if any.
     pub fn env(&self) -> Option<BlockEnv<'a>> {
         self.env
+    }
+
+    /// The sorted winners of `(escrow, round)`, computed by `draw` on first use.
+    pub fn winners_with(
+        &mut self,
+        escrow: EscrowId,
+        round: u64,
+        draw: impl FnOnce() -> Vec<u32>,
+    ) -> &[u32] {
+        self.winners.entry((escrow, round)).or_insert_with(|| {
+            let mut w = draw();
+            w.sort_unstable();
+            w
+        })
     }
 
     /// The account as changed so far.

@@ -8,6 +8,38 @@ use serde_json::json;
 /// Benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchmarkCommand {
+    /// MicroCash: batch ticket issuance and claim validation, one core.
+    ///
+    /// Examples:
+    ///   cachecash benchmark microcash
+    ///   cachecash benchmark microcash --json --tickets 200000 --claims 20000
+    #[command(verbatim_doc_comment)]
+    Microcash {
+        /// Tickets to batch-sign.
+        #[arg(long, default_value_t = 100_000)]
+        tickets: usize,
+        /// Winning tickets to claim.
+        #[arg(long, default_value_t = 10_240)]
+        claims: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// CDN crypto: puzzle solve and generation, two-layer encryption,
+    /// bundle issue and verification.
+    ///
+    /// Examples:
+    ///   cachecash benchmark crypto
+    ///   cachecash benchmark crypto --json --scale 4
+    #[command(verbatim_doc_comment)]
+    Crypto {
+        /// Work multiplier (more samples, longer run).
+        #[arg(long, default_value_t = 1)]
+        scale: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ledger: block import throughput and state-root update cost.
     ///
     /// Examples:
@@ -45,6 +77,77 @@ pub enum BenchmarkCommand {
 /// Runs a benchmark.
 pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
     match cmd {
+        BenchmarkCommand::Microcash {
+            tickets,
+            claims,
+            json,
+        } => {
+            if tickets == 0 || claims == 0 {
+                anyhow::bail!("--tickets and --claims must be positive");
+            }
+            let r = cachecash_node::benchmark::microcash_benchmark(tickets, claims)
+                .map_err(anyhow::Error::msg)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"benchmark": "microcash", "version": env!("CARGO_PKG_VERSION"), "result": r})
+                );
+            } else {
+                println!(
+                    "ticket issuance: {} tickets batch-signed at {:.0} tickets/s (one core; goal ≥ 100,000)",
+                    r.tickets_issued, r.tickets_issued_per_second
+                );
+                println!(
+                    "claim validation: {} claims at {:.0} claims/s, {:.0} claims/s with transaction signatures (one core; goal ≥ 10,000)",
+                    r.claims, r.claims_per_second, r.claims_per_second_with_tx_signatures
+                );
+            }
+            Ok(())
+        }
+        BenchmarkCommand::Crypto { scale, json } => {
+            let r = cachecash_cdn::bench::run(scale).map_err(anyhow::Error::msg)?;
+            let gbps = r.two_layer_bytes_per_sec / 1e9;
+            // Generation touches R·k − 1 blocks per bundle of k chunks of
+            // 128 KiB; the "equivalent" rate is the bundle data it covers.
+            let bundle_bits = 4.0 * 128.0 * 1024.0 * 8.0;
+            let generation_tbps = r.puzzle_generations_per_sec * bundle_bits / 1e12;
+            if json {
+                println!(
+                    "{}",
+                    json!({
+                        "benchmark": "crypto",
+                        "version": env!("CARGO_PKG_VERSION"),
+                        "puzzleSolveMeanMs": r.puzzle_solve_mean_ms,
+                        "puzzleSolvesPerSec": r.puzzle_solves_per_sec,
+                        "puzzleSolvesPerSecParallel": r.puzzle_solves_per_sec_parallel,
+                        "threads": r.threads,
+                        "puzzleGenerationsPerSec": r.puzzle_generations_per_sec,
+                        "puzzleGenerationTbpsEquivalent": generation_tbps,
+                        "twoLayerGBytesPerSec": gbps,
+                        "bundleIssuesPerSec": r.bundle_issues_per_sec,
+                        "bundleClientVerifiesPerSec": r.bundle_client_verifies_per_sec,
+                        "bundleCacheVerifiesPerSec": r.bundle_cache_verifies_per_sec,
+                    })
+                );
+            } else {
+                println!(
+                    "puzzle solve (R=2, k=4, 128 KiB, one core): mean {:.3} ms (goal ≤ 1.2 ms); {:.0} solves/s on {} threads",
+                    r.puzzle_solve_mean_ms, r.puzzle_solves_per_sec_parallel, r.threads
+                );
+                println!(
+                    "puzzle generation: {:.0} puzzles/s = {:.2} Tbps of bundle data per core (goal ≥ 4.26)",
+                    r.puzzle_generations_per_sec, generation_tbps
+                );
+                println!("two-layer AES-128-CTR: {gbps:.2} GB/s per core (goal ≥ 1.5)");
+                println!(
+                    "bundles: {:.0} issued/s, {:.0} client verifies/s, {:.0} cache verifies/s",
+                    r.bundle_issues_per_sec,
+                    r.bundle_client_verifies_per_sec,
+                    r.bundle_cache_verifies_per_sec
+                );
+            }
+            Ok(())
+        }
         BenchmarkCommand::Ledger {
             accounts,
             blocks,
