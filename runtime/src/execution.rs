@@ -173,7 +173,10 @@ fn apply_microcash<S: StateReader + ?Sized>(
                     .checked_add(pay)
                     .ok_or(TxError::Overflow("top-up amount"))?;
             } else if height >= e.terms.unlock_height()? {
-                return Err(MicrocashError::TopUpTooLate(*escrow).into());
+                return Err(MicrocashError::Unlocked(*escrow).into());
+            }
+            if *penalty > 0 && e.penalised {
+                return Err(MicrocashError::PenaltyAfterPenalised(*escrow).into());
             }
             e.penalty = e
                 .penalty
@@ -216,6 +219,17 @@ fn apply_microcash<S: StateReader + ?Sized>(
         Call::TicketClaim { claims } => {
             if claims.is_empty() || claims.len() > mc::MAX_CLAIMS_PER_TRANSACTION {
                 return Err(MicrocashError::ClaimCount(claims.len()).into());
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for item in claims {
+                let t = &item.ticket.ticket;
+                if !seen.insert((t.escrow, t.round, t.number)) {
+                    return Err(MicrocashError::DuplicateInClaim {
+                        round: t.round,
+                        number: t.number,
+                    }
+                    .into());
+                }
             }
             for item in claims {
                 apply_claim(overlay, &tx.signer, item)?;
