@@ -163,10 +163,14 @@ pub enum MicrocashError {
     #[error("escrow {0} can no longer be topped up: its last round has begun")]
     TopUpTooLate(EscrowId),
     /// Too late for any top-up.
-    #[error("escrow {0} has unlocked (every claim window closed); close it instead of topping it up")]
+    #[error(
+        "escrow {0} has unlocked (every claim window closed); close it instead of topping it up"
+    )]
     Unlocked(EscrowId),
     /// Penalty top-up after a penalty was taken.
-    #[error("escrow {0} has already been penalised for duplicate tickets; a new penalty deposit could never be forfeited, so it is refused")]
+    #[error(
+        "escrow {0} has already been penalised for duplicate tickets; a new penalty deposit could never be forfeited, so it is refused"
+    )]
     PenaltyAfterPenalised(EscrowId),
     /// Nothing to top up.
     #[error("a top-up must add rounds or penalty deposit")]
