@@ -115,44 +115,27 @@ impl NodeClient {
     }
 }
 
+/// A chain spec whose only use is name resolution under the node's chain
+/// type: dev names resolve on Development and Local chains only.
+fn resolver(chain_type: cachecash_chain_spec::ChainType) -> ChainSpec {
+    let mut s = ChainSpec::dev();
+    s.chain_type = chain_type;
+    s
+}
+
 /// Resolves an account argument: a 0x hex account, or a dev-account name
-/// when the node's chain is `dev` or `local`.
+/// when the node's chain is a Development or Local chain.
 pub fn resolve_account(
     input: &str,
-    genesis: &cachecash_runtime::Hash,
+    facts: &ChainFacts,
 ) -> anyhow::Result<cachecash_runtime::AccountId> {
-    if let Ok(a) = cachecash_runtime::AccountId::from_hex(input) {
-        return Ok(a);
-    }
-    let spec = dev_spec_for(genesis).with_context(|| {
-        format!("'{input}' is not a 0x account id (32 bytes of hex); dev account names work only on the dev and local chains")
-    })?;
-    Ok(spec.resolve_account(input)?)
+    Ok(resolver(facts.chain_type).resolve_account(input)?)
 }
 
-/// Resolves a signing-key argument: a dev-account name (dev and local
-/// chains), a 0x 32-byte secret seed, or a file holding one.
-pub fn resolve_key(
-    input: &str,
-    genesis: &cachecash_runtime::Hash,
-) -> anyhow::Result<ed25519_dalek::SigningKey> {
-    let spec = dev_spec_for(genesis).unwrap_or_else(|_| {
-        // Any non-dev spec refuses names but accepts seeds and files.
-        let mut s = ChainSpec::dev();
-        s.chain_type = cachecash_chain_spec::ChainType::Live;
-        s
-    });
-    Ok(spec.resolve_signing_key(input)?)
-}
-
-/// The preset (dev or local) whose genesis is `genesis`.
-fn dev_spec_for(genesis: &cachecash_runtime::Hash) -> anyhow::Result<ChainSpec> {
-    for spec in [ChainSpec::dev(), ChainSpec::local()] {
-        if spec.genesis_hash()? == *genesis {
-            return Ok(spec);
-        }
-    }
-    anyhow::bail!("the node is not on the dev or local chain")
+/// Resolves a signing-key argument: a dev-account name (Development and
+/// Local chains), a 0x 32-byte secret seed, or a file holding one.
+pub fn resolve_key(input: &str, facts: &ChainFacts) -> anyhow::Result<ed25519_dalek::SigningKey> {
+    Ok(resolver(facts.chain_type).resolve_signing_key(input)?)
 }
 
 /// What a client needs to know about the node's chain.
@@ -164,6 +147,9 @@ pub struct ChainFacts {
     pub decimals: u8,
     /// `tokenSymbol`.
     pub symbol: String,
+    /// The chain's type (`system_chainType`), which decides whether dev
+    /// account names resolve.
+    pub chain_type: cachecash_chain_spec::ChainType,
 }
 
 /// Asks the node for its genesis hash and token properties.
@@ -173,7 +159,11 @@ pub async fn facts(client: &NodeClient) -> anyhow::Result<ChainFacts> {
     let genesis = cachecash_runtime::Hash::from_hex(g.as_str().unwrap_or_default())
         .context("the node returned no genesis hash")?;
     let props = client.call("system_properties", vec![]).await?;
+    let chain_type = client.call("system_chainType", vec![]).await?;
+    let chain_type =
+        serde_json::from_value(chain_type).context("the node reported an unknown chain type")?;
     Ok(ChainFacts {
+        chain_type,
         genesis,
         decimals: props
             .get("tokenDecimals")

@@ -76,6 +76,8 @@ impl RpcMethods {
 pub struct NodeInfo {
     /// Chain name from the chain spec.
     pub chain_name: String,
+    /// Chain type from the chain spec (`Development`, `Local` or `Live`).
+    pub chain_type: String,
     /// Chain spec `properties`.
     pub properties: Value,
     /// Node implementation version.
@@ -398,6 +400,9 @@ pub fn module(
     })?;
     m.register_method("system_chain", |_p, c, _| {
         Ok::<Value, ErrorObjectOwned>(json!(c.info.chain_name))
+    })?;
+    m.register_method("system_chainType", |_p, c, _| {
+        Ok::<Value, ErrorObjectOwned>(json!(c.info.chain_type))
     })?;
     m.register_method("system_properties", |_p, c, _| {
         Ok::<Value, ErrorObjectOwned>(c.info.properties.clone())

@@ -193,6 +193,7 @@ impl Node {
                     pool: pool.clone(),
                     info: NodeInfo {
                         chain_name: config.spec.name.clone(),
+                        chain_type: config.spec.chain_type.to_string(),
                         properties: config.spec.properties_json(),
                         version: env!("CARGO_PKG_VERSION").to_string(),
                     },

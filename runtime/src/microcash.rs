@@ -694,9 +694,9 @@ impl SignedTicket {
 /// The `w` distinct winning numbers in `[0, n)` of `round`, drawn from
 /// `seed` (the draw block's hash), in draw order.
 pub fn winners(seed: &Hash, escrow: &EscrowId, round: u64, n: u32, w: u32) -> Vec<u32> {
-    let w = w.min(n);
-    let mut out: Vec<u32> = Vec::with_capacity(usize::try_from(w).unwrap_or(0));
-    if w == 0 {
+    let want = usize::try_from(w.min(n)).unwrap_or(0);
+    let mut out: Vec<u32> = Vec::with_capacity(want);
+    if want == 0 {
         return out;
     }
     let n64 = u64::from(n);
@@ -708,7 +708,7 @@ pub fn winners(seed: &Hash, escrow: &EscrowId, round: u64, n: u32, w: u32) -> Ve
     let zone = u64::MAX.saturating_sub(excess);
     let mut seen = std::collections::BTreeSet::new();
     let mut counter: u64 = 0;
-    while out.len() < out.capacity() {
+    while out.len() < want {
         let digest: [u8; 32] = Sha256::new()
             .chain_update(LOTTERY_DOMAIN)
             .chain_update(seed.as_bytes())
@@ -731,7 +731,7 @@ pub fn winners(seed: &Hash, escrow: &EscrowId, round: u64, n: u32, w: u32) -> Ve
                 .unwrap_or(0);
             if seen.insert(number) {
                 out.push(number);
-                if out.len() == out.capacity() {
+                if out.len() == want {
                     break;
                 }
             }

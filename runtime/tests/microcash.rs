@@ -1129,9 +1129,9 @@ fn a_top_up_adds_rounds_and_deposit_only_while_it_can_still_matter() {
 /// Opens an escrow with `t` (first round 0), issues every round as one
 /// batch and claims each round's winners at a height inside its window
 /// (spread by `mix`), in height order. After every claim, checks that the
-/// escrow record holds at most `(claim_window + draw_delay) / round_length
-/// + 2` rounds, only rounds whose window is open, and encodes in at most
-/// the size that implies. Returns the most rounds held at once.
+/// escrow record holds only rounds whose window is open, at most
+/// `(claim_window + draw_delay) / round_length + 2` of them, and encodes
+/// in at most the size that implies. Returns the most rounds held at once.
 fn run_rounds_checking_replay_state(t: &EscrowTerms, mix: u64) -> usize {
     let mut world = world();
     let id = world.open_covered(t.clone(), 0, 0);

@@ -110,7 +110,8 @@ pub struct OpenArgs {
     /// Round length in blocks.
     #[arg(long)]
     round_length: u32,
-    /// First round [default: the first that starts at least two blocks ahead].
+    /// First round [default: the round after the one in progress, so the
+    /// opening transaction has at least a round to be included].
     #[arg(long)]
     first_round: Option<u64>,
     /// Number of rounds.
@@ -187,7 +188,7 @@ pub async fn send(
     call: Call,
     submit: &SubmitArgs,
 ) -> anyhow::Result<Value> {
-    let key = shared::resolve_key(from, &f.genesis)?;
+    let key = shared::resolve_key(from, f)?;
     let fee = match &submit.fee {
         Some(x) => parse_amount(x, f.decimals, &f.symbol)?,
         None => shared::minimum_fee(client).await?,
@@ -203,10 +204,10 @@ pub async fn send(
 async fn open(a: OpenArgs) -> anyhow::Result<()> {
     let client = NodeClient::new(&a.submit.rpc.rpc)?;
     let f = shared::facts(&client).await?;
-    let key = shared::resolve_key(&a.from, &f.genesis)?;
+    let key = shared::resolve_key(&a.from, &f)?;
     let funder = cachecash_runtime::AccountId::from_signing_key(&key);
     let signer = match &a.signer {
-        Some(s) => shared::resolve_account(s, &f.genesis)?,
+        Some(s) => shared::resolve_account(s, &f)?,
         None => funder,
     };
     if a.rounds == 0 {
@@ -223,9 +224,12 @@ async fn open(a: OpenArgs) -> anyhow::Result<()> {
         .context("the node returned no best block number")?;
     let first_round = match a.first_round {
         Some(r) => r,
-        // The first round whose first block is at least two blocks ahead,
-        // leaving time for inclusion.
-        None => head.saturating_add(2).div_ceil(u64::from(a.round_length)),
+        // The round after the one the next block falls in: the opening
+        // transaction must be included before the first round starts.
+        None => head
+            .saturating_add(1)
+            .div_ceil(u64::from(a.round_length))
+            .saturating_add(1),
     };
     let terms = EscrowTerms {
         signer,
@@ -284,7 +288,7 @@ async fn show(id: Option<String>, funder: Option<String>, rpc: &RpcArgs) -> anyh
     let client = NodeClient::new(&rpc.rpc)?;
     if let Some(funder) = funder {
         let f = shared::facts(&client).await?;
-        let account = shared::resolve_account(&funder, &f.genesis)?;
+        let account = shared::resolve_account(&funder, &f)?;
         let ids = client
             .call("escrow_listByFunder", vec![json!(account)])
             .await?;

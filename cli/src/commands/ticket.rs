@@ -167,10 +167,10 @@ pub fn parse_numbers(s: &str) -> anyhow::Result<Vec<u32>> {
 async fn issue(a: IssueArgs) -> anyhow::Result<()> {
     let client = NodeClient::new(&a.rpc.rpc)?;
     let f = shared::facts(&client).await?;
-    let key = shared::resolve_key(&a.signer, &f.genesis)?;
+    let key = shared::resolve_key(&a.signer, &f)?;
     let escrow = parse_escrow_id(&a.escrow)?;
-    let cache = shared::resolve_account(&a.cache, &f.genesis)?;
-    let client_key = shared::resolve_account(&a.client, &f.genesis)?;
+    let cache = shared::resolve_account(&a.cache, &f)?;
+    let client_key = shared::resolve_account(&a.client, &f)?;
     let chunk = match &a.chunk {
         Some(c) => Hash::from_hex(c).context("--chunk must be 0x followed by 64 hex digits")?,
         None => Hash::default(),

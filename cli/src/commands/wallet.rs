@@ -77,7 +77,7 @@ pub fn run(cmd: WalletCommand) -> anyhow::Result<()> {
 async fn balance(account: &str, rpc: &RpcArgs, as_json: bool) -> anyhow::Result<()> {
     let client = NodeClient::new(&rpc.rpc)?;
     let f = shared::facts(&client).await?;
-    let id = shared::resolve_account(account, &f.genesis)?;
+    let id = shared::resolve_account(account, &f)?;
     let a = client.call("state_getAccount", vec![json!(id)]).await?;
     let balance: Balance = a
         .get("balance")
@@ -142,9 +142,9 @@ pub(crate) fn parse_amount(s: &str, decimals: u8, symbol: &str) -> anyhow::Resul
 async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
     let client = NodeClient::new(&args.rpc.rpc)?;
     let f = shared::facts(&client).await?;
-    let key = shared::resolve_key(&args.from, &f.genesis)?;
+    let key = shared::resolve_key(&args.from, &f)?;
     let signer = cachecash_runtime::AccountId::from_signing_key(&key);
-    let dest = shared::resolve_account(&args.to, &f.genesis)?;
+    let dest = shared::resolve_account(&args.to, &f)?;
     let amount = parse_amount(&args.amount, f.decimals, &f.symbol)?;
     let fee = match &args.fee {
         Some(x) => parse_amount(x, f.decimals, &f.symbol)?,
