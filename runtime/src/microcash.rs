@@ -596,16 +596,7 @@ pub fn sign_tickets_batch(
         .into_iter()
         .enumerate()
         .map(|(i, ticket)| {
-            let proof = tree.prove_inclusion(i);
-            let path = proof
-                .as_bytes()
-                .chunks_exact(32)
-                .map(|c| {
-                    let mut h = [0u8; 32];
-                    h.copy_from_slice(c);
-                    Hash(h)
-                })
-                .collect();
+            let path = proof_path(tree.prove_inclusion(i).as_bytes());
             SignedTicket {
                 ticket,
                 auth: TicketAuth::Batch {
@@ -617,6 +608,19 @@ pub fn sign_tickets_batch(
                     },
                 },
             }
+        })
+        .collect()
+}
+
+/// Splits an RFC 6962 audit path (concatenated 32-byte hashes, as
+/// `ct_merkle::InclusionProof::as_bytes` gives it) into hashes.
+pub fn proof_path(bytes: &[u8]) -> Vec<Hash> {
+    bytes
+        .chunks_exact(32)
+        .map(|c| {
+            let mut h = [0u8; 32];
+            h.copy_from_slice(c);
+            Hash(h)
         })
         .collect()
 }

@@ -851,16 +851,8 @@ pub fn sign_bundles(
 
     let mut out = Vec::with_capacity(prepared.len());
     for (index, p) in prepared.into_iter().enumerate() {
-        let path: Vec<Hash> = tree
-            .prove_inclusion(index)
-            .as_bytes()
-            .chunks_exact(32)
-            .map(|c| {
-                let mut h = [0u8; 32];
-                h.copy_from_slice(c);
-                Hash(h)
-            })
-            .collect();
+        let path: Vec<Hash> =
+            cachecash_runtime::microcash::proof_path(tree.prove_inclusion(index).as_bytes());
         let mut chunks = Vec::with_capacity(p.requests.len());
         for (request, ticket) in p.requests.into_iter().zip(p.tickets) {
             match signed.next() {
