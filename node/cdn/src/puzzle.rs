@@ -85,8 +85,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{PuzzleError, RngError};
 use crate::keys::{ChunkIv, PuzzleSecret, SessionKey};
-use crate::layers::{BLOCK_SIZE, LayerCipher};
+use crate::layers::BLOCK_SIZE;
 use crate::tags;
+use aes::cipher::{BlockCipherEncrypt, KeyInit};
 
 /// Most chunks in a bundle (and so in a puzzle).
 pub const MAX_BUNDLE_CHUNKS: usize = 16;
@@ -299,7 +300,8 @@ const SHA256_IV: [u32; 8] = [
 const STEP_PADDING: [u8; 16] = [0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x80];
 
 fn initial_state() -> [u8; 32] {
-    Sha256::digest(tags::PUZZLE).into()
+    static INIT: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    *INIT.get_or_init(|| Sha256::digest(tags::PUZZLE).into())
 }
 
 /// One walk step: `SHA-256(state ‖ block)` as a single compression.
@@ -429,10 +431,35 @@ fn prepare(
     Ok((counts, range))
 }
 
+/// OS CSPRNG output fetched 4 KiB at a time: one system call serves 256
+/// puzzles. Every byte is used once and never leaves the thread.
+struct RandomPool {
+    bytes: [u8; 4096],
+    used: usize,
+}
+
+thread_local! {
+    static POOL: std::cell::RefCell<RandomPool> = const {
+        std::cell::RefCell::new(RandomPool { bytes: [0; 4096], used: 4096 })
+    };
+}
+
 /// A uniform value in `[0, range)` from the OS CSPRNG (bias below 2⁻⁶⁴).
 fn random_below(range: u64) -> Result<u64, RngError> {
     let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).map_err(|e| RngError(e.to_string()))?;
+    POOL.with(|pool| {
+        let mut pool = pool.borrow_mut();
+        if pool.used + bytes.len() > pool.bytes.len() {
+            getrandom::fill(&mut pool.bytes).map_err(|e| RngError(e.to_string()))?;
+            pool.used = 0;
+        }
+        let used = pool.used;
+        bytes.copy_from_slice(&pool.bytes[used..used + 16]);
+        // Erase what was handed out, so the pool never holds a used value.
+        pool.bytes[used..used + 16].fill(0);
+        pool.used += 16;
+        Ok::<(), RngError>(())
+    })?;
     let wide = u128::from_le_bytes(bytes) % u128::from(range.max(1));
     Ok(u64::try_from(wide).unwrap_or(0))
 }
@@ -470,9 +497,11 @@ pub fn generate_at<S: BlockSource + ?Sized>(
     if start >= range {
         return Err(PuzzleError::StartOutOfRange { start, range });
     }
-    let mut ciphers: Vec<LayerCipher> = chunks
+    // One AES key schedule per chunk; each visited block is encrypted alone
+    // as counter block IV + j (CTR mode at block j, see `crate::layers`).
+    let mut ciphers: Vec<aes::Aes128> = chunks
         .iter()
-        .map(|c| LayerCipher::new(&c.key, &c.iv))
+        .map(|c| aes::Aes128::new(&(*c.key.as_bytes()).into()))
         .collect();
     let mut failure: Option<PuzzleError> = None;
     let init = initial_state();
@@ -506,7 +535,7 @@ pub fn generate_at<S: BlockSource + ?Sized>(
 /// alone (by seeking); a partial block is zero-padded after encryption.
 fn encrypted_block<S: BlockSource + ?Sized>(
     chunks: &[PuzzleChunk],
-    ciphers: &mut [LayerCipher],
+    ciphers: &mut [aes::Aes128],
     source: &mut S,
     c: usize,
     block: u64,
@@ -528,8 +557,12 @@ fn encrypted_block<S: BlockSource + ?Sized>(
             block,
             reason: e.to_string(),
         })?;
-    cipher.seek_block(block)?;
-    cipher.apply(bytes);
+    let counter = u128::from_be_bytes(*chunk.iv.as_bytes()).wrapping_add(u128::from(block));
+    let mut keystream: aes::Block = counter.to_be_bytes().into();
+    cipher.encrypt_block(&mut keystream);
+    for (b, k) in bytes.iter_mut().zip(keystream.iter()) {
+        *b ^= k;
+    }
     Ok(out)
 }
 
@@ -701,6 +734,7 @@ pub fn default_threads() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layers::LayerCipher;
 
     #[test]
     fn one_compression_step_is_sha256_of_48_bytes() {
