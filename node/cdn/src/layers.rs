@@ -121,14 +121,14 @@ const TILE_BLOCKS: usize = TILE_SIZE / BLOCK_SIZE;
 /// One CTR keystream: the block cipher and the next counter block, as a
 /// 128-bit big-endian number (wrapping mod 2¹²⁸, as `Ctr128BE` does).
 struct Keystream {
-    aes: aes::Aes128,
+    aes: aes::Aes128Enc,
     counter: u128,
 }
 
 impl Keystream {
     fn new(key: &[u8; 16], iv: &[u8; 16]) -> Self {
         Self {
-            aes: aes::Aes128::new(&(*key).into()),
+            aes: aes::Aes128Enc::new(&(*key).into()),
             counter: u128::from_be_bytes(*iv),
         }
     }

@@ -499,9 +499,9 @@ pub fn generate_at<S: BlockSource + ?Sized>(
     }
     // One AES key schedule per chunk; each visited block is encrypted alone
     // as counter block IV + j (CTR mode at block j, see `crate::layers`).
-    let mut ciphers: Vec<aes::Aes128> = chunks
+    let mut ciphers: Vec<aes::Aes128Enc> = chunks
         .iter()
-        .map(|c| aes::Aes128::new(&(*c.key.as_bytes()).into()))
+        .map(|c| aes::Aes128Enc::new(&(*c.key.as_bytes()).into()))
         .collect();
     let mut failure: Option<PuzzleError> = None;
     let init = initial_state();
@@ -535,7 +535,7 @@ pub fn generate_at<S: BlockSource + ?Sized>(
 /// alone (by seeking); a partial block is zero-padded after encryption.
 fn encrypted_block<S: BlockSource + ?Sized>(
     chunks: &[PuzzleChunk],
-    ciphers: &mut [aes::Aes128],
+    ciphers: &mut [aes::Aes128Enc],
     source: &mut S,
     c: usize,
     block: u64,
