@@ -12,11 +12,29 @@
 //! commit run under it, so imports and reverts are serialized and the state
 //! tree always holds exactly the canonical chain.
 //!
+//! # Fork choice and reorganisations
+//!
 //! Fork choice is "most cumulative work": every stored header carries the
-//! total work of its chain. This node keeps one chain; a block that does not
-//! extend the head is reported as [`ImportError::NotOnHead`] with the work
-//! comparison, which is where network sync and reorgs (revert to the common
-//! ancestor, then apply the heavier branch) plug in.
+//! total work of its chain. Storage and the state tree hold the canonical
+//! chain only; a valid block that does not extend the head (its stateless
+//! checks passed, its parent is known) waits in a bounded in-memory side
+//! pool with its cumulative work ([`ImportOutcome::SideChain`]). When a side
+//! block's work exceeds the head's, the chain reorganises under the write
+//! lock:
+//! 1. walk back through the side pool to the canonical common ancestor;
+//!    refuse if more than [`MAX_REORG_DEPTH`] blocks would be reverted;
+//! 2. revert to the ancestor, one atomic step per block, keeping the
+//!    reverted blocks in memory, and announce [`ChainEvent::Reverted`] with
+//!    their transactions (the mempool re-admits those still valid);
+//! 3. apply the branch block by block, each through the stateful checks and
+//!    one atomic commit, announcing [`ChainEvent::NewHead`] for each;
+//! 4. if a branch block turns out invalid, revert to the ancestor again and
+//!    re-apply the old blocks, so the node ends where it started.
+//!
+//! The reverted blocks join the side pool, so a later, heavier return to
+//! the old branch is again a reorganisation. Every step is an atomic commit:
+//! a crash mid-reorganisation leaves a consistent head (the ancestor, or part
+//! of either branch), never a mixed state.
 
 // Import errors carry the block hash and both cumulative works so a log
 // line explains a rejection on its own; they are rare, so their size does
@@ -24,18 +42,19 @@
 #![allow(clippy::result_large_err)]
 
 use crate::metrics::Metrics;
-use crate::storage::{Head, Store, StoreError, StoredHeader, TreeView};
+use crate::storage::{Head, Store, StoreError, TreeView};
 use cachecash_runtime::commitment::{self, AccountProof};
 use cachecash_runtime::consensus::{self, MEDIAN_TIME_SPAN, RetargetInput};
 use cachecash_runtime::genesis::Genesis;
 use cachecash_runtime::microcash::{Escrow, EscrowId};
-use cachecash_runtime::verify::{ChainContext, ExecutedBlock, UncheckedBlock};
+use cachecash_runtime::verify::{ChainContext, ExecutedBlock, StatelessBlock, UncheckedBlock};
 use cachecash_runtime::{
     Account, AccountId, Block, BlockError, BlockNumber, ConsensusParams, Hash, Header, Target,
     Timestamp,
 };
 use parking_lot::{Mutex, RwLock};
 use primitive_types::U256;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::broadcast;
@@ -75,8 +94,16 @@ pub enum BlockOrigin {
 pub enum ImportOutcome {
     /// The block is the new head.
     Imported(Head),
-    /// The block was already in the chain.
+    /// The block was already in the chain or the side pool.
     AlreadyKnown(Hash),
+    /// The block is valid as far as can be checked off the canonical chain
+    /// and waits in the side pool: its branch has no more work than the head.
+    SideChain {
+        /// Block hash.
+        hash: Hash,
+        /// Its cumulative work.
+        total_work: U256,
+    },
 }
 
 /// Chain events, broadcast to subscribers (mempool, RPC, miner).
@@ -111,6 +138,18 @@ pub enum ImportError {
         /// The rule broken.
         #[source]
         source: Box<BlockError>,
+    },
+    /// A heavier branch forks too deep below the head.
+    #[error(
+        "block {hash} heads a heavier branch forking {depth} blocks below the head, deeper than the limit of {limit}; revert with `cachecash revert` and re-import if this is intended"
+    )]
+    ReorgTooDeep {
+        /// The branch tip.
+        hash: Hash,
+        /// Blocks that would be reverted.
+        depth: u64,
+        /// The limit.
+        limit: u64,
     },
     /// The parent is unknown.
     #[error("block {hash} builds on unknown parent {parent}; import its ancestors first")]
@@ -165,12 +204,56 @@ pub struct Chain {
     genesis_hash: Hash,
     write_lock: Mutex<()>,
     head: RwLock<HeadInfo>,
+    side: Mutex<SidePool>,
     events: broadcast::Sender<ChainEvent>,
     metrics: Arc<Metrics>,
 }
 
 /// Capacity of the chain event channel; slow subscribers see `Lagged`.
 pub const EVENT_CAPACITY: usize = 1024;
+
+/// Deepest reorganisation a node performs: a heavier branch forking more
+/// than this many blocks below the head is refused (an operator can still
+/// `cachecash revert` and re-import). Deep reorganisations on a
+/// proof-of-work chain mean an attack or a partition long enough to need a
+/// person's attention.
+pub const MAX_REORG_DEPTH: u64 = 1000;
+
+/// Most blocks kept off the canonical chain, oldest evicted first.
+pub const MAX_SIDE_BLOCKS: usize = 4096;
+
+/// A stateless-checked block that does not extend the head.
+#[derive(Clone, Debug)]
+struct SideBlock {
+    block: Block,
+    total_work: U256,
+}
+
+/// Blocks off the canonical chain, bounded, in arrival order.
+#[derive(Debug, Default)]
+struct SidePool {
+    blocks: HashMap<Hash, SideBlock>,
+    order: VecDeque<Hash>,
+}
+
+impl SidePool {
+    fn insert(&mut self, hash: Hash, block: SideBlock) {
+        if self.blocks.insert(hash, block).is_none() {
+            self.order.push_back(hash);
+        }
+        while self.order.len() > MAX_SIDE_BLOCKS {
+            if let Some(old) = self.order.pop_front() {
+                self.blocks.remove(&old);
+            }
+        }
+    }
+
+    fn remove(&mut self, hash: &Hash) {
+        if self.blocks.remove(hash).is_some() {
+            self.order.retain(|h| h != hash);
+        }
+    }
+}
 
 impl Chain {
     /// Opens the chain on `store`, writing genesis into an empty store.
@@ -200,6 +283,7 @@ impl Chain {
             genesis_hash: genesis.hash,
             write_lock: Mutex::new(()),
             head: RwLock::new(info),
+            side: Mutex::new(SidePool::default()),
             events,
             metrics,
         })
@@ -417,7 +501,7 @@ impl Chain {
     ) -> Result<ImportOutcome, ImportError> {
         let started = Instant::now();
         let hash = unchecked.block().hash();
-        if self.store.header(&hash)?.is_some() {
+        if self.store.header(&hash)?.is_some() || self.side.lock().blocks.contains_key(&hash) {
             return Ok(ImportOutcome::AlreadyKnown(hash));
         }
         let stateless = unchecked
@@ -427,52 +511,188 @@ impl Chain {
                 source: Box::new(source),
             })?;
         let header = stateless.block().header.clone();
-        let parent: StoredHeader =
-            self.store
-                .header(&header.parent_hash)?
+        let parent_work = match self.store.header(&header.parent_hash)? {
+            Some(parent) => U256::from_big_endian(&parent.total_work),
+            None => self
+                .side
+                .lock()
+                .blocks
+                .get(&header.parent_hash)
+                .map(|p| p.total_work)
                 .ok_or(ImportError::UnknownParent {
                     hash,
                     parent: header.parent_hash,
-                })?;
-        let parent_work = U256::from_big_endian(&parent.total_work);
+                })?,
+        };
         let total_work = parent_work.saturating_add(header.target.work());
 
         let _guard = self.write_lock.lock();
         let head = self.head();
-        if header.parent_hash != head.hash {
-            return Err(ImportError::NotOnHead {
+        let outcome = if header.parent_hash == head.hash {
+            ImportOutcome::Imported(self.commit_stateless(stateless, total_work)?)
+        } else {
+            self.side.lock().insert(
                 hash,
-                number: header.number,
-                parent: header.parent_hash,
-                head: head.hash,
-                fork_work: total_work,
-                head_work: head.total_work,
-            });
-        }
-        let ctx = self.context_for(&parent.header, now_ms())?;
-        let executed = stateless
-            .check_stateful(
-                &ctx,
-                &TreeView(self.store.as_ref()),
-                &TreeView(self.store.as_ref()),
-                &self.params,
-            )
-            .map_err(|source| ImportError::Invalid {
-                hash,
-                source: Box::new(source),
-            })?;
-        let new_head = self.commit(executed, total_work)?;
+                SideBlock {
+                    block: stateless.block().clone(),
+                    total_work,
+                },
+            );
+            if total_work <= head.total_work {
+                tracing::debug!(target: "cachecash::import", %hash, number = header.number, "stored a side-chain block");
+                return Ok(ImportOutcome::SideChain { hash, total_work });
+            }
+            ImportOutcome::Imported(self.reorganize(hash, &head)?)
+        };
         let elapsed = started.elapsed();
         self.metrics.import_seconds.observe(elapsed.as_secs_f64());
         tracing::debug!(
             target: "cachecash::import",
-            number = new_head.number,
-            hash = %new_head.hash,
+            %hash,
             ?origin,
             ms = elapsed.as_secs_f64() * 1000.0,
             "imported block"
         );
-        Ok(ImportOutcome::Imported(new_head))
+        Ok(outcome)
+    }
+
+    /// Checks `block` against the head (stateless checks again, then the
+    /// stateful stage) and commits it. The write lock must be held.
+    fn execute_and_commit(&self, block: Block, total_work: U256) -> Result<Head, ImportError> {
+        let hash = block.hash();
+        let stateless = UncheckedBlock::new(block, &self.params)
+            .and_then(|u| u.check_stateless(&self.genesis_hash, &self.params))
+            .map_err(|source| ImportError::Invalid {
+                hash,
+                source: Box::new(source),
+            })?;
+        self.commit_stateless(stateless, total_work)
+    }
+
+    /// The stateful stage against the head, then the commit. The write lock
+    /// must be held.
+    fn commit_stateless(
+        &self,
+        stateless: StatelessBlock,
+        total_work: U256,
+    ) -> Result<Head, ImportError> {
+        let hash = stateless.hash();
+        let parent = self.head();
+        if stateless.block().header.parent_hash != parent.hash {
+            return Err(ImportError::NotOnHead {
+                hash,
+                number: stateless.block().header.number,
+                parent: stateless.block().header.parent_hash,
+                head: parent.hash,
+                fork_work: total_work,
+                head_work: parent.total_work,
+            });
+        }
+        let ctx = self.context_for(&parent.header, now_ms())?;
+        let view = TreeView(self.store.as_ref());
+        let executed = stateless
+            .check_stateful(&ctx, &view, &view, &self.params)
+            .map_err(|source| ImportError::Invalid {
+                hash,
+                source: Box::new(source),
+            })?;
+        Ok(self.commit(executed, total_work)?)
+    }
+
+    /// Switches to the heavier branch ending at side block `tip` (see the
+    /// module docs). The write lock must be held.
+    fn reorganize(&self, tip: Hash, old_head: &HeadInfo) -> Result<Head, ImportError> {
+        // 1. The branch, back to the canonical ancestor.
+        let mut branch: Vec<SideBlock> = Vec::new();
+        let mut cursor = tip;
+        let ancestor = loop {
+            if let Some(b) = self.side.lock().blocks.get(&cursor).cloned() {
+                cursor = b.block.header.parent_hash;
+                branch.push(b);
+                if branch.len() as u64 > MAX_REORG_DEPTH.saturating_add(1) {
+                    return Err(ImportError::ReorgTooDeep {
+                        hash: tip,
+                        depth: branch.len() as u64,
+                        limit: MAX_REORG_DEPTH,
+                    });
+                }
+                continue;
+            }
+            let stored = self
+                .store
+                .header(&cursor)?
+                .ok_or(ImportError::UnknownParent {
+                    hash: tip,
+                    parent: cursor,
+                })?;
+            if self.store.canonical_hash(stored.header.number)? != Some(cursor) {
+                return Err(ImportError::UnknownParent {
+                    hash: tip,
+                    parent: cursor,
+                });
+            }
+            break stored.header;
+        };
+        branch.reverse();
+        let depth = old_head.header.number.saturating_sub(ancestor.number);
+        if depth > MAX_REORG_DEPTH {
+            return Err(ImportError::ReorgTooDeep {
+                hash: tip,
+                depth,
+                limit: MAX_REORG_DEPTH,
+            });
+        }
+        tracing::info!(
+            target: "cachecash::import",
+            from = %old_head.hash,
+            to = %tip,
+            ancestor = ancestor.number,
+            reverted = depth,
+            applied = branch.len(),
+            "reorganising to a heavier branch"
+        );
+
+        // 2. Revert, keeping the old blocks.
+        let old_blocks = self.revert_locked(ancestor.number)?;
+
+        // 3. Apply the branch.
+        let mut failure = None;
+        for b in &branch {
+            let hash = b.block.hash();
+            match self.execute_and_commit(b.block.clone(), b.total_work) {
+                Ok(_) => self.side.lock().remove(&hash),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        match failure {
+            None => {
+                let mut side = self.side.lock();
+                for b in old_blocks {
+                    side.insert(b.block.hash(), b);
+                }
+                drop(side);
+                self.metrics.reorgs.inc();
+                Ok(self.store.head()?.ok_or(StoreError::Uninitialized)?)
+            }
+            Some(e) => {
+                // 4. Back to where we were; the bad branch is dropped.
+                tracing::warn!(target: "cachecash::import", "heavier branch at {tip} is invalid, staying on {}: {e}", old_head.hash);
+                {
+                    let mut side = self.side.lock();
+                    for b in &branch {
+                        side.remove(&b.block.hash());
+                    }
+                }
+                self.revert_locked(ancestor.number)?;
+                for b in old_blocks {
+                    self.execute_and_commit(b.block, b.total_work)?;
+                }
+                Err(e)
+            }
+        }
     }
 
     fn commit(&self, executed: ExecutedBlock, total_work: U256) -> Result<Head, StoreError> {
@@ -506,14 +726,30 @@ impl Chain {
     /// block. Returns the new head.
     pub fn revert_to(&self, number: BlockNumber) -> Result<Head, StoreError> {
         let _guard = self.write_lock.lock();
-        let mut retracted = Vec::new();
+        self.revert_locked(number)?;
+        self.store.head()?.ok_or(StoreError::Uninitialized)
+    }
+
+    /// Reverts to block `number` (write lock held); returns the reverted
+    /// blocks, oldest first, and announces them.
+    fn revert_locked(&self, number: BlockNumber) -> Result<Vec<SideBlock>, StoreError> {
+        let mut reverted = Vec::new();
         let mut head = self.store.head()?.ok_or(StoreError::Uninitialized)?;
         while head.number > number {
-            if let Some(body) = self.store.body(&head.hash)? {
-                retracted.splice(0..0, body);
+            let stored = self.store.header(&head.hash)?;
+            let body = self.store.body(&head.hash)?;
+            if let (Some(stored), Some(body)) = (stored, body) {
+                reverted.push(SideBlock {
+                    block: Block {
+                        header: stored.header,
+                        transactions: body,
+                    },
+                    total_work: U256::from_big_endian(&stored.total_work),
+                });
             }
             head = self.store.revert_head()?;
         }
+        reverted.reverse();
         let stored = self.store.header(&head.hash)?.ok_or(StoreError::Corrupt {
             what: format!("header of head {}", head.hash),
             message: "missing".into(),
@@ -526,7 +762,13 @@ impl Chain {
         self.metrics
             .best_block
             .set(i64::try_from(head.number).unwrap_or(i64::MAX));
-        let _ = self.events.send(ChainEvent::Reverted { head, retracted });
-        Ok(head)
+        if !reverted.is_empty() {
+            let retracted = reverted
+                .iter()
+                .flat_map(|b| b.block.transactions.iter().cloned())
+                .collect();
+            let _ = self.events.send(ChainEvent::Reverted { head, retracted });
+        }
+        Ok(reverted)
     }
 }

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub blocks_mined: Counter,
     /// Transactions in imported blocks.
     pub transactions_imported: Counter,
+    /// Reorganisations to a heavier branch.
+    pub reorgs: Counter,
     registry: parking_lot::Mutex<Registry>,
 }
 
@@ -44,6 +46,12 @@ impl Metrics {
         let mempool_rejected = Counter::default();
         let blocks_mined = Counter::default();
         let transactions_imported = Counter::default();
+        let reorgs = Counter::default();
+        registry.register(
+            "reorgs",
+            "Reorganisations to a heavier branch",
+            reorgs.clone(),
+        );
         registry.register(
             "best_block",
             "Height of the canonical head",
@@ -75,6 +83,7 @@ impl Metrics {
             transactions_imported.clone(),
         );
         Metrics {
+            reorgs,
             best_block,
             import_seconds,
             mempool_size,

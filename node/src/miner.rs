@@ -117,6 +117,9 @@ fn run(chain: &Chain, pool: &Mempool, account: AccountId, stop: &StopSignal) {
                         tracing::info!(target: "cachecash::miner", number, %hash, txs, "mined block");
                     }
                     Ok(ImportOutcome::AlreadyKnown(_)) => {}
+                    Ok(ImportOutcome::SideChain { .. }) => {
+                        tracing::debug!(target: "cachecash::miner", number, %hash, "mined block landed on a side chain");
+                    }
                     Err(e) => {
                         tracing::warn!(target: "cachecash::miner", "mined block {hash} was not imported: {e}");
                         if stop.sleep(Duration::from_millis(200)) {

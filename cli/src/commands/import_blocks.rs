@@ -47,7 +47,7 @@ pub fn run(args: ImportBlocksArgs) -> anyhow::Result<()> {
             .with_context(|| format!("record {index} of {}", args.input.display()))?
         {
             ImportOutcome::Imported(_) => imported += 1,
-            ImportOutcome::AlreadyKnown(_) => known += 1,
+            ImportOutcome::AlreadyKnown(_) | ImportOutcome::SideChain { .. } => known += 1,
         }
         index += 1;
     }

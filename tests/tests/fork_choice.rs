@@ -1,0 +1,205 @@
+//! Fork choice on partition and heal: two chains from one genesis mine
+//! apart, then exchange blocks. The node switches to the branch with the
+//! most work, puts the abandoned branch's transactions back in its pool so
+//! they are mined again, ignores lighter branches, and survives a heavier
+//! branch that turns out invalid by staying where it was.
+
+use cachecash_chain_spec::ChainSpec;
+use cachecash_node::chain::{BlockOrigin, Chain, ImportError, ImportOutcome};
+use cachecash_node::metrics::Metrics;
+use cachecash_node::storage::{MemoryStore, Store, TreeView};
+use cachecash_node::{Mempool, PoolLimits};
+use cachecash_runtime::builder::{TemplateInput, build_template};
+use cachecash_runtime::{AccountId, Block, Call, Hash, Header, SignedTransaction, Transaction};
+use cachecash_tests::{dev, fast_dev_spec};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn open(spec: &ChainSpec) -> Arc<Chain> {
+    let genesis = spec.build_genesis().unwrap();
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    Arc::new(
+        Chain::open(
+            store,
+            spec.consensus_params(),
+            &genesis,
+            Arc::new(Metrics::new()),
+        )
+        .unwrap(),
+    )
+}
+
+/// Builds a valid block on `chain`'s head with `txs`, grinding the nonce to
+/// the target; `salt` shifts the timestamp so siblings differ.
+fn mine(chain: &Chain, txs: Vec<SignedTransaction>, miner: AccountId, salt: u64) -> Block {
+    let head = chain.head();
+    let ctx = chain
+        .context_for(&head.header, cachecash_node::chain::now_ms())
+        .unwrap();
+    let view = TreeView(chain.store().as_ref());
+    let template = build_template(
+        &view,
+        &view,
+        TemplateInput {
+            parent: head.header.clone(),
+            timestamp: ctx.median_time_past.max(head.header.timestamp) + 1 + salt,
+            target: ctx.expected_target,
+            miner,
+        },
+        txs,
+        chain.params(),
+    )
+    .unwrap();
+    assert!(template.rejected.is_empty(), "{:?}", template.rejected);
+    grind(template.block)
+}
+
+fn grind(mut block: Block) -> Block {
+    let prefix = block.header.mining_prefix();
+    let nonce = (0u64..)
+        .find(|&n| {
+            block
+                .header
+                .target
+                .is_met_by(&Header::hash_with_nonce(&prefix, n))
+        })
+        .unwrap();
+    block.header.nonce = nonce;
+    block
+}
+
+fn transfer(genesis: &Hash, nonce: u64, amount: u128) -> SignedTransaction {
+    let alice = cachecash_chain_spec::dev_accounts::dev_signing_key("alice").unwrap();
+    Transaction {
+        signer: dev("alice"),
+        nonce,
+        fee: 1_000_000,
+        call: Call::Transfer {
+            dest: dev("bob"),
+            amount,
+        },
+    }
+    .sign(&alice, genesis)
+}
+
+// Returns the chain's own error type unchanged.
+#[allow(clippy::result_large_err)]
+fn import(chain: &Chain, block: &Block) -> Result<ImportOutcome, ImportError> {
+    chain.import_block(block.clone(), BlockOrigin::File)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitioned_miners_converge_on_the_most_work_and_lose_no_transaction() {
+    let spec = fast_dev_spec(1000);
+    let genesis = spec.genesis_hash().unwrap();
+    let a = open(&spec);
+    let b = open(&spec);
+    let pool = Arc::new(Mempool::new(a.clone(), PoolLimits::default()));
+    tokio::spawn(cachecash_node::mempool::maintain(
+        pool.clone(),
+        a.subscribe(),
+    ));
+
+    // A shared prefix of two blocks.
+    for salt in 0..2 {
+        let block = mine(&a, vec![], dev("ferdie"), salt);
+        import(&a, &block).unwrap();
+        import(&b, &block).unwrap();
+    }
+    // Partition: A mines two blocks, the first with alice's transfer; B mines three.
+    let tx = transfer(&genesis, 0, 777);
+    let a3 = mine(&a, vec![tx.clone()], dev("eve"), 0);
+    import(&a, &a3).unwrap();
+    let a4 = mine(&a, vec![], dev("eve"), 0);
+    import(&a, &a4).unwrap();
+    let mut b_branch = Vec::new();
+    for salt in 0..3 {
+        let block = mine(&b, vec![], dev("dave"), 10 + salt);
+        import(&b, &block).unwrap();
+        b_branch.push(block);
+    }
+    assert_eq!(a.head().header.number, 4);
+    assert_eq!(b.head().header.number, 5);
+
+    // Heal, B → A: the lighter and equal-work prefixes of B's branch wait on
+    // the side; the heavier tip switches A over.
+    assert!(matches!(
+        import(&a, &b_branch[0]).unwrap(),
+        ImportOutcome::SideChain { .. }
+    ));
+    assert!(matches!(
+        import(&a, &b_branch[1]).unwrap(),
+        ImportOutcome::SideChain { .. }
+    ));
+    assert_eq!(a.head().hash, a4.hash(), "a tie keeps the current head");
+    assert!(matches!(
+        import(&a, &b_branch[2]).unwrap(),
+        ImportOutcome::Imported(_)
+    ));
+    assert_eq!(a.head().hash, b.head().hash);
+    assert!(a.store().tx_location(&tx.hash()).unwrap().is_none());
+
+    // Heal, A → B: A's old branch is lighter, so B stays.
+    assert!(matches!(
+        import(&b, &a3).unwrap(),
+        ImportOutcome::SideChain { .. }
+    ));
+    assert!(matches!(
+        import(&b, &a4).unwrap(),
+        ImportOutcome::SideChain { .. }
+    ));
+    assert_eq!(b.head().header.number, 5);
+
+    // The abandoned transfer is back in A's pool and is mined again.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !pool.pending().iter().any(|(h, _)| *h == tx.hash()) {
+        assert!(
+            Instant::now() < deadline,
+            "the retracted transfer never returned to the pool"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let again = mine(&a, pool.ready(100), dev("eve"), 0);
+    import(&a, &again).unwrap();
+    assert_eq!(
+        a.store().tx_location(&tx.hash()).unwrap().unwrap().block,
+        again.hash()
+    );
+    let bob = a.account(&dev("bob"), None).unwrap().0.balance;
+    assert_eq!(bob, 1_000_000u128 * 1_000_000_000_000 + 777);
+}
+
+#[test]
+fn a_heavier_but_invalid_branch_leaves_the_node_where_it_was() {
+    let spec = fast_dev_spec(1000);
+    let a = open(&spec);
+    let b = open(&spec);
+    let first = mine(&a, vec![], dev("ferdie"), 0);
+    import(&a, &first).unwrap();
+    import(&b, &first).unwrap();
+    let a2 = mine(&a, vec![], dev("eve"), 0);
+    import(&a, &a2).unwrap();
+
+    // B builds a valid sibling of a2, then a block with a forged state root
+    // but real proof of work on top of it.
+    let b2 = mine(&b, vec![], dev("dave"), 5);
+    import(&b, &b2).unwrap();
+    let mut forged = mine(&b, vec![], dev("dave"), 5);
+    forged.header.state_root = Hash([9; 32]);
+    let forged = grind(forged);
+
+    assert!(matches!(
+        import(&a, &b2).unwrap(),
+        ImportOutcome::SideChain { .. }
+    ));
+    let err = import(&a, &forged).unwrap_err();
+    assert!(matches!(err, ImportError::Invalid { .. }), "{err}");
+    assert_eq!(a.head().hash, a2.hash());
+    assert_eq!(a.store().canonical_hash(2).unwrap(), Some(a2.hash()));
+    // The node keeps importing on its own branch.
+    let a3 = mine(&a, vec![], dev("eve"), 0);
+    assert!(matches!(
+        import(&a, &a3).unwrap(),
+        ImportOutcome::Imported(_)
+    ));
+}
