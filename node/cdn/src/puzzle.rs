@@ -351,36 +351,36 @@ fn run_walk(
     (state, secret)
 }
 
-/// Runs the walks from `starts[0]` and `starts[1]` in lockstep. The two
-/// compression chains are independent, so the CPU overlaps them: one SHA-256
-/// compression is latency-bound, and two in flight nearly double the
-/// solver's throughput. Results equal two calls of [`run_walk`].
-fn run_walk_pair(
+/// Runs the walks from each of `starts` in lockstep. The compression
+/// chains are independent, so the CPU overlaps them: one SHA-256
+/// compression is latency-bound, and several in flight raise the solver's
+/// throughput. Results equal one [`run_walk`] per start.
+fn run_walks<const N: usize>(
     rounds: u8,
     counts: &[u64],
     init: &[u8; 32],
-    starts: [u64; 2],
+    starts: [u64; N],
     mut fetch: impl FnMut(usize, u64) -> [u8; 16],
-) -> [([u8; 32], [u8; 32]); 2] {
+) -> [([u8; 32], [u8; 32]); N] {
     let k = counts.len();
     let steps = usize::from(rounds).saturating_mul(k).saturating_sub(1);
-    let (mut state_a, mut state_b) = (*init, *init);
-    let (mut secret_a, mut secret_b) = (*init, *init);
+    let mut states = [*init; N];
+    let mut secrets = [*init; N];
+    let mut offsets = starts;
     let mut chunk = 0usize;
-    let (mut off_a, mut off_b) = (starts[0], starts[1]);
     for _ in 0..steps {
-        let block_a = fetch(chunk, off_a);
-        let block_b = fetch(chunk, off_b);
-        secret_a = state_a;
-        secret_b = state_b;
-        state_a = step(&state_a, &block_a);
-        state_b = step(&state_b, &block_b);
+        let blocks: [[u8; 16]; N] = core::array::from_fn(|i| fetch(chunk, offsets[i]));
+        secrets = states;
+        for (state, block) in states.iter_mut().zip(&blocks) {
+            *state = step(state, block);
+        }
         chunk = if chunk + 1 >= k { 0 } else { chunk + 1 };
         let count = counts.get(chunk).copied().unwrap_or(1);
-        off_a = next_offset(&state_a, count);
-        off_b = next_offset(&state_b, count);
+        for (offset, state) in offsets.iter_mut().zip(&states) {
+            *offset = next_offset(state, count);
+        }
     }
-    [(state_a, secret_a), (state_b, secret_b)]
+    core::array::from_fn(|i| (states[i], secrets[i]))
 }
 
 /// Block `block` of `chunk`, zero-padded to 16 bytes (zeros past the end).
@@ -590,27 +590,29 @@ impl Solver<'_> {
                 secret: PuzzleSecret::from_bytes(secret),
             })
         };
-        // Two walks at a time, lowest start first, so the answer is the
+        // LANES walks at a time, lowest start first, so the answer is the
         // same as a one-by-one scan.
+        const LANES: usize = 4;
         let mut start = range.start;
-        while start.saturating_add(1) < range.end {
+        while start.saturating_add(LANES as u64) <= range.end {
             if stop.load(Ordering::Relaxed) {
                 return None;
             }
-            let pair = [start, start + 1];
-            let walks = run_walk_pair(self.rounds, self.counts, &self.init, pair, &mut fetch);
-            for (s, (goal, secret)) in pair.into_iter().zip(walks) {
+            let starts: [u64; LANES] = core::array::from_fn(|i| start + i as u64);
+            let walks = run_walks(self.rounds, self.counts, &self.init, starts, &mut fetch);
+            for (s, (goal, secret)) in starts.into_iter().zip(walks) {
                 if goal == self.goal {
                     return found(s, secret);
                 }
             }
-            start += 2;
+            start += LANES as u64;
         }
-        if start < range.end && !stop.load(Ordering::Relaxed) {
+        while start < range.end && !stop.load(Ordering::Relaxed) {
             let (goal, secret) = run_walk(self.rounds, self.counts, &self.init, start, &mut fetch);
             if goal == self.goal {
                 return found(start, secret);
             }
+            start += 1;
         }
         None
     }
