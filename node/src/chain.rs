@@ -52,9 +52,10 @@ use cachecash_runtime::{
     Account, AccountId, Block, BlockError, BlockNumber, ConsensusParams, Hash, Header, Target,
     Timestamp,
 };
+use parity_scale_codec::Encode;
 use parking_lot::{Mutex, RwLock};
 use primitive_types::U256;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::broadcast;
@@ -139,6 +140,23 @@ pub enum ImportError {
         #[source]
         source: Box<BlockError>,
     },
+    /// The block was found invalid before.
+    #[error("block {0} was found invalid before and is refused")]
+    KnownInvalid(Hash),
+    /// A side block forks too far below the head to ever be adopted.
+    #[error(
+        "block {hash} builds on block #{parent_number}, more than {limit} blocks below the head #{head_number}; such a fork is never adopted"
+    )]
+    ForkTooOld {
+        /// Block hash.
+        hash: Hash,
+        /// Its parent's height.
+        parent_number: u64,
+        /// The head's height.
+        head_number: u64,
+        /// The reorganisation limit.
+        limit: u64,
+    },
     /// A heavier branch forks too deep below the head.
     #[error(
         "block {hash} heads a heavier branch forking {depth} blocks below the head, deeper than the limit of {limit}; revert with `cachecash revert` and re-import if this is intended"
@@ -222,6 +240,13 @@ pub const MAX_REORG_DEPTH: u64 = 1000;
 /// Most blocks kept off the canonical chain, oldest evicted first.
 pub const MAX_SIDE_BLOCKS: usize = 4096;
 
+/// Most encoded bytes kept off the canonical chain, oldest evicted first.
+pub const MAX_SIDE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Hashes of blocks found invalid, remembered so a resent block is refused
+/// before any work (bounded, oldest forgotten first).
+pub const MAX_KNOWN_INVALID: usize = 4096;
+
 /// A stateless-checked block that does not extend the head.
 #[derive(Clone, Debug)]
 struct SideBlock {
@@ -229,28 +254,50 @@ struct SideBlock {
     total_work: U256,
 }
 
-/// Blocks off the canonical chain, bounded, in arrival order.
+/// Blocks off the canonical chain, bounded in count and bytes, in arrival
+/// order; plus the hashes of blocks found invalid.
 #[derive(Debug, Default)]
 struct SidePool {
     blocks: HashMap<Hash, SideBlock>,
     order: VecDeque<Hash>,
+    bytes: usize,
+    invalid: HashSet<Hash>,
+    invalid_order: VecDeque<Hash>,
 }
 
 impl SidePool {
     fn insert(&mut self, hash: Hash, block: SideBlock) {
+        let size = block.block.encoded_size();
         if self.blocks.insert(hash, block).is_none() {
             self.order.push_back(hash);
+            self.bytes = self.bytes.saturating_add(size);
         }
-        while self.order.len() > MAX_SIDE_BLOCKS {
-            if let Some(old) = self.order.pop_front() {
-                self.blocks.remove(&old);
+        while self.order.len() > MAX_SIDE_BLOCKS || self.bytes > MAX_SIDE_BYTES {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(b) = self.blocks.remove(&old) {
+                self.bytes = self.bytes.saturating_sub(b.block.encoded_size());
             }
         }
     }
 
     fn remove(&mut self, hash: &Hash) {
-        if self.blocks.remove(hash).is_some() {
+        if let Some(b) = self.blocks.remove(hash) {
+            self.bytes = self.bytes.saturating_sub(b.block.encoded_size());
             self.order.retain(|h| h != hash);
+        }
+    }
+
+    fn mark_invalid(&mut self, hash: Hash) {
+        self.remove(&hash);
+        if self.invalid.insert(hash) {
+            self.invalid_order.push_back(hash);
+        }
+        while self.invalid_order.len() > MAX_KNOWN_INVALID {
+            if let Some(old) = self.invalid_order.pop_front() {
+                self.invalid.remove(&old);
+            }
         }
     }
 }
@@ -501,7 +548,16 @@ impl Chain {
     ) -> Result<ImportOutcome, ImportError> {
         let started = Instant::now();
         let hash = unchecked.block().hash();
-        if self.store.header(&hash)?.is_some() || self.side.lock().blocks.contains_key(&hash) {
+        {
+            let side = self.side.lock();
+            if side.invalid.contains(&hash) {
+                return Err(ImportError::KnownInvalid(hash));
+            }
+            if side.blocks.contains_key(&hash) {
+                return Ok(ImportOutcome::AlreadyKnown(hash));
+            }
+        }
+        if self.store.header(&hash)?.is_some() {
             return Ok(ImportOutcome::AlreadyKnown(hash));
         }
         let stateless = unchecked
@@ -511,26 +567,53 @@ impl Chain {
                 source: Box::new(source),
             })?;
         let header = stateless.block().header.clone();
-        let parent_work = match self.store.header(&header.parent_hash)? {
-            Some(parent) => U256::from_big_endian(&parent.total_work),
+        let parent = match self.store.header(&header.parent_hash)? {
+            Some(parent) => (parent.header, U256::from_big_endian(&parent.total_work)),
             None => self
                 .side
                 .lock()
                 .blocks
                 .get(&header.parent_hash)
-                .map(|p| p.total_work)
+                .map(|p| (p.block.header.clone(), p.total_work))
                 .ok_or(ImportError::UnknownParent {
                     hash,
                     parent: header.parent_hash,
                 })?,
         };
+        let (parent_header, parent_work) = parent;
         let total_work = parent_work.saturating_add(header.target.work());
 
         let _guard = self.write_lock.lock();
+        // Another import may have committed it while we checked signatures.
+        if self.store.header(&hash)?.is_some() {
+            return Ok(ImportOutcome::AlreadyKnown(hash));
+        }
         let head = self.head();
         let outcome = if header.parent_hash == head.hash {
             ImportOutcome::Imported(self.commit_stateless(stateless, total_work)?)
         } else {
+            // Only forks that could ever be adopted, carrying the target
+            // their parent requires, are kept: cheap low-difficulty blocks
+            // or ancient forks cannot fill the side pool.
+            if parent_header.number.saturating_add(MAX_REORG_DEPTH) < head.header.number {
+                return Err(ImportError::ForkTooOld {
+                    hash,
+                    parent_number: parent_header.number,
+                    head_number: head.header.number,
+                    limit: MAX_REORG_DEPTH,
+                });
+            }
+            let expected = self.next_target(&parent_header)?;
+            if header.target != expected {
+                self.side.lock().mark_invalid(hash);
+                return Err(ImportError::Invalid {
+                    hash,
+                    source: Box::new(cachecash_runtime::BlockError::WrongTarget {
+                        expected,
+                        got: header.target,
+                    }),
+                });
+            }
             self.side.lock().insert(
                 hash,
                 SideBlock {
@@ -609,11 +692,11 @@ impl Chain {
             if let Some(b) = self.side.lock().blocks.get(&cursor).cloned() {
                 cursor = b.block.header.parent_hash;
                 branch.push(b);
-                if branch.len() as u64 > MAX_REORG_DEPTH.saturating_add(1) {
-                    return Err(ImportError::ReorgTooDeep {
+                if branch.len() > MAX_SIDE_BLOCKS {
+                    // The pool never holds more; a cycle would be a bug.
+                    return Err(ImportError::UnknownParent {
                         hash: tip,
-                        depth: branch.len() as u64,
-                        limit: MAX_REORG_DEPTH,
+                        parent: cursor,
                     });
                 }
                 continue;
@@ -662,37 +745,53 @@ impl Chain {
             match self.execute_and_commit(b.block.clone(), b.total_work) {
                 Ok(_) => self.side.lock().remove(&hash),
                 Err(e) => {
-                    failure = Some(e);
+                    failure = Some((hash, e));
                     break;
                 }
             }
         }
-        match failure {
-            None => {
-                let mut side = self.side.lock();
-                for b in old_blocks {
-                    side.insert(b.block.hash(), b);
-                }
-                drop(side);
-                self.metrics.reorgs.inc();
-                Ok(self.store.head()?.ok_or(StoreError::Uninitialized)?)
+        let Some((bad, error)) = failure else {
+            let mut side = self.side.lock();
+            for b in old_blocks {
+                side.insert(b.block.hash(), b);
             }
-            Some(e) => {
-                // 4. Back to where we were; the bad branch is dropped.
-                tracing::warn!(target: "cachecash::import", "heavier branch at {tip} is invalid, staying on {}: {e}", old_head.hash);
-                {
-                    let mut side = self.side.lock();
-                    for b in &branch {
-                        side.remove(&b.block.hash());
-                    }
+            drop(side);
+            self.metrics.reorgs.inc();
+            return Ok(self.store.head()?.ok_or(StoreError::Uninitialized)?);
+        };
+        // 4. Back to where we were. The invalid block and its descendants
+        // are forgotten (and the invalid one refused if sent again); the
+        // valid part of the branch returns to the side pool.
+        tracing::warn!(target: "cachecash::import", "heavier branch at {tip} is invalid at {bad}, staying on {}: {error}", old_head.hash);
+        let applied = self.revert_locked(ancestor.number)?;
+        {
+            let mut side = self.side.lock();
+            side.mark_invalid(bad);
+            let mut past_bad = false;
+            for b in &branch {
+                let h = b.block.hash();
+                past_bad |= h == bad;
+                if past_bad {
+                    side.remove(&h);
                 }
-                self.revert_locked(ancestor.number)?;
-                for b in old_blocks {
-                    self.execute_and_commit(b.block, b.total_work)?;
-                }
-                Err(e)
+            }
+            for b in applied {
+                side.insert(b.block.hash(), b);
             }
         }
+        let mut old_blocks = old_blocks.into_iter();
+        for b in old_blocks.by_ref() {
+            if let Err(e) = self.execute_and_commit(b.block.clone(), b.total_work) {
+                tracing::error!(target: "cachecash::import", "could not restore block {} after a failed reorganisation: {e}", b.block.hash());
+                let mut side = self.side.lock();
+                side.insert(b.block.hash(), b);
+                for rest in old_blocks {
+                    side.insert(rest.block.hash(), rest);
+                }
+                break;
+            }
+        }
+        Err(error)
     }
 
     fn commit(&self, executed: ExecutedBlock, total_work: U256) -> Result<Head, StoreError> {
@@ -735,9 +834,17 @@ impl Chain {
     fn revert_locked(&self, number: BlockNumber) -> Result<Vec<SideBlock>, StoreError> {
         let mut reverted = Vec::new();
         let mut head = self.store.head()?.ok_or(StoreError::Uninitialized)?;
+        let mut result = Ok(());
         while head.number > number {
             let stored = self.store.header(&head.hash)?;
             let body = self.store.body(&head.hash)?;
+            match self.store.revert_head() {
+                Ok(parent) => head = parent,
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
             if let (Some(stored), Some(body)) = (stored, body) {
                 reverted.push(SideBlock {
                     block: Block {
@@ -747,9 +854,10 @@ impl Chain {
                     total_work: U256::from_big_endian(&stored.total_work),
                 });
             }
-            head = self.store.revert_head()?;
         }
         reverted.reverse();
+        // The in-memory head follows the store whatever happened above, so
+        // a failed step never leaves readers on a deleted block.
         let stored = self.store.header(&head.hash)?.ok_or(StoreError::Corrupt {
             what: format!("header of head {}", head.hash),
             message: "missing".into(),
@@ -769,6 +877,6 @@ impl Chain {
                 .collect();
             let _ = self.events.send(ChainEvent::Reverted { head, retracted });
         }
-        Ok(reverted)
+        result.map(|()| reverted)
     }
 }

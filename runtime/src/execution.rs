@@ -278,9 +278,9 @@ fn apply_microcash<S: StateReader + ?Sized>(
     }
 }
 
-/// Applies one claimed ticket, in the order of checks of
-/// [`crate::microcash`]: escrow, range, draw and window, winner, claimant,
-/// preimage, signature, replay.
+/// Applies one claimed ticket. Checks run cheapest first, so a forged claim
+/// is refused before any hashing of the draw or signature work: escrow,
+/// range, claimant, preimage, draw and window, winner, signature, replay.
 fn apply_claim<S: StateReader + ?Sized>(
     overlay: &mut Overlay<'_, S>,
     claimant: &AccountId,
@@ -291,6 +291,16 @@ fn apply_claim<S: StateReader + ?Sized>(
     let t = &item.ticket.ticket;
     let mut e = existing_escrow(overlay, &t.escrow)?;
     e.terms.check_slot(t.round, t.number)?;
+    if t.cache != *claimant {
+        return Err(MicrocashError::WrongClaimant {
+            cache: t.cache,
+            claimant: *claimant,
+        }
+        .into());
+    }
+    if mc::secret_commitment(&item.preimage) != t.secret_hash {
+        return Err(MicrocashError::WrongPreimage.into());
+    }
     let draw = e.terms.draw_height(t.round)?;
     if draw >= height {
         return Err(MicrocashError::NotDrawn {
@@ -327,16 +337,6 @@ fn apply_claim<S: StateReader + ?Sized>(
             number: t.number,
         }
         .into());
-    }
-    if t.cache != *claimant {
-        return Err(MicrocashError::WrongClaimant {
-            cache: t.cache,
-            claimant: *claimant,
-        }
-        .into());
-    }
-    if mc::secret_commitment(&item.preimage) != t.secret_hash {
-        return Err(MicrocashError::WrongPreimage.into());
     }
     item.ticket
         .verify(&e.terms.signer)
