@@ -198,8 +198,14 @@ fn a_heavier_but_invalid_branch_leaves_the_node_where_it_was() {
     assert_eq!(a.store().canonical_hash(2).unwrap(), Some(a2.hash()));
     // Sent again, the forged block is refused at once; the valid sibling
     // is still held for a later, honest extension of its branch.
-    assert!(matches!(import(&a, &forged), Err(ImportError::KnownInvalid(_))));
-    assert!(matches!(import(&a, &b2).unwrap(), ImportOutcome::AlreadyKnown(_)));
+    assert!(matches!(
+        import(&a, &forged),
+        Err(ImportError::KnownInvalid(_))
+    ));
+    assert!(matches!(
+        import(&a, &b2).unwrap(),
+        ImportOutcome::AlreadyKnown(_)
+    ));
     // The node keeps importing on its own branch.
     let a3 = mine(&a, vec![], dev("eve"), 0);
     assert!(matches!(
