@@ -413,7 +413,7 @@ pub fn microcash_benchmark(issue: usize, claims: usize) -> Result<MicrocashRepor
     )
     .map_err(|e| e.to_string())?;
     state.apply(&opened.changes);
-    let escrow = escrow_id(&publisher_id, 0);
+    let escrow = escrow_id(&history[&0], &publisher_id, 0);
     let mut to_claim: Vec<Ticket> = Vec::with_capacity(claims);
     'rounds: for round in 2..=1 + rounds {
         let seed = history

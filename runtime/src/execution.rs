@@ -113,7 +113,11 @@ fn apply_microcash<S: StateReader + ?Sized>(
                 }
                 .into());
             }
-            let id = mc::escrow_id(&tx.signer, tx.nonce);
+            let genesis = env_of(overlay)?
+                .history
+                .canonical_hash(0)?
+                .ok_or(MicrocashError::NoGenesis)?;
+            let id = mc::escrow_id(&genesis, &tx.signer, tx.nonce);
             if overlay.get_escrow(&id)?.is_some() {
                 return Err(MicrocashError::EscrowExists(id).into());
             }

@@ -266,6 +266,9 @@ pub enum MicrocashError {
     /// The penalty was already taken.
     #[error("escrow {0} has already been penalised for duplicate tickets")]
     AlreadyPenalised(EscrowId),
+    /// The genesis hash is not available to the execution context.
+    #[error("the genesis hash (canonical block #0) is unavailable; escrow ids cannot be derived")]
+    NoGenesis,
     /// The draw block is unknown (a node bug or corrupt chain data).
     #[error("the canonical block #{0} needed for the draw is unavailable")]
     MissingDrawBlock(BlockNumber),
@@ -457,10 +460,18 @@ impl Escrow {
     }
 }
 
-/// The escrow id of an `EscrowOpen` sent by `funder` with `nonce`: unique,
-/// because a (signer, nonce) pair is included at most once per chain.
-pub fn escrow_id(funder: &AccountId, nonce: u64) -> EscrowId {
-    Hash::of_parts(&[ESCROW_ID_DOMAIN, funder.as_bytes(), &nonce.to_le_bytes()])
+/// The escrow id of an `EscrowOpen` sent by `funder` with `nonce` on the
+/// chain with `genesis`: unique, because a (signer, nonce) pair is included
+/// at most once per chain, and different on every chain, so tickets (which
+/// sign the escrow id) never replay on another network even when a funder
+/// reuses its key there.
+pub fn escrow_id(genesis: &Hash, funder: &AccountId, nonce: u64) -> EscrowId {
+    Hash::of_parts(&[
+        ESCROW_ID_DOMAIN,
+        genesis.as_bytes(),
+        funder.as_bytes(),
+        &nonce.to_le_bytes(),
+    ])
 }
 
 /// A lottery ticket. Canonical SCALE fields, in this order.

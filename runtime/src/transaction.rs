@@ -35,7 +35,7 @@ pub enum Call {
         amount: Balance,
     },
     /// Opens a MicroCash escrow funded by the signer. Its id is
-    /// [`crate::microcash::escrow_id`]`(signer, nonce)`.
+    /// [`crate::microcash::escrow_id`]`(genesis, signer, nonce)`.
     #[codec(index = 1)]
     #[serde(rename_all = "camelCase")]
     EscrowOpen {

@@ -176,7 +176,8 @@ impl World {
         call: Call,
         number: BlockNumber,
     ) -> Result<StateChanges, TxError> {
-        self.ensure_history(number);
+        // Genesis (height 0) always exists: escrow ids commit to its hash.
+        self.ensure_history(number.max(1));
         let tx = Transaction {
             signer: account(signer),
             nonce: self.account(signer).nonce,
@@ -210,7 +211,8 @@ impl World {
         penalty: Balance,
         number: BlockNumber,
     ) -> Result<EscrowId, TxError> {
-        let id = escrow_id(&account(FUNDER), self.account(FUNDER).nonce);
+        let genesis = self.hash_at(0);
+        let id = escrow_id(&genesis, &account(FUNDER), self.account(FUNDER).nonce);
         self.submit(
             FUNDER,
             Call::EscrowOpen {
@@ -1009,7 +1011,7 @@ fn opening_an_escrow_requires_full_cover_valid_terms_and_a_future_first_round() 
     // Round 3 starts at block 12: an escrow may open in that very block.
     let nonce = world.account(FUNDER).nonce;
     let id = world.open(t.clone(), required + 5, 70, 12).unwrap();
-    assert_eq!(id, escrow_id(&account(FUNDER), nonce));
+    assert_eq!(id, escrow_id(&world.history[&0], &account(FUNDER), nonce));
     assert_eq!(
         world.escrow(&id),
         Escrow {
@@ -1042,7 +1044,10 @@ fn opening_an_escrow_requires_full_cover_valid_terms_and_a_future_first_round() 
     let later = terms(8, 2, 4, 4);
     let payment = later.payment_required(1).unwrap();
     let id2 = world.open(later, payment, 0, 13).unwrap();
-    assert_eq!(id2, escrow_id(&account(FUNDER), nonce + 1));
+    assert_eq!(
+        id2,
+        escrow_id(&world.history[&0], &account(FUNDER), nonce + 1)
+    );
     assert_ne!(id2, id);
     assert_eq!(world.state.funders[&account(FUNDER)], [id, id2]);
     assert_eq!(world.supply(), world.genesis_supply);
@@ -1362,7 +1367,7 @@ fn batch_authentication_encoding_is_stable() {
 #[test]
 fn escrow_id_and_secret_commitment_are_stable() {
     assert_eq!(
-        escrow_id(&AccountId([0x66; 32]), 5).to_hex(),
+        escrow_id(&Hash([0x11; 32]), &AccountId([0x66; 32]), 5).to_hex(),
         GOLDEN_ESCROW_ID
     );
     assert_eq!(
@@ -1412,7 +1417,7 @@ const GOLDEN_TICKET_HASH: &str =
 const GOLDEN_TERMS: &str = "666666666666666666666666666666666666666666666666666666666666666640420f0000000000000000000000000064000000030000000a000000070000000000000000010000000000000200000078563412";
 const GOLDEN_ESCROW: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa666666666666666666666666666666666666666666666666666666666666666640420f0000000000000000000000000064000000030000000a000000070000000000000000010000000000000200000078563412881300000000000000000000000000000700000000000000000000000000000001040900000000000000080100000007000000";
 const GOLDEN_BATCH_AUTH: &str = "017777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777701000000030000000888888888888888888888888888888888888888888888888888888888888888889999999999999999999999999999999999999999999999999999999999999999";
-const GOLDEN_ESCROW_ID: &str = "0x130bd16b71f8c4ee11af6612039101729916f131df3fc277d6a45c2a8b39f1d9";
+const GOLDEN_ESCROW_ID: &str = "0xd58fe94ba4082714caeed7588dd0f66eb3bed798442fa05824ae922fb3b7f7d0";
 const GOLDEN_SECRET_COMMITMENT: &str =
     "0x6470da5d93b746dbb9ab91b363e9877bbfd2b79491c069b605643d509baf4288";
 const GOLDEN_KEY9_ACCOUNT: &str =

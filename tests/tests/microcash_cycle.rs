@@ -76,7 +76,7 @@ async fn escrow_ticket_draw_claim_and_close_cycle() {
     .sign(&alice, &genesis);
     submit(addr, &open).await.unwrap();
     wait_for_inclusion(&node, open.hash(), Duration::from_secs(30)).await;
-    let id = escrow_id(&dev("alice"), 0);
+    let id = escrow_id(&genesis, &dev("alice"), 0);
     let listed = rpc(addr, "escrow_listByFunder", vec![json!(dev("alice"))])
         .await
         .unwrap();

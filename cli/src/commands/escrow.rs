@@ -251,7 +251,7 @@ async fn open(a: OpenArgs) -> anyhow::Result<()> {
     };
     let penalty: Balance = parse_amount(&a.penalty, f.decimals, &f.symbol)?;
     let nonce = shared::next_nonce(&client, &funder).await?;
-    let id = escrow_id(&funder, nonce);
+    let id = escrow_id(&f.genesis, &funder, nonce);
     let found = send(
         &client,
         &f,
