@@ -1,18 +1,7 @@
 //! The binary's subcommands, end to end.
 
-use std::process::Command;
-
-fn cachecash(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cachecash"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
+mod common;
+use common::cachecash;
 
 #[test]
 fn key_inspect_resolves_dev_names_and_rejects_garbage() {

@@ -2,22 +2,13 @@
 //! mining node: escrow open, ticket issue, check before and after the
 //! draw, claim, show, and a refused early close.
 
+mod common;
+use common::cachecash;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn cachecash(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_cachecash"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// A dev-type chain with 200 ms blocks, written to `dir`.
 fn fast_dev_spec(dir: &std::path::Path) -> std::path::PathBuf {
