@@ -177,18 +177,29 @@ pub fn compute_state_update<R: TreeReader>(
     })
 }
 
+/// Reads and decodes the value at `key` as of `version`; `what` names it
+/// in the corruption error.
+fn read_value<R: TreeReader, T: Decode>(
+    reader: &R,
+    key: KeyHash,
+    version: Version,
+    what: impl FnOnce() -> String,
+) -> Result<Option<T>, CommitmentError> {
+    match reader.get_value_option(version, key)? {
+        None => Ok(None),
+        Some(bytes) => T::decode(&mut &bytes[..])
+            .map(Some)
+            .map_err(|e| CommitmentError(format!("stored {} is corrupt: {e}", what()))),
+    }
+}
+
 /// Reads an escrow at `version`.
 pub fn read_escrow<R: TreeReader>(
     reader: &R,
     id: &EscrowId,
     version: Version,
 ) -> Result<Option<Escrow>, CommitmentError> {
-    match reader.get_value_option(version, escrow_key(id))? {
-        None => Ok(None),
-        Some(bytes) => Escrow::decode(&mut &bytes[..])
-            .map(Some)
-            .map_err(|e| CommitmentError(format!("stored escrow {id} is corrupt: {e}"))),
-    }
+    read_value(reader, escrow_key(id), version, || format!("escrow {id}"))
 }
 
 /// Reads a funder's open escrows at `version`.
@@ -197,12 +208,10 @@ pub fn read_funder_escrows<R: TreeReader>(
     funder: &AccountId,
     version: Version,
 ) -> Result<Vec<EscrowId>, CommitmentError> {
-    match reader.get_value_option(version, funder_key(funder))? {
-        None => Ok(Vec::new()),
-        Some(bytes) => Vec::<EscrowId>::decode(&mut &bytes[..]).map_err(|e| {
-            CommitmentError(format!("stored escrow index of {funder} is corrupt: {e}"))
-        }),
-    }
+    Ok(read_value(reader, funder_key(funder), version, || {
+        format!("escrow index of {funder}")
+    })?
+    .unwrap_or_default())
 }
 
 /// Reads an account at `version` directly from the versioned values.
@@ -211,12 +220,7 @@ pub fn read_account<R: TreeReader>(
     id: &AccountId,
     version: Version,
 ) -> Result<Option<Account>, CommitmentError> {
-    match reader.get_value_option(version, account_key(id))? {
-        None => Ok(None),
-        Some(bytes) => Account::decode(&mut &bytes[..])
-            .map(Some)
-            .map_err(|e| CommitmentError(format!("stored account {id} is corrupt: {e}"))),
-    }
+    read_value(reader, account_key(id), version, || format!("account {id}"))
 }
 
 /// The root of version `version`.

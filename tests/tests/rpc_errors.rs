@@ -181,3 +181,84 @@ async fn unsafe_methods_are_refused_unless_allowed() {
     assert_eq!(r.unwrap(), json!(false));
     local.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escrow_methods_reject_bad_input_with_clear_errors() {
+    use cachecash_runtime::microcash::{EscrowTerms, escrow_id};
+    let spec = fast_dev_spec(200);
+    let dir = tempfile::tempdir().unwrap();
+    let genesis = spec.genesis_hash().unwrap();
+    let node = start_node(&spec, dir.path(), Storage::Memory, Some(dev("ferdie"))).await;
+    let a = node.rpc_addr().unwrap();
+    let unknown = json!(format!("0x{}", "42".repeat(32)));
+
+    let e = rpc(a, "state_getEscrow", vec![json!("0xnothex")])
+        .await
+        .unwrap_err();
+    assert!(e.starts_with("-32602") && e.contains("escrow id"), "{e}");
+    assert_eq!(
+        rpc(a, "state_getEscrow", vec![unknown.clone()])
+            .await
+            .unwrap(),
+        json!(null)
+    );
+    let e = rpc(a, "escrow_getWinners", vec![unknown.clone(), json!(1)])
+        .await
+        .unwrap_err();
+    assert!(e.starts_with("1013") && e.contains("does not exist"), "{e}");
+    let e = rpc(a, "escrow_getWinners", vec![unknown.clone(), json!("one")])
+        .await
+        .unwrap_err();
+    assert!(e.starts_with("-32602") && e.contains("round"), "{e}");
+    let e = rpc(a, "escrow_listByFunder", vec![json!("0x12")])
+        .await
+        .unwrap_err();
+    assert!(e.starts_with("-32602"), "{e}");
+
+    // An escrow to ask about: rounds outside it and numbers ≥ n are refused.
+    let alice = cachecash_chain_spec::dev_accounts::dev_signing_key("alice").unwrap();
+    let terms = EscrowTerms {
+        signer: dev("alice"),
+        face_value: 1_000,
+        tickets_per_round: 4,
+        winners_per_round: 2,
+        round_length: 1_000,
+        first_round: 1,
+        last_round: 1,
+        draw_delay: 1,
+        claim_window: 10,
+    };
+    let open = Transaction {
+        signer: dev("alice"),
+        nonce: 0,
+        fee: 1_000_000,
+        call: Call::EscrowOpen {
+            payment: terms.payment_required(1).unwrap(),
+            terms,
+            penalty: 0,
+        },
+    }
+    .sign(&alice, &genesis);
+    rpc(
+        a,
+        "author_submitTransaction",
+        vec![json!(encode_hex(&open.encode()))],
+    )
+    .await
+    .unwrap();
+    wait_for_inclusion(&node, open.hash(), std::time::Duration::from_secs(30)).await;
+    let id = json!(escrow_id(&genesis, &dev("alice"), 0));
+    let e = rpc(a, "escrow_getWinners", vec![id.clone(), json!(7)])
+        .await
+        .unwrap_err();
+    assert!(e.starts_with("-32602") && e.contains("outside"), "{e}");
+    let e = rpc(a, "escrow_getClaim", vec![id.clone(), json!(1), json!(4)])
+        .await
+        .unwrap_err();
+    assert!(e.starts_with("-32602") && e.contains("out of range"), "{e}");
+    let ok = rpc(a, "escrow_getClaim", vec![id, json!(1), json!(3)])
+        .await
+        .unwrap();
+    assert_eq!(ok["status"], json!("notDrawn"));
+    node.stop().await;
+}
