@@ -11,6 +11,7 @@
 //!   "chainType": "Development",
 //!   "bootNodes": [],
 //!   "protocolId": "cch",
+//!   "maxReorgDepth": 1000,
 //!   "properties": { "tokenSymbol": "CCH", "tokenDecimals": 12 },
 //!   "consensus": { "targetBlockTimeMs": 2000, "initialTarget": "0x00ff…", … },
 //!   "genesis": { "plain": { "timestamp": 1764547200000,
@@ -54,6 +55,17 @@ pub const CCH: Balance = 1_000_000_000_000;
 /// Largest accepted `tokenDecimals`: 10^38 is the largest power of ten
 /// below 2^128.
 pub const MAX_TOKEN_DECIMALS: u8 = 38;
+
+/// Default `maxReorgDepth`.
+pub const DEFAULT_MAX_REORG_DEPTH: u64 = 1000;
+
+/// Largest accepted `maxReorgDepth`: the node keeps at most 4096 blocks off
+/// the canonical chain, so a deeper branch could never be assembled.
+pub const MAX_MAX_REORG_DEPTH: u64 = 4000;
+
+fn default_max_reorg_depth() -> u64 {
+    DEFAULT_MAX_REORG_DEPTH
+}
 
 /// What kind of network a spec describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -217,6 +229,12 @@ pub struct ChainSpec {
     pub boot_nodes: Vec<String>,
     /// Short network protocol prefix.
     pub protocol_id: String,
+    /// Deepest reorganisation a node performs, in blocks: a heavier branch
+    /// forking deeper below the head is refused and needs an operator
+    /// (`cachecash revert`). Node policy, not consensus: it is not part of
+    /// the genesis hash. Default 1000.
+    #[serde(default = "default_max_reorg_depth")]
+    pub max_reorg_depth: u64,
     /// Token display properties.
     pub properties: Properties,
     /// Consensus parameters (committed to by the genesis hash).
@@ -241,6 +259,7 @@ impl ChainSpec {
             chain_type: ChainType::Development,
             boot_nodes: Vec::new(),
             protocol_id: "cch".into(),
+            max_reorg_depth: DEFAULT_MAX_REORG_DEPTH,
             properties: Properties {
                 token_symbol: "CCH".into(),
                 token_decimals: 12,
@@ -275,6 +294,7 @@ impl ChainSpec {
             chain_type: ChainType::Local,
             boot_nodes: Vec::new(),
             protocol_id: "cch".into(),
+            max_reorg_depth: DEFAULT_MAX_REORG_DEPTH,
             properties: Properties {
                 token_symbol: "CCH".into(),
                 token_decimals: 12,
@@ -340,6 +360,15 @@ impl ChainSpec {
             return Err(invalid(
                 "protocolId",
                 "must be 1 to 32 lower-case letters, digits or '-', such as \"cch\"",
+            ));
+        }
+        if self.max_reorg_depth == 0 || self.max_reorg_depth > MAX_MAX_REORG_DEPTH {
+            return Err(invalid(
+                "maxReorgDepth",
+                format!(
+                    "{} is out of range; use 1 to {MAX_MAX_REORG_DEPTH} blocks (default {DEFAULT_MAX_REORG_DEPTH})",
+                    self.max_reorg_depth
+                ),
             ));
         }
         for node in &self.boot_nodes {

@@ -173,10 +173,11 @@ pub fn import_benchmark(
 }
 
 fn tempfile_dir() -> Result<TempDir, String> {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let base = std::env::temp_dir().join(format!(
         "cachecash-bench-{}-{}",
         std::process::id(),
-        Instant::now().elapsed().as_nanos()
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&base).map_err(|e| format!("cannot create {}: {e}", base.display()))?;
     Ok(TempDir(base))
@@ -495,5 +496,215 @@ pub fn microcash_benchmark(issue: usize, claims: usize) -> Result<MicrocashRepor
         claims_per_second: signed.len() as f64 / claim_seconds.max(1e-9),
         claims_per_second_with_tx_signatures: signed.len() as f64
             / (claim_seconds + sig_seconds).max(1e-9),
+    })
+}
+
+/// Result of the network benchmark.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NetworkReport {
+    /// Blocks synced by the joining node.
+    pub sync_blocks: usize,
+    /// Transfers in them.
+    pub sync_transfers: usize,
+    /// Wall time from the joiner's start to its last import.
+    pub sync_seconds: f64,
+    /// Transfers imported per second by the joiner (goal ≥ 5,000).
+    pub sync_transfers_per_second: f64,
+    /// Blocks per second.
+    pub sync_blocks_per_second: f64,
+    /// Hops between the miner and the measured node.
+    pub propagation_hops: usize,
+    /// Transfers per propagated block.
+    pub propagation_block_transfers: usize,
+    /// Blocks timed.
+    pub propagation_samples: usize,
+    /// Median milliseconds from the miner's import to the last hop's (goal ≤ 100).
+    pub propagation_p50_ms: f64,
+    /// 90th percentile.
+    pub propagation_p90_ms: f64,
+}
+
+struct BenchNode {
+    chain: Arc<Chain>,
+    handle: crate::network::NetworkHandle,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+impl BenchNode {
+    async fn start(
+        params: &ConsensusParams,
+        genesis: &Genesis,
+        rocks: bool,
+        bootnodes: Vec<crate::network::Multiaddr>,
+        discovery: bool,
+    ) -> Result<BenchNode, String> {
+        let dir = tempfile_dir()?;
+        let store: Arc<dyn Store> = if rocks {
+            Arc::new(RocksStore::open(&dir.path().join("db")).map_err(|e| e.to_string())?)
+        } else {
+            Arc::new(MemoryStore::new())
+        };
+        let chain = Arc::new(
+            Chain::open(store, params.clone(), genesis, Arc::new(Metrics::new()))
+                .map_err(|e| e.to_string())?,
+        );
+        let pool = Arc::new(crate::Mempool::new(chain.clone(), Default::default()));
+        let mut config = crate::network::NetworkConfig::loopback(dir.path().join("node_key"));
+        config.bootnodes = bootnodes;
+        config.discovery = discovery;
+        let (handle, tasks) = crate::network::start(config, chain.clone(), pool)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(BenchNode {
+            chain,
+            handle,
+            tasks,
+            _dir: dir,
+        })
+    }
+
+    fn addr(&self) -> Result<crate::network::Multiaddr, String> {
+        self.handle
+            .listen_addresses()
+            .into_iter()
+            .next()
+            .ok_or_else(|| "the node has no listen address".to_string())
+    }
+
+    async fn stop(self) {
+        for t in self.tasks {
+            t.abort();
+            let _ = t.await;
+        }
+    }
+}
+
+/// Waits until `chain` holds block `hash` on its canonical chain.
+async fn wait_for_block(chain: &Chain, hash: cachecash_runtime::Hash, deadline: Duration) -> Result<(), String> {
+    let mut events = chain.subscribe();
+    let wait = async {
+        loop {
+            if chain.head().hash == hash {
+                return;
+            }
+            let _ = events.recv().await;
+        }
+    };
+    tokio::time::timeout(deadline, wait)
+        .await
+        .map_err(|_| format!("block {hash} did not arrive within {deadline:?}"))
+}
+
+/// Sync and propagation over real libp2p connections on loopback.
+///
+/// - **Sync:** a node holding `blocks` blocks of `per_block` transfers
+///   serves a fresh node (RocksDB) that joins with it as bootnode; the rate
+///   is the joiner's transfers imported per second of wall time.
+/// - **Propagation:** four nodes in a line (discovery off, so every block
+///   crosses three hops); the first imports a mined block of
+///   `prop_transfers` transfers and announces it; the time until the
+///   fourth has imported it is measured `samples` times.
+pub async fn network_benchmark(
+    blocks: usize,
+    per_block: usize,
+    samples: usize,
+    prop_transfers: usize,
+) -> Result<NetworkReport, String> {
+    let params = bench_params();
+    let keys = bench_keys(per_block.max(prop_transfers).max(1));
+    let genesis = bench_genesis(&params, &keys);
+    let (p, k, g) = (params.clone(), keys.clone(), genesis.clone());
+    let prepared = tokio::task::spawn_blocking(move || build_transfer_blocks(&p, &k, &g, blocks, per_block))
+        .await
+        .map_err(|e| e.to_string())?;
+
+    // Sync.
+    let server = BenchNode::start(&params, &genesis, false, Vec::new(), true).await?;
+    let tip = prepared.last().map(Block::hash);
+    {
+        let chain = server.chain.clone();
+        tokio::task::spawn_blocking(move || {
+            for b in prepared {
+                chain.import_block(b, BlockOrigin::File).map_err(|e| e.to_string())?;
+            }
+            Ok::<(), String>(())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
+    }
+    let started = Instant::now();
+    let joiner = BenchNode::start(&params, &genesis, true, vec![server.addr()?], true).await?;
+    if let Some(tip) = tip {
+        wait_for_block(&joiner.chain, tip, Duration::from_secs(1800)).await?;
+    }
+    let sync_seconds = started.elapsed().as_secs_f64();
+    joiner.stop().await;
+    server.stop().await;
+
+    // Propagation across three hops.
+    let warmup = 3usize;
+    let (p, k, g) = (params.clone(), keys.clone(), genesis.clone());
+    let total = samples.saturating_add(warmup);
+    let chain_blocks = tokio::task::spawn_blocking(move || build_transfer_blocks(&p, &k, &g, total, prop_transfers))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut line: Vec<BenchNode> = Vec::new();
+    for i in 0..4 {
+        let boot = match line.last() {
+            Some(prev) => vec![prev.addr()?],
+            None => Vec::new(),
+        };
+        line.push(BenchNode::start(&params, &genesis, false, boot, false).await?);
+        let _ = i;
+    }
+    // Wait for the line to be connected.
+    let end = Instant::now() + Duration::from_secs(30);
+    while !(line[1].handle.peer_count() >= 2 && line[2].handle.peer_count() >= 2 && line[3].handle.peer_count() >= 1) {
+        if Instant::now() > end {
+            return Err("the four benchmark nodes did not connect within 30 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut times = Vec::with_capacity(samples);
+    for (i, block) in chain_blocks.into_iter().enumerate() {
+        let hash = block.hash();
+        let first = line[0].chain.clone();
+        let t0 = Instant::now();
+        tokio::task::spawn_blocking(move || first.import_block(block, BlockOrigin::Mined))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let imported = t0.elapsed();
+        wait_for_block(&line[3].chain, hash, Duration::from_secs(30)).await?;
+        let total = t0.elapsed().saturating_sub(imported);
+        if i >= warmup {
+            times.push(total.as_secs_f64() * 1000.0);
+        }
+    }
+    for n in line {
+        n.stop().await;
+    }
+    times.sort_by(f64::total_cmp);
+    let pct = |q: f64| -> f64 {
+        if times.is_empty() {
+            return 0.0;
+        }
+        let i = ((times.len() - 1) as f64 * q).round() as usize;
+        times[i.min(times.len() - 1)]
+    };
+    let transfers = blocks * per_block;
+    Ok(NetworkReport {
+        sync_blocks: blocks,
+        sync_transfers: transfers,
+        sync_seconds,
+        sync_transfers_per_second: transfers as f64 / sync_seconds.max(1e-9),
+        sync_blocks_per_second: blocks as f64 / sync_seconds.max(1e-9),
+        propagation_hops: 3,
+        propagation_block_transfers: prop_transfers,
+        propagation_samples: times.len(),
+        propagation_p50_ms: pct(0.5),
+        propagation_p90_ms: pct(0.9),
     })
 }

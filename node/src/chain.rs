@@ -22,7 +22,8 @@
 //! block's work exceeds the head's, the chain reorganises under the write
 //! lock:
 //! 1. walk back through the side pool to the canonical common ancestor;
-//!    refuse if more than [`MAX_REORG_DEPTH`] blocks would be reverted;
+//!    refuse if more than the chain spec's `maxReorgDepth` blocks would be
+//!    reverted;
 //! 2. revert to the ancestor, one atomic step per block, keeping the
 //!    reverted blocks in memory, and announce [`ChainEvent::Reverted`] with
 //!    their transactions (the mempool re-admits those still valid);
@@ -118,6 +119,8 @@ pub enum ChainEvent {
         hash: Hash,
         /// Hashes of its transactions.
         tx_hashes: Vec<Hash>,
+        /// Where the block came from; the network announces mined blocks.
+        origin: BlockOrigin,
     },
     /// The head was reverted to an earlier block.
     Reverted {
@@ -225,16 +228,17 @@ pub struct Chain {
     side: Mutex<SidePool>,
     events: broadcast::Sender<ChainEvent>,
     metrics: Arc<Metrics>,
+    max_reorg_depth: u64,
 }
 
 /// Capacity of the chain event channel; slow subscribers see `Lagged`.
 pub const EVENT_CAPACITY: usize = 1024;
 
-/// Deepest reorganisation a node performs: a heavier branch forking more
-/// than this many blocks below the head is refused (an operator can still
-/// `cachecash revert` and re-import). Deep reorganisations on a
-/// proof-of-work chain mean an attack or a partition long enough to need a
-/// person's attention.
+/// Default deepest reorganisation a node performs (the chain spec's
+/// `maxReorgDepth`): a heavier branch forking more than this many blocks
+/// below the head is refused (an operator can still `cachecash revert` and
+/// re-import). Deep reorganisations on a proof-of-work chain mean an attack
+/// or a partition long enough to need a person's attention.
 pub const MAX_REORG_DEPTH: u64 = 1000;
 
 /// Most blocks kept off the canonical chain, oldest evicted first.
@@ -333,7 +337,20 @@ impl Chain {
             side: Mutex::new(SidePool::default()),
             events,
             metrics,
+            max_reorg_depth: MAX_REORG_DEPTH,
         })
+    }
+
+    /// Sets the deepest reorganisation this chain performs (the chain
+    /// spec's `maxReorgDepth`; [`MAX_REORG_DEPTH`] by default).
+    pub fn with_max_reorg_depth(mut self, depth: u64) -> Chain {
+        self.max_reorg_depth = depth;
+        self
+    }
+
+    /// The deepest reorganisation this chain performs.
+    pub fn max_reorg_depth(&self) -> u64 {
+        self.max_reorg_depth
     }
 
     /// The consensus parameters.
@@ -590,17 +607,17 @@ impl Chain {
         }
         let head = self.head();
         let outcome = if header.parent_hash == head.hash {
-            ImportOutcome::Imported(self.commit_stateless(stateless, total_work)?)
+            ImportOutcome::Imported(self.commit_stateless(stateless, total_work, origin)?)
         } else {
             // Only forks that could ever be adopted, carrying the target
             // their parent requires, are kept: cheap low-difficulty blocks
             // or ancient forks cannot fill the side pool.
-            if parent_header.number.saturating_add(MAX_REORG_DEPTH) < head.header.number {
+            if parent_header.number.saturating_add(self.max_reorg_depth) < head.header.number {
                 return Err(ImportError::ForkTooOld {
                     hash,
                     parent_number: parent_header.number,
                     head_number: head.header.number,
-                    limit: MAX_REORG_DEPTH,
+                    limit: self.max_reorg_depth,
                 });
             }
             let expected = self.next_target(&parent_header)?;
@@ -625,7 +642,7 @@ impl Chain {
                 tracing::debug!(target: "cachecash::import", %hash, number = header.number, "stored a side-chain block");
                 return Ok(ImportOutcome::SideChain { hash, total_work });
             }
-            ImportOutcome::Imported(self.reorganize(hash, &head)?)
+            ImportOutcome::Imported(self.reorganize(hash, &head, origin)?)
         };
         let elapsed = started.elapsed();
         self.metrics.import_seconds.observe(elapsed.as_secs_f64());
@@ -641,7 +658,12 @@ impl Chain {
 
     /// Checks `block` against the head (stateless checks again, then the
     /// stateful stage) and commits it. The write lock must be held.
-    fn execute_and_commit(&self, block: Block, total_work: U256) -> Result<Head, ImportError> {
+    fn execute_and_commit(
+        &self,
+        block: Block,
+        total_work: U256,
+        origin: BlockOrigin,
+    ) -> Result<Head, ImportError> {
         let hash = block.hash();
         let stateless = UncheckedBlock::new(block, &self.params)
             .and_then(|u| u.check_stateless(&self.genesis_hash, &self.params))
@@ -649,7 +671,7 @@ impl Chain {
                 hash,
                 source: Box::new(source),
             })?;
-        self.commit_stateless(stateless, total_work)
+        self.commit_stateless(stateless, total_work, origin)
     }
 
     /// The stateful stage against the head, then the commit. The write lock
@@ -658,6 +680,7 @@ impl Chain {
         &self,
         stateless: StatelessBlock,
         total_work: U256,
+        origin: BlockOrigin,
     ) -> Result<Head, ImportError> {
         let hash = stateless.hash();
         let parent = self.head();
@@ -679,12 +702,17 @@ impl Chain {
                 hash,
                 source: Box::new(source),
             })?;
-        Ok(self.commit(executed, total_work)?)
+        Ok(self.commit(executed, total_work, origin)?)
     }
 
     /// Switches to the heavier branch ending at side block `tip` (see the
     /// module docs). The write lock must be held.
-    fn reorganize(&self, tip: Hash, old_head: &HeadInfo) -> Result<Head, ImportError> {
+    fn reorganize(
+        &self,
+        tip: Hash,
+        old_head: &HeadInfo,
+        origin: BlockOrigin,
+    ) -> Result<Head, ImportError> {
         // 1. The branch, back to the canonical ancestor.
         let mut branch: Vec<SideBlock> = Vec::new();
         let mut cursor = tip;
@@ -718,11 +746,11 @@ impl Chain {
         };
         branch.reverse();
         let depth = old_head.header.number.saturating_sub(ancestor.number);
-        if depth > MAX_REORG_DEPTH {
+        if depth > self.max_reorg_depth {
             return Err(ImportError::ReorgTooDeep {
                 hash: tip,
                 depth,
-                limit: MAX_REORG_DEPTH,
+                limit: self.max_reorg_depth,
             });
         }
         tracing::info!(
@@ -742,7 +770,7 @@ impl Chain {
         let mut failure = None;
         for b in &branch {
             let hash = b.block.hash();
-            match self.execute_and_commit(b.block.clone(), b.total_work) {
+            match self.execute_and_commit(b.block.clone(), b.total_work, origin) {
                 Ok(_) => self.side.lock().remove(&hash),
                 Err(e) => {
                     failure = Some((hash, e));
@@ -781,7 +809,7 @@ impl Chain {
         }
         let mut old_blocks = old_blocks.into_iter();
         for b in old_blocks.by_ref() {
-            if let Err(e) = self.execute_and_commit(b.block.clone(), b.total_work) {
+            if let Err(e) = self.execute_and_commit(b.block.clone(), b.total_work, BlockOrigin::Network) {
                 tracing::error!(target: "cachecash::import", "could not restore block {} after a failed reorganisation: {e}", b.block.hash());
                 let mut side = self.side.lock();
                 side.insert(b.block.hash(), b);
@@ -794,7 +822,12 @@ impl Chain {
         Err(error)
     }
 
-    fn commit(&self, executed: ExecutedBlock, total_work: U256) -> Result<Head, StoreError> {
+    fn commit(
+        &self,
+        executed: ExecutedBlock,
+        total_work: U256,
+        origin: BlockOrigin,
+    ) -> Result<Head, StoreError> {
         let new_head = self
             .store
             .commit_block(&executed, total_work.to_big_endian())?;
@@ -817,6 +850,7 @@ impl Chain {
             header: executed.block.header,
             hash: executed.hash,
             tx_hashes: executed.tx_hashes,
+            origin,
         });
         Ok(new_head)
     }

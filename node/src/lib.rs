@@ -14,6 +14,7 @@
 //! - [`chain`]: the import pipeline, head, fork-choice work, revert.
 //! - [`mempool`]: admission, bounds, eviction, ordering, re-validation.
 //! - [`miner`]: proof-of-work on its own thread.
+//! - [`network`]: libp2p: discovery, gossip, headers-first sync, bans.
 //! - [`rpc`]: the JSON-RPC server.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`service`]: configuration, startup, shutdown, hosted modules.
@@ -24,6 +25,7 @@ pub mod chain;
 pub mod mempool;
 pub mod metrics;
 pub mod miner;
+pub mod network;
 pub mod rpc;
 pub mod service;
 pub mod storage;

@@ -33,6 +33,15 @@
 //! became invalid (stale nonce, insufficient balance) are dropped with the
 //! reason logged. After a revert, transactions of removed blocks are offered
 //! again.
+//!
+//! # Announcements
+//!
+//! Transactions submitted locally ([`Mempool::submit`], the RPC path), and
+//! transactions of abandoned blocks that are re-admitted after a
+//! reorganisation, are announced on a bounded broadcast channel
+//! ([`Mempool::subscribe_local`]) for the network to gossip. Transactions that arrived from peers
+//! ([`Mempool::submit_from_network`]) are not: gossip forwards them itself
+//! once they are accepted.
 
 use crate::chain::{Chain, ChainEvent};
 use crate::storage::TreeView;
@@ -185,17 +194,39 @@ pub struct Mempool {
     limits: PoolLimits,
     inner: Mutex<Inner>,
     generation: AtomicU64,
+    local: tokio::sync::broadcast::Sender<SignedTransaction>,
 }
+
+/// Capacity of the local-submission announcement channel.
+pub const ANNOUNCE_CAPACITY: usize = 4096;
 
 impl Mempool {
     /// An empty pool over `chain`.
     pub fn new(chain: Arc<Chain>, limits: PoolLimits) -> Mempool {
+        let (local, _) = tokio::sync::broadcast::channel(ANNOUNCE_CAPACITY);
         Mempool {
             chain,
             limits,
             inner: Mutex::new(Inner::default()),
             generation: AtomicU64::new(0),
+            local,
         }
+    }
+
+    /// Transactions admitted by [`Mempool::submit`] (local submissions),
+    /// for the network to announce. A slow subscriber sees `Lagged`.
+    pub fn subscribe_local(&self) -> tokio::sync::broadcast::Receiver<SignedTransaction> {
+        self.local.subscribe()
+    }
+
+    /// Validates and admits a transaction received from a peer; unlike
+    /// [`Mempool::submit`] it is not announced (gossip forwards it).
+    pub fn submit_from_network(&self, tx: SignedTransaction) -> Result<Hash, PoolError> {
+        let result = self.admit(tx);
+        if result.is_err() {
+            self.chain.metrics().mempool_rejected.inc();
+        }
+        result
     }
 
     /// Increments on every change; the miner rebuilds its template when it moves.
@@ -224,11 +255,18 @@ impl Mempool {
         self.submit(tx)
     }
 
-    /// Validates and admits a transaction; returns its hash.
+    /// Validates and admits a locally submitted transaction, announces it
+    /// to [`Mempool::subscribe_local`] subscribers, and returns its hash.
     pub fn submit(&self, tx: SignedTransaction) -> Result<Hash, PoolError> {
-        let result = self.admit(tx);
-        if result.is_err() {
-            self.chain.metrics().mempool_rejected.inc();
+        let result = self.admit(tx.clone());
+        match &result {
+            Ok(_) => {
+                // Nobody listening (no network) is fine.
+                let _ = self.local.send(tx);
+            }
+            Err(_) => {
+                self.chain.metrics().mempool_rejected.inc();
+            }
         }
         result
     }
@@ -489,8 +527,15 @@ impl Mempool {
             ChainEvent::Reverted { retracted, .. } => {
                 self.revalidate();
                 for tx in retracted {
-                    if let Err(e) = self.admit(tx.clone()) {
-                        tracing::debug!(target: "cachecash::mempool", "retracted transaction not re-admitted: {e}");
+                    match self.admit(tx.clone()) {
+                        // Peers on the winning branch may never have seen
+                        // it: announce it again.
+                        Ok(_) => {
+                            let _ = self.local.send(tx.clone());
+                        }
+                        Err(e) => {
+                            tracing::debug!(target: "cachecash::mempool", "retracted transaction not re-admitted: {e}");
+                        }
                     }
                 }
             }

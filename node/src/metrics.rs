@@ -4,11 +4,15 @@
 //! in-process nodes (tests) never share counters.
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+/// Label set of the labelled metrics.
+pub type Labels = Vec<(&'static str, &'static str)>;
 
 /// The node's metrics.
 #[derive(Debug)]
@@ -27,6 +31,17 @@ pub struct Metrics {
     pub transactions_imported: Counter,
     /// Reorganisations to a heavier branch.
     pub reorgs: Counter,
+    /// Connected peers.
+    pub peers: Gauge,
+    /// Network bytes by `protocol` (sync, gossip_blocks, gossip_transactions)
+    /// and `direction` (in, out).
+    pub network_bytes: Family<Labels, Counter>,
+    /// Peers banned, by `reason`.
+    pub peer_bans: Family<Labels, Counter>,
+    /// Gossip messages validated, by `topic` and `verdict`.
+    pub gossip_messages: Family<Labels, Counter>,
+    /// Height of the best block any peer reports (sync target).
+    pub sync_highest_block: Gauge,
     registry: parking_lot::Mutex<Registry>,
 }
 
@@ -82,7 +97,38 @@ impl Metrics {
             "Transactions in blocks imported into the canonical chain",
             transactions_imported.clone(),
         );
+        let peers = Gauge::default();
+        let network_bytes = Family::<Labels, Counter>::default();
+        let peer_bans = Family::<Labels, Counter>::default();
+        let gossip_messages = Family::<Labels, Counter>::default();
+        let sync_highest_block = Gauge::default();
+        registry.register("peers", "Connected peers", peers.clone());
+        registry.register(
+            "network_bytes",
+            "Network payload bytes by protocol and direction",
+            network_bytes.clone(),
+        );
+        registry.register(
+            "peer_bans",
+            "Peers banned, by reason",
+            peer_bans.clone(),
+        );
+        registry.register(
+            "gossip_messages",
+            "Gossip messages validated, by topic and verdict",
+            gossip_messages.clone(),
+        );
+        registry.register(
+            "sync_highest_block",
+            "Height of the best block reported by any peer",
+            sync_highest_block.clone(),
+        );
         Metrics {
+            peers,
+            network_bytes,
+            peer_bans,
+            gossip_messages,
+            sync_highest_block,
             reorgs,
             best_block,
             import_seconds,

@@ -33,6 +33,8 @@ pub const UNKNOWN_BLOCK: i32 = 1011;
 pub const UNSAFE_DENIED: i32 = 1012;
 /// Error code: the escrow does not exist.
 pub const UNKNOWN_ESCROW: i32 = 1013;
+/// Error code: the node runs without networking.
+pub const NO_NETWORK: i32 = 1014;
 
 /// Which methods the server exposes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -95,6 +97,8 @@ pub struct RpcContext {
     pub info: NodeInfo,
     /// Whether unsafe methods are allowed.
     pub allow_unsafe: bool,
+    /// The network, if the node runs one.
+    pub network: Option<crate::network::NetworkHandle>,
 }
 
 fn err(code: i32, message: impl Into<String>) -> ErrorObjectOwned {
@@ -109,6 +113,26 @@ fn read_err(e: ReadError) -> ErrorObjectOwned {
     match e {
         ReadError::UnknownBlock(_) => err(UNKNOWN_BLOCK, e.to_string()),
         other => internal(other),
+    }
+}
+
+fn network(c: &RpcContext) -> Result<&crate::network::NetworkHandle, ErrorObjectOwned> {
+    c.network.as_ref().ok_or_else(|| {
+        err(
+            NO_NETWORK,
+            "this node runs without peer-to-peer networking; start it with networking on to use this method",
+        )
+    })
+}
+
+fn unsafe_allowed(c: &RpcContext, method: &str) -> Result<(), ErrorObjectOwned> {
+    if c.allow_unsafe {
+        Ok(())
+    } else {
+        Err(err(
+            UNSAFE_DENIED,
+            format!("{method} is an unsafe method; it is served only on a localhost RPC listener unless the node runs with --rpc-methods unsafe"),
+        ))
     }
 }
 
@@ -387,10 +411,78 @@ pub fn module(
         Ok::<Value, ErrorObjectOwned>(json!(c.pool.remove(&hash)))
     })?;
 
-    m.register_method("system_health", |_p, _c, _| {
-        Ok::<Value, ErrorObjectOwned>(
-            json!({"peers": 0, "isSyncing": false, "shouldHavePeers": false}),
-        )
+    m.register_method("system_health", |_p, c, _| {
+        Ok::<Value, ErrorObjectOwned>(match &c.network {
+            None => json!({"peers": 0, "isSyncing": false, "shouldHavePeers": false}),
+            Some(n) => json!({
+                "peers": n.peer_count(),
+                "isSyncing": n.is_syncing(),
+                "shouldHavePeers": n.should_have_peers(),
+            }),
+        })
+    })?;
+    m.register_method("system_peers", |_p, c, _| {
+        let n = network(c)?;
+        Ok::<Value, ErrorObjectOwned>(json!(n.peers()))
+    })?;
+    m.register_method("system_syncState", |_p, c, _| {
+        Ok::<Value, ErrorObjectOwned>(match &c.network {
+            Some(n) => {
+                // The snapshot is refreshed every 250 ms; the head is live.
+                let mut progress = n.sync_progress();
+                progress.current_block = c.chain.head().header.number;
+                progress.highest_block = progress.highest_block.max(progress.current_block);
+                json!(progress)
+            }
+            None => {
+                let best = c.chain.head().header.number;
+                json!({"startingBlock": best, "currentBlock": best, "highestBlock": best})
+            }
+        })
+    })?;
+    m.register_method("system_localPeerId", |_p, c, _| {
+        let n = network(c)?;
+        Ok::<Value, ErrorObjectOwned>(json!(n.local_peer_id().to_string()))
+    })?;
+    m.register_method("system_localListenAddresses", |_p, c, _| {
+        let n = network(c)?;
+        Ok::<Value, ErrorObjectOwned>(json!(
+            n.listen_addresses()
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+        ))
+    })?;
+    m.register_async_method("system_addReservedPeer", |p, c, _| async move {
+        unsafe_allowed(&c, "system_addReservedPeer")?;
+        let args = positional(&p)?;
+        let raw = req_str(&args, 0, "address")?;
+        let addr: libp2p::Multiaddr = raw.parse().map_err(|e| {
+            err(
+                INVALID_PARAMS,
+                format!("'{raw}' is not a multiaddress ({e}); write it as /ip4/ADDR/tcp/PORT/p2p/PEER_ID"),
+            )
+        })?;
+        let n = network(&c)?;
+        let peer = n
+            .add_reserved_peer(addr)
+            .await
+            .map_err(|e| err(INVALID_PARAMS, e))?;
+        Ok::<Value, ErrorObjectOwned>(json!(peer.to_string()))
+    })?;
+    m.register_async_method("system_removeReservedPeer", |p, c, _| async move {
+        unsafe_allowed(&c, "system_removeReservedPeer")?;
+        let args = positional(&p)?;
+        let raw = req_str(&args, 0, "peerId")?;
+        let peer: libp2p::PeerId = raw.parse().map_err(|e| {
+            err(
+                INVALID_PARAMS,
+                format!("'{raw}' is not a peer id ({e}); system_peers lists them"),
+            )
+        })?;
+        let n = network(&c)?;
+        let removed = n.remove_reserved_peer(peer).await.map_err(internal)?;
+        Ok::<Value, ErrorObjectOwned>(json!(removed))
     })?;
     m.register_method("system_version", |_p, c, _| {
         Ok::<Value, ErrorObjectOwned>(json!(c.info.version))

@@ -10,6 +10,7 @@ use crate::chain::Chain;
 use crate::mempool::{Mempool, PoolLimits};
 use crate::metrics::{self, Metrics};
 use crate::miner::Miner;
+use crate::network::{NetworkConfig, NetworkError, NetworkHandle};
 use crate::rpc::{self, NodeInfo, RpcContext, RpcLimits, RpcMethods};
 use crate::storage::{MemoryStore, RocksStore, Store, StoreError};
 use cachecash_chain_spec::ChainSpec;
@@ -49,6 +50,8 @@ pub struct NodeConfig {
     pub mine: Option<AccountId>,
     /// Mempool limits.
     pub pool_limits: PoolLimits,
+    /// Peer-to-peer networking; `None` runs the node alone.
+    pub network: Option<NetworkConfig>,
 }
 
 /// Why the node did not start.
@@ -72,6 +75,9 @@ pub enum NodeError {
         /// OS error.
         source: std::io::Error,
     },
+    /// The network could not start.
+    #[error(transparent)]
+    Network(#[from] NetworkError),
     /// The miner thread could not start.
     #[error("could not start the miner thread: {0}")]
     Miner(std::io::Error),
@@ -98,6 +104,8 @@ pub struct ModuleContext {
     pub chain: Arc<Chain>,
     /// The transaction pool.
     pub pool: Arc<Mempool>,
+    /// The network, when the node runs one.
+    pub network: Option<NetworkHandle>,
 }
 
 /// A service hosted by the node (network, CDN roles).
@@ -146,12 +154,21 @@ pub fn open_chain(
         .build_genesis()
         .map_err(|e| NodeError::Genesis(e.to_string()))?;
     let store = open_store(base, spec, storage)?;
-    Ok(Arc::new(Chain::open(
-        store,
-        spec.consensus_params(),
-        &genesis,
-        metrics,
-    )?))
+    Ok(Arc::new(
+        Chain::open(store, spec.consensus_params(), &genesis, metrics)?
+            .with_max_reorg_depth(spec.max_reorg_depth),
+    ))
+}
+
+/// Tasks aborted when dropped, unless taken out first.
+struct AbortOnDrop(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
 }
 
 /// A running node.
@@ -162,6 +179,8 @@ pub struct Node {
     rpc: Option<(SocketAddr, jsonrpsee::server::ServerHandle)>,
     prometheus: Option<(SocketAddr, tokio::task::JoinHandle<()>)>,
     miner: Option<Miner>,
+    network: Option<NetworkHandle>,
+    network_tasks: Vec<tokio::task::JoinHandle<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     modules: Vec<Box<dyn NodeModule>>,
 }
@@ -185,6 +204,19 @@ impl Node {
             chain.subscribe(),
         ))];
 
+        let (network, network_tasks) = match config.network {
+            None => (None, Vec::new()),
+            Some(net) => {
+                let (handle, tasks) =
+                    crate::network::start(net, chain.clone(), pool.clone()).await?;
+                (Some(handle), tasks)
+            }
+        };
+        // If a later step fails, the network stops with the rest (it holds
+        // the port and the chain, and with it the database lock).
+        let mut network_tasks = AbortOnDrop(network_tasks);
+        let mut tasks = AbortOnDrop(tasks);
+
         let rpc = match config.rpc_addr {
             None => None,
             Some(addr) => {
@@ -198,6 +230,7 @@ impl Node {
                         version: env!("CARGO_PKG_VERSION").to_string(),
                     },
                     allow_unsafe: config.rpc_methods.allows_unsafe(&addr),
+                    network: network.clone(),
                 };
                 let (bound, handle) =
                     rpc::start(addr, ctx, config.rpc_limits)
@@ -224,6 +257,7 @@ impl Node {
         let ctx = ModuleContext {
             chain: chain.clone(),
             pool: pool.clone(),
+            network: network.clone(),
         };
         let mut started: Vec<Box<dyn NodeModule>> = Vec::new();
         for mut m in modules {
@@ -250,7 +284,9 @@ impl Node {
             rpc,
             prometheus,
             miner,
-            tasks,
+            network,
+            network_tasks: std::mem::take(&mut network_tasks.0),
+            tasks: std::mem::take(&mut tasks.0),
             modules: started,
         })
     }
@@ -263,6 +299,11 @@ impl Node {
     /// The pool.
     pub fn pool(&self) -> &Arc<Mempool> {
         &self.pool
+    }
+
+    /// The network handle, when networking is on.
+    pub fn network(&self) -> Option<&NetworkHandle> {
+        self.network.as_ref()
     }
 
     /// The bound RPC address.
@@ -282,6 +323,13 @@ impl Node {
         }
         for m in self.modules.iter_mut().rev() {
             m.stop();
+        }
+        // The swarm task goes first: no more blocks arrive while the rest
+        // winds down, and its connections close.
+        self.network = None;
+        for t in self.network_tasks.drain(..) {
+            t.abort();
+            let _ = t.await;
         }
         if let Some((_, handle)) = self.rpc.take() {
             let _ = handle.stop();

@@ -108,6 +108,10 @@ impl<'de> serde::Deserialize<'de> for Target {
     }
 }
 
+/// Largest `max_block_bytes` a chain may set: every block must fit one
+/// sync response and one gossip message.
+pub const MAX_BLOCK_BYTES_LIMIT: u32 = 16 * 1024 * 1024;
+
 /// The consensus parameters of a chain. They are committed to by the genesis
 /// hash (see [`crate::genesis`]), so nodes that disagree on any of them are
 /// on different chains.
@@ -158,6 +162,11 @@ pub enum ParamsError {
         "maxBlockBytes {0} is too small; it must hold a header and at least one transaction (≥ 1024)"
     )]
     BlockTooSmall(u32),
+    /// Blocks too large to travel in one sync response.
+    #[error(
+        "maxBlockBytes {0} is too large; at most {MAX_BLOCK_BYTES_LIMIT} (16 MiB), so that any block fits one network message"
+    )]
+    BlockTooLarge(u32),
     /// Reporter share above 100 %.
     #[error("duplicateReporterSharePercent must be at most 100, got {0}")]
     ReporterShare(u8),
@@ -188,6 +197,9 @@ impl ConsensusParams {
         }
         if self.max_block_bytes < 1024 {
             return Err(ParamsError::BlockTooSmall(self.max_block_bytes));
+        }
+        if self.max_block_bytes > MAX_BLOCK_BYTES_LIMIT {
+            return Err(ParamsError::BlockTooLarge(self.max_block_bytes));
         }
         if self
             .retarget_window

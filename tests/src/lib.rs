@@ -4,7 +4,11 @@
 
 use cachecash_chain_spec::ChainSpec;
 use cachecash_node::PoolLimits;
-use cachecash_node::chain::ChainEvent;
+use cachecash_node::chain::{BlockOrigin, ChainEvent};
+use cachecash_node::network::{Multiaddr, NetworkConfig};
+use cachecash_node::storage::TreeView;
+use cachecash_runtime::builder::{TemplateInput, build_template};
+use cachecash_runtime::{Block, Call, Hash, Header, SignedTransaction, Transaction};
 use cachecash_node::rpc::RpcMethods;
 use cachecash_node::service::{Node, NodeConfig, Storage};
 use cachecash_runtime::AccountId;
@@ -57,6 +61,7 @@ pub async fn start_node_with(
         prometheus_addr: Some("127.0.0.1:0".parse().expect("address")),
         mine: miner,
         pool_limits: PoolLimits::default(),
+        network: None,
     };
     adjust(&mut config);
     Node::start(config, Vec::new()).await.expect("node starts")
@@ -125,4 +130,112 @@ pub async fn wait_for_inclusion(
     tokio::time::timeout(deadline, wait)
         .await
         .unwrap_or_else(|_| panic!("transaction {tx} not included within {deadline:?}"))
+}
+
+/// Starts a node with networking on an ephemeral loopback port, dialling
+/// `bootnodes`.
+pub async fn start_networked(
+    spec: &ChainSpec,
+    base: &Path,
+    storage: Storage,
+    miner: Option<AccountId>,
+    bootnodes: Vec<Multiaddr>,
+) -> Node {
+    start_node_with(spec, base, storage, miner, |c| {
+        let mut net = NetworkConfig::loopback(base.join("network").join("secret_ed25519"));
+        net.bootnodes = bootnodes;
+        c.network = Some(net);
+    })
+    .await
+}
+
+/// The node's first listen address, with its peer id.
+pub fn p2p_addr(node: &Node) -> Multiaddr {
+    node.network()
+        .expect("networking is on")
+        .listen_addresses()
+        .into_iter()
+        .next()
+        .expect("the node listens")
+}
+
+/// Waits until `cond` holds, checking every 20 ms, or panics with `what`
+/// after `deadline`.
+pub async fn wait_until(what: &str, deadline: Duration, mut cond: impl FnMut() -> bool) {
+    let end = tokio::time::Instant::now() + deadline;
+    while !cond() {
+        if tokio::time::Instant::now() >= end {
+            panic!("{what}: not reached within {deadline:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Builds a block on `parent` with `transactions` and `timestamp`, and
+/// grinds its nonce to the target the chain requires.
+pub fn mine_on(
+    node: &Node,
+    parent: &Header,
+    timestamp: u64,
+    transactions: Vec<SignedTransaction>,
+    miner: AccountId,
+) -> Block {
+    let chain = node.chain();
+    let view = TreeView(chain.store().as_ref());
+    let target = chain.next_target(parent).expect("target");
+    let template = build_template(
+        &view,
+        &view,
+        TemplateInput {
+            parent: parent.clone(),
+            timestamp,
+            target,
+            miner,
+        },
+        transactions,
+        chain.params(),
+    )
+    .expect("template builds");
+    let mut block = template.block;
+    grind(&mut block.header);
+    block
+}
+
+/// Finds a nonce meeting the header's own target.
+pub fn grind(header: &mut Header) {
+    let prefix = header.mining_prefix();
+    let mut nonce = 0u64;
+    while !header.target.is_met_by(&Header::hash_with_nonce(&prefix, nonce)) {
+        nonce += 1;
+    }
+    header.nonce = nonce;
+}
+
+/// Mines `count` empty blocks on the node's head, 1 ms apart from the
+/// genesis time onwards, and imports them (for sync scenarios).
+pub fn extend_chain(node: &Node, count: u64, miner: AccountId) {
+    for _ in 0..count {
+        let head = node.chain().head();
+        let block = mine_on(node, &head.header, head.header.timestamp + 1, Vec::new(), miner);
+        node.chain()
+            .import_block(block, BlockOrigin::File)
+            .expect("block imports");
+    }
+}
+
+/// A signed transfer of `amount` from dev account `from` to `to`.
+pub fn transfer(node: &Node, from: &str, nonce: u64, to: AccountId, amount: u128) -> SignedTransaction {
+    let key = cachecash_chain_spec::dev_accounts::dev_signing_key(from).expect("dev key");
+    Transaction {
+        signer: dev(from),
+        nonce,
+        fee: node.chain().params().minimum_fee,
+        call: Call::Transfer { dest: to, amount },
+    }
+    .sign(&key, &node.chain().genesis_hash())
+}
+
+/// The hash of the head of `node`.
+pub fn head_hash(node: &Node) -> Hash {
+    node.chain().head().hash
 }

@@ -40,6 +40,30 @@ pub enum BenchmarkCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Network: sync import rate from a peer, and block propagation
+    /// latency across three hops, over libp2p on loopback.
+    ///
+    /// Examples:
+    ///   cachecash benchmark network
+    ///   cachecash benchmark network --json --blocks 200 --per-block 2000 --samples 50
+    #[command(verbatim_doc_comment)]
+    Network {
+        /// Blocks the joining node syncs.
+        #[arg(long, default_value_t = 100)]
+        blocks: usize,
+        /// Transfers per synced block.
+        #[arg(long, default_value_t = 2000)]
+        per_block: usize,
+        /// Blocks timed for propagation.
+        #[arg(long, default_value_t = 30)]
+        samples: usize,
+        /// Transfers per propagated block.
+        #[arg(long, default_value_t = 100)]
+        propagation_transfers: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ledger: block import throughput and state-root update cost.
     ///
     /// Examples:
@@ -144,6 +168,50 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
                     r.bundle_issues_per_sec,
                     r.bundle_client_verifies_per_sec,
                     r.bundle_cache_verifies_per_sec
+                );
+            }
+            Ok(())
+        }
+        BenchmarkCommand::Network {
+            blocks,
+            per_block,
+            samples,
+            propagation_transfers,
+            json,
+        } => {
+            if blocks == 0 || per_block == 0 || samples == 0 {
+                anyhow::bail!("--blocks, --per-block and --samples must be positive");
+            }
+            let rt = crate::shared::runtime()?;
+            let r = rt
+                .block_on(cachecash_node::benchmark::network_benchmark(
+                    blocks,
+                    per_block,
+                    samples,
+                    propagation_transfers,
+                ))
+                .map_err(anyhow::Error::msg)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"benchmark": "network", "version": env!("CARGO_PKG_VERSION"), "result": r})
+                );
+            } else {
+                println!(
+                    "sync: {} transfers in {} blocks from a peer in {:.2} s = {:.0} transfers/s, {:.0} blocks/s (goal ≥ 5,000 transfers/s)",
+                    r.sync_transfers,
+                    r.sync_blocks,
+                    r.sync_seconds,
+                    r.sync_transfers_per_second,
+                    r.sync_blocks_per_second
+                );
+                println!(
+                    "propagation: {}-transfer blocks across {} hops: p50 {:.1} ms, p90 {:.1} ms over {} blocks (goal ≤ 100 ms p50)",
+                    r.propagation_block_transfers,
+                    r.propagation_hops,
+                    r.propagation_p50_ms,
+                    r.propagation_p90_ms,
+                    r.propagation_samples
                 );
             }
             Ok(())

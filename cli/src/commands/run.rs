@@ -3,6 +3,7 @@
 use crate::shared;
 use anyhow::Context;
 use cachecash_node::PoolLimits;
+use cachecash_node::network::{Multiaddr, NetworkConfig};
 use cachecash_node::rpc::RpcMethods;
 use cachecash_node::service::{Node, NodeConfig, Storage};
 use clap::Args;
@@ -15,6 +16,8 @@ use std::path::PathBuf;
 ///   cachecash --dev
 ///       dev chain, mining for alice every 2 s, temporary database, RPC on 127.0.0.1:9944
 ///   cachecash --chain local --base-path /tmp/node1 --mine --miner-account bob
+///   cachecash --chain local --base-path /tmp/node2 --port 30334 --rpc-port 9945 \
+///       --bootnodes /ip4/127.0.0.1/tcp/30333/p2p/PEER_ID_OF_NODE1
 ///   cachecash --chain ./my-spec.json --rpc-port 9955 --prometheus-port 9615
 #[derive(Debug, Clone, Args)]
 #[command(verbatim_doc_comment)]
@@ -53,6 +56,28 @@ pub struct RunArgs {
     /// Most transactions in the mempool.
     #[arg(long, default_value_t = 8192)]
     pub pool_limit: usize,
+    /// Peer-to-peer TCP port (on all interfaces), unless --listen-addr is given.
+    #[arg(long, default_value_t = 30333)]
+    pub port: u16,
+    /// Peer-to-peer listen multiaddress, e.g. /ip4/0.0.0.0/tcp/30333 (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub listen_addr: Vec<String>,
+    /// Address to announce to peers, e.g. /ip4/203.0.113.5/tcp/30333 (repeatable).
+    #[arg(long, value_name = "MULTIADDR")]
+    pub public_addr: Vec<String>,
+    /// Nodes to connect to first, /ip4/ADDR/tcp/PORT/p2p/PEER_ID (repeatable or comma-separated); added to the chain spec's bootNodes.
+    #[arg(long, value_name = "MULTIADDR", value_delimiter = ',')]
+    pub bootnodes: Vec<String>,
+    /// Nodes to stay connected to, /ip4/ADDR/tcp/PORT/p2p/PEER_ID (repeatable or comma-separated).
+    #[arg(long, value_name = "MULTIADDR", value_delimiter = ',')]
+    pub reserved_nodes: Vec<String>,
+    /// Most connected peers.
+    #[arg(long, default_value_t = 50)]
+    pub max_peers: u32,
+    /// Node key file (64 hex characters); created if missing
+    /// [default: BASE/chains/ID/network/secret_ed25519].
+    #[arg(long, value_name = "PATH")]
+    pub node_key_file: Option<PathBuf>,
 }
 
 impl Default for RunArgs {
@@ -69,6 +94,13 @@ impl Default for RunArgs {
             miner_account: None,
             prometheus_port: None,
             pool_limit: 8192,
+            port: 30333,
+            listen_addr: Vec::new(),
+            public_addr: Vec::new(),
+            bootnodes: Vec::new(),
+            reserved_nodes: Vec::new(),
+            max_peers: 50,
+            node_key_file: None,
         }
     }
 }
@@ -133,6 +165,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             max_transactions: args.pool_limit,
             ..PoolLimits::default()
         },
+        network: Some(network_config(&args, &spec, &base_path)?),
     };
     let rt = shared::runtime()?;
     rt.block_on(async move {
@@ -150,6 +183,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         if let Some(a) = node.prometheus_addr() {
             tracing::info!("metrics:      http://{a}/metrics");
         }
+        if let Some(n) = node.network() {
+            tracing::info!("peer id:      {}", n.local_peer_id());
+            for a in n.listen_addresses() {
+                tracing::info!("p2p address:  {a}");
+            }
+        }
         match miner {
             Some(m) => tracing::info!("miner:        on, rewards to {m}"),
             None => tracing::info!("miner:        off"),
@@ -160,6 +199,58 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     Ok(())
+}
+
+fn multiaddrs(flag: &str, values: &[String]) -> anyhow::Result<Vec<Multiaddr>> {
+    values
+        .iter()
+        .map(|v| {
+            v.trim().parse::<Multiaddr>().map_err(|e| {
+                anyhow::anyhow!(
+                    "{flag} '{v}' is not a multiaddress ({e}); write it like /ip4/127.0.0.1/tcp/30333/p2p/PEER_ID"
+                )
+            })
+        })
+        .collect()
+}
+
+/// The network configuration from the flags and the chain spec.
+fn network_config(
+    args: &RunArgs,
+    spec: &cachecash_chain_spec::ChainSpec,
+    base_path: &std::path::Path,
+) -> anyhow::Result<NetworkConfig> {
+    let mut listen_addrs = multiaddrs("--listen-addr", &args.listen_addr)?;
+    if listen_addrs.is_empty() {
+        listen_addrs.push(format!("/ip4/0.0.0.0/tcp/{}", args.port).parse()?);
+    }
+    let mut bootnodes = multiaddrs("bootNodes in the chain spec", &spec.boot_nodes)?;
+    bootnodes.extend(multiaddrs("--bootnodes", &args.bootnodes)?);
+    let reserved = multiaddrs("--reserved-nodes", &args.reserved_nodes)?;
+    if args.max_peers == 0 {
+        anyhow::bail!("--max-peers must be at least 1");
+    }
+    let node_key_file = args.node_key_file.clone().unwrap_or_else(|| {
+        base_path
+            .join("chains")
+            .join(&spec.id)
+            .join("network")
+            .join("secret_ed25519")
+    });
+    let lone_dev = spec.chain_type == cachecash_chain_spec::ChainType::Development
+        && bootnodes.is_empty()
+        && reserved.is_empty();
+    Ok(NetworkConfig {
+        listen_addrs,
+        public_addrs: multiaddrs("--public-addr", &args.public_addr)?,
+        bootnodes,
+        reserved,
+        max_peers: args.max_peers,
+        node_key_file,
+        discovery: true,
+        ban_duration: std::time::Duration::from_secs(600),
+        should_have_peers: !lone_dev,
+    })
 }
 
 async fn wait_for_shutdown() {

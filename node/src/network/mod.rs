@@ -1,0 +1,292 @@
+//! The peer-to-peer network: libp2p transport, discovery, gossip and
+//! headers-first sync.
+//!
+//! # Shape
+//!
+//! ```text
+//!   RPC, CDN services ──▶ NetworkHandle ──(bounded mpsc, oneshot replies)──▶ swarm task ◀──▶ Swarm<Behaviour>
+//!                            │ snapshot (peers, sync, addresses)               │   ▲
+//!                            └──────────── Arc<RwLock<Shared>> ◀───────────────┘   │ reports
+//!                                                                           jobs ▼   │
+//!                                                           import task (blocking pool) ──▶ Chain, Mempool
+//! ```
+//!
+//! - One task owns the [`libp2p::Swarm`]. Everything else talks to it through
+//!   a cloneable [`NetworkHandle`]: commands go over a bounded channel with
+//!   oneshot replies; read-only state (peers, sync progress, listen
+//!   addresses) is published in a snapshot the handle reads without a
+//!   round trip.
+//! - Verification never runs on the swarm task: blocks and transactions go
+//!   to the import task ([`import`]), and gossip messages are forwarded only
+//!   after it accepts them.
+//! - The swarm task announces blocks this node mined (from
+//!   [`crate::chain::ChainEvent::NewHead`] with origin `Mined`) and
+//!   transactions submitted locally ([`crate::Mempool::subscribe_local`]).
+//!
+//! # Bounds
+//!
+//! Connections: `--max-peers` established, two per peer. Gossip messages:
+//! the chain's largest block plus 64 KiB. Sync messages: see
+//! [`protocol`]. Per peer: [`REQUESTS_PER_SECOND`] sync requests and
+//! [`GOSSIP_PER_SECOND`] gossip messages (token buckets); a peer that keeps
+//! exceeding them, or sends an invalid block, invalid headers, a malformed
+//! or badly signed transaction, or undecodable sync data, is disconnected
+//! and banned for [`NetworkConfig::ban_duration`], with the reason logged
+//! and counted in `cachecash_peer_bans`.
+
+pub mod behaviour;
+pub mod import;
+pub mod key;
+pub mod protocol;
+pub mod sync;
+mod worker;
+
+use cachecash_runtime::Hash;
+use parking_lot::RwLock;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+pub use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
+pub use worker::start;
+
+/// Sync requests a peer may send per second (burst: twice as many).
+pub const REQUESTS_PER_SECOND: u32 = 50;
+/// Gossip messages a peer may send per second (burst: twice as many).
+pub const GOSSIP_PER_SECOND: u32 = 2000;
+/// Capacity of the command channel.
+pub const COMMAND_QUEUE: usize = 64;
+
+/// Network configuration.
+#[derive(Debug, Clone)]
+pub struct NetworkConfig {
+    /// Addresses to listen on.
+    pub listen_addrs: Vec<Multiaddr>,
+    /// Addresses to announce to peers in addition to the listen addresses.
+    pub public_addrs: Vec<Multiaddr>,
+    /// Nodes to connect to first (with `/p2p/<peer id>`).
+    pub bootnodes: Vec<Multiaddr>,
+    /// Nodes to stay connected to (with `/p2p/<peer id>`).
+    pub reserved: Vec<Multiaddr>,
+    /// Most established connections.
+    pub max_peers: u32,
+    /// The node key file; generated if missing.
+    pub node_key_file: PathBuf,
+    /// Discover peers with Kademlia.
+    pub discovery: bool,
+    /// How long a misbehaving peer stays banned.
+    pub ban_duration: Duration,
+    /// Whether this chain expects peers (false for a lone dev node); shown
+    /// in `system_health`.
+    pub should_have_peers: bool,
+}
+
+impl NetworkConfig {
+    /// Listening on an ephemeral loopback port, key in `key_file`, no peers
+    /// configured: the base for in-process tests and benchmarks.
+    pub fn loopback(key_file: PathBuf) -> NetworkConfig {
+        NetworkConfig {
+            listen_addrs: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap_or(Multiaddr::empty())],
+            public_addrs: Vec::new(),
+            bootnodes: Vec::new(),
+            reserved: Vec::new(),
+            max_peers: 50,
+            node_key_file: key_file,
+            discovery: true,
+            ban_duration: Duration::from_secs(600),
+            should_have_peers: true,
+        }
+    }
+}
+
+/// Why the network did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// Node key.
+    #[error(transparent)]
+    Key(#[from] key::NodeKeyError),
+    /// Transport or behaviour construction failed.
+    #[error("could not build the network stack: {0}")]
+    Build(String),
+    /// A listen address was refused.
+    #[error(
+        "could not listen on {addr}: {message}; use another --port or --listen-addr, or stop the process using it"
+    )]
+    Listen {
+        /// Address.
+        addr: Multiaddr,
+        /// Why.
+        message: String,
+    },
+    /// An address lacks the peer id.
+    #[error("{what} {addr} has no /p2p/<peer id> suffix; write it as /ip4/ADDR/tcp/PORT/p2p/PEER_ID")]
+    NoPeerId {
+        /// Which flag.
+        what: &'static str,
+        /// Address.
+        addr: Multiaddr,
+    },
+}
+
+/// One connected peer, as `system_peers` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeerSummary {
+    /// Its PeerId.
+    pub peer_id: String,
+    /// Address of the connection.
+    pub address: String,
+    /// Whether it dialled us.
+    pub inbound: bool,
+    /// Best block it reported.
+    pub best_hash: Option<Hash>,
+    /// Height of that block.
+    pub best_number: Option<u64>,
+    /// Its agent version (identify).
+    pub agent_version: Option<String>,
+    /// Whether it is a reserved peer.
+    pub reserved: bool,
+}
+
+/// Sync progress, as `system_syncState` shows it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncProgress {
+    /// Height when the node started.
+    pub starting_block: u64,
+    /// Our best block.
+    pub current_block: u64,
+    /// Best block any peer reports (at least ours).
+    pub highest_block: u64,
+}
+
+/// State the swarm task publishes for readers.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    pub(crate) peers: Vec<PeerSummary>,
+    pub(crate) listen: Vec<Multiaddr>,
+    pub(crate) external: Vec<Multiaddr>,
+    pub(crate) sync: SyncProgress,
+    pub(crate) is_syncing: bool,
+}
+
+/// A command for the swarm task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    AddReserved(Multiaddr, oneshot::Sender<Result<PeerId, String>>),
+    RemoveReserved(PeerId, oneshot::Sender<bool>),
+    Dial(Multiaddr, oneshot::Sender<Result<(), String>>),
+    Publish {
+        topic: Topic,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// A gossip topic of the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topic {
+    /// Encoded blocks.
+    Blocks,
+    /// Encoded transactions.
+    Transactions,
+}
+
+/// A cloneable handle on the running network.
+#[derive(Debug, Clone)]
+pub struct NetworkHandle {
+    peer_id: PeerId,
+    commands: mpsc::Sender<Command>,
+    shared: Arc<RwLock<Shared>>,
+    should_have_peers: bool,
+}
+
+/// The swarm task has stopped.
+const STOPPED: &str = "the network service has stopped";
+
+impl NetworkHandle {
+    /// This node's PeerId.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    /// Listen addresses, each with `/p2p/<local peer id>`, then the
+    /// announced public ones.
+    pub fn listen_addresses(&self) -> Vec<Multiaddr> {
+        let s = self.shared.read();
+        s.listen
+            .iter()
+            .chain(s.external.iter())
+            .map(|a| a.clone().with_p2p(self.peer_id).unwrap_or_else(|a| a))
+            .collect()
+    }
+
+    /// Connected peers.
+    pub fn peers(&self) -> Vec<PeerSummary> {
+        self.shared.read().peers.clone()
+    }
+
+    /// Number of connected peers.
+    pub fn peer_count(&self) -> usize {
+        self.shared.read().peers.len()
+    }
+
+    /// Sync progress.
+    pub fn sync_progress(&self) -> SyncProgress {
+        self.shared.read().sync
+    }
+
+    /// Whether the node is catching up with its peers.
+    pub fn is_syncing(&self) -> bool {
+        self.shared.read().is_syncing
+    }
+
+    /// Whether the node is expected to have peers.
+    pub fn should_have_peers(&self) -> bool {
+        self.should_have_peers
+    }
+
+    async fn call<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, String> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(make(tx))
+            .await
+            .map_err(|_| STOPPED.to_string())?;
+        rx.await.map_err(|_| STOPPED.to_string())
+    }
+
+    /// Adds a reserved peer (kept connected, redialled) and dials it.
+    pub async fn add_reserved_peer(&self, addr: Multiaddr) -> Result<PeerId, String> {
+        self.call(|r| Command::AddReserved(addr, r)).await?
+    }
+
+    /// Removes a reserved peer; false if it was not reserved.
+    pub async fn remove_reserved_peer(&self, peer: PeerId) -> Result<bool, String> {
+        self.call(|r| Command::RemoveReserved(peer, r)).await
+    }
+
+    /// Dials an address.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), String> {
+        self.call(|r| Command::Dial(addr, r)).await?
+    }
+
+    /// Publishes raw bytes on a gossip topic. Peers validate them like any
+    /// other message: invalid data gets this node banned.
+    pub async fn publish(&self, topic: Topic, data: Vec<u8>) -> Result<(), String> {
+        self.call(|reply| Command::Publish { topic, data, reply })
+            .await?
+    }
+}
+
+/// Splits `/…/p2p/<id>` into the peer id and the address without it.
+pub fn split_peer_id(addr: &Multiaddr) -> Option<(PeerId, Multiaddr)> {
+    let mut base = addr.clone();
+    match base.pop() {
+        Some(libp2p::multiaddr::Protocol::P2p(id)) => Some((id, base)),
+        _ => None,
+    }
+}

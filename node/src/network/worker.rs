@@ -1,0 +1,1192 @@
+//! The swarm task: owns the [`Swarm`], serves sync requests, drives sync,
+//! validates gossip through the import task, bans misbehaving peers.
+
+use super::behaviour::{self, Behaviour, BehaviourConfig, BehaviourEvent};
+use super::import::{self, Job, Report};
+use super::protocol::{
+    self, MAX_BLOCKS, MAX_HEADERS, SOFT_RESPONSE_BYTES, Status, SyncCodec, SyncRequest,
+    SyncResponse,
+};
+use super::sync::{self, Ready, SyncState};
+use super::{
+    COMMAND_QUEUE, Command, GOSSIP_PER_SECOND, NetworkConfig, NetworkError, NetworkHandle,
+    PeerSummary, REQUESTS_PER_SECOND, Shared, SyncProgress, Topic, key, split_peer_id,
+};
+use crate::chain::{BlockOrigin, Chain, ChainEvent};
+use crate::mempool::Mempool;
+use crate::metrics::Metrics;
+use cachecash_runtime::{Hash, Header};
+use futures::StreamExt;
+use libp2p::gossipsub::{self, IdentTopic, MessageAcceptance};
+use libp2p::request_response::{self, OutboundRequestId, ResponseChannel};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, noise, tcp, yamux};
+use parity_scale_codec::{Decode, Encode};
+use parking_lot::RwLock;
+use primitive_types::U256;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{broadcast, mpsc};
+
+/// Housekeeping period: status refresh, unbans, redials, snapshot.
+const TICK: Duration = Duration::from_millis(250);
+/// How often a peer's status is refreshed.
+const STATUS_REFRESH: Duration = Duration::from_secs(5);
+/// How often reserved peers are redialled and discovery runs.
+const REDIAL: Duration = Duration::from_secs(5);
+/// Sync requests served at once; more are refused as busy.
+const SERVE_QUEUE: usize = 32;
+/// Rate-limit violations before a ban.
+const MAX_STRIKES: u32 = 200;
+/// Timeout of one sync request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A token bucket: `rate` per second, bursts of twice that.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Bucket {
+        Bucket {
+            tokens: f64::from(rate) * 2.0,
+            rate: f64::from(rate),
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.rate * 2.0);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Peer {
+    address: Multiaddr,
+    inbound: bool,
+    status: Option<Status>,
+    status_pending: bool,
+    status_at: Instant,
+    agent: Option<String>,
+    requests: Bucket,
+    gossip: Bucket,
+    strikes: u32,
+    /// Not asked for sync data before this (it refused, failed, or made no
+    /// progress).
+    retry_after: Instant,
+    /// Consecutive requests that made no progress.
+    stalls: u32,
+}
+
+impl Peer {
+    fn available(&self, now: Instant) -> bool {
+        self.retry_after <= now
+    }
+}
+
+struct Worker {
+    swarm: Swarm<Behaviour>,
+    chain: Arc<Chain>,
+    metrics: Arc<Metrics>,
+    config: NetworkConfig,
+    genesis: Hash,
+    blocks_topic: IdentTopic,
+    txs_topic: IdentTopic,
+    shared: Arc<RwLock<Shared>>,
+    peers: HashMap<PeerId, Peer>,
+    bans: HashMap<PeerId, Instant>,
+    reserved: HashMap<PeerId, Multiaddr>,
+    sync: SyncState,
+    status_requests: HashMap<OutboundRequestId, PeerId>,
+    jobs: mpsc::Sender<Job>,
+    serve: mpsc::Sender<(PeerId, ResponseChannel<SyncResponse>, SyncRequest)>,
+    last_redial: Instant,
+    last_forgive: Instant,
+}
+
+/// Starts the network: builds the swarm, listens, dials bootnodes and
+/// reserved peers, and spawns the swarm and import tasks. Returns once the
+/// first listen address is bound.
+pub async fn start(
+    config: NetworkConfig,
+    chain: Arc<Chain>,
+    pool: Arc<Mempool>,
+) -> Result<(NetworkHandle, Vec<tokio::task::JoinHandle<()>>), NetworkError> {
+    let key = key::load_or_generate(&config.node_key_file)?;
+    let peer_id = key.public().to_peer_id();
+    let genesis = chain.genesis_hash();
+    let metrics = chain.metrics().clone();
+    for (what, list) in [("bootnode", &config.bootnodes), ("reserved node", &config.reserved)] {
+        for addr in list.iter() {
+            if split_peer_id(addr).is_none() {
+                return Err(NetworkError::NoPeerId {
+                    what,
+                    addr: addr.clone(),
+                });
+            }
+        }
+    }
+    let labels = |d: &'static str| vec![("protocol", "sync"), ("direction", d)];
+    // One `get_or_create` per statement: its guard holds the family's lock.
+    let read = metrics.network_bytes.get_or_create(&labels("in")).clone();
+    let written = metrics.network_bytes.get_or_create(&labels("out")).clone();
+    let codec = SyncCodec::new(Arc::new(protocol::ByteCounters { read, written }));
+    let max_block = usize::try_from(chain.params().max_block_bytes).unwrap_or(usize::MAX);
+    let bconfig = BehaviourConfig {
+        genesis,
+        max_peers: config.max_peers,
+        max_gossip_bytes: max_block.saturating_add(64 * 1024),
+        request_timeout: REQUEST_TIMEOUT,
+    };
+    let behaviour = Behaviour::new(&key, &bconfig, codec).map_err(NetworkError::Build)?;
+    let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| NetworkError::Build(e.to_string()))?
+        .with_dns()
+        .map_err(|e| NetworkError::Build(e.to_string()))?
+        .with_behaviour(|_| behaviour)
+        .map_err(|e| NetworkError::Build(e.to_string()))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build();
+    let blocks_topic = behaviour::blocks_topic(&genesis);
+    let txs_topic = behaviour::transactions_topic(&genesis);
+    for t in [&blocks_topic, &txs_topic] {
+        swarm
+            .behaviour_mut()
+            .gossip
+            .subscribe(t)
+            .map_err(|e| NetworkError::Build(format!("gossip subscription: {e}")))?;
+    }
+    for addr in &config.listen_addrs {
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NetworkError::Listen {
+                addr: addr.clone(),
+                message: e.to_string(),
+            })?;
+    }
+    for addr in &config.public_addrs {
+        swarm.add_external_address(addr.clone());
+    }
+    // Wait for the listeners, so callers can read the bound addresses.
+    let mut listen = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while listen.len() < config.listen_addrs.len() {
+        let ev = tokio::time::timeout_at(deadline, swarm.select_next_some()).await;
+        match ev {
+            Ok(SwarmEvent::NewListenAddr { address, .. }) => listen.push(address),
+            Ok(SwarmEvent::ListenerClosed {
+                addresses, reason, ..
+            }) => {
+                return Err(NetworkError::Listen {
+                    addr: addresses.first().cloned().unwrap_or(Multiaddr::empty()),
+                    message: format!("{reason:?}"),
+                });
+            }
+            Ok(SwarmEvent::ListenerError { error, .. }) => {
+                return Err(NetworkError::Listen {
+                    addr: config.listen_addrs[0].clone(),
+                    message: error.to_string(),
+                });
+            }
+            Ok(_) => {}
+            Err(_) => {
+                return Err(NetworkError::Listen {
+                    addr: config.listen_addrs[0].clone(),
+                    message: "no listener came up within 10 s".into(),
+                });
+            }
+        }
+    }
+    let shared = Arc::new(RwLock::new(Shared {
+        listen,
+        external: config.public_addrs.clone(),
+        sync: SyncProgress {
+            starting_block: chain.head().header.number,
+            current_block: chain.head().header.number,
+            highest_block: chain.head().header.number,
+        },
+        ..Default::default()
+    }));
+    let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
+    let (jobs_tx, jobs_rx) = mpsc::channel(import::JOB_QUEUE);
+    let (reports_tx, reports_rx) = mpsc::channel(import::JOB_QUEUE);
+    let (serve_tx, serve_rx) = mpsc::channel(SERVE_QUEUE);
+    let (served_tx, served_rx) = mpsc::channel(SERVE_QUEUE);
+    let handle = NetworkHandle {
+        peer_id,
+        commands: commands_tx,
+        shared: shared.clone(),
+        should_have_peers: config.should_have_peers,
+    };
+    let mut worker = Worker {
+        swarm,
+        chain: chain.clone(),
+        metrics,
+        genesis,
+        blocks_topic,
+        txs_topic,
+        shared,
+        peers: HashMap::new(),
+        bans: HashMap::new(),
+        reserved: HashMap::new(),
+        sync: SyncState {
+            starting_block: chain.head().header.number,
+            ..Default::default()
+        },
+        status_requests: HashMap::new(),
+        jobs: jobs_tx,
+        serve: serve_tx,
+        last_redial: Instant::now(),
+        last_forgive: Instant::now(),
+        config,
+    };
+    for addr in worker.config.reserved.clone() {
+        if let Some((peer, base)) = split_peer_id(&addr) {
+            worker.reserved.insert(peer, addr.clone());
+            worker.swarm.behaviour_mut().kad.add_address(&peer, base);
+            worker.swarm.behaviour_mut().gossip.add_explicit_peer(&peer);
+            worker.dial(addr);
+        }
+    }
+    for addr in worker.config.bootnodes.clone() {
+        if let Some((peer, base)) = split_peer_id(&addr) {
+            worker.swarm.behaviour_mut().kad.add_address(&peer, base);
+            worker.dial(addr);
+        }
+    }
+    tracing::info!(target: "cachecash::network", %peer_id, "local node identity");
+    let importer = tokio::spawn(import::run(chain.clone(), pool.clone(), jobs_rx, reports_tx));
+    let server = tokio::spawn(serve(chain.clone(), serve_rx, served_tx));
+    let events = chain.subscribe();
+    let local_txs = pool.subscribe_local();
+    let main = tokio::spawn(async move {
+        worker
+            .run(commands_rx, reports_rx, served_rx, events, local_txs)
+            .await
+    });
+    Ok((handle, vec![main, importer, server]))
+}
+
+/// Answers sync requests from storage on the blocking pool, in order.
+async fn serve(
+    chain: Arc<Chain>,
+    mut requests: mpsc::Receiver<(PeerId, ResponseChannel<SyncResponse>, SyncRequest)>,
+    responses: mpsc::Sender<(ResponseChannel<SyncResponse>, SyncResponse)>,
+) {
+    while let Some((peer, channel, request)) = requests.recv().await {
+        let chain = chain.clone();
+        let response = tokio::task::spawn_blocking(move || answer(&chain, request))
+            .await
+            .unwrap_or_else(|e| SyncResponse::Refused(format!("internal error: {e}")));
+        tracing::trace!(target: "cachecash::network", %peer, "served a sync request");
+        if responses.send((channel, response)).await.is_err() {
+            break;
+        }
+    }
+}
+
+/// Our status.
+fn status(chain: &Chain) -> Status {
+    let head = chain.head();
+    Status {
+        genesis: chain.genesis_hash(),
+        best_number: head.header.number,
+        best_hash: head.hash,
+        total_work: head.total_work.to_big_endian(),
+    }
+}
+
+/// The answer to one sync request.
+fn answer(chain: &Chain, request: SyncRequest) -> SyncResponse {
+    let result: Result<SyncResponse, crate::storage::StoreError> = (|| {
+        Ok(match request {
+            SyncRequest::Status(_) => SyncResponse::Status(status(chain)),
+            SyncRequest::Headers { locator, max } => {
+                let mut start = None;
+                for h in &locator {
+                    if let Some(header) = chain.header(h)?
+                        && chain.canonical_hash(header.number)? == Some(*h)
+                    {
+                        start = Some(header.number);
+                        break;
+                    }
+                }
+                let mut headers = Vec::new();
+                if let Some(n) = start {
+                    let max = u64::from(max.min(MAX_HEADERS));
+                    let end = chain.head().header.number.min(n.saturating_add(max));
+                    let mut prev = chain.canonical_hash(n)?;
+                    for number in n.saturating_add(1)..=end {
+                        // Stop where a concurrent reorganisation broke the
+                        // sequence: the client gets a linked prefix.
+                        match chain.header_by_number(number)? {
+                            Some(h) if Some(h.parent_hash) == prev => {
+                                prev = Some(h.hash());
+                                headers.push(h);
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                SyncResponse::Headers(headers)
+            }
+            SyncRequest::Blocks { hashes } => {
+                let mut blocks = Vec::new();
+                let mut bytes = 0usize;
+                for h in hashes.iter().take(MAX_BLOCKS as usize) {
+                    let Some(block) = chain.block(h)? else {
+                        break;
+                    };
+                    let encoded = block.encode();
+                    bytes = bytes.saturating_add(encoded.len());
+                    if !blocks.is_empty() && bytes > SOFT_RESPONSE_BYTES {
+                        break;
+                    }
+                    blocks.push(encoded);
+                }
+                SyncResponse::Blocks(blocks)
+            }
+        })
+    })();
+    result.unwrap_or_else(|e| SyncResponse::Refused(format!("storage error: {e}")))
+}
+
+/// Block locator from our canonical chain.
+fn locator_of(chain: &Chain) -> Vec<Hash> {
+    let head = chain.head().header.number;
+    protocol::locator_heights(head)
+        .into_iter()
+        .filter_map(|n| chain.canonical_hash(n).ok().flatten())
+        .collect()
+}
+
+impl Worker {
+    async fn run(
+        &mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut reports: mpsc::Receiver<Report>,
+        mut served: mpsc::Receiver<(ResponseChannel<SyncResponse>, SyncResponse)>,
+        mut events: broadcast::Receiver<ChainEvent>,
+        mut local_txs: broadcast::Receiver<cachecash_runtime::SignedTransaction>,
+    ) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                ev = self.swarm.select_next_some() => self.on_swarm_event(ev),
+                cmd = commands.recv() => match cmd {
+                    Some(c) => self.on_command(c),
+                    None => break,
+                },
+                Some(report) = reports.recv() => self.on_report(report),
+                Some((channel, response)) = served.recv() => {
+                    // The peer may have gone; nothing to do then.
+                    let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);
+                }
+                ev = events.recv() => match ev {
+                    Ok(ChainEvent::NewHead { hash, origin: BlockOrigin::Mined, .. }) => self.announce_block(hash),
+                    Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                tx = local_txs.recv() => match tx {
+                    Ok(tx) => {
+                        let topic = self.txs_topic.clone();
+                        self.publish(&topic, tx.encode(), "gossip_transactions");
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::debug!(target: "cachecash::network", "{n} local transactions were not announced (announcement queue overflowed)");
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                },
+                _ = tick.tick() => self.on_tick(),
+            }
+            self.drive_sync();
+        }
+        tracing::debug!(target: "cachecash::network", "network task stopped");
+    }
+
+    fn dial(&mut self, addr: Multiaddr) {
+        if let Some((peer, _)) = split_peer_id(&addr)
+            && (self.bans.contains_key(&peer) || self.peers.contains_key(&peer))
+        {
+            return;
+        }
+        if let Err(e) = self.swarm.dial(addr.clone()) {
+            tracing::debug!(target: "cachecash::network", %addr, "dial failed: {e}");
+        }
+    }
+
+    fn announce_block(&mut self, hash: Hash) {
+        match self.chain.block(&hash) {
+            Ok(Some(block)) => {
+                let topic = self.blocks_topic.clone();
+                self.publish(&topic, block.encode(), "gossip_blocks");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(target: "cachecash::network", "cannot read mined block {hash} to announce it: {e}")
+            }
+        }
+    }
+
+    fn publish(&mut self, topic: &IdentTopic, data: Vec<u8>, label: &'static str) -> bool {
+        let len = data.len() as u64;
+        match self.swarm.behaviour_mut().gossip.publish(topic.clone(), data) {
+            Ok(_) => {
+                self.metrics
+                    .network_bytes
+                    .get_or_create(&vec![("protocol", label), ("direction", "out")])
+                    .inc_by(len);
+                true
+            }
+            Err(gossipsub::PublishError::Duplicate) => true,
+            Err(e) => {
+                tracing::debug!(target: "cachecash::network", "not published on {label}: {e}");
+                false
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::AddReserved(addr, reply) => {
+                let result = match split_peer_id(&addr) {
+                    None => Err(format!(
+                        "{addr} has no /p2p/<peer id> suffix; write it as /ip4/ADDR/tcp/PORT/p2p/PEER_ID"
+                    )),
+                    Some((peer, base)) if peer == *self.swarm.local_peer_id() => {
+                        let _ = base;
+                        Err("that is this node's own peer id".to_string())
+                    }
+                    Some((peer, base)) => {
+                        self.bans.remove(&peer);
+                        self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+                        self.reserved.insert(peer, addr.clone());
+                        self.swarm.behaviour_mut().kad.add_address(&peer, base);
+                        self.swarm.behaviour_mut().gossip.add_explicit_peer(&peer);
+                        self.dial(addr);
+                        Ok(peer)
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Command::RemoveReserved(peer, reply) => {
+                let removed = self.reserved.remove(&peer).is_some();
+                if removed {
+                    self.swarm.behaviour_mut().gossip.remove_explicit_peer(&peer);
+                }
+                let _ = reply.send(removed);
+            }
+            Command::Dial(addr, reply) => {
+                let r = self.swarm.dial(addr).map_err(|e| e.to_string());
+                let _ = reply.send(r);
+            }
+            Command::Publish { topic, data, reply } => {
+                let (t, label) = match topic {
+                    Topic::Blocks => (self.blocks_topic.clone(), "gossip_blocks"),
+                    Topic::Transactions => (self.txs_topic.clone(), "gossip_transactions"),
+                };
+                let r = match self.swarm.behaviour_mut().gossip.publish(t, data) {
+                    Ok(_) | Err(gossipsub::PublishError::Duplicate) => Ok(()),
+                    Err(e) => Err(format!("could not publish on {label}: {e}")),
+                };
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    fn ban(&mut self, peer: PeerId, reason: &'static str, detail: &str) {
+        tracing::warn!(target: "cachecash::network", %peer, reason, "banning peer for {:?}: {detail}", self.config.ban_duration);
+        self.metrics
+            .peer_bans
+            .get_or_create(&vec![("reason", reason)])
+            .inc();
+        self.bans
+            .insert(peer, Instant::now() + self.config.ban_duration);
+        self.swarm.behaviour_mut().blocked.block_peer(peer);
+        self.swarm.behaviour_mut().kad.remove_peer(&peer);
+    }
+
+    fn strike(&mut self, peer: PeerId, reason: &'static str) {
+        let strikes = match self.peers.get_mut(&peer) {
+            Some(p) => {
+                p.strikes = p.strikes.saturating_add(1);
+                p.strikes
+            }
+            None => return,
+        };
+        if strikes > MAX_STRIKES {
+            self.ban(peer, reason, "too many violations");
+        }
+    }
+
+    /// Stops asking `peer` for sync data for a while, longer after each
+    /// consecutive failure (up to a minute).
+    fn back_off(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.stalls = p.stalls.saturating_add(1);
+            let secs = 1u64 << p.stalls.min(6);
+            p.retry_after = Instant::now() + Duration::from_secs(secs);
+        }
+    }
+
+    /// `peer` made progress: clear its backoff.
+    fn progressed(&mut self, peer: PeerId) {
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.stalls = 0;
+        }
+    }
+
+    fn request_status(&mut self, peer: PeerId) {
+        let ours = status(&self.chain);
+        if let Some(p) = self.peers.get_mut(&peer) {
+            if p.status_pending {
+                return;
+            }
+            p.status_pending = true;
+            p.status_at = Instant::now();
+        }
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .sync
+            .send_request(&peer, SyncRequest::Status(ours));
+        self.status_requests.insert(id, peer);
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::info!(target: "cachecash::network", %address, "listening");
+                self.shared.write().listen.push(address);
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.shared.write().listen.retain(|a| a != &address);
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                ..
+            } => {
+                if num_established.get() == 1 {
+                    tracing::debug!(target: "cachecash::network", %peer_id, "connected");
+                    self.peers.insert(
+                        peer_id,
+                        Peer {
+                            address: endpoint.get_remote_address().clone(),
+                            inbound: endpoint.is_listener(),
+                            status: None,
+                            status_pending: false,
+                            status_at: Instant::now(),
+                            agent: None,
+                            requests: Bucket::new(REQUESTS_PER_SECOND),
+                            gossip: Bucket::new(GOSSIP_PER_SECOND),
+                            strikes: 0,
+                            retry_after: Instant::now(),
+                            stalls: 0,
+                        },
+                    );
+                    self.request_status(peer_id);
+                    self.publish_snapshot();
+                }
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established,
+                ..
+            } => {
+                if num_established == 0 {
+                    tracing::debug!(target: "cachecash::network", %peer_id, "disconnected");
+                    self.peers.remove(&peer_id);
+                    self.publish_snapshot();
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                tracing::debug!(target: "cachecash::network", ?peer_id, "outgoing connection failed: {error}");
+            }
+            SwarmEvent::IncomingConnectionError { error, .. } => {
+                tracing::debug!(target: "cachecash::network", "incoming connection failed: {error}");
+            }
+            SwarmEvent::Behaviour(ev) => self.on_behaviour_event(ev),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                if info.protocol_version != behaviour::protocol_version(&self.genesis) {
+                    tracing::debug!(target: "cachecash::network", %peer_id, version = %info.protocol_version, "peer is on another chain; disconnecting");
+                    let _ = self.swarm.disconnect_peer_id(peer_id);
+                    return;
+                }
+                let kad_proto = behaviour::kad_protocol(&self.genesis);
+                if info.protocols.contains(&kad_proto) {
+                    for addr in info.listen_addrs.iter().take(16) {
+                        self.swarm
+                            .behaviour_mut()
+                            .kad
+                            .add_address(&peer_id, addr.clone());
+                    }
+                }
+                if let Some(p) = self.peers.get_mut(&peer_id) {
+                    p.agent = Some(info.agent_version.chars().take(64).collect());
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::RoutingUpdated {
+                peer, addresses, ..
+            }) => {
+                let wanted = (self.config.max_peers / 2).max(1) as usize;
+                if self.config.discovery
+                    && self.peers.len() < wanted
+                    && !self.peers.contains_key(&peer)
+                    && !self.bans.contains_key(&peer)
+                    && let Some(addr) = addresses.iter().next()
+                    && let Ok(full) = addr.clone().with_p2p(peer)
+                {
+                    self.dial(full);
+                }
+            }
+            BehaviourEvent::Gossip(gossipsub::Event::Message {
+                propagation_source,
+                message_id,
+                message,
+            }) => self.on_gossip(propagation_source, message_id, message),
+            BehaviourEvent::Sync(ev) => self.on_sync_event(ev),
+            _ => {}
+        }
+    }
+
+    fn on_gossip(&mut self, peer: PeerId, id: gossipsub::MessageId, message: gossipsub::Message) {
+        let allowed = self.peers.get_mut(&peer).is_none_or(|p| p.gossip.take());
+        let (label, is_block) = if message.topic == self.blocks_topic.hash() {
+            ("gossip_blocks", true)
+        } else if message.topic == self.txs_topic.hash() {
+            ("gossip_transactions", false)
+        } else {
+            // Subscription filters keep other topics out; never forward them.
+            self.report(&id, &peer, MessageAcceptance::Ignore, "other", "ignore");
+            return;
+        };
+        self.metrics
+            .network_bytes
+            .get_or_create(&vec![("protocol", label), ("direction", "in")])
+            .inc_by(message.data.len() as u64);
+        if !allowed {
+            self.report(&id, &peer, MessageAcceptance::Ignore, label, "rate_limited");
+            self.strike(peer, "gossip rate limit");
+            return;
+        }
+        let job = if is_block {
+            Job::Block {
+                peer,
+                id: id.clone(),
+                bytes: message.data,
+            }
+        } else {
+            Job::Transaction {
+                peer,
+                id: id.clone(),
+                bytes: message.data,
+            }
+        };
+        if self.jobs.try_send(job).is_err() {
+            self.report(&id, &peer, MessageAcceptance::Ignore, label, "busy");
+        }
+    }
+
+    fn report(
+        &mut self,
+        id: &gossipsub::MessageId,
+        peer: &PeerId,
+        acceptance: MessageAcceptance,
+        topic: &'static str,
+        verdict: &'static str,
+    ) {
+        self.metrics
+            .gossip_messages
+            .get_or_create(&vec![("topic", topic), ("verdict", verdict)])
+            .inc();
+        self.swarm
+            .behaviour_mut()
+            .gossip
+            .report_message_validation_result(id, peer, acceptance);
+    }
+
+    fn on_report(&mut self, report: Report) {
+        match report {
+            Report::Sync { failure, .. } => {
+                self.sync.job_finished();
+                if let Some(f) = failure {
+                    if f.invalid {
+                        self.ban(f.peer, "invalid block", &f.message);
+                    } else {
+                        // Not the peer's fault (a fork too deep to adopt, a
+                        // local failure): don't retry at once.
+                        tracing::debug!(target: "cachecash::network", "sync import of {} stopped: {}", f.hash, f.message);
+                        self.back_off(f.peer);
+                    }
+                    self.sync.reset();
+                }
+            }
+            Report::Block { peer, id, verdict } => {
+                let name = verdict_name(&verdict.acceptance);
+                self.report(&id, &peer, verdict.acceptance, "gossip_blocks", name);
+                if let Some(reason) = verdict.ban {
+                    self.ban(peer, reason, &verdict.detail);
+                } else if verdict.unknown_parent {
+                    // The forwarder is ahead of us: learn how far (at most
+                    // once a second per peer).
+                    if self
+                        .peers
+                        .get(&peer)
+                        .is_some_and(|p| p.status_at.elapsed() >= Duration::from_secs(1))
+                    {
+                        self.request_status(peer);
+                    }
+                }
+            }
+            Report::Transaction { peer, id, verdict } => {
+                let name = verdict_name(&verdict.acceptance);
+                self.report(&id, &peer, verdict.acceptance, "gossip_transactions", name);
+                if let Some(reason) = verdict.ban {
+                    self.ban(peer, reason, &verdict.detail);
+                }
+            }
+        }
+    }
+
+    fn on_sync_event(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => self.on_request(peer, request, channel),
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => self.on_response(peer, request_id, response),
+            },
+            request_response::Event::OutboundFailure {
+                peer,
+                request_id,
+                error,
+                ..
+            } => {
+                tracing::debug!(target: "cachecash::network", %peer, "sync request failed: {error}");
+                if matches!(error, request_response::OutboundFailure::Io(ref e) if e.kind() == std::io::ErrorKind::InvalidData)
+                {
+                    self.ban(peer, "malformed sync response", &error.to_string());
+                }
+                self.request_failed(peer, request_id);
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(target: "cachecash::network", %peer, "inbound sync request failed: {error}");
+                if matches!(error, request_response::InboundFailure::Io(ref e) if e.kind() == std::io::ErrorKind::InvalidData)
+                {
+                    self.ban(peer, "malformed sync request", &error.to_string());
+                }
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn request_failed(&mut self, peer: PeerId, id: OutboundRequestId) {
+        self.back_off(peer);
+        if self.status_requests.remove(&id).is_some() {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.status_pending = false;
+            }
+        } else if self
+            .sync
+            .headers_request
+            .is_some_and(|(rid, _)| rid == id)
+        {
+            self.sync.headers_request = None;
+        } else if let Some((_, blocks)) = self.sync.inflight.remove(&id) {
+            self.sync.requeue(blocks);
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        peer: PeerId,
+        request: SyncRequest,
+        channel: ResponseChannel<SyncResponse>,
+    ) {
+        let allowed = self.peers.get_mut(&peer).is_none_or(|p| p.requests.take());
+        if !allowed {
+            let _ = self.swarm.behaviour_mut().sync.send_response(
+                channel,
+                SyncResponse::Refused(format!(
+                    "rate limit: at most {REQUESTS_PER_SECOND} requests per second"
+                )),
+            );
+            self.strike(peer, "sync rate limit");
+            return;
+        }
+        if let SyncRequest::Status(theirs) = &request {
+            self.record_status(peer, theirs.clone());
+        }
+        match self.serve.try_send((peer, channel, request)) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full((_, channel, _)))
+            | Err(mpsc::error::TrySendError::Closed((_, channel, _))) => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_response(channel, SyncResponse::Refused("busy; retry later".into()));
+            }
+        }
+    }
+
+    fn record_status(&mut self, peer: PeerId, theirs: Status) {
+        if theirs.genesis != self.genesis {
+            let _ = self.swarm.disconnect_peer_id(peer);
+            return;
+        }
+        if let Some(p) = self.peers.get_mut(&peer) {
+            p.status = Some(theirs);
+            p.status_at = Instant::now();
+        }
+    }
+
+    fn on_response(&mut self, peer: PeerId, id: OutboundRequestId, response: SyncResponse) {
+        if self.status_requests.remove(&id).is_some() {
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.status_pending = false;
+            }
+            match response {
+                SyncResponse::Status(s) => self.record_status(peer, s),
+                SyncResponse::Refused(why) => {
+                    tracing::debug!(target: "cachecash::network", %peer, "status refused: {why}")
+                }
+                _ => self.ban(peer, "wrong sync response", "answered a status request with other data"),
+            }
+            return;
+        }
+        if self.sync.headers_request.is_some_and(|(rid, _)| rid == id) {
+            self.sync.headers_request = None;
+            match response {
+                SyncResponse::Headers(headers) => self.on_headers(peer, headers),
+                SyncResponse::Refused(why) => {
+                    tracing::debug!(target: "cachecash::network", %peer, "headers refused: {why}");
+                    self.back_off(peer);
+                }
+                _ => self.ban(peer, "wrong sync response", "answered a headers request with other data"),
+            }
+            return;
+        }
+        if let Some((_, asked)) = self.sync.inflight.remove(&id) {
+            match response {
+                SyncResponse::Blocks(blocks) => self.on_blocks(peer, asked, blocks),
+                SyncResponse::Refused(why) => {
+                    tracing::debug!(target: "cachecash::network", %peer, "blocks refused: {why}");
+                    self.sync.requeue(asked);
+                    self.back_off(peer);
+                }
+                _ => {
+                    self.sync.requeue(asked);
+                    self.ban(peer, "wrong sync response", "answered a blocks request with other data");
+                }
+            }
+        }
+    }
+
+    fn on_headers(&mut self, peer: PeerId, headers: Vec<Header>) {
+        let Some(last) = headers.last().cloned() else {
+            // Its status is stale or it shares nothing with our locator;
+            // refresh before asking again.
+            self.back_off(peer);
+            if let Some(p) = self.peers.get_mut(&peer) {
+                p.status = None;
+            }
+            self.request_status(peer);
+            return;
+        };
+        match sync::verify_headers(&self.chain, headers) {
+            Ok(new) if new.is_empty() => {
+                // All known (our locator is sparse where we forked): ask
+                // again from the last one, a bounded number of times.
+                self.back_off(peer);
+                if self.peers.get(&peer).is_some_and(|p| p.stalls <= 8) {
+                    let mut locator = vec![last.hash()];
+                    locator.extend(locator_of(&self.chain).into_iter().take(protocol::MAX_LOCATOR - 1));
+                    let id = self.swarm.behaviour_mut().sync.send_request(
+                        &peer,
+                        SyncRequest::Headers {
+                            locator,
+                            max: MAX_HEADERS,
+                        },
+                    );
+                    self.sync.headers_request = Some((id, peer));
+                }
+            }
+            Ok(new) => {
+                tracing::debug!(target: "cachecash::network", %peer, from = new[0].number, count = new.len(), "downloading blocks");
+                self.progressed(peer);
+                if let Some(s) = self.peers.get_mut(&peer).and_then(|p| p.status.as_mut())
+                    && s.best_number < last.number
+                {
+                    s.best_number = last.number;
+                }
+                self.sync.begin_bodies(&new);
+            }
+            Err(sync::HeaderError::Store(e)) => {
+                tracing::warn!(target: "cachecash::network", "cannot check headers: {e}");
+            }
+            Err(sync::HeaderError::Unattached { .. }) => {
+                // Our head moved (reorganisation) since the locator was
+                // built, or the peer's chain forks below it: try later.
+                tracing::debug!(target: "cachecash::network", %peer, "headers did not attach; retrying");
+                self.back_off(peer);
+            }
+            Err(e) => self.ban(peer, "invalid headers", &e.to_string()),
+        }
+    }
+
+    fn on_blocks(&mut self, peer: PeerId, asked: Vec<(u64, Hash)>, blocks: Vec<Vec<u8>>) {
+        if blocks.len() > asked.len() {
+            self.sync.requeue(asked);
+            self.ban(peer, "wrong sync response", "sent more blocks than asked for");
+            return;
+        }
+        let served = blocks.len();
+        for ((number, hash), bytes) in asked.iter().zip(blocks) {
+            let got = Header::decode(&mut &bytes[..]).map(|h| h.hash());
+            if got.as_ref() != Ok(hash) {
+                let detail = format!("sent another block for #{number}");
+                self.sync.requeue(asked);
+                self.ban(peer, "wrong block", &detail);
+                return;
+            }
+            self.sync.add_ready(
+                *number,
+                Ready {
+                    hash: *hash,
+                    peer,
+                    bytes,
+                },
+            );
+        }
+        if served < asked.len() {
+            // A short response is either the size limit (ask again) or a
+            // peer without the blocks (its chain moved): if it sent none,
+            // ask others.
+            if served == 0 {
+                if let Some(p) = self.peers.get_mut(&peer)
+                    && let Some(s) = p.status.as_mut()
+                {
+                    s.best_number = asked[0].0.saturating_sub(1);
+                }
+                self.back_off(peer);
+            }
+            self.sync.requeue(asked[served..].to_vec());
+        }
+        if served > 0 {
+            self.progressed(peer);
+        }
+    }
+
+    fn our_work(&self) -> U256 {
+        self.chain.head().total_work
+    }
+
+    /// Starts rounds, schedules body requests, feeds the importer.
+    fn drive_sync(&mut self) {
+        let now = Instant::now();
+        // A new round: headers from the available peer with the most work.
+        if !self.sync.active() {
+            let ours = self.our_work();
+            let best = self
+                .peers
+                .iter()
+                .filter(|(_, p)| p.available(now))
+                .filter_map(|(id, p)| {
+                    p.status
+                        .as_ref()
+                        .map(|s| (id, U256::from_big_endian(&s.total_work)))
+                })
+                .filter(|(_, w)| *w > ours)
+                .max_by_key(|(_, w)| *w)
+                .map(|(id, _)| *id);
+            if let Some(peer) = best {
+                let request = SyncRequest::Headers {
+                    locator: locator_of(&self.chain),
+                    max: MAX_HEADERS,
+                };
+                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                self.sync.headers_request = Some((id, peer));
+            }
+            return;
+        }
+        // Body requests, spread over available peers whose chain reaches
+        // the batch.
+        while let Some(batch) = self.sync.next_batch() {
+            let last = batch.last().map(|(n, _)| *n).unwrap_or(0);
+            let reaches = |p: &Peer| p.status.as_ref().is_some_and(|s| s.best_number >= last);
+            let peer = self
+                .peers
+                .iter()
+                .filter(|(_, p)| reaches(p) && p.available(now))
+                .map(|(id, _)| *id)
+                .filter(|id| self.sync.inflight_to(id) < sync::MAX_INFLIGHT_PER_PEER)
+                .min_by_key(|id| self.sync.inflight_to(id));
+            let Some(peer) = peer else {
+                self.sync.requeue(batch);
+                if self.sync.inflight.is_empty() && !self.peers.values().any(reaches) {
+                    // Nobody has the rest: abandon the round (blocks
+                    // above the gap are useless without it).
+                    tracing::debug!(target: "cachecash::network", "no peer has block #{last}; abandoning the sync round");
+                    self.sync.reset();
+                }
+                break;
+            };
+            let hashes = batch.iter().map(|(_, h)| *h).collect();
+            let id = self
+                .swarm
+                .behaviour_mut()
+                .sync
+                .send_request(&peer, SyncRequest::Blocks { hashes });
+            self.sync.inflight.insert(id, (peer, batch));
+        }
+        // Hand downloaded blocks to the importer, in order, a bounded
+        // number of jobs at a time.
+        while self.sync.import_jobs.len() < sync::MAX_IMPORT_JOBS {
+            let batch = self.sync.take_importable();
+            if batch.is_empty() {
+                break;
+            }
+            let n = batch.len();
+            let bytes = batch.iter().map(|r| r.bytes.len()).sum();
+            match self.jobs.try_send(Job::Sync(batch)) {
+                Ok(()) => self.sync.job_started(n, bytes),
+                Err(mpsc::error::TrySendError::Full(Job::Sync(batch)))
+                | Err(mpsc::error::TrySendError::Closed(Job::Sync(batch))) => {
+                    self.sync.untake(batch);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        // Unban.
+        let expired: Vec<PeerId> = self
+            .bans
+            .iter()
+            .filter(|(_, until)| **until <= now)
+            .map(|(p, _)| *p)
+            .collect();
+        for p in expired {
+            self.bans.remove(&p);
+            self.swarm.behaviour_mut().blocked.unblock_peer(p);
+        }
+        // Forgive old rate-limit violations.
+        if now.duration_since(self.last_forgive) >= Duration::from_secs(60) {
+            self.last_forgive = now;
+            for p in self.peers.values_mut() {
+                p.strikes = 0;
+            }
+        }
+        // Refresh statuses.
+        let stale: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| {
+                !p.status_pending && now.duration_since(p.status_at) >= STATUS_REFRESH
+                    || p.status.is_none() && !p.status_pending
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for p in stale {
+            self.request_status(p);
+        }
+        // Reserved peers and discovery.
+        if now.duration_since(self.last_redial) >= REDIAL {
+            self.last_redial = now;
+            let missing: Vec<Multiaddr> = self
+                .reserved
+                .iter()
+                .filter(|(id, _)| !self.peers.contains_key(*id))
+                .map(|(_, a)| a.clone())
+                .collect();
+            for a in missing {
+                self.dial(a);
+            }
+            if self.config.discovery && self.peers.len() < (self.config.max_peers / 2) as usize {
+                let _ = self.swarm.behaviour_mut().kad.bootstrap();
+            }
+        }
+        self.publish_snapshot();
+    }
+
+    fn publish_snapshot(&mut self) {
+        let current = self.chain.head().header.number;
+        let highest_peer = self
+            .peers
+            .values()
+            .filter_map(|p| p.status.as_ref().map(|s| s.best_number))
+            .max()
+            .unwrap_or(0);
+        let highest = highest_peer.max(current);
+        self.metrics
+            .peers
+            .set(i64::try_from(self.peers.len()).unwrap_or(i64::MAX));
+        self.metrics
+            .sync_highest_block
+            .set(i64::try_from(highest).unwrap_or(i64::MAX));
+        let peers = self
+            .peers
+            .iter()
+            .map(|(id, p)| PeerSummary {
+                peer_id: id.to_string(),
+                address: p.address.to_string(),
+                inbound: p.inbound,
+                best_hash: p.status.as_ref().map(|s| s.best_hash),
+                best_number: p.status.as_ref().map(|s| s.best_number),
+                agent_version: p.agent.clone(),
+                reserved: self.reserved.contains_key(id),
+            })
+            .collect();
+        let mut s = self.shared.write();
+        s.peers = peers;
+        s.sync = SyncProgress {
+            starting_block: self.sync.starting_block,
+            current_block: current,
+            highest_block: highest,
+        };
+        s.is_syncing = self.sync.active() && highest > current.saturating_add(1);
+    }
+}
+
+fn verdict_name(a: &MessageAcceptance) -> &'static str {
+    match a {
+        MessageAcceptance::Accept => "accept",
+        MessageAcceptance::Reject => "reject",
+        MessageAcceptance::Ignore => "ignore",
+    }
+}
