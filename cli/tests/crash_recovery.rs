@@ -40,7 +40,14 @@ fn sigkill_during_mining_never_loses_acknowledged_blocks() {
                 "--base-path",
                 base.to_str().unwrap(),
             ])
-            .args(["--mine", "--miner-account", "alice", "--no-rpc", "--port", "0"])
+            .args([
+                "--mine",
+                "--miner-account",
+                "alice",
+                "--no-rpc",
+                "--port",
+                "0",
+            ])
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

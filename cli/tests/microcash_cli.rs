@@ -37,7 +37,15 @@ fn start_node(spec: &std::path::Path, base: &std::path::Path) -> (NodeProcess, S
     let mut child = Command::new(env!("CARGO_BIN_EXE_cachecash"))
         .args(["--chain", spec.to_str().unwrap()])
         .args(["--base-path", base.to_str().unwrap()])
-        .args(["--rpc-port", "0", "--port", "0", "--mine", "--miner-account", "ferdie"])
+        .args([
+            "--rpc-port",
+            "0",
+            "--port",
+            "0",
+            "--mine",
+            "--miner-account",
+            "ferdie",
+        ])
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())

@@ -582,7 +582,11 @@ impl BenchNode {
 }
 
 /// Waits until `chain` holds block `hash` on its canonical chain.
-async fn wait_for_block(chain: &Chain, hash: cachecash_runtime::Hash, deadline: Duration) -> Result<(), String> {
+async fn wait_for_block(
+    chain: &Chain,
+    hash: cachecash_runtime::Hash,
+    deadline: Duration,
+) -> Result<(), String> {
     let mut events = chain.subscribe();
     let wait = async {
         loop {
@@ -616,9 +620,10 @@ pub async fn network_benchmark(
     let keys = bench_keys(per_block.max(prop_transfers).max(1));
     let genesis = bench_genesis(&params, &keys);
     let (p, k, g) = (params.clone(), keys.clone(), genesis.clone());
-    let prepared = tokio::task::spawn_blocking(move || build_transfer_blocks(&p, &k, &g, blocks, per_block))
-        .await
-        .map_err(|e| e.to_string())?;
+    let prepared =
+        tokio::task::spawn_blocking(move || build_transfer_blocks(&p, &k, &g, blocks, per_block))
+            .await
+            .map_err(|e| e.to_string())?;
 
     // Sync.
     let server = BenchNode::start(&params, &genesis, false, Vec::new(), true).await?;
@@ -627,7 +632,9 @@ pub async fn network_benchmark(
         let chain = server.chain.clone();
         tokio::task::spawn_blocking(move || {
             for b in prepared {
-                chain.import_block(b, BlockOrigin::File).map_err(|e| e.to_string())?;
+                chain
+                    .import_block(b, BlockOrigin::File)
+                    .map_err(|e| e.to_string())?;
             }
             Ok::<(), String>(())
         })
@@ -647,9 +654,11 @@ pub async fn network_benchmark(
     let warmup = 3usize;
     let (p, k, g) = (params.clone(), keys.clone(), genesis.clone());
     let total = samples.saturating_add(warmup);
-    let chain_blocks = tokio::task::spawn_blocking(move || build_transfer_blocks(&p, &k, &g, total, prop_transfers))
-        .await
-        .map_err(|e| e.to_string())?;
+    let chain_blocks = tokio::task::spawn_blocking(move || {
+        build_transfer_blocks(&p, &k, &g, total, prop_transfers)
+    })
+    .await
+    .map_err(|e| e.to_string())?;
     let mut line: Vec<BenchNode> = Vec::new();
     for i in 0..4 {
         let boot = match line.last() {
@@ -661,7 +670,10 @@ pub async fn network_benchmark(
     }
     // Wait for the line to be connected.
     let end = Instant::now() + Duration::from_secs(30);
-    while !(line[1].handle.peer_count() >= 2 && line[2].handle.peer_count() >= 2 && line[3].handle.peer_count() >= 1) {
+    while !(line[1].handle.peer_count() >= 2
+        && line[2].handle.peer_count() >= 2
+        && line[3].handle.peer_count() >= 1)
+    {
         if Instant::now() > end {
             return Err("the four benchmark nodes did not connect within 30 s".into());
         }
@@ -672,10 +684,13 @@ pub async fn network_benchmark(
         let hash = block.hash();
         let first = line[0].chain.clone();
         let t0 = Instant::now();
-        tokio::task::spawn_blocking(move || first.import_block(block, BlockOrigin::Mined))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+        tokio::task::spawn_blocking(move || {
+            first
+                .import_block(block, BlockOrigin::Mined)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())??;
         let imported = t0.elapsed();
         wait_for_block(&line[3].chain, hash, Duration::from_secs(30)).await?;
         let total = t0.elapsed().saturating_sub(imported);

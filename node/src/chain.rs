@@ -809,7 +809,9 @@ impl Chain {
         }
         let mut old_blocks = old_blocks.into_iter();
         for b in old_blocks.by_ref() {
-            if let Err(e) = self.execute_and_commit(b.block.clone(), b.total_work, BlockOrigin::Network) {
+            if let Err(e) =
+                self.execute_and_commit(b.block.clone(), b.total_work, BlockOrigin::Network)
+            {
                 tracing::error!(target: "cachecash::import", "could not restore block {} after a failed reorganisation: {e}", b.block.hash());
                 let mut side = self.side.lock();
                 side.insert(b.block.hash(), b);

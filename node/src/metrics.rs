@@ -108,11 +108,7 @@ impl Metrics {
             "Network payload bytes by protocol and direction",
             network_bytes.clone(),
         );
-        registry.register(
-            "peer_bans",
-            "Peers banned, by reason",
-            peer_bans.clone(),
-        );
+        registry.register("peer_bans", "Peers banned, by reason", peer_bans.clone());
         registry.register(
             "gossip_messages",
             "Gossip messages validated, by topic and verdict",

@@ -131,7 +131,9 @@ fn unsafe_allowed(c: &RpcContext, method: &str) -> Result<(), ErrorObjectOwned> 
     } else {
         Err(err(
             UNSAFE_DENIED,
-            format!("{method} is an unsafe method; it is served only on a localhost RPC listener unless the node runs with --rpc-methods unsafe"),
+            format!(
+                "{method} is an unsafe method; it is served only on a localhost RPC listener unless the node runs with --rpc-methods unsafe"
+            ),
         ))
     }
 }

@@ -6,12 +6,12 @@ use cachecash_chain_spec::ChainSpec;
 use cachecash_node::PoolLimits;
 use cachecash_node::chain::{BlockOrigin, ChainEvent};
 use cachecash_node::network::{Multiaddr, NetworkConfig};
-use cachecash_node::storage::TreeView;
-use cachecash_runtime::builder::{TemplateInput, build_template};
-use cachecash_runtime::{Block, Call, Hash, Header, SignedTransaction, Transaction};
 use cachecash_node::rpc::RpcMethods;
 use cachecash_node::service::{Node, NodeConfig, Storage};
+use cachecash_node::storage::TreeView;
 use cachecash_runtime::AccountId;
+use cachecash_runtime::builder::{TemplateInput, build_template};
+use cachecash_runtime::{Block, Call, Hash, Header, SignedTransaction, Transaction};
 use jsonrpsee::core::client::ClientT;
 use serde_json::Value;
 use std::net::SocketAddr;
@@ -205,7 +205,10 @@ pub fn mine_on(
 pub fn grind(header: &mut Header) {
     let prefix = header.mining_prefix();
     let mut nonce = 0u64;
-    while !header.target.is_met_by(&Header::hash_with_nonce(&prefix, nonce)) {
+    while !header
+        .target
+        .is_met_by(&Header::hash_with_nonce(&prefix, nonce))
+    {
         nonce += 1;
     }
     header.nonce = nonce;
@@ -216,7 +219,13 @@ pub fn grind(header: &mut Header) {
 pub fn extend_chain(node: &Node, count: u64, miner: AccountId) {
     for _ in 0..count {
         let head = node.chain().head();
-        let block = mine_on(node, &head.header, head.header.timestamp + 1, Vec::new(), miner);
+        let block = mine_on(
+            node,
+            &head.header,
+            head.header.timestamp + 1,
+            Vec::new(),
+            miner,
+        );
         node.chain()
             .import_block(block, BlockOrigin::File)
             .expect("block imports");
@@ -224,7 +233,13 @@ pub fn extend_chain(node: &Node, count: u64, miner: AccountId) {
 }
 
 /// A signed transfer of `amount` from dev account `from` to `to`.
-pub fn transfer(node: &Node, from: &str, nonce: u64, to: AccountId, amount: u128) -> SignedTransaction {
+pub fn transfer(
+    node: &Node,
+    from: &str,
+    nonce: u64,
+    to: AccountId,
+    amount: u128,
+) -> SignedTransaction {
     let key = cachecash_chain_spec::dev_accounts::dev_signing_key(from).expect("dev key");
     Transaction {
         signer: dev(from),

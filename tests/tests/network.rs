@@ -31,16 +31,39 @@ fn bans(node: &Node) -> u64 {
 async fn three_nodes_converge_on_the_same_head() {
     let spec = fast_dev_spec(150);
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let a = start_networked(&spec, dirs[0].path(), Storage::Memory, Some(dev("alice")), vec![]).await;
-    let b = start_networked(&spec, dirs[1].path(), Storage::Memory, None, vec![p2p_addr(&a)]).await;
-    let c = start_networked(&spec, dirs[2].path(), Storage::Memory, None, vec![p2p_addr(&b)]).await;
+    let a = start_networked(
+        &spec,
+        dirs[0].path(),
+        Storage::Memory,
+        Some(dev("alice")),
+        vec![],
+    )
+    .await;
+    let b = start_networked(
+        &spec,
+        dirs[1].path(),
+        Storage::Memory,
+        None,
+        vec![p2p_addr(&a)],
+    )
+    .await;
+    let c = start_networked(
+        &spec,
+        dirs[2].path(),
+        Storage::Memory,
+        None,
+        vec![p2p_addr(&b)],
+    )
+    .await;
     wait_for_height(&a, 5, LONG).await;
     wait_for_height(&c, 5, LONG).await;
     // The miner keeps going; converge means all three agree at some moment
     // at or past block 5.
     wait_until("three heads equal", LONG, || heads_equal(&[&a, &b, &c])).await;
     assert!(c.chain().head().header.number >= 5);
-    let health = rpc(c.rpc_addr().unwrap(), "system_health", vec![]).await.unwrap();
+    let health = rpc(c.rpc_addr().unwrap(), "system_health", vec![])
+        .await
+        .unwrap();
     assert!(health["peers"].as_u64().unwrap() >= 1, "{health}");
     assert_eq!(health["shouldHavePeers"], true);
     for n in [a, b, c] {
@@ -52,9 +75,30 @@ async fn three_nodes_converge_on_the_same_head() {
 async fn a_transaction_submitted_at_one_node_is_mined_by_another() {
     let spec = fast_dev_spec(150);
     let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let miner = start_networked(&spec, dirs[0].path(), Storage::Memory, Some(dev("alice")), vec![]).await;
-    let relay = start_networked(&spec, dirs[1].path(), Storage::Memory, None, vec![p2p_addr(&miner)]).await;
-    let wallet = start_networked(&spec, dirs[2].path(), Storage::Memory, None, vec![p2p_addr(&relay)]).await;
+    let miner = start_networked(
+        &spec,
+        dirs[0].path(),
+        Storage::Memory,
+        Some(dev("alice")),
+        vec![],
+    )
+    .await;
+    let relay = start_networked(
+        &spec,
+        dirs[1].path(),
+        Storage::Memory,
+        None,
+        vec![p2p_addr(&miner)],
+    )
+    .await;
+    let wallet = start_networked(
+        &spec,
+        dirs[2].path(),
+        Storage::Memory,
+        None,
+        vec![p2p_addr(&relay)],
+    )
+    .await;
     wait_until("wallet connected", LONG, || {
         wallet.network().unwrap().peer_count() >= 1 && relay.network().unwrap().peer_count() >= 2
     })
@@ -64,7 +108,9 @@ async fn a_transaction_submitted_at_one_node_is_mined_by_another() {
     let hash = rpc(
         wallet.rpc_addr().unwrap(),
         "author_submitTransaction",
-        vec![serde_json::json!(cachecash_runtime::primitives::encode_hex(&tx.encode()))],
+        vec![serde_json::json!(
+            cachecash_runtime::primitives::encode_hex(&tx.encode())
+        )],
     )
     .await
     .unwrap();
@@ -85,10 +131,19 @@ async fn a_late_joiner_syncs_2000_blocks() {
     let a = start_networked(&spec, dirs[0].path(), Storage::Memory, None, vec![]).await;
     extend_chain(&a, 2000, dev("alice"));
     assert_eq!(a.chain().head().header.number, 2000);
-    let b = start_networked(&spec, dirs[1].path(), Storage::Memory, None, vec![p2p_addr(&a)]).await;
+    let b = start_networked(
+        &spec,
+        dirs[1].path(),
+        Storage::Memory,
+        None,
+        vec![p2p_addr(&a)],
+    )
+    .await;
     wait_for_height(&b, 2000, LONG).await;
     assert_eq!(head_hash(&b), head_hash(&a));
-    let state = rpc(b.rpc_addr().unwrap(), "system_syncState", vec![]).await.unwrap();
+    let state = rpc(b.rpc_addr().unwrap(), "system_syncState", vec![])
+        .await
+        .unwrap();
     assert_eq!(state["startingBlock"], 0);
     assert_eq!(state["currentBlock"], 2000);
     a.stop().await;
@@ -99,11 +154,31 @@ async fn a_late_joiner_syncs_2000_blocks() {
 async fn partitioned_miners_converge_on_the_most_work_chain_and_lose_no_transaction() {
     let spec = fast_dev_spec(150);
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let a = start_networked(&spec, dirs[0].path(), Storage::Memory, Some(dev("alice")), vec![]).await;
-    let b = start_networked(&spec, dirs[1].path(), Storage::Memory, Some(dev("bob")), vec![]).await;
+    let a = start_networked(
+        &spec,
+        dirs[0].path(),
+        Storage::Memory,
+        Some(dev("alice")),
+        vec![],
+    )
+    .await;
+    let b = start_networked(
+        &spec,
+        dirs[1].path(),
+        Storage::Memory,
+        Some(dev("bob")),
+        vec![],
+    )
+    .await;
     // Partitioned: each side mines its own branch with its own transaction.
-    let tx_a = a.pool().submit(transfer(&a, "charlie", 0, dev("eve"), 1)).unwrap();
-    let tx_b = b.pool().submit(transfer(&b, "dave", 0, dev("eve"), 2)).unwrap();
+    let tx_a = a
+        .pool()
+        .submit(transfer(&a, "charlie", 0, dev("eve"), 1))
+        .unwrap();
+    let tx_b = b
+        .pool()
+        .submit(transfer(&b, "dave", 0, dev("eve"), 2))
+        .unwrap();
     wait_for_inclusion(&a, tx_a, LONG).await;
     wait_for_inclusion(&b, tx_b, LONG).await;
     wait_for_height(&a, 4, LONG).await;
@@ -142,11 +217,24 @@ async fn a_peer_serving_an_invalid_block_is_banned_and_the_honest_chain_is_unaff
     let honest = start_networked(&spec, dirs[0].path(), Storage::Memory, None, vec![]).await;
     extend_chain(&honest, 3, dev("alice"));
     let before = head_hash(&honest);
-    let evil = start_networked(&spec, dirs[1].path(), Storage::Memory, None, vec![p2p_addr(&honest)]).await;
+    let evil = start_networked(
+        &spec,
+        dirs[1].path(),
+        Storage::Memory,
+        None,
+        vec![p2p_addr(&honest)],
+    )
+    .await;
     wait_for_height(&evil, 3, LONG).await;
     // A block with valid proof of work but a false state root.
     let head = evil.chain().head();
-    let mut block = mine_on(&evil, &head.header, head.header.timestamp + 1, Vec::new(), dev("bob"));
+    let mut block = mine_on(
+        &evil,
+        &head.header,
+        head.header.timestamp + 1,
+        Vec::new(),
+        dev("bob"),
+    );
     block.header.state_root = Hash([9; 32]);
     grind(&mut block.header);
     let bad = block.hash();
@@ -179,13 +267,29 @@ async fn a_node_restarted_during_sync_resumes_from_its_stored_head() {
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let a = start_networked(&spec, dirs[0].path(), Storage::Memory, None, vec![]).await;
     extend_chain(&a, 3000, dev("alice"));
-    let b = start_networked(&spec, dirs[1].path(), Storage::Rocks, None, vec![p2p_addr(&a)]).await;
+    let b = start_networked(
+        &spec,
+        dirs[1].path(),
+        Storage::Rocks,
+        None,
+        vec![p2p_addr(&a)],
+    )
+    .await;
     wait_for_height(&b, 300, LONG).await;
     b.stop().await;
-    let b = start_networked(&spec, dirs[1].path(), Storage::Rocks, None, vec![p2p_addr(&a)]).await;
+    let b = start_networked(
+        &spec,
+        dirs[1].path(),
+        Storage::Rocks,
+        None,
+        vec![p2p_addr(&a)],
+    )
+    .await;
     let resumed_at = b.chain().head().header.number;
     assert!(resumed_at >= 300, "the restarted node kept its blocks");
-    let state = rpc(b.rpc_addr().unwrap(), "system_syncState", vec![]).await.unwrap();
+    let state = rpc(b.rpc_addr().unwrap(), "system_syncState", vec![])
+        .await
+        .unwrap();
     assert!(state["startingBlock"].as_u64().unwrap() >= 300, "{state}");
     wait_for_height(&b, 3000, LONG).await;
     assert_eq!(head_hash(&b), head_hash(&a));
@@ -214,17 +318,32 @@ async fn garbage_and_oversized_input_is_rejected_without_a_crash() {
         }
     }
     // Garbage on the block and transaction topics gets the sender banned.
-    let evil = start_networked(&spec, dirs[1].path(), Storage::Memory, None, vec![addr.clone()]).await;
+    let evil = start_networked(
+        &spec,
+        dirs[1].path(),
+        Storage::Memory,
+        None,
+        vec![addr.clone()],
+    )
+    .await;
     let net = evil.network().unwrap().clone();
     let end = tokio::time::Instant::now() + LONG;
-    while net.publish(Topic::Transactions, vec![0xff; 300]).await.is_err() {
+    while net
+        .publish(Topic::Transactions, vec![0xff; 300])
+        .await
+        .is_err()
+    {
         assert!(tokio::time::Instant::now() < end, "could not publish");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     wait_until("garbage sender banned", LONG, || bans(&node) >= 1).await;
     // Oversized gossip is refused by the sender's own limit, and the node
     // is still serving: a fresh peer syncs from it.
-    assert!(net.publish(Topic::Blocks, vec![0; 8 * 1024 * 1024]).await.is_err());
+    assert!(
+        net.publish(Topic::Blocks, vec![0; 8 * 1024 * 1024])
+            .await
+            .is_err()
+    );
     let fresh = start_networked(&spec, dirs[2].path(), Storage::Memory, None, vec![addr]).await;
     wait_for_height(&fresh, 5, LONG).await;
     assert_eq!(head_hash(&fresh), head_hash(&node));

@@ -473,13 +473,13 @@ pub fn generate<S: BlockSource + ?Sized>(
     chunks: &[PuzzleChunk],
     source: &mut S,
 ) -> Result<Generated, PuzzleError> {
-    let (_, range) = prepare(
+    let (counts, range) = prepare(
         params,
         chunks.iter().map(|c| u64::from(c.len)),
         chunks.len(),
     )?;
     let start = random_below(range)?;
-    generate_at(params, chunks, source, start)
+    generate_prepared(params, chunks, source, start, &counts)
 }
 
 /// Generates a puzzle from a given start offset (tests and golden vectors).
@@ -497,6 +497,18 @@ pub fn generate_at<S: BlockSource + ?Sized>(
     if start >= range {
         return Err(PuzzleError::StartOutOfRange { start, range });
     }
+    generate_prepared(params, chunks, source, start, &counts)
+}
+
+/// The walk of [`generate`] once the parameters are checked and `counts`
+/// (blocks per covered chunk) computed.
+fn generate_prepared<S: BlockSource + ?Sized>(
+    params: &PuzzleParams,
+    chunks: &[PuzzleChunk],
+    source: &mut S,
+    start: u64,
+    counts: &[u64],
+) -> Result<Generated, PuzzleError> {
     // One AES key schedule per chunk; each visited block is encrypted alone
     // as counter block IV + j (CTR mode at block j, see `crate::layers`).
     let mut ciphers: Vec<aes::Aes128Enc> = chunks
@@ -508,7 +520,7 @@ pub fn generate_at<S: BlockSource + ?Sized>(
     let (goal, secret) =
         run_walk(
             params.rounds,
-            &counts,
+            counts,
             &init,
             start,
             |c, block| match encrypted_block(chunks, &mut ciphers, source, c, block) {

@@ -158,8 +158,7 @@ fn fallback_report(job: &Job) -> Report {
 pub fn is_peer_fault(e: &ImportError) -> bool {
     match e {
         ImportError::Invalid { source, .. } => {
-            source.is_invalid_block()
-                && !matches!(**source, BlockError::TimestampInFuture { .. })
+            source.is_invalid_block() && !matches!(**source, BlockError::TimestampInFuture { .. })
         }
         _ => false,
     }
@@ -251,12 +250,14 @@ pub fn transaction_verdict(result: Result<Hash, PoolError>) -> Verdict {
             unknown_parent: false,
             detail: e.to_string(),
         },
-        Err(e @ PoolError::Invalid(TxError::BadSignature { .. } | TxError::BadSigner(_))) => Verdict {
-            acceptance: MessageAcceptance::Reject,
-            ban: Some("badly signed transaction"),
-            unknown_parent: false,
-            detail: e.to_string(),
-        },
+        Err(e @ PoolError::Invalid(TxError::BadSignature { .. } | TxError::BadSigner(_))) => {
+            Verdict {
+                acceptance: MessageAcceptance::Reject,
+                ban: Some("badly signed transaction"),
+                unknown_parent: false,
+                detail: e.to_string(),
+            }
+        }
         Err(e) => verdict(MessageAcceptance::Ignore, e.to_string()),
     }
 }

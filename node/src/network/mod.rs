@@ -120,7 +120,9 @@ pub enum NetworkError {
         message: String,
     },
     /// An address lacks the peer id.
-    #[error("{what} {addr} has no /p2p/<peer id> suffix; write it as /ip4/ADDR/tcp/PORT/p2p/PEER_ID")]
+    #[error(
+        "{what} {addr} has no /p2p/<peer id> suffix; write it as /ip4/ADDR/tcp/PORT/p2p/PEER_ID"
+    )]
     NoPeerId {
         /// Which flag.
         what: &'static str,
@@ -247,10 +249,7 @@ impl NetworkHandle {
         self.should_have_peers
     }
 
-    async fn call<T>(
-        &self,
-        make: impl FnOnce(oneshot::Sender<T>) -> Command,
-    ) -> Result<T, String> {
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T, String> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(make(tx))

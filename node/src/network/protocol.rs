@@ -18,9 +18,9 @@ use cachecash_runtime::{Hash, Header};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use libp2p::StreamProtocol;
 use parity_scale_codec::{Decode, DecodeLimit, Encode};
+use prometheus_client::metrics::counter::Counter;
 use std::io;
 use std::sync::Arc;
-use prometheus_client::metrics::counter::Counter;
 
 /// Most hashes in a block locator.
 pub const MAX_LOCATOR: usize = 64;
@@ -178,12 +178,8 @@ async fn read_bounded<T: AsyncRead + Unpin + Send>(
 }
 
 fn decode<V: Decode>(bytes: &[u8], what: &str) -> io::Result<V> {
-    V::decode_all_with_depth_limit(DEPTH_LIMIT, &mut &bytes[..]).map_err(|e| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("malformed {what}: {e}"),
-        )
-    })
+    V::decode_all_with_depth_limit(DEPTH_LIMIT, &mut &bytes[..])
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("malformed {what}: {e}")))
 }
 
 impl libp2p::request_response::Codec for SyncCodec {
@@ -203,11 +199,7 @@ impl libp2p::request_response::Codec for SyncCodec {
         Ok(req)
     }
 
-    async fn read_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<SyncResponse>
+    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
     where
         T: AsyncRead + Unpin + Send,
     {
@@ -219,7 +211,10 @@ impl libp2p::request_response::Codec for SyncCodec {
         {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("{} headers in one response, more than {MAX_HEADERS}", h.len()),
+                format!(
+                    "{} headers in one response, more than {MAX_HEADERS}",
+                    h.len()
+                ),
             ));
         }
         Ok(resp)
@@ -334,16 +329,18 @@ mod tests {
         let a = sync_protocol(&Hash([1; 32]));
         let b = sync_protocol(&Hash([2; 32]));
         assert_ne!(a, b);
-        assert_eq!(
-            a.as_ref(),
-            format!("/cachecash/{}/sync/1", "01".repeat(32))
-        );
+        assert_eq!(a.as_ref(), format!("/cachecash/{}/sync/1", "01".repeat(32)));
     }
 
     #[test]
     fn locator_is_dense_near_the_head_sparse_below_and_ends_at_genesis() {
         let l = locator_heights(10_000);
-        assert_eq!(&l[..10], &[10_000, 9_999, 9_998, 9_997, 9_996, 9_995, 9_994, 9_993, 9_992, 9_991]);
+        assert_eq!(
+            &l[..10],
+            &[
+                10_000, 9_999, 9_998, 9_997, 9_996, 9_995, 9_994, 9_993, 9_992, 9_991
+            ]
+        );
         assert_eq!(l.last(), Some(&0));
         assert!(l.len() <= MAX_LOCATOR);
         assert!(l.windows(2).all(|w| w[0] > w[1]));
@@ -369,7 +366,12 @@ mod tests {
     fn garbage_and_out_of_bounds_requests_are_errors() {
         let mut codec = SyncCodec::default();
         let proto = sync_protocol(&Hash([0; 32]));
-        for garbage in [&b""[..], &[0xff][..], &[0x01, 0xff, 0xff, 0xff, 0xff][..], &[0x00, 0x01][..]] {
+        for garbage in [
+            &b""[..],
+            &[0xff][..],
+            &[0x01, 0xff, 0xff, 0xff, 0xff][..],
+            &[0x00, 0x01][..],
+        ] {
             let r = block_on(codec.read_request(&proto, &mut &garbage[..]));
             assert!(r.is_err(), "{garbage:?} decoded");
         }
@@ -392,12 +394,18 @@ mod tests {
         let mut wire = futures::io::Cursor::new(Vec::new());
         block_on(codec.write_request(&proto, &mut wire, req.clone())).unwrap();
         let bytes = wire.into_inner();
-        assert_eq!(block_on(codec.read_request(&proto, &mut &bytes[..])).unwrap(), req);
+        assert_eq!(
+            block_on(codec.read_request(&proto, &mut &bytes[..])).unwrap(),
+            req
+        );
         let resp = SyncResponse::Status(status());
         let mut wire = futures::io::Cursor::new(Vec::new());
         block_on(codec.write_response(&proto, &mut wire, resp.clone())).unwrap();
         let bytes = wire.into_inner();
-        assert_eq!(block_on(codec.read_response(&proto, &mut &bytes[..])).unwrap(), resp);
+        assert_eq!(
+            block_on(codec.read_response(&proto, &mut &bytes[..])).unwrap(),
+            resp
+        );
     }
 
     proptest::proptest! {

@@ -108,13 +108,14 @@ pub fn verify_headers(chain: &Chain, headers: Vec<Header>) -> Result<Vec<Header>
         return Ok(Vec::new());
     };
     let store = |e: crate::storage::StoreError| HeaderError::Store(e.to_string());
-    let mut prev = chain
-        .header(&first.parent_hash)
-        .map_err(store)?
-        .ok_or(HeaderError::Unattached {
-            number: first.number,
-            parent: first.parent_hash,
-        })?;
+    let mut prev =
+        chain
+            .header(&first.parent_hash)
+            .map_err(store)?
+            .ok_or(HeaderError::Unattached {
+                number: first.number,
+                parent: first.parent_hash,
+            })?;
     // ASERT anchors on block 1. Below a fork at genesis it is the branch's
     // own first header; otherwise it is shared with our chain.
     let anchor = if prev.number == 0 {
@@ -270,7 +271,11 @@ impl SyncState {
     /// (within the in-flight bound), so the buffer can always drain.
     pub fn next_batch(&mut self) -> Option<Vec<(u64, Hash)>> {
         let front = self.queue.front()?.0;
-        let fills_gap = self.ready.keys().next().is_some_and(|&lowest| front < lowest);
+        let fills_gap = self
+            .ready
+            .keys()
+            .next()
+            .is_some_and(|&lowest| front < lowest);
         if self.inflight.len() >= MAX_INFLIGHT
             || (self.buffered_bytes() >= MAX_READY_BYTES && !fills_gap)
         {
@@ -407,7 +412,12 @@ mod tests {
             request_response::Config::default(),
         );
         (0..n)
-            .map(|_| b.send_request(&PeerId::random(), SyncRequest::Blocks { hashes: Vec::new() }))
+            .map(|_| {
+                b.send_request(
+                    &PeerId::random(),
+                    SyncRequest::Blocks { hashes: Vec::new() },
+                )
+            })
             .collect()
     }
 }

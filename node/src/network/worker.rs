@@ -129,7 +129,10 @@ pub async fn start(
     let peer_id = key.public().to_peer_id();
     let genesis = chain.genesis_hash();
     let metrics = chain.metrics().clone();
-    for (what, list) in [("bootnode", &config.bootnodes), ("reserved node", &config.reserved)] {
+    for (what, list) in [
+        ("bootnode", &config.bootnodes),
+        ("reserved node", &config.reserved),
+    ] {
         for addr in list.iter() {
             if split_peer_id(addr).is_none() {
                 return Err(NetworkError::NoPeerId {
@@ -274,7 +277,12 @@ pub async fn start(
         }
     }
     tracing::info!(target: "cachecash::network", %peer_id, "local node identity");
-    let importer = tokio::spawn(import::run(chain.clone(), pool.clone(), jobs_rx, reports_tx));
+    let importer = tokio::spawn(import::run(
+        chain.clone(),
+        pool.clone(),
+        jobs_rx,
+        reports_tx,
+    ));
     let server = tokio::spawn(serve(chain.clone(), serve_rx, served_tx));
     let events = chain.subscribe();
     let local_txs = pool.subscribe_local();
@@ -450,7 +458,12 @@ impl Worker {
 
     fn publish(&mut self, topic: &IdentTopic, data: Vec<u8>, label: &'static str) -> bool {
         let len = data.len() as u64;
-        match self.swarm.behaviour_mut().gossip.publish(topic.clone(), data) {
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossip
+            .publish(topic.clone(), data)
+        {
             Ok(_) => {
                 self.metrics
                     .network_bytes
@@ -492,7 +505,10 @@ impl Worker {
             Command::RemoveReserved(peer, reply) => {
                 let removed = self.reserved.remove(&peer).is_some();
                 if removed {
-                    self.swarm.behaviour_mut().gossip.remove_explicit_peer(&peer);
+                    self.swarm
+                        .behaviour_mut()
+                        .gossip
+                        .remove_explicit_peer(&peer);
                 }
                 let _ = reply.send(removed);
             }
@@ -587,39 +603,35 @@ impl Worker {
                 endpoint,
                 num_established,
                 ..
-            } => {
-                if num_established.get() == 1 {
-                    tracing::debug!(target: "cachecash::network", %peer_id, "connected");
-                    self.peers.insert(
-                        peer_id,
-                        Peer {
-                            address: endpoint.get_remote_address().clone(),
-                            inbound: endpoint.is_listener(),
-                            status: None,
-                            status_pending: false,
-                            status_at: Instant::now(),
-                            agent: None,
-                            requests: Bucket::new(REQUESTS_PER_SECOND),
-                            gossip: Bucket::new(GOSSIP_PER_SECOND),
-                            strikes: 0,
-                            retry_after: Instant::now(),
-                            stalls: 0,
-                        },
-                    );
-                    self.request_status(peer_id);
-                    self.publish_snapshot();
-                }
+            } if num_established.get() == 1 => {
+                tracing::debug!(target: "cachecash::network", %peer_id, "connected");
+                self.peers.insert(
+                    peer_id,
+                    Peer {
+                        address: endpoint.get_remote_address().clone(),
+                        inbound: endpoint.is_listener(),
+                        status: None,
+                        status_pending: false,
+                        status_at: Instant::now(),
+                        agent: None,
+                        requests: Bucket::new(REQUESTS_PER_SECOND),
+                        gossip: Bucket::new(GOSSIP_PER_SECOND),
+                        strikes: 0,
+                        retry_after: Instant::now(),
+                        stalls: 0,
+                    },
+                );
+                self.request_status(peer_id);
+                self.publish_snapshot();
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,
-                num_established,
+                num_established: 0,
                 ..
             } => {
-                if num_established == 0 {
-                    tracing::debug!(target: "cachecash::network", %peer_id, "disconnected");
-                    self.peers.remove(&peer_id);
-                    self.publish_snapshot();
-                }
+                tracing::debug!(target: "cachecash::network", %peer_id, "disconnected");
+                self.peers.remove(&peer_id);
+                self.publish_snapshot();
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(target: "cachecash::network", ?peer_id, "outgoing connection failed: {error}");
@@ -817,11 +829,7 @@ impl Worker {
             if let Some(p) = self.peers.get_mut(&peer) {
                 p.status_pending = false;
             }
-        } else if self
-            .sync
-            .headers_request
-            .is_some_and(|(rid, _)| rid == id)
-        {
+        } else if self.sync.headers_request.is_some_and(|(rid, _)| rid == id) {
             self.sync.headers_request = None;
         } else if let Some((_, blocks)) = self.sync.inflight.remove(&id) {
             self.sync.requeue(blocks);
@@ -882,7 +890,11 @@ impl Worker {
                 SyncResponse::Refused(why) => {
                     tracing::debug!(target: "cachecash::network", %peer, "status refused: {why}")
                 }
-                _ => self.ban(peer, "wrong sync response", "answered a status request with other data"),
+                _ => self.ban(
+                    peer,
+                    "wrong sync response",
+                    "answered a status request with other data",
+                ),
             }
             return;
         }
@@ -894,7 +906,11 @@ impl Worker {
                     tracing::debug!(target: "cachecash::network", %peer, "headers refused: {why}");
                     self.back_off(peer);
                 }
-                _ => self.ban(peer, "wrong sync response", "answered a headers request with other data"),
+                _ => self.ban(
+                    peer,
+                    "wrong sync response",
+                    "answered a headers request with other data",
+                ),
             }
             return;
         }
@@ -908,7 +924,11 @@ impl Worker {
                 }
                 _ => {
                     self.sync.requeue(asked);
-                    self.ban(peer, "wrong sync response", "answered a blocks request with other data");
+                    self.ban(
+                        peer,
+                        "wrong sync response",
+                        "answered a blocks request with other data",
+                    );
                 }
             }
         }
@@ -932,7 +952,11 @@ impl Worker {
                 self.back_off(peer);
                 if self.peers.get(&peer).is_some_and(|p| p.stalls <= 8) {
                     let mut locator = vec![last.hash()];
-                    locator.extend(locator_of(&self.chain).into_iter().take(protocol::MAX_LOCATOR - 1));
+                    locator.extend(
+                        locator_of(&self.chain)
+                            .into_iter()
+                            .take(protocol::MAX_LOCATOR - 1),
+                    );
                     let id = self.swarm.behaviour_mut().sync.send_request(
                         &peer,
                         SyncRequest::Headers {
@@ -969,7 +993,11 @@ impl Worker {
     fn on_blocks(&mut self, peer: PeerId, asked: Vec<(u64, Hash)>, blocks: Vec<Vec<u8>>) {
         if blocks.len() > asked.len() {
             self.sync.requeue(asked);
-            self.ban(peer, "wrong sync response", "sent more blocks than asked for");
+            self.ban(
+                peer,
+                "wrong sync response",
+                "sent more blocks than asked for",
+            );
             return;
         }
         let served = blocks.len();
@@ -1117,8 +1145,8 @@ impl Worker {
             .peers
             .iter()
             .filter(|(_, p)| {
-                !p.status_pending && now.duration_since(p.status_at) >= STATUS_REFRESH
-                    || p.status.is_none() && !p.status_pending
+                !p.status_pending
+                    && (p.status.is_none() || now.duration_since(p.status_at) >= STATUS_REFRESH)
             })
             .map(|(id, _)| *id)
             .collect();
