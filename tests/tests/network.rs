@@ -6,7 +6,7 @@ use cachecash_node::network::{Protocol, Topic};
 use cachecash_node::service::{Node, Storage};
 use cachecash_runtime::Hash;
 use cachecash_tests::*;
-use parity_scale_codec::Encode;
+use parity_scale_codec::{DecodeAll, Encode};
 use std::io::Write;
 use std::time::Duration;
 
@@ -350,4 +350,84 @@ async fn garbage_and_oversized_input_is_rejected_without_a_crash() {
     for n in [node, evil, fresh] {
         n.stop().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn range_and_hash_requests_are_served_and_an_out_of_bounds_request_bans_its_sender() {
+    use cachecash_node::network::protocol::{SyncRequest, SyncResponse};
+    let spec = fast_dev_spec(150);
+    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let server = start_networked(&spec, dirs[0].path(), Storage::Memory, None, vec![]).await;
+    extend_chain(&server, 10, dev("alice"));
+    let client = start_networked(
+        &spec,
+        dirs[1].path(),
+        Storage::Memory,
+        None,
+        vec![p2p_addr(&server)],
+    )
+    .await;
+    wait_for_height(&client, 10, LONG).await;
+    let net = client.network().unwrap().clone();
+    let peer = server.network().unwrap().local_peer_id();
+    let canonical = |n: u64| server.chain().canonical_hash(n).unwrap().unwrap();
+
+    match net
+        .request(peer, SyncRequest::HeadersByRange { start: 3, count: 4 })
+        .await
+        .unwrap()
+    {
+        SyncResponse::Headers(h) => {
+            assert_eq!(
+                h.iter().map(|h| h.number).collect::<Vec<_>>(),
+                vec![3, 4, 5, 6]
+            );
+            assert_eq!(h[3].hash(), canonical(6));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // The range runs past the head: the server sends what it has.
+    match net
+        .request(peer, SyncRequest::BlocksByRange { start: 9, count: 5 })
+        .await
+        .unwrap()
+    {
+        SyncResponse::Blocks(b) => {
+            assert_eq!(b.len(), 2);
+            let block = cachecash_runtime::Block::decode_all(&mut &b[1][..]).unwrap();
+            assert_eq!(block.hash(), canonical(10));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    let unknown = Hash([0xee; 32]);
+    match net
+        .request(
+            peer,
+            SyncRequest::HeadersByHash {
+                hashes: vec![canonical(5), unknown],
+            },
+        )
+        .await
+        .unwrap()
+    {
+        SyncResponse::Headers(h) => {
+            assert_eq!(h.len(), 1);
+            assert_eq!(h[0].hash(), canonical(5));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    // 129 hashes exceed the protocol's bound: the server's decoder refuses
+    // the request and bans the sender; the server keeps running.
+    let too_many = SyncRequest::Blocks {
+        hashes: vec![unknown; 129],
+    };
+    let answer = net.request(peer, too_many).await;
+    assert!(
+        matches!(answer, Ok(SyncResponse::Refused(_)) | Err(_)),
+        "{answer:?}"
+    );
+    wait_until("out-of-bounds sender banned", LONG, || bans(&server) >= 1).await;
+    assert_eq!(server.chain().head().header.number, 10);
+    client.stop().await;
+    server.stop().await;
 }

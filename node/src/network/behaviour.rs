@@ -119,6 +119,9 @@ impl Behaviour {
         let ping = ping::Behaviour::new(ping::Config::new());
         let mut kad_config = kad::Config::new(kad_protocol(&config.genesis));
         kad_config.set_query_timeout(Duration::from_secs(30));
+        // The swarm task bootstraps when it has too few peers; kad's own
+        // timer would only warn on a lone node.
+        kad_config.set_periodic_bootstrap_interval(None);
         let mut kad =
             kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
         // Every node serves the DHT: nodes on private networks (and tests on

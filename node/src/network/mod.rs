@@ -184,6 +184,11 @@ pub(crate) enum Command {
         data: Vec<u8>,
         reply: oneshot::Sender<Result<(), String>>,
     },
+    Request {
+        peer: PeerId,
+        request: protocol::SyncRequest,
+        reply: oneshot::Sender<Result<protocol::SyncResponse, String>>,
+    },
 }
 
 /// A gossip topic of the node.
@@ -278,6 +283,24 @@ impl NetworkHandle {
     pub async fn publish(&self, topic: Topic, data: Vec<u8>) -> Result<(), String> {
         self.call(|reply| Command::Publish { topic, data, reply })
             .await?
+    }
+}
+
+impl NetworkHandle {
+    /// Sends a sync request to a connected peer and waits for its answer
+    /// (at most the request timeout). For tools, services and tests; the
+    /// node's own sync does not go through here.
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        request: protocol::SyncRequest,
+    ) -> Result<protocol::SyncResponse, String> {
+        self.call(|reply| Command::Request {
+            peer,
+            request,
+            reply,
+        })
+        .await?
     }
 }
 

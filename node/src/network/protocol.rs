@@ -13,6 +13,12 @@
 //! | `Status(status)` | `Status(status)` | fixed size |
 //! | `Headers { locator, max }` | `Headers(headers)` | locator ≤ [`MAX_LOCATOR`], headers ≤ [`MAX_HEADERS`] |
 //! | `Blocks { hashes }` | `Blocks(encoded blocks)` | hashes ≤ [`MAX_BLOCKS`], response ≤ [`MAX_RESPONSE_BYTES`] |
+//! | `HeadersByRange { start, count }` | `Headers(headers)` | count capped at [`MAX_HEADERS`] |
+//! | `BlocksByRange { start, count }` | `Blocks(encoded blocks)` | count capped at [`MAX_BLOCKS`] |
+//! | `HeadersByHash { hashes }` | `Headers(headers)` | hashes ≤ [`MAX_BLOCKS`] |
+//!
+//! Ranges and hashes name canonical blocks; a response is the prefix the
+//! server has (it stops at the first block it lacks).
 
 use cachecash_runtime::{Hash, Header};
 use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -75,6 +81,28 @@ pub enum SyncRequest {
         /// The hashes, at most [`MAX_BLOCKS`].
         hashes: Vec<Hash>,
     },
+    /// Canonical headers from height `start`, at most `count`.
+    #[codec(index = 3)]
+    HeadersByRange {
+        /// First height.
+        start: u64,
+        /// How many (capped at [`MAX_HEADERS`]).
+        count: u32,
+    },
+    /// Canonical blocks from height `start`, at most `count`.
+    #[codec(index = 4)]
+    BlocksByRange {
+        /// First height.
+        start: u64,
+        /// How many (capped at [`MAX_BLOCKS`]).
+        count: u32,
+    },
+    /// Headers by hash, in the order asked.
+    #[codec(index = 5)]
+    HeadersByHash {
+        /// The hashes, at most [`MAX_BLOCKS`].
+        hashes: Vec<Hash>,
+    },
 }
 
 /// A sync response.
@@ -95,6 +123,18 @@ pub enum SyncResponse {
     Refused(String),
 }
 
+/// What the codec hands over for an inbound stream: the request, or why
+/// its bytes were refused. libp2p drops read errors of inbound requests
+/// silently, so the codec reports malformed input as a value, and the node
+/// bans the sender. Never written to the wire.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// A well-formed request.
+    Request(SyncRequest),
+    /// Bytes that are not a request within bounds, and why.
+    Malformed(String),
+}
+
 impl SyncRequest {
     /// Checks the bounds a decoded request must respect.
     pub fn check_bounds(&self) -> Result<(), String> {
@@ -104,10 +144,14 @@ impl SyncRequest {
                 "locator of {} hashes exceeds {MAX_LOCATOR}",
                 locator.len()
             )),
-            SyncRequest::Blocks { hashes } if hashes.len() > MAX_BLOCKS as usize => Err(format!(
-                "{} blocks asked for, more than {MAX_BLOCKS}",
-                hashes.len()
-            )),
+            SyncRequest::Blocks { hashes } | SyncRequest::HeadersByHash { hashes }
+                if hashes.len() > MAX_BLOCKS as usize =>
+            {
+                Err(format!(
+                    "{} blocks asked for, more than {MAX_BLOCKS}",
+                    hashes.len()
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -184,19 +228,29 @@ fn decode<V: Decode>(bytes: &[u8], what: &str) -> io::Result<V> {
 
 impl libp2p::request_response::Codec for SyncCodec {
     type Protocol = StreamProtocol;
-    type Request = SyncRequest;
+    type Request = Incoming;
     type Response = SyncResponse;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncRequest>
+    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Incoming>
     where
         T: AsyncRead + Unpin + Send,
     {
-        let bytes = read_bounded(io, MAX_REQUEST_BYTES, "sync request").await?;
+        let bytes = match read_bounded(io, MAX_REQUEST_BYTES, "sync request").await {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                return Ok(Incoming::Malformed(e.to_string()));
+            }
+            Err(e) => return Err(e),
+        };
         self.counters.read.inc_by(bytes.len() as u64);
-        let req: SyncRequest = decode(&bytes, "sync request")?;
-        req.check_bounds()
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-        Ok(req)
+        let req: SyncRequest = match decode(&bytes, "sync request") {
+            Ok(r) => r,
+            Err(e) => return Ok(Incoming::Malformed(e.to_string())),
+        };
+        Ok(match req.check_bounds() {
+            Ok(()) => Incoming::Request(req),
+            Err(e) => Incoming::Malformed(e),
+        })
     }
 
     async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<SyncResponse>
@@ -224,11 +278,17 @@ impl libp2p::request_response::Codec for SyncCodec {
         &mut self,
         _: &StreamProtocol,
         io: &mut T,
-        req: SyncRequest,
+        req: Incoming,
     ) -> io::Result<()>
     where
         T: AsyncWrite + Unpin + Send,
     {
+        let Incoming::Request(req) = req else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a malformed request is never sent",
+            ));
+        };
         let bytes = req.encode();
         io.write_all(&bytes).await?;
         io.close().await?;
@@ -325,6 +385,21 @@ mod tests {
     }
 
     #[test]
+    fn range_and_header_hash_requests_golden_vectors() {
+        let req = SyncRequest::HeadersByRange { start: 5, count: 3 };
+        assert_eq!(hex::encode(req.encode()), "03050000000000000003000000");
+        let req = SyncRequest::BlocksByRange { start: 1, count: 2 };
+        assert_eq!(hex::encode(req.encode()), "04010000000000000002000000");
+        let req = SyncRequest::HeadersByHash {
+            hashes: vec![Hash([7; 32])],
+        };
+        assert_eq!(
+            hex::encode(req.encode()),
+            format!("0504{}", "07".repeat(32))
+        );
+    }
+
+    #[test]
     fn protocol_name_is_namespaced_by_genesis() {
         let a = sync_protocol(&Hash([1; 32]));
         let b = sync_protocol(&Hash([2; 32]));
@@ -357,9 +432,10 @@ mod tests {
         let mut codec = SyncCodec::default();
         let proto = sync_protocol(&Hash([0; 32]));
         let big = vec![0u8; MAX_REQUEST_BYTES + 10];
-        let err = block_on(codec.read_request(&proto, &mut &big[..])).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        assert!(err.to_string().contains("limit"), "{err}");
+        match block_on(codec.read_request(&proto, &mut &big[..])).unwrap() {
+            Incoming::Malformed(why) => assert!(why.contains("limit"), "{why}"),
+            other => panic!("accepted {other:?}"),
+        }
     }
 
     #[test]
@@ -379,8 +455,10 @@ mod tests {
             hashes: vec![Hash([0; 32]); MAX_BLOCKS as usize + 1],
         }
         .encode();
-        let err = block_on(codec.read_request(&proto, &mut &too_many[..])).unwrap_err();
-        assert!(err.to_string().contains("more than"), "{err}");
+        match block_on(codec.read_request(&proto, &mut &too_many[..])).unwrap() {
+            Incoming::Malformed(why) => assert!(why.contains("more than"), "{why}"),
+            other => panic!("accepted {other:?}"),
+        }
     }
 
     #[test]
@@ -392,11 +470,11 @@ mod tests {
             max: 7,
         };
         let mut wire = futures::io::Cursor::new(Vec::new());
-        block_on(codec.write_request(&proto, &mut wire, req.clone())).unwrap();
+        block_on(codec.write_request(&proto, &mut wire, Incoming::Request(req.clone()))).unwrap();
         let bytes = wire.into_inner();
         assert_eq!(
             block_on(codec.read_request(&proto, &mut &bytes[..])).unwrap(),
-            req
+            Incoming::Request(req)
         );
         let resp = SyncResponse::Status(status());
         let mut wire = futures::io::Cursor::new(Vec::new());

@@ -405,7 +405,7 @@ mod tests {
     fn request_ids(n: usize) -> Vec<OutboundRequestId> {
         // OutboundRequestId has no public constructor; take real ones from
         // a behaviour that is never polled.
-        use super::super::protocol::{SyncCodec, SyncRequest, sync_protocol};
+        use super::super::protocol::{Incoming, SyncCodec, SyncRequest, sync_protocol};
         use libp2p::request_response::{self, ProtocolSupport};
         let mut b = request_response::Behaviour::<SyncCodec>::new(
             [(sync_protocol(&Hash([0; 32])), ProtocolSupport::Full)],
@@ -415,7 +415,7 @@ mod tests {
             .map(|_| {
                 b.send_request(
                     &PeerId::random(),
-                    SyncRequest::Blocks { hashes: Vec::new() },
+                    Incoming::Request(SyncRequest::Blocks { hashes: Vec::new() }),
                 )
             })
             .collect()

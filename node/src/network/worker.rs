@@ -4,7 +4,7 @@
 use super::behaviour::{self, Behaviour, BehaviourConfig, BehaviourEvent};
 use super::import::{self, Job, Report};
 use super::protocol::{
-    self, MAX_BLOCKS, MAX_HEADERS, SOFT_RESPONSE_BYTES, Status, SyncCodec, SyncRequest,
+    self, Incoming, MAX_BLOCKS, MAX_HEADERS, SOFT_RESPONSE_BYTES, Status, SyncCodec, SyncRequest,
     SyncResponse,
 };
 use super::sync::{self, Ready, SyncState};
@@ -27,7 +27,7 @@ use primitive_types::U256;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Housekeeping period: status refresh, unbans, redials, snapshot.
 const TICK: Duration = Duration::from_millis(250);
@@ -111,6 +111,7 @@ struct Worker {
     reserved: HashMap<PeerId, Multiaddr>,
     sync: SyncState,
     status_requests: HashMap<OutboundRequestId, PeerId>,
+    user_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, String>>>,
     jobs: mpsc::Sender<Job>,
     serve: mpsc::Sender<(PeerId, ResponseChannel<SyncResponse>, SyncRequest)>,
     last_redial: Instant,
@@ -256,6 +257,7 @@ pub async fn start(
             ..Default::default()
         },
         status_requests: HashMap::new(),
+        user_requests: HashMap::new(),
         jobs: jobs_tx,
         serve: serve_tx,
         last_redial: Instant::now(),
@@ -372,6 +374,44 @@ fn answer(chain: &Chain, request: SyncRequest) -> SyncResponse {
                     blocks.push(encoded);
                 }
                 SyncResponse::Blocks(blocks)
+            }
+            SyncRequest::HeadersByRange { start, count } => {
+                let count = u64::from(count.min(MAX_HEADERS));
+                let mut headers = Vec::new();
+                let mut prev: Option<Hash> = None;
+                for number in start..start.saturating_add(count) {
+                    match chain.header_by_number(number)? {
+                        // Stop where a concurrent reorganisation broke the
+                        // sequence.
+                        Some(h) if prev.is_none_or(|p| p == h.parent_hash) => {
+                            prev = Some(h.hash());
+                            headers.push(h);
+                        }
+                        _ => break,
+                    }
+                }
+                SyncResponse::Headers(headers)
+            }
+            SyncRequest::BlocksByRange { start, count } => {
+                let count = u64::from(count.min(MAX_BLOCKS));
+                let mut hashes = Vec::new();
+                for number in start..start.saturating_add(count) {
+                    match chain.canonical_hash(number)? {
+                        Some(h) => hashes.push(h),
+                        None => break,
+                    }
+                }
+                return Ok(answer(chain, SyncRequest::Blocks { hashes }));
+            }
+            SyncRequest::HeadersByHash { hashes } => {
+                let mut headers = Vec::new();
+                for h in hashes.iter().take(MAX_BLOCKS as usize) {
+                    match chain.header(h)? {
+                        Some(header) => headers.push(header),
+                        None => break,
+                    }
+                }
+                SyncResponse::Headers(headers)
             }
         })
     })();
@@ -516,6 +556,22 @@ impl Worker {
                 let r = self.swarm.dial(addr).map_err(|e| e.to_string());
                 let _ = reply.send(r);
             }
+            Command::Request {
+                peer,
+                request,
+                reply,
+            } => {
+                if self.peers.contains_key(&peer) {
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_request(&peer, Incoming::Request(request));
+                    self.user_requests.insert(id, reply);
+                } else {
+                    let _ = reply.send(Err(format!("{peer} is not connected")));
+                }
+            }
             Command::Publish { topic, data, reply } => {
                 let (t, label) = match topic {
                     Topic::Blocks => (self.blocks_topic.clone(), "gossip_blocks"),
@@ -585,7 +641,7 @@ impl Worker {
             .swarm
             .behaviour_mut()
             .sync
-            .send_request(&peer, SyncRequest::Status(ours));
+            .send_request(&peer, Incoming::Request(SyncRequest::Status(ours)));
         self.status_requests.insert(id, peer);
     }
 
@@ -788,12 +844,26 @@ impl Worker {
         }
     }
 
-    fn on_sync_event(&mut self, event: request_response::Event<SyncRequest, SyncResponse>) {
+    fn on_sync_event(&mut self, event: request_response::Event<Incoming, SyncResponse>) {
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
-                    request, channel, ..
+                    request: Incoming::Request(request),
+                    channel,
+                    ..
                 } => self.on_request(peer, request, channel),
+                request_response::Message::Request {
+                    request: Incoming::Malformed(why),
+                    channel,
+                    ..
+                } => {
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .sync
+                        .send_response(channel, SyncResponse::Refused(why.clone()));
+                    self.ban(peer, "malformed sync request", &why);
+                }
                 request_response::Message::Response {
                     request_id,
                     response,
@@ -813,17 +883,20 @@ impl Worker {
                 self.request_failed(peer, request_id);
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
+                // Malformed requests arrive as `Incoming::Malformed`; what
+                // is left here (timeouts, closed connections, our own write
+                // errors) is no proof of misbehaviour.
                 tracing::debug!(target: "cachecash::network", %peer, "inbound sync request failed: {error}");
-                if matches!(error, request_response::InboundFailure::Io(ref e) if e.kind() == std::io::ErrorKind::InvalidData)
-                {
-                    self.ban(peer, "malformed sync request", &error.to_string());
-                }
             }
             request_response::Event::ResponseSent { .. } => {}
         }
     }
 
     fn request_failed(&mut self, peer: PeerId, id: OutboundRequestId) {
+        if let Some(reply) = self.user_requests.remove(&id) {
+            let _ = reply.send(Err(format!("the request to {peer} failed")));
+            return;
+        }
         self.back_off(peer);
         if self.status_requests.remove(&id).is_some() {
             if let Some(p) = self.peers.get_mut(&peer) {
@@ -881,6 +954,10 @@ impl Worker {
     }
 
     fn on_response(&mut self, peer: PeerId, id: OutboundRequestId, response: SyncResponse) {
+        if let Some(reply) = self.user_requests.remove(&id) {
+            let _ = reply.send(Ok(response));
+            return;
+        }
         if self.status_requests.remove(&id).is_some() {
             if let Some(p) = self.peers.get_mut(&peer) {
                 p.status_pending = false;
@@ -959,10 +1036,10 @@ impl Worker {
                     );
                     let id = self.swarm.behaviour_mut().sync.send_request(
                         &peer,
-                        SyncRequest::Headers {
+                        Incoming::Request(SyncRequest::Headers {
                             locator,
                             max: MAX_HEADERS,
-                        },
+                        }),
                     );
                     self.sync.headers_request = Some((id, peer));
                 }
@@ -1064,7 +1141,11 @@ impl Worker {
                     locator: locator_of(&self.chain),
                     max: MAX_HEADERS,
                 };
-                let id = self.swarm.behaviour_mut().sync.send_request(&peer, request);
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .sync
+                    .send_request(&peer, Incoming::Request(request));
                 self.sync.headers_request = Some((id, peer));
             }
             return;
@@ -1096,7 +1177,7 @@ impl Worker {
                 .swarm
                 .behaviour_mut()
                 .sync
-                .send_request(&peer, SyncRequest::Blocks { hashes });
+                .send_request(&peer, Incoming::Request(SyncRequest::Blocks { hashes }));
             self.sync.inflight.insert(id, (peer, batch));
         }
         // Hand downloaded blocks to the importer, in order, a bounded
