@@ -262,11 +262,11 @@ async fn a_peer_serving_an_invalid_block_is_banned_and_the_honest_chain_is_unaff
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_node_restarted_during_sync_resumes_from_its_stored_head() {
+async fn a_node_10000_blocks_behind_restarted_during_sync_resumes_from_its_stored_head() {
     let spec = fast_dev_spec(150);
     let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
     let a = start_networked(&spec, dirs[0].path(), Storage::Memory, None, vec![]).await;
-    extend_chain(&a, 3000, dev("alice"));
+    extend_chain(&a, 10_000, dev("alice"));
     let b = start_networked(
         &spec,
         dirs[1].path(),
@@ -275,7 +275,7 @@ async fn a_node_restarted_during_sync_resumes_from_its_stored_head() {
         vec![p2p_addr(&a)],
     )
     .await;
-    wait_for_height(&b, 300, LONG).await;
+    wait_for_height(&b, 2_000, LONG).await;
     b.stop().await;
     let b = start_networked(
         &spec,
@@ -286,12 +286,12 @@ async fn a_node_restarted_during_sync_resumes_from_its_stored_head() {
     )
     .await;
     let resumed_at = b.chain().head().header.number;
-    assert!(resumed_at >= 300, "the restarted node kept its blocks");
+    assert!(resumed_at >= 2_000, "the restarted node kept its blocks");
     let state = rpc(b.rpc_addr().unwrap(), "system_syncState", vec![])
         .await
         .unwrap();
-    assert!(state["startingBlock"].as_u64().unwrap() >= 300, "{state}");
-    wait_for_height(&b, 3000, LONG).await;
+    assert!(state["startingBlock"].as_u64().unwrap() >= 2_000, "{state}");
+    wait_for_height(&b, 10_000, LONG).await;
     assert_eq!(head_hash(&b), head_hash(&a));
     a.stop().await;
     b.stop().await;
@@ -430,4 +430,149 @@ async fn range_and_hash_requests_are_served_and_an_out_of_bounds_request_bans_it
     assert_eq!(server.chain().head().header.number, 10);
     client.stop().await;
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn network_rpc_methods_report_peers_and_refuse_bad_input() {
+    use cachecash_node::rpc::RpcMethods;
+    use serde_json::json;
+    let spec = fast_dev_spec(150);
+    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
+    let a = start_networked(&spec, dirs[0].path(), Storage::Memory, None, vec![]).await;
+    let b = start_networked(
+        &spec,
+        dirs[1].path(),
+        Storage::Memory,
+        None,
+        vec![p2p_addr(&a)],
+    )
+    .await;
+    let rpc_b = b.rpc_addr().unwrap();
+    let a_id = a.network().unwrap().local_peer_id().to_string();
+
+    let id = rpc(rpc_b, "system_localPeerId", vec![]).await.unwrap();
+    assert_eq!(id, json!(b.network().unwrap().local_peer_id().to_string()));
+    let addrs = rpc(rpc_b, "system_localListenAddresses", vec![])
+        .await
+        .unwrap();
+    let first = addrs[0].as_str().unwrap();
+    assert!(
+        first.starts_with("/ip4/127.0.0.1/tcp/") && first.ends_with(id.as_str().unwrap()),
+        "{addrs}"
+    );
+    wait_until("b sees a with its status", LONG, || {
+        b.network()
+            .unwrap()
+            .peers()
+            .iter()
+            .any(|p| p.peer_id == a_id && p.best_number == Some(0))
+    })
+    .await;
+    let peers = rpc(rpc_b, "system_peers", vec![]).await.unwrap();
+    assert_eq!(peers[0]["peerId"], json!(a_id), "{peers}");
+    assert_eq!(peers[0]["bestNumber"], json!(0));
+    assert_eq!(peers[0]["inbound"], json!(false));
+
+    // Bad input: a clear error, and the node keeps serving.
+    let err = rpc(
+        rpc_b,
+        "system_addReservedPeer",
+        vec![json!("not an address")],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.starts_with("-32602") && err.contains("multiaddress"),
+        "{err}"
+    );
+    let err = rpc(
+        rpc_b,
+        "system_addReservedPeer",
+        vec![json!("/ip4/127.0.0.1/tcp/1")],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.contains("/p2p/"), "{err}");
+    let err = rpc(
+        rpc_b,
+        "system_removeReservedPeer",
+        vec![json!("12D3Koo-garbage")],
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.starts_with("-32602") && err.contains("peer id"),
+        "{err}"
+    );
+    let err = rpc(rpc_b, "system_addReservedPeer", vec![])
+        .await
+        .unwrap_err();
+    assert!(err.starts_with("-32602"), "{err}");
+
+    // Reserve a, then release it.
+    let reserved = rpc(
+        rpc_b,
+        "system_addReservedPeer",
+        vec![json!(p2p_addr(&a).to_string())],
+    )
+    .await
+    .unwrap();
+    assert_eq!(reserved, json!(a_id));
+    wait_until("a shown as reserved", LONG, || {
+        b.network()
+            .unwrap()
+            .peers()
+            .iter()
+            .any(|p| p.peer_id == a_id && p.reserved)
+    })
+    .await;
+    assert_eq!(
+        rpc(rpc_b, "system_removeReservedPeer", vec![json!(a_id)])
+            .await
+            .unwrap(),
+        json!(true)
+    );
+    assert_eq!(
+        rpc(rpc_b, "system_removeReservedPeer", vec![json!(a_id)])
+            .await
+            .unwrap(),
+        json!(false)
+    );
+
+    // The reserved-peer methods are unsafe.
+    let safe = start_node_with(&spec, dirs[2].path(), Storage::Memory, None, |c| {
+        c.rpc_methods = RpcMethods::Safe;
+        c.network = Some(cachecash_node::network::NetworkConfig::loopback(
+            dirs[2].path().join("key"),
+        ));
+    })
+    .await;
+    let err = rpc(
+        safe.rpc_addr().unwrap(),
+        "system_addReservedPeer",
+        vec![json!(p2p_addr(&a).to_string())],
+    )
+    .await
+    .unwrap_err();
+    assert!(err.starts_with("1012"), "{err}");
+
+    // Without networking, peer methods say so; health describes a lone node.
+    let alone = start_node(&spec, dirs[3].path(), Storage::Memory, None).await;
+    let err = rpc(alone.rpc_addr().unwrap(), "system_localPeerId", vec![])
+        .await
+        .unwrap_err();
+    assert!(
+        err.starts_with("1014") && err.contains("networking"),
+        "{err}"
+    );
+    let health = rpc(alone.rpc_addr().unwrap(), "system_health", vec![])
+        .await
+        .unwrap();
+    assert_eq!(
+        health,
+        json!({"peers": 0, "isSyncing": false, "shouldHavePeers": false})
+    );
+    for n in [a, b, safe, alone] {
+        n.stop().await;
+    }
 }
