@@ -12,6 +12,36 @@ use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(120);
 
+/// The test chain and `n` temporary base paths.
+fn setup(n: usize) -> (cachecash_chain_spec::ChainSpec, Vec<tempfile::TempDir>) {
+    let dirs = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+    (fast_dev_spec(150), dirs)
+}
+
+/// Publishes `data` once a peer's subscription to the topic is known
+/// (publishing fails until then).
+async fn publish_once_subscribed(
+    net: &cachecash_node::network::NetworkHandle,
+    topic: Topic,
+    data: Vec<u8>,
+) {
+    let end = tokio::time::Instant::now() + LONG;
+    while net.publish(topic, data.clone()).await.is_err() {
+        assert!(tokio::time::Instant::now() < end, "could not publish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A networked node with memory storage.
+async fn mem_node(
+    spec: &cachecash_chain_spec::ChainSpec,
+    dir: &std::path::Path,
+    miner: Option<cachecash_runtime::AccountId>,
+    bootnodes: Vec<cachecash_node::network::Multiaddr>,
+) -> Node {
+    start_networked(spec, dir, Storage::Memory, miner, bootnodes).await
+}
+
 fn heads_equal(nodes: &[&Node]) -> bool {
     let first = head_hash(nodes[0]);
     nodes.iter().all(|n| head_hash(n) == first)
@@ -29,32 +59,10 @@ fn bans(node: &Node) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_converge_on_the_same_head() {
-    let spec = fast_dev_spec(150);
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let a = start_networked(
-        &spec,
-        dirs[0].path(),
-        Storage::Memory,
-        Some(dev("alice")),
-        vec![],
-    )
-    .await;
-    let b = start_networked(
-        &spec,
-        dirs[1].path(),
-        Storage::Memory,
-        None,
-        vec![p2p_addr(&a)],
-    )
-    .await;
-    let c = start_networked(
-        &spec,
-        dirs[2].path(),
-        Storage::Memory,
-        None,
-        vec![p2p_addr(&b)],
-    )
-    .await;
+    let (spec, dirs) = setup(3);
+    let a = mem_node(&spec, dirs[0].path(), Some(dev("alice")), vec![]).await;
+    let b = mem_node(&spec, dirs[1].path(), None, vec![p2p_addr(&a)]).await;
+    let c = mem_node(&spec, dirs[2].path(), None, vec![p2p_addr(&b)]).await;
     wait_for_height(&a, 5, LONG).await;
     wait_for_height(&c, 5, LONG).await;
     // The miner keeps going; converge means all three agree at some moment
@@ -73,32 +81,10 @@ async fn three_nodes_converge_on_the_same_head() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_transaction_submitted_at_one_node_is_mined_by_another() {
-    let spec = fast_dev_spec(150);
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let miner = start_networked(
-        &spec,
-        dirs[0].path(),
-        Storage::Memory,
-        Some(dev("alice")),
-        vec![],
-    )
-    .await;
-    let relay = start_networked(
-        &spec,
-        dirs[1].path(),
-        Storage::Memory,
-        None,
-        vec![p2p_addr(&miner)],
-    )
-    .await;
-    let wallet = start_networked(
-        &spec,
-        dirs[2].path(),
-        Storage::Memory,
-        None,
-        vec![p2p_addr(&relay)],
-    )
-    .await;
+    let (spec, dirs) = setup(3);
+    let miner = mem_node(&spec, dirs[0].path(), Some(dev("alice")), vec![]).await;
+    let relay = mem_node(&spec, dirs[1].path(), None, vec![p2p_addr(&miner)]).await;
+    let wallet = mem_node(&spec, dirs[2].path(), None, vec![p2p_addr(&relay)]).await;
     wait_until("wallet connected", LONG, || {
         wallet.network().unwrap().peer_count() >= 1 && relay.network().unwrap().peer_count() >= 2
     })
@@ -126,19 +112,11 @@ async fn a_transaction_submitted_at_one_node_is_mined_by_another() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_late_joiner_syncs_2000_blocks() {
-    let spec = fast_dev_spec(150);
-    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let a = start_networked(&spec, dirs[0].path(), Storage::Memory, None, vec![]).await;
+    let (spec, dirs) = setup(2);
+    let a = mem_node(&spec, dirs[0].path(), None, vec![]).await;
     extend_chain(&a, 2000, dev("alice"));
     assert_eq!(a.chain().head().header.number, 2000);
-    let b = start_networked(
-        &spec,
-        dirs[1].path(),
-        Storage::Memory,
-        None,
-        vec![p2p_addr(&a)],
-    )
-    .await;
+    let b = mem_node(&spec, dirs[1].path(), None, vec![p2p_addr(&a)]).await;
     wait_for_height(&b, 2000, LONG).await;
     assert_eq!(head_hash(&b), head_hash(&a));
     let state = rpc(b.rpc_addr().unwrap(), "system_syncState", vec![])
@@ -152,24 +130,9 @@ async fn a_late_joiner_syncs_2000_blocks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn partitioned_miners_converge_on_the_most_work_chain_and_lose_no_transaction() {
-    let spec = fast_dev_spec(150);
-    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let a = start_networked(
-        &spec,
-        dirs[0].path(),
-        Storage::Memory,
-        Some(dev("alice")),
-        vec![],
-    )
-    .await;
-    let b = start_networked(
-        &spec,
-        dirs[1].path(),
-        Storage::Memory,
-        Some(dev("bob")),
-        vec![],
-    )
-    .await;
+    let (spec, dirs) = setup(2);
+    let a = mem_node(&spec, dirs[0].path(), Some(dev("alice")), vec![]).await;
+    let b = mem_node(&spec, dirs[1].path(), Some(dev("bob")), vec![]).await;
     // Partitioned: each side mines its own branch with its own transaction.
     let tx_a = a
         .pool()
@@ -212,19 +175,11 @@ async fn partitioned_miners_converge_on_the_most_work_chain_and_lose_no_transact
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_peer_serving_an_invalid_block_is_banned_and_the_honest_chain_is_unaffected() {
-    let spec = fast_dev_spec(150);
-    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let honest = start_networked(&spec, dirs[0].path(), Storage::Memory, None, vec![]).await;
+    let (spec, dirs) = setup(2);
+    let honest = mem_node(&spec, dirs[0].path(), None, vec![]).await;
     extend_chain(&honest, 3, dev("alice"));
     let before = head_hash(&honest);
-    let evil = start_networked(
-        &spec,
-        dirs[1].path(),
-        Storage::Memory,
-        None,
-        vec![p2p_addr(&honest)],
-    )
-    .await;
+    let evil = mem_node(&spec, dirs[1].path(), None, vec![p2p_addr(&honest)]).await;
     wait_for_height(&evil, 3, LONG).await;
     // A block with valid proof of work but a false state root.
     let head = evil.chain().head();
@@ -241,11 +196,7 @@ async fn a_peer_serving_an_invalid_block_is_banned_and_the_honest_chain_is_unaff
     let bytes = block.encode();
     let net = evil.network().unwrap().clone();
     // Publishing succeeds once the honest node's subscription is known.
-    let end = tokio::time::Instant::now() + LONG;
-    while net.publish(Topic::Blocks, bytes.clone()).await.is_err() {
-        assert!(tokio::time::Instant::now() < end, "could not publish");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    publish_once_subscribed(&net, Topic::Blocks, bytes).await;
     wait_until("evil peer banned", LONG, || bans(&honest) >= 1).await;
     wait_until("evil peer disconnected", LONG, || {
         honest.network().unwrap().peer_count() == 0
@@ -263,9 +214,8 @@ async fn a_peer_serving_an_invalid_block_is_banned_and_the_honest_chain_is_unaff
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_10000_blocks_behind_restarted_during_sync_resumes_from_its_stored_head() {
-    let spec = fast_dev_spec(150);
-    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let a = start_networked(&spec, dirs[0].path(), Storage::Memory, None, vec![]).await;
+    let (spec, dirs) = setup(2);
+    let a = mem_node(&spec, dirs[0].path(), None, vec![]).await;
     extend_chain(&a, 10_000, dev("alice"));
     let b = start_networked(
         &spec,
@@ -299,9 +249,8 @@ async fn a_node_10000_blocks_behind_restarted_during_sync_resumes_from_its_store
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn garbage_and_oversized_input_is_rejected_without_a_crash() {
-    let spec = fast_dev_spec(150);
-    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
-    let node = start_networked(&spec, dirs[0].path(), Storage::Memory, None, vec![]).await;
+    let (spec, dirs) = setup(3);
+    let node = mem_node(&spec, dirs[0].path(), None, vec![]).await;
     extend_chain(&node, 5, dev("alice"));
     // Raw garbage on the TCP port: the handshake fails, nothing else.
     let addr = p2p_addr(&node);
@@ -318,24 +267,9 @@ async fn garbage_and_oversized_input_is_rejected_without_a_crash() {
         }
     }
     // Garbage on the block and transaction topics gets the sender banned.
-    let evil = start_networked(
-        &spec,
-        dirs[1].path(),
-        Storage::Memory,
-        None,
-        vec![addr.clone()],
-    )
-    .await;
+    let evil = mem_node(&spec, dirs[1].path(), None, vec![addr.clone()]).await;
     let net = evil.network().unwrap().clone();
-    let end = tokio::time::Instant::now() + LONG;
-    while net
-        .publish(Topic::Transactions, vec![0xff; 300])
-        .await
-        .is_err()
-    {
-        assert!(tokio::time::Instant::now() < end, "could not publish");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    publish_once_subscribed(&net, Topic::Transactions, vec![0xff; 300]).await;
     wait_until("garbage sender banned", LONG, || bans(&node) >= 1).await;
     // Oversized gossip is refused by the sender's own limit, and the node
     // is still serving: a fresh peer syncs from it.
@@ -344,7 +278,7 @@ async fn garbage_and_oversized_input_is_rejected_without_a_crash() {
             .await
             .is_err()
     );
-    let fresh = start_networked(&spec, dirs[2].path(), Storage::Memory, None, vec![addr]).await;
+    let fresh = mem_node(&spec, dirs[2].path(), None, vec![addr]).await;
     wait_for_height(&fresh, 5, LONG).await;
     assert_eq!(head_hash(&fresh), head_hash(&node));
     for n in [node, evil, fresh] {
@@ -355,18 +289,10 @@ async fn garbage_and_oversized_input_is_rejected_without_a_crash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn range_and_hash_requests_are_served_and_an_out_of_bounds_request_bans_its_sender() {
     use cachecash_node::network::protocol::{SyncRequest, SyncResponse};
-    let spec = fast_dev_spec(150);
-    let dirs: Vec<_> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
-    let server = start_networked(&spec, dirs[0].path(), Storage::Memory, None, vec![]).await;
+    let (spec, dirs) = setup(2);
+    let server = mem_node(&spec, dirs[0].path(), None, vec![]).await;
     extend_chain(&server, 10, dev("alice"));
-    let client = start_networked(
-        &spec,
-        dirs[1].path(),
-        Storage::Memory,
-        None,
-        vec![p2p_addr(&server)],
-    )
-    .await;
+    let client = mem_node(&spec, dirs[1].path(), None, vec![p2p_addr(&server)]).await;
     wait_for_height(&client, 10, LONG).await;
     let net = client.network().unwrap().clone();
     let peer = server.network().unwrap().local_peer_id();
@@ -436,17 +362,9 @@ async fn range_and_hash_requests_are_served_and_an_out_of_bounds_request_bans_it
 async fn network_rpc_methods_report_peers_and_refuse_bad_input() {
     use cachecash_node::rpc::RpcMethods;
     use serde_json::json;
-    let spec = fast_dev_spec(150);
-    let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
-    let a = start_networked(&spec, dirs[0].path(), Storage::Memory, None, vec![]).await;
-    let b = start_networked(
-        &spec,
-        dirs[1].path(),
-        Storage::Memory,
-        None,
-        vec![p2p_addr(&a)],
-    )
-    .await;
+    let (spec, dirs) = setup(4);
+    let a = mem_node(&spec, dirs[0].path(), None, vec![]).await;
+    let b = mem_node(&spec, dirs[1].path(), None, vec![p2p_addr(&a)]).await;
     let rpc_b = b.rpc_addr().unwrap();
     let a_id = a.network().unwrap().local_peer_id().to_string();
 

@@ -150,15 +150,6 @@ mod tests {
     use super::*;
     use libp2p::request_response::Codec;
 
-    fn status() -> Status {
-        Status {
-            genesis: Hash([0x11; 32]),
-            best_number: 0x0102,
-            best_hash: Hash([0x22; 32]),
-            total_work: [0x33; 32],
-        }
-    }
-
     #[test]
     fn protocol_name_is_namespaced_by_genesis() {
         let a = sync_protocol(&Hash([1; 32]));
@@ -221,7 +212,7 @@ mod tests {
             block_on(codec.read_request(&proto, &mut &bytes[..])).unwrap(),
             Incoming::Request(req)
         );
-        let resp = SyncResponse::Status(status());
+        let resp = SyncResponse::Blocks(vec![vec![1, 2, 3], Vec::new()]);
         let mut wire = futures::io::Cursor::new(Vec::new());
         block_on(codec.write_response(&proto, &mut wire, resp.clone())).unwrap();
         let bytes = wire.into_inner();
