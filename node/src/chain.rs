@@ -510,12 +510,43 @@ impl Chain {
         })
     }
 
+    /// The timestamp of block 1 on `parent`'s own branch: ASERT's anchor.
+    /// A branch that forks at genesis has its own block 1, so the walk goes
+    /// back through off-canonical ancestors (the side pool, at most
+    /// [`MAX_SIDE_BLOCKS`] steps) until it meets the canonical chain.
+    pub fn anchor_timestamp(&self, parent: &Header) -> Result<Timestamp, StoreError> {
+        let mut cursor = parent.clone();
+        for _ in 0..=MAX_SIDE_BLOCKS {
+            if cursor.number <= 1 {
+                return Ok(cursor.timestamp);
+            }
+            if self.store.canonical_hash(cursor.number)? == Some(cursor.hash()) {
+                break;
+            }
+            let prev = self
+                .side
+                .lock()
+                .blocks
+                .get(&cursor.parent_hash)
+                .map(|b| b.block.header.clone());
+            cursor = match prev {
+                Some(h) => h,
+                None => match self.store.header(&cursor.parent_hash)? {
+                    Some(stored) => stored.header,
+                    None => break,
+                },
+            };
+        }
+        Ok(self
+            .header_by_number(1)?
+            .map(|h| h.timestamp)
+            .unwrap_or(parent.timestamp))
+    }
+
     /// The target required of a child of `parent`.
     pub fn next_target(&self, parent: &Header) -> Result<Target, StoreError> {
         let anchor_timestamp = if parent.number >= 1 {
-            self.header_by_number(1)?
-                .map(|h| h.timestamp)
-                .unwrap_or(parent.timestamp)
+            self.anchor_timestamp(parent)?
         } else {
             parent.timestamp
         };

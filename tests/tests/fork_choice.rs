@@ -213,3 +213,38 @@ fn a_heavier_but_invalid_branch_leaves_the_node_where_it_was() {
         ImportOutcome::Imported(_)
     ));
 }
+
+#[test]
+fn a_branch_forking_at_genesis_is_checked_against_its_own_block_1_under_asert() {
+    // ASERT anchors on block 1: a branch forking at genesis has its own,
+    // and its blocks must be checked against it, not against ours.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&fast_dev_spec(150).to_json(false).unwrap()).unwrap();
+    v["consensus"]["retargetWindow"] = serde_json::Value::from(10);
+    let spec = ChainSpec::from_json_str(&v.to_string()).unwrap();
+    let (ours, theirs, node) = (open(&spec), open(&spec), open(&spec));
+    for _ in 0..2 {
+        let block = mine(&ours, vec![], dev("alice"), 0);
+        import(&ours, &block).unwrap();
+        import(&node, &block).unwrap();
+    }
+    let mut branch = Vec::new();
+    for i in 0..4 {
+        // Their block 1 is 500 ms later than ours, so the anchors differ.
+        let block = mine(&theirs, vec![], dev("bob"), if i == 0 { 500 } else { 0 });
+        import(&theirs, &block).unwrap();
+        branch.push(block);
+    }
+    assert_ne!(
+        branch[0].header.timestamp,
+        node.header_by_number(1).unwrap().unwrap().timestamp
+    );
+    for block in &branch {
+        import(&node, block).unwrap();
+    }
+    assert_eq!(
+        node.head().hash,
+        theirs.head().hash,
+        "the heavier branch was adopted"
+    );
+}

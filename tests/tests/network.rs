@@ -287,7 +287,7 @@ async fn garbage_and_oversized_input_is_rejected_without_a_crash() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn range_and_hash_requests_are_served_and_an_out_of_bounds_request_bans_its_sender() {
+async fn range_and_hash_requests_are_served_and_out_of_bounds_ones_are_never_sent() {
     use cachecash_node::network::protocol::{SyncRequest, SyncResponse};
     let (spec, dirs) = setup(2);
     let server = mem_node(&spec, dirs[0].path(), None, vec![]).await;
@@ -342,20 +342,147 @@ async fn range_and_hash_requests_are_served_and_an_out_of_bounds_request_bans_it
         }
         other => panic!("unexpected {other:?}"),
     }
-    // 129 hashes exceed the protocol's bound: the server's decoder refuses
-    // the request and bans the sender; the server keeps running.
+    // The handle refuses to send a request out of bounds (it would get
+    // this node banned).
     let too_many = SyncRequest::Blocks {
         hashes: vec![unknown; 129],
     };
-    let answer = net.request(peer, too_many).await;
-    assert!(
-        matches!(answer, Ok(SyncResponse::Refused(_)) | Err(_)),
-        "{answer:?}"
-    );
-    wait_until("out-of-bounds sender banned", LONG, || bans(&server) >= 1).await;
-    assert_eq!(server.chain().head().header.number, 10);
+    let err = net.request(peer, too_many).await.unwrap_err();
+    assert!(err.contains("not sent"), "{err}");
     client.stop().await;
     server.stop().await;
+}
+
+/// A libp2p client that writes raw bytes on the sync protocol.
+mod raw {
+    use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+    use libp2p::StreamProtocol;
+    use std::io;
+
+    #[derive(Clone, Default)]
+    pub struct RawCodec;
+
+    impl libp2p::request_response::Codec for RawCodec {
+        type Protocol = StreamProtocol;
+        type Request = Vec<u8>;
+        type Response = Vec<u8>;
+
+        async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+        where
+            T: AsyncRead + Unpin + Send,
+        {
+            let mut v = Vec::new();
+            io.take(1 << 20).read_to_end(&mut v).await?;
+            Ok(v)
+        }
+
+        async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
+        where
+            T: AsyncRead + Unpin + Send,
+        {
+            let mut v = Vec::new();
+            io.take(32 << 20).read_to_end(&mut v).await?;
+            Ok(v)
+        }
+
+        async fn write_request<T>(
+            &mut self,
+            _: &StreamProtocol,
+            io: &mut T,
+            req: Vec<u8>,
+        ) -> io::Result<()>
+        where
+            T: AsyncWrite + Unpin + Send,
+        {
+            io.write_all(&req).await?;
+            io.close().await
+        }
+
+        async fn write_response<T>(
+            &mut self,
+            _: &StreamProtocol,
+            io: &mut T,
+            resp: Vec<u8>,
+        ) -> io::Result<()>
+        where
+            T: AsyncWrite + Unpin + Send,
+        {
+            io.write_all(&resp).await?;
+            io.close().await
+        }
+    }
+}
+
+/// Sends `payload` as a sync request from a fresh raw client to `node`
+/// and drives the client until the request is answered or fails.
+async fn send_raw_sync_request(node: &Node, payload: Vec<u8>) {
+    use futures::StreamExt;
+    use libp2p::request_response::{self, ProtocolSupport};
+    use libp2p::swarm::SwarmEvent;
+    let protocol = cachecash_node::network::protocol::sync_protocol(&node.chain().genesis_hash());
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            Default::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            request_response::Behaviour::<raw::RawCodec>::new(
+                [(protocol, ProtocolSupport::Outbound)],
+                request_response::Config::default(),
+            )
+        })
+        .unwrap()
+        .build();
+    let (peer, addr) = cachecash_node::network::split_peer_id(&p2p_addr(node)).unwrap();
+    swarm.dial(p2p_addr(node)).unwrap();
+    let _ = addr;
+    let mut payload = Some(payload);
+    let wait = async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { .. } => {
+                    if let Some(p) = payload.take() {
+                        swarm.behaviour_mut().send_request(&peer, p);
+                    }
+                }
+                SwarmEvent::Behaviour(request_response::Event::Message { .. })
+                | SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. })
+                | SwarmEvent::ConnectionClosed { .. } => return,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(LONG, wait)
+        .await
+        .expect("the raw request ends");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn garbage_and_oversized_sync_requests_get_the_sender_banned_and_the_node_keeps_serving() {
+    let (spec, dirs) = setup(2);
+    let node = mem_node(&spec, dirs[0].path(), None, vec![]).await;
+    extend_chain(&node, 5, dev("alice"));
+    // Not a request at all.
+    send_raw_sync_request(&node, vec![0xff; 100]).await;
+    wait_until("garbage sender banned", LONG, || bans(&node) >= 1).await;
+    // Larger than any request may be.
+    send_raw_sync_request(&node, vec![0; 64 * 1024]).await;
+    wait_until("oversized sender banned", LONG, || bans(&node) >= 2).await;
+    assert!(
+        node.chain()
+            .metrics()
+            .encode()
+            .contains("reason=\"malformed sync request\""),
+        "the reason is counted"
+    );
+    // An honest peer still syncs from it.
+    let fresh = mem_node(&spec, dirs[1].path(), None, vec![p2p_addr(&node)]).await;
+    wait_for_height(&fresh, 5, LONG).await;
+    fresh.stop().await;
+    node.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

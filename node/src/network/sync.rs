@@ -117,15 +117,11 @@ pub fn verify_headers(chain: &Chain, headers: Vec<Header>) -> Result<Vec<Header>
                 parent: first.parent_hash,
             })?;
     // ASERT anchors on block 1. Below a fork at genesis it is the branch's
-    // own first header; otherwise it is shared with our chain.
+    // own first header; otherwise it is block 1 of the parent's branch.
     let anchor = if prev.number == 0 {
         first.timestamp
     } else {
-        chain
-            .header_by_number(1)
-            .map_err(store)?
-            .map(|h| h.timestamp)
-            .unwrap_or(first.timestamp)
+        chain.anchor_timestamp(&prev).map_err(store)?
     };
     let mut prev_hash = first.parent_hash;
     let mut out = Vec::with_capacity(headers.len());
@@ -204,6 +200,10 @@ pub struct SyncState {
     pub round_end: u64,
     /// Height when the node started syncing (for `system_syncState`).
     pub starting_block: u64,
+    /// The peer that served this round's headers.
+    pub round_peer: Option<PeerId>,
+    /// Follow-up header requests this round (all-known answers).
+    pub reasks: u32,
 }
 
 impl SyncState {

@@ -39,6 +39,9 @@ const REDIAL: Duration = Duration::from_secs(5);
 const SERVE_QUEUE: usize = 32;
 /// Rate-limit violations before a ban.
 const MAX_STRIKES: u32 = 200;
+/// Follow-up header requests per round when a peer answers only with
+/// headers we already have (each advances up to 2,000 heights).
+const MAX_REASKS: u32 = 64;
 /// Timeout of one sync request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -561,7 +564,21 @@ impl Worker {
                 request,
                 reply,
             } => {
-                if self.peers.contains_key(&peer) {
+                // A request out of bounds would get this node banned.
+                let checked = request.check_bounds().and_then(|()| {
+                    let len = request.encoded_size();
+                    if len > protocol::MAX_REQUEST_BYTES {
+                        Err(format!(
+                            "the request is {len} bytes, more than {}",
+                            protocol::MAX_REQUEST_BYTES
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                });
+                if let Err(e) = checked {
+                    let _ = reply.send(Err(format!("not sent: {e}")));
+                } else if self.peers.contains_key(&peer) {
                     let id = self
                         .swarm
                         .behaviour_mut()
@@ -625,6 +642,7 @@ impl Worker {
     fn progressed(&mut self, peer: PeerId) {
         if let Some(p) = self.peers.get_mut(&peer) {
             p.stalls = 0;
+            p.retry_after = Instant::now();
         }
     }
 
@@ -813,6 +831,9 @@ impl Worker {
                         // local failure): don't retry at once.
                         tracing::debug!(target: "cachecash::network", "sync import of {} stopped: {}", f.hash, f.message);
                         self.back_off(f.peer);
+                        if let Some(p) = self.sync.round_peer.filter(|p| *p != f.peer) {
+                            self.back_off(p);
+                        }
                     }
                     self.sync.reset();
                 }
@@ -1026,8 +1047,8 @@ impl Worker {
             Ok(new) if new.is_empty() => {
                 // All known (our locator is sparse where we forked): ask
                 // again from the last one, a bounded number of times.
-                self.back_off(peer);
-                if self.peers.get(&peer).is_some_and(|p| p.stalls <= 8) {
+                if self.sync.reasks < MAX_REASKS {
+                    self.sync.reasks = self.sync.reasks.saturating_add(1);
                     let mut locator = vec![last.hash()];
                     locator.extend(
                         locator_of(&self.chain)
@@ -1147,6 +1168,8 @@ impl Worker {
                     .sync
                     .send_request(&peer, Incoming::Request(request));
                 self.sync.headers_request = Some((id, peer));
+                self.sync.round_peer = Some(peer);
+                self.sync.reasks = 0;
             }
             return;
         }
