@@ -229,10 +229,15 @@ pub struct Chain {
     events: broadcast::Sender<ChainEvent>,
     metrics: Arc<Metrics>,
     max_reorg_depth: u64,
+    retracted: Mutex<VecDeque<cachecash_runtime::SignedTransaction>>,
 }
 
 /// Capacity of the chain event channel; slow subscribers see `Lagged`.
 pub const EVENT_CAPACITY: usize = 1024;
+
+/// Most transactions of reverted blocks kept for the mempool
+/// ([`Chain::take_retracted`]), oldest dropped first.
+pub const MAX_RETRACTED: usize = 65_536;
 
 /// Default deepest reorganisation a node performs (the chain spec's
 /// `maxReorgDepth`): a heavier branch forking more than this many blocks
@@ -338,7 +343,16 @@ impl Chain {
             events,
             metrics,
             max_reorg_depth: MAX_REORG_DEPTH,
+            retracted: Mutex::new(VecDeque::new()),
         })
+    }
+
+    /// Takes the transactions of blocks reverted since the last call, in
+    /// order. The node's mempool drains this queue (rather than relying on
+    /// [`ChainEvent::Reverted`] alone), so a subscriber that lagged behind a
+    /// long reorganisation still gets every retracted transaction back.
+    pub fn take_retracted(&self) -> Vec<cachecash_runtime::SignedTransaction> {
+        self.retracted.lock().drain(..).collect()
     }
 
     /// Sets the deepest reorganisation this chain performs (the chain
@@ -938,10 +952,17 @@ impl Chain {
             .best_block
             .set(i64::try_from(head.number).unwrap_or(i64::MAX));
         if !reverted.is_empty() {
-            let retracted = reverted
+            let retracted: Vec<_> = reverted
                 .iter()
                 .flat_map(|b| b.block.transactions.iter().cloned())
                 .collect();
+            {
+                let mut queue = self.retracted.lock();
+                queue.extend(retracted.iter().cloned());
+                while queue.len() > MAX_RETRACTED {
+                    queue.pop_front();
+                }
+            }
             let _ = self.events.send(ChainEvent::Reverted { head, retracted });
         }
         result.map(|()| reverted)

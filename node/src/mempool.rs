@@ -524,19 +524,30 @@ impl Mempool {
                 }
                 self.revalidate();
             }
-            ChainEvent::Reverted { retracted, .. } => {
+            ChainEvent::Reverted { .. } => {
                 self.revalidate();
-                for tx in retracted {
-                    match self.admit(tx.clone()) {
-                        // Peers on the winning branch may never have seen
-                        // it: announce it again.
-                        Ok(_) => {
-                            let _ = self.local.send(tx.clone());
-                        }
-                        Err(e) => {
-                            tracing::debug!(target: "cachecash::mempool", "retracted transaction not re-admitted: {e}");
-                        }
-                    }
+                self.readmit_retracted();
+            }
+        }
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Re-admits the transactions of reverted blocks still valid, and
+    /// announces them: peers on the winning branch may never have seen
+    /// them. They come from [`Chain::take_retracted`], so none is lost when
+    /// this pool's event subscription lagged.
+    pub fn readmit_retracted(&self) {
+        let retracted = self.chain.take_retracted();
+        if retracted.is_empty() {
+            return;
+        }
+        for tx in retracted {
+            match self.admit(tx.clone()) {
+                Ok(_) => {
+                    let _ = self.local.send(tx);
+                }
+                Err(e) => {
+                    tracing::debug!(target: "cachecash::mempool", "retracted transaction not re-admitted: {e}");
                 }
             }
         }
@@ -636,6 +647,7 @@ pub async fn maintain(
             Err(RecvError::Lagged(n)) => {
                 tracing::warn!(target: "cachecash::mempool", "missed {n} chain events; re-validating the whole pool");
                 pool.revalidate();
+                pool.readmit_retracted();
             }
             Err(RecvError::Closed) => break,
         }

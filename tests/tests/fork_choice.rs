@@ -248,3 +248,32 @@ fn a_branch_forking_at_genesis_is_checked_against_its_own_block_1_under_asert() 
         "the heavier branch was adopted"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retracted_transactions_survive_a_lagging_event_subscriber() {
+    let spec = fast_dev_spec(150);
+    let chain = open(&spec);
+    let genesis = chain.genesis_hash();
+    let tx = transfer(&genesis, 0, 7);
+    let block = mine(&chain, vec![tx.clone()], dev("bob"), 0);
+    import(&chain, &block).unwrap();
+    let pool = Arc::new(Mempool::new(chain.clone(), PoolLimits::default()));
+    // The pool subscribes, then falls far behind: the revert's event and
+    // more than a channel's worth of later ones pass before it reads.
+    let events = chain.subscribe();
+    chain.revert_to(0).unwrap();
+    for i in 0..(cachecash_node::chain::EVENT_CAPACITY as u64 + 10) {
+        let b = mine(&chain, vec![], dev("bob"), i % 3);
+        import(&chain, &b).unwrap();
+    }
+    let task = tokio::spawn(cachecash_node::mempool::maintain(pool.clone(), events));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pool.contains(&tx.hash()) {
+        assert!(
+            Instant::now() < deadline,
+            "the retracted transaction never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    task.abort();
+}
