@@ -1,8 +1,14 @@
 //! The sync protocol on libp2p: protocol names and the request-response
 //! codec. The messages, their bounds and decoders are in
-//! [`cachecash_wire`] (re-exported here); the codec reads at most a message
-//! kind's limit plus one byte before decoding, writes one message per
-//! stream and closes it.
+//! [`cachecash_wire`] (re-exported here).
+//!
+//! Framing: one message per stream, as `length (u32 LE) ‖ SCALE bytes`,
+//! then the writer closes. The length lets a reader tell the two failures
+//! apart: a stream that ends early (the peer shut down or gave up) is
+//! `UnexpectedEof` and costs the peer nothing, while a length over the
+//! message kind's limit, trailing bytes, or a complete message that does
+//! not decode is malformed data and gets the peer banned. Nothing past the
+//! limit is ever buffered.
 
 use cachecash_runtime::Hash;
 pub use cachecash_wire::*;
@@ -52,29 +58,51 @@ impl SyncCodec {
     }
 }
 
+/// Reads one framed message of at most `limit` bytes.
 async fn read_bounded<T: AsyncRead + Unpin + Send>(
     io: &mut T,
     limit: usize,
     what: &str,
 ) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    io.take(cap).read_to_end(&mut buf).await?;
-    if buf.is_empty() {
-        // The other side closed without a message (it gave up on the
-        // request); not malformed data.
-        return Err(io::Error::new(
-            io::ErrorKind::UnexpectedEof,
-            format!("{what}: the stream closed without a message"),
-        ));
-    }
-    if buf.len() > limit {
+    let eof = |e: io::Error| {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{what}: the stream ended before the whole message"),
+            )
+        } else {
+            e
+        }
+    };
+    let mut header = [0u8; 4];
+    io.read_exact(&mut header).await.map_err(eof)?;
+    let len = usize::try_from(u32::from_le_bytes(header)).unwrap_or(usize::MAX);
+    if len > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("{what} exceeds the {limit}-byte limit"),
+            format!("{what} of {len} bytes exceeds the {limit}-byte limit"),
+        ));
+    }
+    let mut buf = vec![0u8; len];
+    io.read_exact(&mut buf).await.map_err(eof)?;
+    let mut extra = [0u8; 1];
+    if io.read(&mut extra).await? != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{what}: bytes after the {len}-byte message"),
         ));
     }
     Ok(buf)
+}
+
+/// Writes one framed message and closes the stream.
+async fn write_framed<T: AsyncWrite + Unpin + Send>(io: &mut T, bytes: &[u8]) -> io::Result<usize> {
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "message longer than 4 GiB"))?;
+    io.write_all(&len.to_le_bytes()).await?;
+    io.write_all(bytes).await?;
+    io.close().await?;
+    Ok(bytes.len().saturating_add(4))
 }
 
 impl libp2p::request_response::Codec for SyncCodec {
@@ -121,10 +149,8 @@ impl libp2p::request_response::Codec for SyncCodec {
                 "a malformed request is never sent",
             ));
         };
-        let bytes = req.encode();
-        io.write_all(&bytes).await?;
-        io.close().await?;
-        self.counters.written.inc_by(bytes.len() as u64);
+        let written = write_framed(io, &req.encode()).await?;
+        self.counters.written.inc_by(written as u64);
         Ok(())
     }
 
@@ -137,10 +163,8 @@ impl libp2p::request_response::Codec for SyncCodec {
     where
         T: AsyncWrite + Unpin + Send,
     {
-        let bytes = resp.encode();
-        io.write_all(&bytes).await?;
-        io.close().await?;
-        self.counters.written.inc_by(bytes.len() as u64);
+        let written = write_framed(io, &resp.encode()).await?;
+        self.counters.written.inc_by(written as u64);
         Ok(())
     }
 }
@@ -163,37 +187,76 @@ mod tests {
     }
 
     #[test]
-    fn oversized_request_is_rejected_before_decoding() {
+    fn oversized_request_is_rejected_before_reading_its_body() {
         let mut codec = SyncCodec::default();
         let proto = sync_protocol(&Hash([0; 32]));
-        let big = vec![0u8; MAX_REQUEST_BYTES + 10];
+        let mut big = u32::try_from(MAX_REQUEST_BYTES + 1)
+            .unwrap()
+            .to_le_bytes()
+            .to_vec();
+        big.extend([0u8; 8]);
         match block_on(codec.read_request(&proto, &mut &big[..])).unwrap() {
             Incoming::Malformed(why) => assert!(why.contains("limit"), "{why}"),
             other => panic!("accepted {other:?}"),
         }
     }
 
+    fn framed(payload: &[u8]) -> Vec<u8> {
+        let mut v = u32::try_from(payload.len()).unwrap().to_le_bytes().to_vec();
+        v.extend_from_slice(payload);
+        v
+    }
+
     #[test]
     fn garbage_and_out_of_bounds_requests_are_reported_as_malformed() {
         let mut codec = SyncCodec::default();
         let proto = sync_protocol(&Hash([0; 32]));
-        // An empty stream is the peer giving up, not malformed data.
-        assert!(block_on(codec.read_request(&proto, &mut &b""[..])).is_err());
         for garbage in [
-            &[0xff][..],
-            &[0x01, 0xff, 0xff, 0xff, 0xff][..],
-            &[0x00, 0x01][..],
+            framed(&[0xff]),
+            framed(&[0x01, 0xff, 0xff, 0xff, 0xff]),
+            framed(&[0x00, 0x01]),
+            // Bytes after a complete message.
+            [framed(&SyncRequest::Status(status()).encode()), vec![0]].concat(),
         ] {
             let r = block_on(codec.read_request(&proto, &mut &garbage[..])).unwrap();
             assert!(matches!(r, Incoming::Malformed(_)), "{garbage:?} decoded");
         }
-        let too_many = SyncRequest::Blocks {
-            hashes: vec![Hash([0; 32]); MAX_BLOCKS as usize + 1],
-        }
-        .encode();
+        let too_many = framed(
+            &SyncRequest::Blocks {
+                hashes: vec![Hash([0; 32]); MAX_BLOCKS as usize + 1],
+            }
+            .encode(),
+        );
         match block_on(codec.read_request(&proto, &mut &too_many[..])).unwrap() {
             Incoming::Malformed(why) => assert!(why.contains("more than"), "{why}"),
             other => panic!("accepted {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_stream_that_ends_early_is_not_malformed_data() {
+        // A peer that shuts down mid-message is not misbehaving: the
+        // reader sees end-of-stream, never InvalidData (which bans).
+        let mut codec = SyncCodec::default();
+        let proto = sync_protocol(&Hash([0; 32]));
+        let whole = framed(&SyncResponse::Blocks(vec![vec![7; 100]]).encode());
+        for cut in [0, 2, 4, 50, whole.len() - 1] {
+            let err = block_on(codec.read_response(&proto, &mut &whole[..cut])).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}");
+            let err = block_on(codec.read_request(&proto, &mut &whole[..cut])).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "cut at {cut}");
+        }
+        // A complete frame that does not decode is malformed.
+        let err = block_on(codec.read_response(&proto, &mut &framed(&[9, 9])[..])).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    }
+
+    fn status() -> Status {
+        Status {
+            genesis: Hash([0x11; 32]),
+            best_number: 1,
+            best_hash: Hash([0x22; 32]),
+            total_work: [0x33; 32],
         }
     }
 
@@ -208,6 +271,7 @@ mod tests {
         let mut wire = futures::io::Cursor::new(Vec::new());
         block_on(codec.write_request(&proto, &mut wire, Incoming::Request(req.clone()))).unwrap();
         let bytes = wire.into_inner();
+        assert_eq!(&bytes[..4], &(bytes.len() as u32 - 4).to_le_bytes());
         assert_eq!(
             block_on(codec.read_request(&proto, &mut &bytes[..])).unwrap(),
             Incoming::Request(req)
