@@ -10,6 +10,10 @@
 //!    (restart with a new template), whether the template is older than a
 //!    second (refresh the timestamp), or whether to stop;
 //! 4. import the found block through the same pipeline as any other block.
+//!
+//! While the network reports that the node is catching up with its peers
+//! (the `syncing` flag), the miner waits: a block on a stale head would
+//! only be an orphan.
 
 use crate::chain::{BlockOrigin, Chain, ImportOutcome, now_ms};
 use crate::mempool::Mempool;
@@ -18,6 +22,7 @@ use cachecash_runtime::builder::{TemplateInput, build_template};
 use cachecash_runtime::{AccountId, Block, Header};
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -61,12 +66,13 @@ impl Miner {
         chain: Arc<Chain>,
         pool: Arc<Mempool>,
         account: AccountId,
+        syncing: Arc<AtomicBool>,
     ) -> std::io::Result<Miner> {
         let signal = Arc::new(StopSignal::default());
         let s = signal.clone();
         let thread = std::thread::Builder::new()
             .name("cachecash-miner".into())
-            .spawn(move || run(&chain, &pool, account, &s))?;
+            .spawn(move || run(&chain, &pool, account, &s, &syncing))?;
         Ok(Miner {
             signal,
             thread: Some(thread),
@@ -89,12 +95,18 @@ impl Drop for Miner {
     }
 }
 
-fn run(chain: &Chain, pool: &Mempool, account: AccountId, stop: &StopSignal) {
+fn run(chain: &Chain, pool: &Mempool, account: AccountId, stop: &StopSignal, syncing: &AtomicBool) {
     tracing::info!(target: "cachecash::miner", %account, "miner started");
     let fixed_target = chain.params().retarget_window == 0;
     let block_time = chain.params().target_block_time_ms;
     let mut nonce_base: u64 = u64::from(std::process::id()).wrapping_shl(40);
     while !stop.is_stopped() {
+        if syncing.load(Ordering::Acquire) {
+            if stop.sleep(Duration::from_millis(200)) {
+                break;
+            }
+            continue;
+        }
         let head = chain.head();
         if fixed_target {
             let due = head.header.timestamp.saturating_add(block_time);

@@ -275,7 +275,14 @@ impl Node {
         let miner = match config.mine {
             None => None,
             Some(account) => {
-                Some(Miner::start(chain.clone(), pool.clone(), account).map_err(NodeError::Miner)?)
+                let syncing = network
+                    .as_ref()
+                    .map(|n| n.syncing_flag())
+                    .unwrap_or_default();
+                Some(
+                    Miner::start(chain.clone(), pool.clone(), account, syncing)
+                        .map_err(NodeError::Miner)?,
+                )
             }
         };
         Ok(Node {

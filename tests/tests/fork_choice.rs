@@ -277,3 +277,26 @@ async fn retracted_transactions_survive_a_lagging_event_subscriber() {
     }
     task.abort();
 }
+
+#[test]
+fn the_miner_waits_while_the_node_catches_up() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let spec = fast_dev_spec(50);
+    let chain = open(&spec);
+    let pool = Arc::new(Mempool::new(chain.clone(), PoolLimits::default()));
+    let syncing = Arc::new(AtomicBool::new(true));
+    let mut miner =
+        cachecash_node::miner::Miner::start(chain.clone(), pool, dev("alice"), syncing.clone())
+            .unwrap();
+    // A dev block is due at once (genesis is old) and takes ~256 hashes, so
+    // an unpaused miner would have mined within this window many times over.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(chain.head().header.number, 0, "mined while syncing");
+    syncing.store(false, Ordering::Release);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while chain.head().header.number == 0 {
+        assert!(Instant::now() < deadline, "the miner did not resume");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    miner.stop();
+}

@@ -45,6 +45,7 @@ use cachecash_runtime::Hash;
 use parking_lot::RwLock;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -207,6 +208,7 @@ pub struct NetworkHandle {
     commands: mpsc::Sender<Command>,
     shared: Arc<RwLock<Shared>>,
     should_have_peers: bool,
+    syncing: Arc<AtomicBool>,
 }
 
 /// The swarm task has stopped.
@@ -247,6 +249,12 @@ impl NetworkHandle {
     /// Whether the node is catching up with its peers.
     pub fn is_syncing(&self) -> bool {
         self.shared.read().is_syncing
+    }
+
+    /// A flag that is true while the node catches up with its peers (the
+    /// miner pauses on it).
+    pub fn syncing_flag(&self) -> Arc<AtomicBool> {
+        self.syncing.clone()
     }
 
     /// Whether the node is expected to have peers.

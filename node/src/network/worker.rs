@@ -26,6 +26,7 @@ use parking_lot::RwLock;
 use primitive_types::U256;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
@@ -109,6 +110,7 @@ struct Worker {
     blocks_topic: IdentTopic,
     txs_topic: IdentTopic,
     shared: Arc<RwLock<Shared>>,
+    syncing: Arc<AtomicBool>,
     peers: HashMap<PeerId, Peer>,
     bans: HashMap<PeerId, Instant>,
     reserved: HashMap<PeerId, Multiaddr>,
@@ -238,11 +240,13 @@ pub async fn start(
     let (reports_tx, reports_rx) = mpsc::channel(import::JOB_QUEUE);
     let (serve_tx, serve_rx) = mpsc::channel(SERVE_QUEUE);
     let (served_tx, served_rx) = mpsc::channel(SERVE_QUEUE);
+    let syncing = Arc::new(AtomicBool::new(false));
     let handle = NetworkHandle {
         peer_id,
         commands: commands_tx,
         shared: shared.clone(),
         should_have_peers: config.should_have_peers,
+        syncing: syncing.clone(),
     };
     let mut worker = Worker {
         swarm,
@@ -252,6 +256,7 @@ pub async fn start(
         blocks_topic,
         txs_topic,
         shared,
+        syncing,
         peers: HashMap::new(),
         bans: HashMap::new(),
         reserved: HashMap::new(),
@@ -1312,6 +1317,7 @@ impl Worker {
             highest_block: highest,
         };
         s.is_syncing = self.sync.active() && highest > current.saturating_add(1);
+        self.syncing.store(s.is_syncing, Ordering::Release);
     }
 }
 
