@@ -28,11 +28,12 @@
 //! Connections: `--max-peers` established, two per peer. Gossip messages:
 //! the chain's largest block plus 64 KiB. Sync messages: see
 //! [`protocol`]. Per peer: [`REQUESTS_PER_SECOND`] sync requests and
-//! [`GOSSIP_PER_SECOND`] gossip messages (token buckets); a peer that keeps
-//! exceeding them, or sends an invalid block, invalid headers, a malformed
-//! or badly signed transaction, or undecodable sync data, is disconnected
-//! and banned for [`NetworkConfig::ban_duration`], with the reason logged
-//! and counted in `cachecash_peer_bans`.
+//! [`GOSSIP_PER_SECOND`] gossip messages (token buckets). Gossip over the
+//! limit is dropped unvalidated; a peer that keeps exceeding the request
+//! limit, or sends an invalid block, invalid headers, a malformed or badly
+//! signed transaction, or malformed sync data, is disconnected and banned
+//! for [`NetworkConfig::ban_duration`], with the reason logged and counted
+//! in `cachecash_peer_bans`.
 
 pub mod behaviour;
 pub mod import;

@@ -784,8 +784,10 @@ impl Worker {
             .get_or_create(&vec![("protocol", label), ("direction", "in")])
             .inc_by(message.data.len() as u64);
         if !allowed {
+            // Dropped, not held against the peer: an honest relay forwards
+            // the whole network's traffic, and gossipsub bounds its own
+            // queues. Invalid messages are what gets a peer banned.
             self.report(&id, &peer, MessageAcceptance::Ignore, label, "rate_limited");
-            self.strike(peer, "gossip rate limit");
             return;
         }
         let job = if is_block {
