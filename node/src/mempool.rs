@@ -294,10 +294,19 @@ impl Mempool {
                 block: loc.block,
             });
         }
-        let (state_account, _, _) = self
-            .chain
-            .account(&tx.tx.signer, None)
-            .map_err(|e| PoolError::Backend(e.to_string()))?;
+        // One head for every read below: the account, the escrows and the
+        // draw history are all taken at this block's state version.
+        // A reorganisation between taking the head and reading it makes the
+        // block unknown: take the new head and read again.
+        let mut attempts = 0;
+        let (head, state_account) = loop {
+            let head = self.chain.head();
+            match self.chain.account(&tx.tx.signer, Some(head.hash)) {
+                Ok((account, _, _)) => break (head, account),
+                Err(crate::chain::ReadError::UnknownBlock(_)) if attempts < 3 => attempts += 1,
+                Err(e) => return Err(PoolError::Backend(e.to_string())),
+            }
+        };
 
         let mut inner = self.inner.lock();
         if inner.by_hash.contains_key(&hash) {
@@ -348,7 +357,6 @@ impl Mempool {
         // Replay the sender's sequence with this transaction in place, so
         // balance and nonce are checked exactly as a block would.
         let view = TreeView(self.chain.store().as_ref());
-        let head = self.chain.head();
         let head_state = TreeState::new(&view, head.header.number);
         let base = SingleAccount {
             id: signer,
