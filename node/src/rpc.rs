@@ -642,45 +642,67 @@ impl DrawStatus {
 
 /// The draw of `round` of escrow `id` at the head: drawn once the draw block
 /// is canonical.
+/// The draw of `round`, read at one head: the escrow and the draw block
+/// come from the same chain (a reorganisation during the read retries it).
 fn draw_status(chain: &Chain, id: &EscrowId, round: u64) -> Result<DrawStatus, ErrorObjectOwned> {
-    let (escrow, _, _) = chain.escrow(id, None).map_err(read_err)?;
-    let escrow = escrow.ok_or_else(|| {
-        err(
-            UNKNOWN_ESCROW,
-            format!("escrow {id} does not exist at the best block (never opened, or closed)"),
-        )
-    })?;
-    escrow
-        .terms
-        .check_slot(round, 0)
-        .map_err(|e| err(INVALID_PARAMS, e.to_string()))?;
-    let draw_height = escrow
-        .terms
-        .draw_height(round)
-        .map_err(|e| err(INVALID_PARAMS, e.to_string()))?;
-    let deadline = escrow
-        .terms
-        .claim_deadline(round)
-        .map_err(|e| err(INVALID_PARAMS, e.to_string()))?;
-    let seed = chain.canonical_hash(draw_height).map_err(internal)?;
-    let winners = seed.map(|s| {
-        cachecash_runtime::microcash::winners(
-            &s,
-            id,
+    for _ in 0..3 {
+        let head = chain.head();
+        let escrow = match chain.escrow(id, Some(head.hash)) {
+            Ok((escrow, _, _)) => escrow,
+            Err(ReadError::UnknownBlock(_)) => continue,
+            Err(e) => return Err(read_err(e)),
+        };
+        let escrow = escrow.ok_or_else(|| {
+            err(
+                UNKNOWN_ESCROW,
+                format!("escrow {id} does not exist at the best block (never opened, or closed)"),
+            )
+        })?;
+        escrow
+            .terms
+            .check_slot(round, 0)
+            .map_err(|e| err(INVALID_PARAMS, e.to_string()))?;
+        let draw_height = escrow
+            .terms
+            .draw_height(round)
+            .map_err(|e| err(INVALID_PARAMS, e.to_string()))?;
+        let deadline = escrow
+            .terms
+            .claim_deadline(round)
+            .map_err(|e| err(INVALID_PARAMS, e.to_string()))?;
+        let seed = if draw_height <= head.header.number {
+            chain.canonical_hash(draw_height).map_err(internal)?
+        } else {
+            None
+        };
+        // The seed is from the head's chain only if the head is still
+        // canonical after reading it.
+        if chain.canonical_hash(head.header.number).map_err(internal)? != Some(head.hash) {
+            continue;
+        }
+        let winners = seed.map(|s| {
+            cachecash_runtime::microcash::winners(
+                &s,
+                id,
+                round,
+                escrow.terms.tickets_per_round,
+                escrow.terms.winners_per_round,
+            )
+        });
+        return Ok(DrawStatus {
+            id: *id,
             round,
-            escrow.terms.tickets_per_round,
-            escrow.terms.winners_per_round,
-        )
-    });
-    Ok(DrawStatus {
-        id: *id,
-        round,
-        escrow,
-        draw_height,
-        deadline,
-        seed,
-        winners,
-    })
+            escrow,
+            draw_height,
+            deadline,
+            seed,
+            winners,
+        });
+    }
+    Err(err(
+        INTERNAL,
+        "the chain reorganised during each of three reads; retry",
+    ))
 }
 
 /// RPC server limits.
