@@ -640,9 +640,8 @@ impl DrawStatus {
     }
 }
 
-/// The draw of `round` of escrow `id` at the head: drawn once the draw block
-/// is canonical.
-/// The draw of `round`, read at one head: the escrow and the draw block
+/// The draw of `round` of escrow `id` at the head (drawn once the draw
+/// block is canonical), read at one head: the escrow and the draw block
 /// come from the same chain (a reorganisation during the read retries it).
 fn draw_status(chain: &Chain, id: &EscrowId, round: u64) -> Result<DrawStatus, ErrorObjectOwned> {
     for _ in 0..3 {

@@ -22,7 +22,7 @@ use std::sync::Arc;
 /// The protocol name, namespaced by the genesis hash so that nodes of
 /// different chains never negotiate it.
 pub fn sync_protocol(genesis: &Hash) -> StreamProtocol {
-    protocol_name(genesis, "sync/1")
+    protocol_name(genesis, "sync/2")
 }
 
 /// `/cachecash/<genesis hex>/<suffix>` as a stream protocol.
@@ -83,8 +83,18 @@ async fn read_bounded<T: AsyncRead + Unpin + Send>(
             format!("{what} of {len} bytes exceeds the {limit}-byte limit"),
         ));
     }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await.map_err(eof)?;
+    // Grow with what arrives rather than reserving `len` up front: a peer
+    // announcing 24 MiB and sending slowly holds only what it sent.
+    let mut buf = Vec::new();
+    io.take(u64::try_from(len).unwrap_or(u64::MAX))
+        .read_to_end(&mut buf)
+        .await?;
+    if buf.len() < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("{what}: the stream ended before the whole message"),
+        ));
+    }
     let mut extra = [0u8; 1];
     if io.read(&mut extra).await? != 0 {
         return Err(io::Error::new(
@@ -121,7 +131,7 @@ impl libp2p::request_response::Codec for SyncCodec {
             }
             Err(e) => return Err(e),
         };
-        self.counters.read.inc_by(bytes.len() as u64);
+        self.counters.read.inc_by(bytes.len() as u64 + 4);
         Ok(decode_request(&bytes))
     }
 
@@ -130,7 +140,7 @@ impl libp2p::request_response::Codec for SyncCodec {
         T: AsyncRead + Unpin + Send,
     {
         let bytes = read_bounded(io, MAX_RESPONSE_BYTES, "sync response").await?;
-        self.counters.read.inc_by(bytes.len() as u64);
+        self.counters.read.inc_by(bytes.len() as u64 + 4);
         decode_response(&bytes).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
 
@@ -179,7 +189,7 @@ mod tests {
         let a = sync_protocol(&Hash([1; 32]));
         let b = sync_protocol(&Hash([2; 32]));
         assert_ne!(a, b);
-        assert_eq!(a.as_ref(), format!("/cachecash/{}/sync/1", "01".repeat(32)));
+        assert_eq!(a.as_ref(), format!("/cachecash/{}/sync/2", "01".repeat(32)));
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {

@@ -43,6 +43,9 @@ const MAX_STRIKES: u32 = 200;
 /// Follow-up header requests per round when a peer answers only with
 /// headers we already have (each advances up to 2,000 heights).
 const MAX_REASKS: u32 = 64;
+/// A sync round that has not moved the head for this long stops counting
+/// as catching up (`isSyncing`, which pauses the miner).
+const STALLED_SYNC: Duration = Duration::from_secs(30);
 /// Timeout of one sync request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -121,6 +124,8 @@ struct Worker {
     serve: mpsc::Sender<(PeerId, ResponseChannel<SyncResponse>, SyncRequest)>,
     last_redial: Instant,
     last_forgive: Instant,
+    /// The head height at the last snapshot, and since when.
+    last_head: (u64, Instant),
 }
 
 /// Starts the network: builds the swarm, listens, dials bootnodes and
@@ -270,6 +275,7 @@ pub async fn start(
         serve: serve_tx,
         last_redial: Instant::now(),
         last_forgive: Instant::now(),
+        last_head: (chain.head().header.number, Instant::now()),
         config,
     };
     for addr in worker.config.reserved.clone() {
@@ -477,6 +483,8 @@ impl Worker {
             }
             self.drive_sync();
         }
+        // Never leave the miner paused behind a stopped network.
+        self.syncing.store(false, Ordering::Release);
         tracing::debug!(target: "cachecash::network", "network task stopped");
     }
 
@@ -830,6 +838,12 @@ impl Worker {
         match report {
             Report::Sync { failure, .. } => {
                 self.sync.job_finished();
+                if failure.is_none()
+                    && let Some(p) = self.sync.round_peer
+                {
+                    // Its headers led to imported blocks.
+                    self.progressed(p);
+                }
                 if let Some(f) = failure {
                     if f.invalid {
                         self.ban(f.peer, "invalid block", &f.message);
@@ -1070,11 +1084,17 @@ impl Worker {
                         }),
                     );
                     self.sync.headers_request = Some((id, peer));
+                } else {
+                    // It keeps claiming more work without showing any:
+                    // leave it until its status is refreshed.
+                    self.back_off(peer);
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.status = None;
+                    }
                 }
             }
             Ok(new) => {
                 tracing::debug!(target: "cachecash::network", %peer, from = new[0].number, count = new.len(), "downloading blocks");
-                self.progressed(peer);
                 if let Some(s) = self.peers.get_mut(&peer).and_then(|p| p.status.as_mut())
                     && s.best_number < last.number
                 {
@@ -1318,7 +1338,15 @@ impl Worker {
             current_block: current,
             highest_block: highest,
         };
-        s.is_syncing = self.sync.active() && highest > current.saturating_add(1);
+        if current != self.last_head.0 {
+            self.last_head = (current, Instant::now());
+        }
+        // A round that has not moved the head for a while (a branch we can
+        // never adopt, a peer that only promises) does not count as
+        // catching up: the miner must not wait on it forever.
+        s.is_syncing = self.sync.active()
+            && highest > current.saturating_add(1)
+            && self.last_head.1.elapsed() < STALLED_SYNC;
         self.syncing.store(s.is_syncing, Ordering::Release);
     }
 }
