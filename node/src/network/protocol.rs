@@ -226,7 +226,11 @@ mod tests {
             framed(&[0x01, 0xff, 0xff, 0xff, 0xff]),
             framed(&[0x00, 0x01]),
             // Bytes after a complete message.
-            [framed(&SyncRequest::Status(status()).encode()), vec![0]].concat(),
+            [
+                framed(&SyncRequest::HeadersByRange { start: 0, count: 1 }.encode()),
+                vec![0],
+            ]
+            .concat(),
         ] {
             let r = block_on(codec.read_request(&proto, &mut &garbage[..])).unwrap();
             assert!(matches!(r, Incoming::Malformed(_)), "{garbage:?} decoded");
@@ -259,15 +263,6 @@ mod tests {
         // A complete frame that does not decode is malformed.
         let err = block_on(codec.read_response(&proto, &mut &framed(&[9, 9])[..])).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-    }
-
-    fn status() -> Status {
-        Status {
-            genesis: Hash([0x11; 32]),
-            best_number: 1,
-            best_hash: Hash([0x22; 32]),
-            total_work: [0x33; 32],
-        }
     }
 
     #[test]
