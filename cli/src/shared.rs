@@ -42,10 +42,15 @@ pub fn default_base_path() -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/share/cachecash"))
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+/// The filter when `RUST_LOG` is unset: `info`, except Kademlia's warning
+/// that a lone node has nobody to bootstrap from, which it logs whenever a
+/// listen address appears.
+pub const DEFAULT_LOG_FILTER: &str = "info,libp2p_kad::behaviour=error";
+
+/// Logs to stderr, filtered by `RUST_LOG` (default [`DEFAULT_LOG_FILTER`]).
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
     use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
