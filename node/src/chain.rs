@@ -355,19 +355,6 @@ impl Chain {
         self.retracted.lock().drain(..).collect()
     }
 
-    /// Puts back retracted transactions that could not be checked yet (a
-    /// reorganisation was still under way), ahead of newer ones, within the
-    /// same bound.
-    pub fn return_retracted(&self, txs: Vec<cachecash_runtime::SignedTransaction>) {
-        let mut queue = self.retracted.lock();
-        for tx in txs.into_iter().rev() {
-            queue.push_front(tx);
-        }
-        while queue.len() > MAX_RETRACTED {
-            queue.pop_back();
-        }
-    }
-
     /// Sets the deepest reorganisation this chain performs (the chain
     /// spec's `maxReorgDepth`; [`MAX_REORG_DEPTH`] by default).
     pub fn with_max_reorg_depth(mut self, depth: u64) -> Chain {

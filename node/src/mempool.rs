@@ -531,8 +531,6 @@ impl Mempool {
                     }
                 }
                 self.revalidate();
-                // Retracted transactions whose check was interrupted.
-                self.readmit_retracted();
             }
             ChainEvent::Reverted { .. } => {
                 self.revalidate();
@@ -551,22 +549,15 @@ impl Mempool {
         if retracted.is_empty() {
             return;
         }
-        let mut retry = Vec::new();
         for tx in retracted {
             match self.admit(tx.clone()) {
                 Ok(_) => {
                     let _ = self.local.send(tx);
                 }
-                // The head moved under the check (a reorganisation still
-                // under way): try again at the next block.
-                Err(PoolError::Backend(_)) => retry.push(tx),
                 Err(e) => {
                     tracing::debug!(target: "cachecash::mempool", "retracted transaction not re-admitted: {e}");
                 }
             }
-        }
-        if !retry.is_empty() {
-            self.chain.return_retracted(retry);
         }
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
