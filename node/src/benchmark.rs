@@ -3,8 +3,8 @@
 
 use crate::chain::{BlockOrigin, Chain};
 use crate::metrics::Metrics;
-use crate::storage::{MemoryStore, RocksStore, Store, TreeView};
-use cachecash_runtime::builder::{TemplateInput, build_template};
+use crate::storage::{MemoryStore, RocksStore, Store};
+use cachecash_runtime::builder::TemplateInput;
 use cachecash_runtime::commitment::{MemoryTree, compute_update};
 use cachecash_runtime::consensus::ConsensusParams;
 use cachecash_runtime::genesis::{Genesis, GenesisConfig, build_genesis};
@@ -91,19 +91,17 @@ pub fn build_transfer_blocks(
             sender += 1;
         }
         let head = chain.head();
-        let template = build_template(
-            &TreeView(chain.store().as_ref()),
-            &TreeView(chain.store().as_ref()),
-            TemplateInput {
-                parent: head.header.clone(),
-                timestamp: head.header.timestamp + 1000,
-                target: Target::MAX,
-                miner: ids[0],
-            },
-            txs,
-            params,
-        )
-        .unwrap_or_else(|e| panic!("template builds: {e}"));
+        let template = chain
+            .build_template(
+                TemplateInput {
+                    parent: head.header.clone(),
+                    timestamp: head.header.timestamp + 1000,
+                    target: Target::MAX,
+                    miner: ids[0],
+                },
+                txs,
+            )
+            .unwrap_or_else(|e| panic!("template builds: {e}"));
         assert!(
             template.rejected.is_empty(),
             "benchmark transactions are valid"

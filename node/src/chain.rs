@@ -557,6 +557,17 @@ impl Chain {
             .unwrap_or(parent.timestamp))
     }
 
+    /// A block template on `input.parent` (which must be canonical: its
+    /// state is read) from `candidates`, under this chain's rules.
+    pub fn build_template(
+        &self,
+        input: cachecash_runtime::builder::TemplateInput,
+        candidates: impl IntoIterator<Item = cachecash_runtime::SignedTransaction>,
+    ) -> Result<cachecash_runtime::builder::Template, BlockError> {
+        let view = TreeView(self.store.as_ref());
+        cachecash_runtime::builder::build_template(&view, &view, input, candidates, &self.params)
+    }
+
     /// The target required of a child of `parent`.
     pub fn next_target(&self, parent: &Header) -> Result<Target, StoreError> {
         let anchor_timestamp = if parent.number >= 1 {

@@ -17,8 +17,7 @@
 
 use crate::chain::{BlockOrigin, Chain, ImportOutcome, now_ms};
 use crate::mempool::Mempool;
-use crate::storage::TreeView;
-use cachecash_runtime::builder::{TemplateInput, build_template};
+use cachecash_runtime::builder::TemplateInput;
 use cachecash_runtime::{AccountId, Block, Header};
 use parking_lot::{Condvar, Mutex};
 use std::sync::Arc;
@@ -171,20 +170,17 @@ fn mine_one(
         .map_err(|e| e.to_string())?;
     let timestamp = now_ms().max(ctx.median_time_past.saturating_add(1));
     let candidates = pool.ready(MAX_TEMPLATE_CANDIDATES);
-    let view = TreeView(chain.store().as_ref());
-    let template = build_template(
-        &view,
-        &view,
-        TemplateInput {
-            parent: parent.clone(),
-            timestamp,
-            target: ctx.expected_target,
-            miner: account,
-        },
-        candidates,
-        chain.params(),
-    )
-    .map_err(|e| e.to_string())?;
+    let template = chain
+        .build_template(
+            TemplateInput {
+                parent: parent.clone(),
+                timestamp,
+                target: ctx.expected_target,
+                miner: account,
+            },
+            candidates,
+        )
+        .map_err(|e| e.to_string())?;
     for (hash, why) in &template.rejected {
         tracing::debug!(target: "cachecash::miner", %hash, "left out of template: {why}");
     }

@@ -402,12 +402,7 @@ pub fn module(
     })?;
 
     m.register_method("author_removeTransaction", |p, c, _| {
-        if !c.allow_unsafe {
-            return Err(err(
-                UNSAFE_DENIED,
-                "author_removeTransaction is an unsafe method; it is served only on a localhost RPC listener unless the node runs with --rpc-methods unsafe",
-            ));
-        }
+        unsafe_allowed(c, "author_removeTransaction")?;
         let args = positional(&p)?;
         let hash = parse_hash(&req_str(&args, 0, "hash")?, "hash")?;
         Ok::<Value, ErrorObjectOwned>(json!(c.pool.remove(&hash)))

@@ -8,9 +8,8 @@ use cachecash_node::chain::{BlockOrigin, ChainEvent};
 use cachecash_node::network::{Multiaddr, NetworkConfig};
 use cachecash_node::rpc::RpcMethods;
 use cachecash_node::service::{Node, NodeConfig, Storage};
-use cachecash_node::storage::TreeView;
 use cachecash_runtime::AccountId;
-use cachecash_runtime::builder::{TemplateInput, build_template};
+use cachecash_runtime::builder::TemplateInput;
 use cachecash_runtime::{Block, Call, Hash, Header, SignedTransaction, Transaction};
 use jsonrpsee::core::client::ClientT;
 use serde_json::Value;
@@ -181,21 +180,18 @@ pub fn mine_on(
     miner: AccountId,
 ) -> Block {
     let chain = node.chain();
-    let view = TreeView(chain.store().as_ref());
     let target = chain.next_target(parent).expect("target");
-    let template = build_template(
-        &view,
-        &view,
-        TemplateInput {
-            parent: parent.clone(),
-            timestamp,
-            target,
-            miner,
-        },
-        transactions,
-        chain.params(),
-    )
-    .expect("template builds");
+    let template = chain
+        .build_template(
+            TemplateInput {
+                parent: parent.clone(),
+                timestamp,
+                target,
+                miner,
+            },
+            transactions,
+        )
+        .expect("template builds");
     let mut block = template.block;
     grind(&mut block.header);
     block

@@ -7,11 +7,11 @@
 use cachecash_chain_spec::ChainSpec;
 use cachecash_node::chain::{BlockOrigin, Chain, ImportError, ImportOutcome};
 use cachecash_node::metrics::Metrics;
-use cachecash_node::storage::{MemoryStore, Store, TreeView};
+use cachecash_node::storage::{MemoryStore, Store};
 use cachecash_node::{Mempool, PoolLimits};
-use cachecash_runtime::builder::{TemplateInput, build_template};
-use cachecash_runtime::{AccountId, Block, Call, Hash, Header, SignedTransaction, Transaction};
-use cachecash_tests::{dev, fast_dev_spec};
+use cachecash_runtime::builder::TemplateInput;
+use cachecash_runtime::{AccountId, Block, Call, Hash, SignedTransaction, Transaction};
+use cachecash_tests::{dev, fast_dev_spec, grind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,35 +36,20 @@ fn mine(chain: &Chain, txs: Vec<SignedTransaction>, miner: AccountId, salt: u64)
     let ctx = chain
         .context_for(&head.header, cachecash_node::chain::now_ms())
         .unwrap();
-    let view = TreeView(chain.store().as_ref());
-    let template = build_template(
-        &view,
-        &view,
-        TemplateInput {
-            parent: head.header.clone(),
-            timestamp: ctx.median_time_past.max(head.header.timestamp) + 1 + salt,
-            target: ctx.expected_target,
-            miner,
-        },
-        txs,
-        chain.params(),
-    )
-    .unwrap();
-    assert!(template.rejected.is_empty(), "{:?}", template.rejected);
-    grind(template.block)
-}
-
-fn grind(mut block: Block) -> Block {
-    let prefix = block.header.mining_prefix();
-    let nonce = (0u64..)
-        .find(|&n| {
-            block
-                .header
-                .target
-                .is_met_by(&Header::hash_with_nonce(&prefix, n))
-        })
+    let template = chain
+        .build_template(
+            TemplateInput {
+                parent: head.header.clone(),
+                timestamp: ctx.median_time_past.max(head.header.timestamp) + 1 + salt,
+                target: ctx.expected_target,
+                miner,
+            },
+            txs,
+        )
         .unwrap();
-    block.header.nonce = nonce;
+    assert!(template.rejected.is_empty(), "{:?}", template.rejected);
+    let mut block = template.block;
+    grind(&mut block.header);
     block
 }
 
@@ -186,7 +171,7 @@ fn a_heavier_but_invalid_branch_leaves_the_node_where_it_was() {
     import(&b, &b2).unwrap();
     let mut forged = mine(&b, vec![], dev("dave"), 5);
     forged.header.state_root = Hash([9; 32]);
-    let forged = grind(forged);
+    grind(&mut forged.header);
 
     assert!(matches!(
         import(&a, &b2).unwrap(),
