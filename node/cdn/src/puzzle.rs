@@ -299,136 +299,227 @@ const SHA256_IV: [u32; 8] = [
 /// SHA-256 padding of a 48-byte message: 0x80, seven zeros, BE64(384).
 const STEP_PADDING: [u8; 16] = [0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x80];
 
-fn initial_state() -> [u8; 32] {
-    static INIT: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
-    *INIT.get_or_init(|| Sha256::digest(tags::PUZZLE).into())
+/// A chain value as the eight big-endian words SHA-256 works on.
+type Words = [u32; 8];
+
+fn to_words(bytes: &[u8; 32]) -> Words {
+    core::array::from_fn(|i| {
+        let mut word = [0u8; 4];
+        word.copy_from_slice(&bytes[4 * i..4 * i + 4]);
+        u32::from_be_bytes(word)
+    })
 }
 
-/// One walk step: `SHA-256(state ‖ block)` as a single compression.
-#[inline]
-fn step(state: &[u8; 32], block: &[u8; 16]) -> [u8; 32] {
-    let mut message = [0u8; 64];
-    message[..32].copy_from_slice(state);
-    message[32..48].copy_from_slice(block);
-    message[48..].copy_from_slice(&STEP_PADDING);
-    let mut h = SHA256_IV;
-    compress256(&mut h, &[message]);
+fn to_bytes(words: &Words) -> [u8; 32] {
     let mut out = [0u8; 32];
-    for (dst, word) in out.chunks_exact_mut(4).zip(h) {
+    for (dst, word) in out.chunks_exact_mut(4).zip(words) {
         dst.copy_from_slice(&word.to_be_bytes());
     }
     out
 }
 
-#[inline]
-fn next_offset(state: &[u8; 32], count: u64) -> u64 {
-    let mut tail = [0u8; 8];
-    tail.copy_from_slice(&state[24..]);
-    u64::from_le_bytes(tail) % count.max(1)
+fn initial_state() -> Words {
+    static INIT: std::sync::OnceLock<Words> = std::sync::OnceLock::new();
+    *INIT.get_or_init(|| to_words(&Sha256::digest(tags::PUZZLE).into()))
 }
 
-/// Runs one walk; `fetch(c, o)` returns block `o` of covered chunk `c`.
-fn run_walk(
-    rounds: u8,
-    counts: &[u64],
-    init: &[u8; 32],
-    start: u64,
-    mut fetch: impl FnMut(usize, u64) -> [u8; 16],
-) -> ([u8; 32], [u8; 32]) {
-    let k = counts.len();
-    let steps = usize::from(rounds).saturating_mul(k).saturating_sub(1);
-    let mut state = *init;
-    let mut secret = *init;
-    let mut chunk = 0usize;
-    let mut offset = start;
-    for _ in 0..steps {
-        let block = fetch(chunk, offset);
-        secret = state;
-        state = step(&state, &block);
-        chunk = if chunk + 1 >= k { 0 } else { chunk + 1 };
-        offset = next_offset(&state, counts.get(chunk).copied().unwrap_or(1));
+/// One walk in progress.
+///
+/// The 64-byte compression input is kept between steps: its first 32 bytes
+/// are the chain value, the last 16 the fixed padding, so a step only
+/// writes the visited block and, after compressing, the new chain value.
+/// The chain value also stays in words, so the next offset and the goal
+/// comparison need no byte conversion.
+struct Lane {
+    message: [u8; 64],
+    state: Words,
+    prev: Words,
+    offset: u64,
+}
+
+impl Lane {
+    fn new(init: &Words, start: u64) -> Self {
+        let mut message = [0u8; 64];
+        message[..32].copy_from_slice(&to_bytes(init));
+        message[48..].copy_from_slice(&STEP_PADDING);
+        Self {
+            message,
+            state: *init,
+            prev: *init,
+            offset: start,
+        }
     }
-    (state, secret)
+
+    /// `state = SHA-256(state ‖ block)` as one compression from the IV.
+    #[inline(always)]
+    fn step(&mut self, block: &[u8; 16]) {
+        self.message[32..48].copy_from_slice(block);
+        let mut h = SHA256_IV;
+        compress256(&mut h, core::slice::from_ref(&self.message));
+        self.prev = self.state;
+        self.state = h;
+        for (dst, word) in self.message[..32].chunks_exact_mut(4).zip(h) {
+            dst.copy_from_slice(&word.to_be_bytes());
+        }
+    }
+
+    /// `LE64(state[24..32])`: the bytes of words 6 and 7, read little-endian.
+    #[inline(always)]
+    fn tail(&self) -> u64 {
+        u64::from(self.state[6].swap_bytes()) | (u64::from(self.state[7].swap_bytes()) << 32)
+    }
 }
 
-/// Runs the walks from each of `starts` in lockstep. The compression
-/// chains are independent, so the CPU overlaps them: one SHA-256
-/// compression is latency-bound, and several in flight raise the solver's
-/// throughput. Results equal one [`run_walk`] per start.
+/// Reduction of a 64-bit value modulo a chunk's block count: a mask when
+/// the count is a power of two (every full-size chunk), a division otherwise.
+#[derive(Clone, Copy, Debug)]
+struct Modulus {
+    count: u64,
+    mask: Option<u64>,
+}
+
+impl Modulus {
+    fn new(count: u64) -> Self {
+        let count = count.max(1);
+        Self {
+            count,
+            mask: count.is_power_of_two().then(|| count - 1),
+        }
+    }
+
+    #[inline(always)]
+    fn reduce(self, value: u64) -> u64 {
+        match self.mask {
+            Some(mask) => value & mask,
+            None => value % self.count,
+        }
+    }
+}
+
+impl Default for Modulus {
+    fn default() -> Self {
+        Self::new(1)
+    }
+}
+
+/// A checked walk: steps, covered chunks, their block counts and the
+/// effective start range. Fixed-size, so generating allocates nothing.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    steps: usize,
+    k: usize,
+    moduli: [Modulus; MAX_BUNDLE_CHUNKS],
+    range: u64,
+}
+
+impl Shape {
+    /// Validates the parameters for covered chunks of lengths `lens`.
+    fn new(
+        params: &PuzzleParams,
+        lens: impl ExactSizeIterator<Item = u64>,
+    ) -> Result<Self, PuzzleError> {
+        let k = params.covered_count();
+        if lens.len() != k {
+            return Err(PuzzleError::ChunkCount {
+                expected: k,
+                got: lens.len(),
+            });
+        }
+        params.check_walk(k)?;
+        let mut moduli = [Modulus::default(); MAX_BUNDLE_CHUNKS];
+        let mut first = 0;
+        for (chunk, (len, slot)) in lens.zip(moduli.iter_mut()).enumerate() {
+            let count = block_count(len);
+            if count == 0 {
+                return Err(PuzzleError::EmptyChunk { chunk });
+            }
+            if chunk == 0 {
+                first = count;
+            }
+            *slot = Modulus::new(count);
+        }
+        Ok(Self {
+            steps: usize::from(params.rounds)
+                .saturating_mul(k)
+                .saturating_sub(1),
+            k,
+            moduli,
+            range: first.min(u64::from(params.start_range)),
+        })
+    }
+
+    fn modulus(&self, chunk: usize) -> Modulus {
+        self.moduli.get(chunk).copied().unwrap_or_default()
+    }
+}
+
+/// Runs `N` walks from `starts` in lockstep; `fetch(lane, c, o)` returns
+/// block `o` of covered chunk `c` for that lane. Returns each lane's final
+/// state and the one before it (goal and secret).
+///
+/// One SHA-256 compression is latency-bound (~45 ns with SHA-NI here); the
+/// lanes' chains are independent, so the CPU overlaps their compressions.
+#[inline(always)]
 fn run_walks<const N: usize>(
-    rounds: u8,
-    counts: &[u64],
-    init: &[u8; 32],
+    shape: &Shape,
+    init: &Words,
     starts: [u64; N],
-    mut fetch: impl FnMut(usize, u64) -> [u8; 16],
-) -> [([u8; 32], [u8; 32]); N] {
-    let k = counts.len();
-    let steps = usize::from(rounds).saturating_mul(k).saturating_sub(1);
-    let mut states = [*init; N];
-    let mut secrets = [*init; N];
-    let mut offsets = starts;
+    mut fetch: impl FnMut(usize, usize, u64) -> [u8; 16],
+) -> [(Words, Words); N] {
+    let mut lanes: [Lane; N] = core::array::from_fn(|i| Lane::new(init, starts[i]));
     let mut chunk = 0usize;
-    for _ in 0..steps {
-        let blocks: [[u8; 16]; N] = core::array::from_fn(|i| fetch(chunk, offsets[i]));
-        secrets = states;
-        for (state, block) in states.iter_mut().zip(&blocks) {
-            *state = step(state, block);
+    for _ in 0..shape.steps {
+        let next = if chunk + 1 >= shape.k { 0 } else { chunk + 1 };
+        let modulus = shape.modulus(next);
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            let block = fetch(i, chunk, lane.offset);
+            lane.step(&block);
+            lane.offset = modulus.reduce(lane.tail());
         }
-        chunk = if chunk + 1 >= k { 0 } else { chunk + 1 };
-        let count = counts.get(chunk).copied().unwrap_or(1);
-        for (offset, state) in offsets.iter_mut().zip(&states) {
-            *offset = next_offset(state, count);
-        }
+        chunk = next;
     }
-    core::array::from_fn(|i| (states[i], secrets[i]))
+    lanes.map(|lane| (lane.state, lane.prev))
 }
 
-/// Block `block` of `chunk`, zero-padded to 16 bytes (zeros past the end).
-#[inline]
-fn padded_block(chunk: &[u8], block: u64) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    let Some(start) = usize::try_from(block)
-        .ok()
-        .and_then(|b| b.checked_mul(BLOCK_SIZE))
-    else {
-        return out;
-    };
-    if let Some(full) = chunk.get(start..start.saturating_add(BLOCK_SIZE)) {
-        out.copy_from_slice(full);
-    } else if let Some(tail) = chunk.get(start..) {
-        for (d, s) in out.iter_mut().zip(tail) {
+/// A covered chunk as the solver reads it: its whole 16-byte blocks, and
+/// the trailing partial block zero-padded (zeros if there is none).
+#[derive(Clone, Copy)]
+struct ChunkBlocks<'a> {
+    whole: &'a [[u8; 16]],
+    tail: [u8; 16],
+}
+
+impl<'a> ChunkBlocks<'a> {
+    fn new(chunk: &'a [u8]) -> Self {
+        let (whole, rest) = chunk.as_chunks::<16>();
+        let mut tail = [0u8; 16];
+        for (d, s) in tail.iter_mut().zip(rest) {
             *d = *s;
         }
+        Self { whole, tail }
     }
-    out
+
+    /// Block `block`, zero-padded; blocks past the end read as the padded tail.
+    #[inline(always)]
+    fn block(&self, block: u64) -> [u8; 16] {
+        usize::try_from(block)
+            .ok()
+            .and_then(|b| self.whole.get(b))
+            .copied()
+            .unwrap_or(self.tail)
+    }
+}
+
+fn chunk_tables<'a>(chunks: &[&'a [u8]]) -> Vec<ChunkBlocks<'a>> {
+    chunks.iter().map(|c| ChunkBlocks::new(c)).collect()
 }
 
 fn len_u64(len: usize) -> u64 {
     u64::try_from(len).unwrap_or(u64::MAX)
 }
 
-/// Validates the inputs of a walk; returns the block counts and the effective start range.
-fn prepare(
-    params: &PuzzleParams,
-    lens: impl Iterator<Item = u64>,
-    given: usize,
-) -> Result<(Vec<u64>, u64), PuzzleError> {
-    let k = params.covered_count();
-    if given != k {
-        return Err(PuzzleError::ChunkCount {
-            expected: k,
-            got: given,
-        });
-    }
-    params.check_walk(k)?;
-    let counts: Vec<u64> = lens.map(block_count).collect();
-    if let Some(chunk) = counts.iter().position(|&c| c == 0) {
-        return Err(PuzzleError::EmptyChunk { chunk });
-    }
-    let range = counts
-        .first()
-        .map_or(0, |&first| first.min(u64::from(params.start_range)));
-    Ok((counts, range))
+fn solver_shape(params: &PuzzleParams, chunks: &[&[u8]]) -> Result<Shape, PuzzleError> {
+    Shape::new(params, chunks.iter().map(|c| len_u64(c.len())))
 }
 
 /// OS CSPRNG output fetched 4 KiB at a time: one system call serves 256
@@ -464,6 +555,10 @@ fn random_below(range: u64) -> Result<u64, RngError> {
     Ok(u64::try_from(wide).unwrap_or(0))
 }
 
+fn publisher_shape(params: &PuzzleParams, chunks: &[PuzzleChunk]) -> Result<Shape, PuzzleError> {
+    Shape::new(params, chunks.iter().map(|c| u64::from(c.len)))
+}
+
 /// Generates a puzzle with a start offset from the OS CSPRNG.
 ///
 /// `chunks` are the covered chunks in bundle order. Only the `R·k − 1`
@@ -473,13 +568,9 @@ pub fn generate<S: BlockSource + ?Sized>(
     chunks: &[PuzzleChunk],
     source: &mut S,
 ) -> Result<Generated, PuzzleError> {
-    let (counts, range) = prepare(
-        params,
-        chunks.iter().map(|c| u64::from(c.len)),
-        chunks.len(),
-    )?;
-    let start = random_below(range)?;
-    generate_prepared(params, chunks, source, start, &counts)
+    let shape = publisher_shape(params, chunks)?;
+    let start = random_below(shape.range)?;
+    generate_shaped(&shape, chunks, source, start)
 }
 
 /// Generates a puzzle from a given start offset (tests and golden vectors).
@@ -489,46 +580,37 @@ pub fn generate_at<S: BlockSource + ?Sized>(
     source: &mut S,
     start: u64,
 ) -> Result<Generated, PuzzleError> {
-    let (counts, range) = prepare(
-        params,
-        chunks.iter().map(|c| u64::from(c.len)),
-        chunks.len(),
-    )?;
-    if start >= range {
-        return Err(PuzzleError::StartOutOfRange { start, range });
+    let shape = publisher_shape(params, chunks)?;
+    if start >= shape.range {
+        return Err(PuzzleError::StartOutOfRange {
+            start,
+            range: shape.range,
+        });
     }
-    generate_prepared(params, chunks, source, start, &counts)
+    generate_shaped(&shape, chunks, source, start)
 }
 
-/// The walk of [`generate`] once the parameters are checked and `counts`
-/// (blocks per covered chunk) computed.
-fn generate_prepared<S: BlockSource + ?Sized>(
-    params: &PuzzleParams,
+/// The walk of [`generate`] once the parameters are checked.
+fn generate_shaped<S: BlockSource + ?Sized>(
+    shape: &Shape,
     chunks: &[PuzzleChunk],
     source: &mut S,
     start: u64,
-    counts: &[u64],
 ) -> Result<Generated, PuzzleError> {
-    // One AES key schedule per chunk; each visited block is encrypted alone
-    // as counter block IV + j (CTR mode at block j, see `crate::layers`).
-    let mut ciphers: Vec<aes::Aes128Enc> = chunks
-        .iter()
-        .map(|c| aes::Aes128Enc::new(&(*c.key.as_bytes()).into()))
-        .collect();
+    // One AES key schedule per chunk, made at its first visit (R ≥ 2, so
+    // every chunk is visited); each visited block is encrypted alone as
+    // counter block IV + j (CTR mode at block j, see `crate::layers`).
+    let mut ciphers: [Option<aes::Aes128Enc>; MAX_BUNDLE_CHUNKS] = Default::default();
     let mut failure: Option<PuzzleError> = None;
-    let init = initial_state();
-    let (goal, secret) =
-        run_walk(
-            params.rounds,
-            counts,
-            &init,
-            start,
-            |c, block| match encrypted_block(chunks, &mut ciphers, source, c, block) {
+    let [(goal, secret)] =
+        run_walks(
+            shape,
+            &initial_state(),
+            [start],
+            |_, c, block| match encrypted_block(chunks, &mut ciphers, source, c, block) {
                 Ok(b) => b,
                 Err(e) => {
-                    if failure.is_none() {
-                        failure = Some(e);
-                    }
+                    failure.get_or_insert(e);
                     [0u8; 16]
                 }
             },
@@ -537,17 +619,18 @@ fn generate_prepared<S: BlockSource + ?Sized>(
         return Err(e);
     }
     Ok(Generated {
-        goal: Hash(goal),
-        secret: PuzzleSecret::from_bytes(secret),
+        goal: Hash(to_bytes(&goal)),
+        secret: PuzzleSecret::from_bytes(to_bytes(&secret)),
         start,
     })
 }
 
 /// Reads plaintext block `block` of covered chunk `c` and inner-encrypts it
 /// alone (by seeking); a partial block is zero-padded after encryption.
+#[inline(always)]
 fn encrypted_block<S: BlockSource + ?Sized>(
     chunks: &[PuzzleChunk],
-    ciphers: &mut [aes::Aes128Enc],
+    ciphers: &mut [Option<aes::Aes128Enc>],
     source: &mut S,
     c: usize,
     block: u64,
@@ -558,6 +641,7 @@ fn encrypted_block<S: BlockSource + ?Sized>(
             got: chunks.len(),
         });
     };
+    let cipher = cipher.get_or_insert_with(|| aes::Aes128Enc::new(&(*chunk.key.as_bytes()).into()));
     let remaining = u64::from(chunk.len).saturating_sub(block.saturating_mul(BLOCK_SIZE as u64));
     let n = usize::try_from(remaining.min(BLOCK_SIZE as u64)).unwrap_or(BLOCK_SIZE);
     let mut out = [0u8; BLOCK_SIZE];
@@ -578,51 +662,51 @@ fn encrypted_block<S: BlockSource + ?Sized>(
     Ok(out)
 }
 
+/// Walks the solver runs in lockstep. Two overlap the compressions best on
+/// the machines measured (`docs/performance.md`); more lanes spill
+/// registers and slow the loop down.
+const SOLVE_LANES: usize = 2;
+
 /// Shared read-only state of a solve.
 struct Solver<'a> {
-    rounds: u8,
-    counts: &'a [u64],
-    chunks: &'a [&'a [u8]],
-    init: [u8; 32],
-    goal: [u8; 32],
+    shape: Shape,
+    chunks: Vec<ChunkBlocks<'a>>,
+    init: Words,
+    goal: Words,
 }
 
 impl Solver<'_> {
     fn run(&self, range: Range<u64>, stop: &AtomicBool) -> Option<Solution> {
-        let chunks = self.chunks;
-        let mut fetch = |c: usize, off: u64| {
-            chunks
-                .get(c)
-                .map_or([0u8; 16], |data| padded_block(data, off))
-        };
-        let found = |start: u64, secret: [u8; 32]| {
+        let chunks = &self.chunks;
+        let fetch =
+            |_: usize, c: usize, off: u64| chunks.get(c).map_or([0u8; 16], |t| t.block(off));
+        let found = |start: u64, secret: &Words| {
             stop.store(true, Ordering::Relaxed);
             Some(Solution {
                 start,
-                secret: PuzzleSecret::from_bytes(secret),
+                secret: PuzzleSecret::from_bytes(to_bytes(secret)),
             })
         };
-        // LANES walks at a time, lowest start first, so the answer is the
-        // same as a one-by-one scan.
-        const LANES: usize = 4;
+        // SOLVE_LANES walks at a time, lowest start first, so the answer is
+        // the same as a one-by-one scan.
         let mut start = range.start;
-        while start.saturating_add(LANES as u64) <= range.end {
+        while start.saturating_add(SOLVE_LANES as u64) <= range.end {
             if stop.load(Ordering::Relaxed) {
                 return None;
             }
-            let starts: [u64; LANES] = core::array::from_fn(|i| start + i as u64);
-            let walks = run_walks(self.rounds, self.counts, &self.init, starts, &mut fetch);
-            for (s, (goal, secret)) in starts.into_iter().zip(walks) {
-                if goal == self.goal {
+            let starts: [u64; SOLVE_LANES] = core::array::from_fn(|i| start + i as u64);
+            let walks = run_walks(&self.shape, &self.init, starts, fetch);
+            for (s, (goal, secret)) in starts.into_iter().zip(&walks) {
+                if *goal == self.goal {
                     return found(s, secret);
                 }
             }
-            start += LANES as u64;
+            start += SOLVE_LANES as u64;
         }
         while start < range.end && !stop.load(Ordering::Relaxed) {
-            let (goal, secret) = run_walk(self.rounds, self.counts, &self.init, start, &mut fetch);
+            let [(goal, secret)] = run_walks(&self.shape, &self.init, [start], fetch);
             if goal == self.goal {
-                return found(start, secret);
+                return found(start, &secret);
             }
             start += 1;
         }
@@ -650,17 +734,13 @@ pub fn solve_parallel(
     goal: &Hash,
     threads: usize,
 ) -> Result<Solution, PuzzleError> {
-    let (counts, range) = prepare(
-        params,
-        chunks.iter().map(|c| len_u64(c.len())),
-        chunks.len(),
-    )?;
+    let shape = solver_shape(params, chunks)?;
+    let range = shape.range;
     let solver = Solver {
-        rounds: params.rounds,
-        counts: &counts,
-        chunks,
+        shape,
+        chunks: chunk_tables(chunks),
         init: initial_state(),
-        goal: goal.0,
+        goal: to_words(&goal.0),
     };
     let stop = AtomicBool::new(false);
     let threads = u64::try_from(threads).unwrap_or(1).max(1).min(range.max(1));
@@ -709,21 +789,21 @@ pub fn walk(
     chunks: &[&[u8]],
     start: u64,
 ) -> Result<(Hash, PuzzleSecret), PuzzleError> {
-    let (counts, range) = prepare(
-        params,
-        chunks.iter().map(|c| len_u64(c.len())),
-        chunks.len(),
-    )?;
-    if start >= range {
-        return Err(PuzzleError::StartOutOfRange { start, range });
+    let shape = solver_shape(params, chunks)?;
+    if start >= shape.range {
+        return Err(PuzzleError::StartOutOfRange {
+            start,
+            range: shape.range,
+        });
     }
-    let init = initial_state();
-    let (goal, secret) = run_walk(params.rounds, &counts, &init, start, |c, off| {
-        chunks
-            .get(c)
-            .map_or([0u8; 16], |data| padded_block(data, off))
+    let tables = chunk_tables(chunks);
+    let [(goal, secret)] = run_walks(&shape, &initial_state(), [start], |_, c, off| {
+        tables.get(c).map_or([0u8; 16], |t| t.block(off))
     });
-    Ok((Hash(goal), PuzzleSecret::from_bytes(secret)))
+    Ok((
+        Hash(to_bytes(&goal)),
+        PuzzleSecret::from_bytes(to_bytes(&secret)),
+    ))
 }
 
 /// Checks a claimed solution by re-running one walk; returns the secret.
@@ -754,10 +834,34 @@ mod tests {
     fn one_compression_step_is_sha256_of_48_bytes() {
         let state: [u8; 32] = core::array::from_fn(|i| i as u8);
         let block: [u8; 16] = core::array::from_fn(|i| 0xf0 ^ i as u8);
-        let mut message = state.to_vec();
-        message.extend_from_slice(&block);
-        let expected: [u8; 32] = Sha256::digest(message.as_slice()).into();
-        assert_eq!(step(&state, &block), expected);
+        let mut lane = Lane::new(&to_words(&state), 0);
+        let mut expected = state;
+        for round in 0..3u8 {
+            let mut message = expected.to_vec();
+            message.extend_from_slice(&block.map(|b| b ^ round));
+            let prev = expected;
+            expected = Sha256::digest(message.as_slice()).into();
+            lane.step(&block.map(|b| b ^ round));
+            assert_eq!(to_bytes(&lane.state), expected);
+            assert_eq!(to_bytes(&lane.prev), prev);
+            // The next compression input starts with the new chain value.
+            assert_eq!(lane.message[..32], expected);
+            let mut tail = [0u8; 8];
+            tail.copy_from_slice(&expected[24..]);
+            assert_eq!(lane.tail(), u64::from_le_bytes(tail));
+        }
+    }
+
+    #[test]
+    fn masks_and_divisions_reduce_alike() {
+        for count in [1u64, 2, 3, 7, 8, 8192, 8193, 1 << 40] {
+            let m = Modulus::new(count);
+            assert_eq!(m.mask.is_some(), count.is_power_of_two());
+            for v in [0u64, 1, count - 1, count, u64::MAX, 0x0123_4567_89ab_cdef] {
+                assert_eq!(m.reduce(v), v % count, "{v} mod {count}");
+            }
+        }
+        assert_eq!(Modulus::new(0).reduce(5), 0);
     }
 
     #[test]
@@ -820,12 +924,17 @@ mod tests {
     #[test]
     fn padded_blocks_zero_fill_the_tail() {
         let chunk = [7u8; 20];
-        assert_eq!(padded_block(&chunk, 0), [7u8; 16]);
+        let blocks = ChunkBlocks::new(&chunk);
+        assert_eq!(blocks.block(0), [7u8; 16]);
         let mut tail = [0u8; 16];
         tail[..4].copy_from_slice(&[7; 4]);
-        assert_eq!(padded_block(&chunk, 1), tail);
-        assert_eq!(padded_block(&chunk, 2), [0u8; 16]);
-        assert_eq!(padded_block(&chunk, u64::MAX), [0u8; 16]);
+        assert_eq!(blocks.block(1), tail);
+        // Offsets are reduced below the block count; anything past it reads
+        // as the padded tail rather than panicking.
+        assert_eq!(blocks.block(u64::MAX), tail);
+        let exact = ChunkBlocks::new(&[9u8; 32]);
+        assert_eq!(exact.block(1), [9u8; 16]);
+        assert_eq!(exact.block(2), [0u8; 16]);
     }
 
     #[test]
