@@ -351,15 +351,18 @@ impl Lane {
     }
 
     /// `state = SHA-256(state ‖ block)` as one compression from the IV.
+    /// After the `last` step the compression input is not needed again.
     #[inline(always)]
-    fn step(&mut self, block: &[u8; 16]) {
+    fn step(&mut self, block: &[u8; 16], last: bool) {
         self.message[32..48].copy_from_slice(block);
         let mut h = SHA256_IV;
         compress256(&mut h, core::slice::from_ref(&self.message));
         self.prev = self.state;
         self.state = h;
-        for (dst, word) in self.message[..32].chunks_exact_mut(4).zip(h) {
-            dst.copy_from_slice(&word.to_be_bytes());
+        if !last {
+            for (dst, word) in self.message[..32].chunks_exact_mut(4).zip(h) {
+                dst.copy_from_slice(&word.to_be_bytes());
+            }
         }
     }
 
@@ -468,12 +471,17 @@ fn run_walks<const N: usize>(
 ) -> [(Words, Words); N] {
     let mut lanes: [Lane; N] = core::array::from_fn(|i| Lane::new(init, starts[i]));
     let mut chunk = 0usize;
-    for _ in 0..shape.steps {
+    for t in 0..shape.steps {
+        let last = t + 1 == shape.steps;
         let next = if chunk + 1 >= shape.k { 0 } else { chunk + 1 };
-        let modulus = shape.modulus(next);
+        // All lanes' compressions first, then all next offsets: the
+        // compressions are issued back to back, so they overlap.
         for (i, lane) in lanes.iter_mut().enumerate() {
             let block = fetch(i, chunk, lane.offset);
-            lane.step(&block);
+            lane.step(&block, last);
+        }
+        let modulus = shape.modulus(next);
+        for lane in &mut lanes {
             lane.offset = modulus.reduce(lane.tail());
         }
         chunk = next;
@@ -841,7 +849,7 @@ mod tests {
             message.extend_from_slice(&block.map(|b| b ^ round));
             let prev = expected;
             expected = Sha256::digest(message.as_slice()).into();
-            lane.step(&block.map(|b| b ^ round));
+            lane.step(&block.map(|b| b ^ round), false);
             assert_eq!(to_bytes(&lane.state), expected);
             assert_eq!(to_bytes(&lane.prev), prev);
             // The next compression input starts with the new chain value.
