@@ -2,7 +2,8 @@
 //! stated, in the deployed shape (bundles of 4 chunks of 128 KiB, R = 2,
 //! start range 8192):
 //! - `puzzle/solve_*`: solving; the mean case starts mid-range (4096), the
-//!   worst case at the last offset; the threaded case uses every core.
+//!   worst case at the last offset; the threaded case uses every core over
+//!   starts spread evenly across the range.
 //! - `puzzle/generate`: generation with a CSPRNG start (7 block reads, seeks
 //!   and compressions).
 //! - `layers/*`: one and two AES-128-CTR layers over a 128 KiB chunk. Goal
@@ -51,12 +52,18 @@ fn puzzle(c: &mut Criterion) {
             .expect("solves")
         })
     });
+    // Threads scan contiguous parts of the range, so one mid-range start
+    // would be found at once by the second thread: cycle through starts
+    // spread evenly over the range instead.
+    let spread = fixture.spread_puzzles(16).expect("spread puzzles");
+    let mut next = spread.iter().cycle();
     g.bench_function(format!("solve_r2_k4_128k_mean_{threads}_threads"), |b| {
         b.iter(|| {
+            let p = next.next().expect("cycle never ends");
             solve_parallel(
                 black_box(&fixture.params),
                 black_box(&views),
-                black_box(&mean.goal),
+                black_box(&p.goal),
                 threads,
             )
             .expect("solves")

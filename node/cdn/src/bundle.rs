@@ -467,6 +467,40 @@ impl WireMessage for Bundle {
     }
 }
 
+/// A [`CacheRequest`] whose batch signature, subdigest and layout the cache
+/// has checked ([`CacheRequest::verify`]). Its remainder (client, sequence)
+/// is therefore the publisher's, so the outer key derived from it may be
+/// released once the matching L1 arrives.
+#[derive(Clone, Copy, Debug)]
+pub struct VerifiedRequest<'a> {
+    request: &'a CacheRequest,
+    digest: Hash,
+}
+
+impl VerifiedRequest<'_> {
+    /// The bundle digest the batch signature covers.
+    pub fn digest(&self) -> Hash {
+        self.digest
+    }
+
+    /// The request.
+    pub fn request(&self) -> &CacheRequest {
+        self.request
+    }
+
+    /// Checks the L1 and returns the outer session key to release for it.
+    pub fn release_outer_key(
+        &self,
+        l1: &SignedTicket,
+        ticket_signer: &AccountId,
+        keys: &CacheKeys,
+    ) -> Result<SessionKey, BundleError> {
+        self.request.verify_l1(l1, ticket_signer)?;
+        let remainder = &self.request.remainder;
+        Ok(keys.outer_session(&remainder.client, remainder.sequence))
+    }
+}
+
 /// What a client sends cache `position` to get its chunk (GetChunk).
 #[derive(Clone, PartialEq, Eq, Debug, Encode, Decode)]
 pub struct CacheRequest {
@@ -494,12 +528,13 @@ impl CacheRequest {
 
     /// The cache's check before serving: addressed to `cache`, its own
     /// subdigest matches, sizes fit the layout, the batch is signed by the
-    /// escrow's `ticket_signer`. Returns the bundle digest.
+    /// escrow's `ticket_signer`. Returns the verified request, through which
+    /// alone the outer key can be released.
     pub fn verify(
         &self,
         cache: &AccountId,
         ticket_signer: &AccountId,
-    ) -> Result<Hash, BundleError> {
+    ) -> Result<VerifiedRequest<'_>, BundleError> {
         if self.request.cache != *cache {
             return Err(BundleError::WrongCache {
                 expected: *cache,
@@ -519,7 +554,10 @@ impl CacheRequest {
         check_request(&self.remainder.layout()?, position, &self.request)?;
         let digest = self.digest();
         self.auth.verify(&digest, ticket_signer)?;
-        Ok(digest)
+        Ok(VerifiedRequest {
+            request: self,
+            digest,
+        })
     }
 
     /// The cache's check of the L1 the client hands over after the data.
@@ -536,17 +574,6 @@ impl CacheRequest {
             });
         }
         check_l1(position, &self.remainder, &self.request, l1, ticket_signer)
-    }
-
-    /// Checks the L1 and returns the outer session key to release for it.
-    pub fn release_outer_key(
-        &self,
-        l1: &SignedTicket,
-        ticket_signer: &AccountId,
-        keys: &CacheKeys,
-    ) -> Result<SessionKey, BundleError> {
-        self.verify_l1(l1, ticket_signer)?;
-        Ok(keys.outer_session(&self.remainder.client, self.remainder.sequence))
     }
 
     /// The cache's check of an L2 claim (the sealed L2 and the puzzle

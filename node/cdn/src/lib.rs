@@ -72,7 +72,8 @@ pub mod puzzle;
 pub mod tags;
 
 pub use bundle::{
-    Bundle, BundleOrder, CacheRequest, ChunkOrder, L2Claim, prepare_bundle, sign_bundles,
+    Bundle, BundleOrder, CacheRequest, ChunkOrder, L2Claim, VerifiedRequest, prepare_bundle,
+    sign_bundles,
 };
 pub use codec::{WireMessage, decode_bounded};
 pub use error::{

@@ -13,12 +13,13 @@
 //!
 //! ```text
 //! state  = SHA-256("cachecash/puzzle/v1")              initial chain value
-//! offset = s                                           start offset, s < min(start_range, n_0)
+//! f      = first covered chunk with the most blocks    where the walk starts
+//! offset = s                                           start offset, s < min(start_range, n_f)
 //! for t in 0 .. R·k − 1:                               R·k − 1 steps
-//!     c      = t mod k                                 round-robin, chunk 0 first
+//!     c      = (f + t) mod k                           round-robin from chunk f
 //!     prev   = state
 //!     state  = SHA-256(state ‖ block(c, offset))       48-byte message, ONE compression
-//!     offset = LE64(state[24..32]) mod n_{(t+1) mod k}  next chunk's block
+//!     offset = LE64(state[24..32]) mod n_{(c+1) mod k}  next chunk's block
 //! goal = state, secret = prev
 //! ```
 //!
@@ -51,7 +52,13 @@
 //! includes the `R·k ≤ 1` case), `R < 2` (the last covered chunk would never
 //! be visited, so a client could skip it), `R > 32`, an empty or
 //! out-of-bundle mask and a zero start range. The effective start range is
-//! `min(start_range, n_0)`; its size is the solver's work factor.
+//! `min(start_range, n_f)`; its size is the solver's work factor.
+//!
+//! The walk starts in the largest covered chunk (the first of them in
+//! bundle order; with equal chunks, chunk 0) so that an object's short last
+//! chunk placed first cannot shrink the start range. A tiny range would
+//! let a colluding client solve from the few blocks a cache hands it one at
+//! a time, instead of having to hold the chunks.
 //!
 //! # Generating, solving, verifying
 //!
@@ -180,9 +187,10 @@ impl PuzzleParams {
         Ok(())
     }
 
-    /// The effective start range for a first covered chunk of `first_len` bytes.
-    pub fn effective_start_range(&self, first_len: u64) -> u64 {
-        block_count(first_len).min(u64::from(self.start_range))
+    /// The effective start range when the largest covered chunk (where the
+    /// walk starts) is `largest_len` bytes long.
+    pub fn effective_start_range(&self, largest_len: u64) -> u64 {
+        block_count(largest_len).min(u64::from(self.start_range))
     }
 }
 
@@ -411,6 +419,8 @@ impl Default for Modulus {
 struct Shape {
     steps: usize,
     k: usize,
+    /// The covered chunk the walk starts in: the first with the most blocks.
+    first: usize,
     moduli: [Modulus; MAX_BUNDLE_CHUNKS],
     range: u64,
 }
@@ -430,14 +440,14 @@ impl Shape {
         }
         params.check_walk(k)?;
         let mut moduli = [Modulus::default(); MAX_BUNDLE_CHUNKS];
-        let mut first = 0;
+        let (mut first, mut most) = (0, 0);
         for (chunk, (len, slot)) in lens.zip(moduli.iter_mut()).enumerate() {
             let count = block_count(len);
             if count == 0 {
                 return Err(PuzzleError::EmptyChunk { chunk });
             }
-            if chunk == 0 {
-                first = count;
+            if count > most {
+                (first, most) = (chunk, count);
             }
             *slot = Modulus::new(count);
         }
@@ -446,8 +456,9 @@ impl Shape {
                 .saturating_mul(k)
                 .saturating_sub(1),
             k,
+            first,
             moduli,
-            range: first.min(u64::from(params.start_range)),
+            range: most.min(u64::from(params.start_range)),
         })
     }
 
@@ -470,7 +481,7 @@ fn run_walks<const N: usize>(
     mut fetch: impl FnMut(usize, usize, u64) -> [u8; 16],
 ) -> [(Words, Words); N] {
     let mut lanes: [Lane; N] = core::array::from_fn(|i| Lane::new(init, starts[i]));
-    let mut chunk = 0usize;
+    let mut chunk = shape.first;
     for t in 0..shape.steps {
         let last = t + 1 == shape.steps;
         let next = if chunk + 1 >= shape.k { 0 } else { chunk + 1 };
@@ -610,19 +621,16 @@ fn generate_shaped<S: BlockSource + ?Sized>(
     // counter block IV + j (CTR mode at block j, see `crate::layers`).
     let mut ciphers: [Option<aes::Aes128Enc>; MAX_BUNDLE_CHUNKS] = Default::default();
     let mut failure: Option<PuzzleError> = None;
-    let [(goal, secret)] =
-        run_walks(
-            shape,
-            &initial_state(),
-            [start],
-            |_, c, block| match encrypted_block(chunks, &mut ciphers, source, c, block) {
-                Ok(b) => b,
-                Err(e) => {
-                    failure.get_or_insert(e);
-                    [0u8; 16]
-                }
-            },
-        );
+    let [(goal, secret)] = run_walks(shape, &initial_state(), [start], |_, c, block| {
+        // After a failed read the walk is void: finish it without reading.
+        if failure.is_some() {
+            return [0u8; 16];
+        }
+        encrypted_block(chunks, &mut ciphers, source, c, block).unwrap_or_else(|e| {
+            failure = Some(e);
+            [0u8; 16]
+        })
+    });
     if let Some(e) = failure {
         return Err(e);
     }
@@ -991,6 +999,132 @@ mod tests {
                 generated.secret
             );
         }
+    }
+
+    /// Chunks of `lens` bytes in 64-byte slots, their publisher view and the
+    /// client's inner-encrypted copies.
+    fn shaped(lens: &[u32]) -> (Vec<u8>, Vec<PuzzleChunk>, Vec<Vec<u8>>) {
+        let data: Vec<u8> = (0..64 * lens.len() as u32)
+            .map(|i| (i * 29 + 3) as u8)
+            .collect();
+        let mut publisher = Vec::new();
+        let mut client = Vec::new();
+        for (i, len) in lens.iter().enumerate() {
+            let key = SessionKey::from_bytes([0x70 ^ i as u8; 16]);
+            let iv = key.chunk_iv(i as u64);
+            let mut bytes = data[i * 64..i * 64 + *len as usize].to_vec();
+            LayerCipher::new(&key, &iv).apply(&mut bytes);
+            client.push(bytes);
+            publisher.push(PuzzleChunk {
+                chunk: i as u64,
+                len: *len,
+                key,
+                iv,
+            });
+        }
+        (data, publisher, client)
+    }
+
+    #[test]
+    fn generation_reads_only_the_visited_blocks_and_stops_at_a_failed_read() {
+        let lens = [64u32, 40, 64, 7];
+        let (data, publisher, _) = shaped(&lens);
+        let params = PuzzleParams::covering_all(3, 8192, 4);
+        let mut reads = Vec::new();
+        let mut source = |c: u64, b: u64, out: &mut [u8]| -> Result<(), SourceError> {
+            reads.push((c, b, out.len()));
+            let at = (c * 64 + b * 16) as usize;
+            out.copy_from_slice(&data[at..at + out.len()]);
+            Ok(())
+        };
+        generate(&params, &publisher, &mut source).unwrap();
+        // R·k − 1 reads, round-robin from chunk 0, each one block (or the
+        // bytes of a partial last block) inside its chunk.
+        assert_eq!(reads.len(), 3 * 4 - 1);
+        for (t, (c, b, n)) in reads.iter().enumerate() {
+            assert_eq!(*c, t as u64 % 4);
+            let len = u64::from(lens[*c as usize]);
+            assert!(*b < block_count(len));
+            assert_eq!(*n as u64, (len - b * 16).min(16));
+        }
+
+        let mut calls = 0;
+        let mut failing = |_: u64, _: u64, _: &mut [u8]| -> Result<(), SourceError> {
+            calls += 1;
+            if calls == 2 {
+                Err("disk gone".into())
+            } else {
+                Ok(())
+            }
+        };
+        let err = generate(&params, &publisher, &mut failing).unwrap_err();
+        assert!(matches!(err, PuzzleError::Source { chunk: 1, .. }), "{err}");
+        assert_eq!(calls, 2, "no read after the failed one");
+    }
+
+    #[test]
+    fn start_offsets_are_drawn_across_the_whole_range() {
+        // 64 KiB chunks: 4096 blocks, start range 4096.
+        let lens = [65_536u32; 2];
+        let publisher: Vec<PuzzleChunk> = lens
+            .iter()
+            .enumerate()
+            .map(|(i, len)| {
+                let key = SessionKey::from_bytes([i as u8 + 1; 16]);
+                PuzzleChunk {
+                    chunk: i as u64,
+                    len: *len,
+                    iv: key.chunk_iv(i as u64),
+                    key,
+                }
+            })
+            .collect();
+        let params = PuzzleParams::covering_all(2, 4096, 2);
+        let mut zeros = |_: u64, _: u64, out: &mut [u8]| -> Result<(), SourceError> {
+            out.fill(0);
+            Ok(())
+        };
+        let starts: Vec<u64> = (0..64)
+            .map(|_| generate(&params, &publisher, &mut zeros).unwrap().start)
+            .collect();
+        assert!(starts.iter().all(|&s| s < 4096));
+        let mut distinct = starts.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        // 64 uniform draws from 4096 repeat about once; 9 repeats would
+        // happen about once in 10⁹ runs.
+        assert!(distinct.len() >= 56, "{} distinct of 64", distinct.len());
+        assert!(starts.iter().any(|&s| s < 1024) && starts.iter().any(|&s| s >= 3072));
+    }
+
+    #[test]
+    fn the_walk_starts_in_the_largest_chunk_and_verification_checks_the_goal() {
+        // The 1-byte chunk first must not shrink the range to one start:
+        // the walk starts in the 64-byte chunk (4 blocks).
+        let (data, publisher, client) = shaped(&[1, 16, 33, 64]);
+        let views: Vec<&[u8]> = client.iter().map(Vec::as_slice).collect();
+        let params = PuzzleParams::covering_all(2, 8192, 4);
+        assert_eq!(
+            walk(&params, &views, 4),
+            Err(PuzzleError::StartOutOfRange { start: 4, range: 4 })
+        );
+        let mut source = MemorySource::new(&data, 64);
+        for start in 0..4 {
+            let generated = generate_at(&params, &publisher, &mut source, start).unwrap();
+            let (goal, secret) = walk(&params, &views, start).unwrap();
+            assert_eq!((goal, &secret), (generated.goal, &generated.secret));
+            assert_eq!(solve(&params, &views, &goal).unwrap().start, start);
+            assert_eq!(verify(&params, &views, start, &goal), Ok(secret));
+            let other = (start + 1) % 4;
+            assert_eq!(
+                verify(&params, &views, other, &goal),
+                Err(PuzzleError::WrongGoal { start: other })
+            );
+        }
+        assert!(matches!(
+            generate_at(&params, &publisher, &mut source, 4),
+            Err(PuzzleError::StartOutOfRange { start: 4, range: 4 })
+        ));
     }
 
     #[test]

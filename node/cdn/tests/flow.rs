@@ -110,7 +110,7 @@ fn retrieve(w: &World, bundle: &Bundle) -> Vec<Vec<u8>> {
             CacheRequest::decode_bounded(&bundle.cache_request(position).unwrap().encode())
                 .unwrap();
         let keys = w.cache_keys(position);
-        request.verify(&w.caches[position], &signer).unwrap();
+        let verified = request.verify(&w.caches[position], &signer).unwrap();
         let index = request.request.chunk_index;
         let mut wire = w.plaintext(index).to_vec();
         let mut cache_cipher =
@@ -118,7 +118,7 @@ fn retrieve(w: &World, bundle: &Bundle) -> Vec<Vec<u8>> {
         for piece in wire.chunks_mut(10) {
             cache_cipher.apply(piece);
         }
-        let outer = request
+        let outer = verified
             .release_outer_key(&chunk.l1, &signer, &keys)
             .unwrap();
         LayerCipher::for_chunk(&outer, index).apply(&mut wire);

@@ -218,6 +218,10 @@ const WALK_ONE_BLOCK_SECRET: &str =
     "3a7a0d92b1e6e4331f39d4fd51bae2c41ca785b691672363763d072c2bebc890";
 const WALK_RAGGED_GOAL: &str = "f6d08db249f84c972dedea4f102c5935434c6b83190c9f3c07c752b7c99ba6c8";
 const WALK_RAGGED_SECRET: &str = "afacd4a72e386f6b90fa2bae1c5a00874eeb1baa0f2058b6bda4beed8f61a84c";
+const WALK_LARGEST_THIRD_GOAL: &str =
+    "b42cb043b9c1314e11e1f054c71336515f19b86b5e88731c0d5dd8759c8043ef";
+const WALK_LARGEST_THIRD_SECRET: &str =
+    "69b93e5354393aaae7f4af11b01d91afd8d711f1f5e8df9684bed6e28a00221a";
 
 #[test]
 fn golden_puzzle_walks() {
@@ -250,6 +254,25 @@ fn golden_puzzle_walks() {
     golden(
         "walk, ragged chunks, secret",
         WALK_RAGGED_SECRET,
+        &hex::encode(secret.as_bytes()),
+    );
+
+    // Chunks of 5, 17, 40 and 32 bytes, R = 2, start 2: the walk starts in
+    // the largest chunk (the third) and goes round-robin from there, so the
+    // start range is that chunk's 3 blocks, not the first chunk's 1.
+    let bytes: Vec<u8> = (0..94u32).map(|i| (i * 13 + 5) as u8).collect();
+    let (a, rest) = bytes.split_at(5);
+    let (b, rest) = rest.split_at(17);
+    let (c, d) = rest.split_at(40);
+    let (goal, secret) = walk(&PuzzleParams::covering_all(2, 8192, 4), &[a, b, c, d], 2).unwrap();
+    golden(
+        "walk, largest chunk third, goal",
+        WALK_LARGEST_THIRD_GOAL,
+        &hex::encode(goal.0),
+    );
+    golden(
+        "walk, largest chunk third, secret",
+        WALK_LARGEST_THIRD_SECRET,
         &hex::encode(secret.as_bytes()),
     );
 }

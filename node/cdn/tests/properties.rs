@@ -10,7 +10,9 @@ use cachecash_cdn::keys::{EscrowSecret, SessionKey};
 use cachecash_cdn::l2::L2Keys;
 use cachecash_cdn::layers::{LayerCipher, TwoLayerCipher};
 use cachecash_cdn::manifest::{Manifest, ManifestBuilder, SignedManifest};
-use cachecash_cdn::puzzle::{MemorySource, PuzzleChunk, PuzzleParams, generate, solve};
+use cachecash_cdn::puzzle::{
+    MemorySource, PuzzleChunk, PuzzleParams, SourceError, generate, solve,
+};
 use cachecash_runtime::{AccountId, Hash};
 use parity_scale_codec::Encode;
 use proptest::collection::vec;
@@ -53,6 +55,9 @@ fn fixture() -> &'static (BundleFixture, Vec<Bundle>) {
         (f, bundles)
     })
 }
+
+/// Fields [`tamper`] knows.
+const TAMPERED_FIELDS: usize = 24;
 
 /// Flips bits of one field of a bundle (never a no-op).
 fn tamper(b: &mut Bundle, field: usize, position: usize, x: u8) {
@@ -211,6 +216,46 @@ proptest! {
         );
     }
 
+    /// Multi-block chunks: one flipped bit in any block the publisher's
+    /// walk visited defeats the solver (the other blocks are not read by
+    /// the winning walk, so flipping them proves nothing).
+    #[test]
+    fn one_flipped_bit_in_a_visited_block_defeats_the_solver(
+        chunks in vec(vec(any::<u8>(), 17..=SLOT), 2..=4),
+        rounds in 2u8..=3,
+        which in any::<Index>(),
+        bit in 0usize..128,
+        seed in any::<u8>(),
+    ) {
+        let k = chunks.len();
+        let params = PuzzleParams::covering_all(rounds, 8192, k);
+        let (publisher, client, object) = puzzle_setup(&chunks, seed);
+        let mut visited = Vec::new();
+        let mut source = |c: u64, b: u64, out: &mut [u8]| -> Result<(), SourceError> {
+            visited.push((c as usize, b as usize));
+            let at = c as usize * SLOT + b as usize * 16;
+            out.copy_from_slice(&object[at..at + out.len()]);
+            Ok(())
+        };
+        let generated = generate(&params, &publisher, &mut source).unwrap();
+        prop_assert_eq!(visited.len(), usize::from(rounds) * k - 1);
+        let views: Vec<&[u8]> = client.iter().map(Vec::as_slice).collect();
+        let solved = solve(&params, &views, &generated.goal).unwrap();
+        prop_assert_eq!(&solved.secret, &generated.secret);
+
+        let (c, block) = visited[which.index(visited.len())];
+        let mut flipped = client.clone();
+        let len = flipped[c].len();
+        let byte = (block * 16 + (bit / 8) % 16).min(len - 1);
+        flipped[c][byte] ^= 1u8 << (bit % 8);
+        let views: Vec<&[u8]> = flipped.iter().map(Vec::as_slice).collect();
+        let no_solution = matches!(
+            solve(&params, &views, &generated.goal),
+            Err(PuzzleError::NoSolution { .. })
+        );
+        prop_assert!(no_solution);
+    }
+
     /// A client missing a chunk can only guess it; any wrong guess fails.
     #[test]
     fn a_missing_chunk_defeats_the_solver(
@@ -247,9 +292,9 @@ proptest! {
         prop_assert!(refused);
     }
 
+    /// Every field, each case with its own tampered position and bits.
     #[test]
     fn a_tampered_bundle_fails_at_every_cache(
-        field in 0usize..24,
         position in 0usize..4,
         x in any::<u8>(),
         which in 0usize..2,
@@ -262,17 +307,19 @@ proptest! {
         }
         prop_assert!(original.verify_for_client(&f.client, &f.ticket_signer).is_ok());
 
-        let mut b = original.clone();
-        tamper(&mut b, field, position, x);
-        prop_assert_ne!(&b, original);
-        for (p, cache) in f.caches.iter().enumerate() {
-            let request = b.cache_request(p).unwrap();
-            prop_assert!(
-                request.verify(cache, &f.ticket_signer).is_err(),
-                "field {field} accepted by the cache at position {p}"
-            );
+        for field in 0..TAMPERED_FIELDS {
+            let mut b = original.clone();
+            tamper(&mut b, field, position, x);
+            prop_assert_ne!(&b, original);
+            for (p, cache) in f.caches.iter().enumerate() {
+                let request = b.cache_request(p).unwrap();
+                prop_assert!(
+                    request.verify(cache, &f.ticket_signer).is_err(),
+                    "field {field} accepted by the cache at position {p}"
+                );
+            }
+            prop_assert!(b.verify_for_client(&f.client, &f.ticket_signer).is_err());
         }
-        prop_assert!(b.verify_for_client(&f.client, &f.ticket_signer).is_err());
     }
 
     #[test]
