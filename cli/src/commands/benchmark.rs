@@ -135,19 +135,34 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
             // 128 KiB; the "equivalent" rate is the bundle data it covers.
             let bundle_bits = 4.0 * 128.0 * 1024.0 * 8.0;
             let generation_tbps = r.puzzle_generations_per_sec * bundle_bits / 1e12;
+            // Fastest and slowest measured round (the figures are medians).
+            let solve_ms = [
+                1000.0 / r.puzzle_solve_spread.high.max(1e-9),
+                1000.0 / r.puzzle_solve_spread.low.max(1e-9),
+            ];
+            let tbps = [
+                r.puzzle_generation_spread.low * bundle_bits / 1e12,
+                r.puzzle_generation_spread.high * bundle_bits / 1e12,
+            ];
+            let two_layer = [r.two_layer_spread.low / 1e9, r.two_layer_spread.high / 1e9];
             if json {
                 println!(
                     "{}",
                     json!({
                         "benchmark": "crypto",
                         "version": env!("CARGO_PKG_VERSION"),
+                        "rounds": cachecash_cdn::bench::ROUNDS,
+                        "sha256CompressionNs": r.compression_ns,
                         "puzzleSolveMeanMs": r.puzzle_solve_mean_ms,
+                        "puzzleSolveMeanMsRoundRange": solve_ms,
                         "puzzleSolvesPerSec": r.puzzle_solves_per_sec,
                         "puzzleSolvesPerSecParallel": r.puzzle_solves_per_sec_parallel,
                         "threads": r.threads,
                         "puzzleGenerationsPerSec": r.puzzle_generations_per_sec,
                         "puzzleGenerationTbpsEquivalent": generation_tbps,
+                        "puzzleGenerationTbpsRoundRange": tbps,
                         "twoLayerGBytesPerSec": gbps,
+                        "twoLayerGBytesPerSecRoundRange": two_layer,
                         "bundleIssuesPerSec": r.bundle_issues_per_sec,
                         "bundleClientVerifiesPerSec": r.bundle_client_verifies_per_sec,
                         "bundleCacheVerifiesPerSec": r.bundle_cache_verifies_per_sec,
@@ -155,14 +170,29 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
                 );
             } else {
                 println!(
-                    "puzzle solve (R=2, k=4, 128 KiB, one core): mean {:.3} ms (goal ≤ 1.2 ms); {:.0} solves/s on {} threads",
-                    r.puzzle_solve_mean_ms, r.puzzle_solves_per_sec_parallel, r.threads
+                    "medians of {} rounds after a warm-up; [fastest, slowest] round in brackets",
+                    cachecash_cdn::bench::ROUNDS
                 );
                 println!(
-                    "puzzle generation: {:.0} puzzles/s = {:.2} Tbps of bundle data per core (goal ≥ 4.26)",
-                    r.puzzle_generations_per_sec, generation_tbps
+                    "machine reference: {:.1} ns per dependent SHA-256 compression",
+                    r.compression_ns
                 );
-                println!("two-layer AES-128-CTR: {gbps:.2} GB/s per core (goal ≥ 1.5)");
+                println!(
+                    "puzzle solve (R=2, k=4, 128 KiB, one core): mean {:.3} ms [{:.3}, {:.3}] (goal ≤ 1.2 ms); {:.0} solves/s on {} threads",
+                    r.puzzle_solve_mean_ms,
+                    solve_ms[0],
+                    solve_ms[1],
+                    r.puzzle_solves_per_sec_parallel,
+                    r.threads
+                );
+                println!(
+                    "puzzle generation: {:.0} puzzles/s = {:.2} Tbps [{:.2}, {:.2}] of bundle data per core (goal ≥ 4.26)",
+                    r.puzzle_generations_per_sec, generation_tbps, tbps[1], tbps[0]
+                );
+                println!(
+                    "two-layer AES-128-CTR: {gbps:.2} GB/s [{:.2}, {:.2}] per core (goal ≥ 1.5)",
+                    two_layer[1], two_layer[0]
+                );
                 println!(
                     "bundles: {:.0} issued/s, {:.0} client verifies/s, {:.0} cache verifies/s",
                     r.bundle_issues_per_sec,

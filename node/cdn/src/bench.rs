@@ -1,6 +1,10 @@
-//! Crypto benchmarks shared by `cachecash benchmark crypto --json` (later)
-//! and the criterion benches in `benches/crypto.rs`. They report rates as
-//! plain numbers; no test asserts on time.
+//! Crypto benchmarks shared by `cachecash benchmark crypto --json` and the
+//! criterion benches in `benches/crypto.rs`. They report rates as plain
+//! numbers; no test asserts on time.
+//!
+//! Each figure of [`run`] is the median of [`ROUNDS`] measured rounds after
+//! one unmeasured warm-up round, with the lowest and highest round kept:
+//! on a shared machine a single short round swings by tens of percent.
 //!
 //! The fixtures use the deployed shape: bundles of 4 chunks of 128 KiB,
 //! R = 2, the full start range (8192 blocks), one core unless stated.
@@ -22,9 +26,42 @@ use crate::puzzle::{
 /// Chunks per bundle in the fixtures.
 pub const BENCH_CHUNKS: usize = 4;
 
+/// Measured rounds per figure (after one warm-up round).
+pub const ROUNDS: usize = 5;
+
+/// A rate over [`ROUNDS`] rounds: the median round, the slowest and the fastest.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    /// The median round's rate.
+    pub median: f64,
+    /// The slowest round's rate.
+    pub low: f64,
+    /// The fastest round's rate.
+    pub high: f64,
+}
+
+impl Spread {
+    /// The same spread with every rate mapped by `f` (monotone increasing).
+    pub fn map(self, f: impl Fn(f64) -> f64) -> Self {
+        Self {
+            median: f(self.median),
+            low: f(self.low),
+            high: f(self.high),
+        }
+    }
+}
+
 /// Rates measured by [`run`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CryptoRates {
+    /// Latency of one dependent SHA-256 compression, in nanoseconds.
+    pub compression_ns: f64,
+    /// Spread of the one-core solve rate (solves per second).
+    pub puzzle_solve_spread: Spread,
+    /// Spread of the generation rate (puzzles per second).
+    pub puzzle_generation_spread: Spread,
+    /// Spread of the two-layer rate (bytes per second).
+    pub two_layer_spread: Spread,
     /// Puzzle solves per second on one core (R = 2, k = 4, 128 KiB, start at the range's mean).
     pub puzzle_solves_per_sec: f64,
     /// Mean time of one such solve, in milliseconds.
@@ -221,15 +258,31 @@ fn rate(iterations: usize, mut f: impl FnMut() -> Result<(), String>) -> Result<
     Ok(iterations as f64 / secs)
 }
 
-/// Solves per second over `puzzles` evenly spread puzzles with `threads` threads.
+/// One warm-up round of `iterations` calls, then [`ROUNDS`] measured rounds.
+fn rounds(iterations: usize, mut f: impl FnMut() -> Result<(), String>) -> Result<Spread, String> {
+    rate(iterations, &mut f)?;
+    let mut rates = [0f64; ROUNDS];
+    for r in &mut rates {
+        *r = rate(iterations, &mut f)?;
+    }
+    rates.sort_by(f64::total_cmp);
+    Ok(Spread {
+        median: rates[ROUNDS / 2],
+        low: rates[0],
+        high: rates[ROUNDS - 1],
+    })
+}
+
+/// Solves per second over `puzzles` evenly spread puzzles with `threads`
+/// threads (each round solves every puzzle once).
 pub fn puzzle_solve_rate(
     fixture: &PuzzleFixture,
     puzzles: &[Generated],
     threads: usize,
-) -> Result<f64, String> {
+) -> Result<Spread, String> {
     let views = fixture.views();
     let mut next = puzzles.iter().cycle();
-    rate(puzzles.len(), || {
+    rounds(puzzles.len(), || {
         let p = next.next().ok_or("no puzzles")?;
         let s =
             solve_parallel(&fixture.params, &views, &p.goal, threads).map_err(|e| e.to_string())?;
@@ -241,9 +294,12 @@ pub fn puzzle_solve_rate(
 }
 
 /// Puzzle generations per second (random starts).
-pub fn puzzle_generation_rate(fixture: &PuzzleFixture, iterations: usize) -> Result<f64, String> {
+pub fn puzzle_generation_rate(
+    fixture: &PuzzleFixture,
+    iterations: usize,
+) -> Result<Spread, String> {
     let mut source = fixture.source();
-    rate(iterations, || {
+    rounds(iterations, || {
         generate(&fixture.params, &fixture.chunks, &mut source)
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -251,59 +307,86 @@ pub fn puzzle_generation_rate(fixture: &PuzzleFixture, iterations: usize) -> Res
 }
 
 /// Two-layer encryption throughput of one 128 KiB chunk, bytes per second.
-pub fn two_layer_rate(iterations: usize) -> Result<f64, String> {
+pub fn two_layer_rate(iterations: usize) -> Result<Spread, String> {
     let inner = SessionKey::from_bytes([5; 16]);
     let outer = SessionKey::from_bytes([6; 16]);
     let mut chunk = bench_bytes(DEFAULT_CHUNK_SIZE as usize, 7);
-    let per_sec = rate(iterations, || {
+    let per_sec = rounds(iterations, || {
         TwoLayerCipher::for_chunk(&inner, &outer, 3).apply(&mut chunk);
         Ok(())
     })?;
-    Ok(per_sec * f64::from(DEFAULT_CHUNK_SIZE))
+    Ok(per_sec.map(|r| r * f64::from(DEFAULT_CHUNK_SIZE)))
 }
 
-/// Runs every measurement; `scale` multiplies the iteration counts (1 takes a few seconds).
+/// The machine's reference speed: nanoseconds per SHA-256 compression when
+/// each depends on the last (the latency the puzzle walk is built on), the
+/// median of [`ROUNDS`] rounds. Lets figures from different runs of a
+/// shared machine be compared.
+pub fn compression_latency_ns(iterations: usize) -> Result<f64, String> {
+    let mut state = [0u32; 8];
+    let block = [[0x5a; 64]];
+    let per_sec = rounds(1, || {
+        for _ in 0..iterations {
+            sha2::block_api::compress256(&mut state, &block);
+        }
+        std::hint::black_box(&state);
+        Ok(())
+    })?;
+    Ok(1e9 / (per_sec.median * iterations.max(1) as f64))
+}
+
+/// Runs every measurement; `scale` multiplies the iteration counts (1 takes about a second).
 pub fn run(scale: usize) -> Result<CryptoRates, String> {
     let scale = scale.max(1);
     let fixture = PuzzleFixture::deployed();
     let puzzles = fixture.spread_puzzles(16usize.saturating_mul(scale))?;
-    let puzzle_solves_per_sec = puzzle_solve_rate(&fixture, &puzzles, 1)?;
+    let compression_ns = compression_latency_ns(200_000)?;
+    let puzzle_solve_spread = puzzle_solve_rate(&fixture, &puzzles, 1)?;
     let threads = default_threads();
-    let puzzle_solves_per_sec_parallel = puzzle_solve_rate(&fixture, &puzzles, threads)?;
-    let puzzle_generations_per_sec =
+    let puzzle_solves_per_sec_parallel = puzzle_solve_rate(&fixture, &puzzles, threads)?.median;
+    let puzzle_generation_spread =
         puzzle_generation_rate(&fixture, 10_000usize.saturating_mul(scale))?;
-    let two_layer_bytes_per_sec = two_layer_rate(2_000usize.saturating_mul(scale))?;
+    let two_layer_spread = two_layer_rate(2_000usize.saturating_mul(scale))?;
 
     let bundles = BundleFixture::new(BENCH_CHUNKS, DEFAULT_CHUNK_SIZE)?;
     let batch = 16usize;
-    let rounds = 4usize.saturating_mul(scale);
-    let bundle_issues_per_sec = rate(rounds, || bundles.issue(batch).map(|_| ()))? * batch as f64;
+    let bundle_issues_per_sec = rounds(4usize.saturating_mul(scale), || {
+        bundles.issue(batch).map(|_| ())
+    })?
+    .median
+        * batch as f64;
     let issued = bundles.issue(batch)?;
     let mut next = issued.iter().cycle();
-    let bundle_client_verifies_per_sec = rate(100usize.saturating_mul(scale), || {
+    let bundle_client_verifies_per_sec = rounds(100usize.saturating_mul(scale), || {
         let b = next.next().ok_or("no bundles")?;
         b.verify_for_client(&bundles.client, &bundles.ticket_signer)
             .map_err(|e| e.to_string())
-    })?;
+    })?
+    .median;
     let requests: Vec<_> = issued
         .iter()
         .flat_map(|b| (0..b.chunks.len()).filter_map(move |i| b.cache_request(i)))
         .collect();
     let mut next = requests.iter().cycle();
-    let bundle_cache_verifies_per_sec = rate(200usize.saturating_mul(scale), || {
+    let bundle_cache_verifies_per_sec = rounds(200usize.saturating_mul(scale), || {
         let r = next.next().ok_or("no requests")?;
         r.verify(&r.request.cache, &bundles.ticket_signer)
             .map(|_| ())
             .map_err(|e| e.to_string())
-    })?;
+    })?
+    .median;
 
     Ok(CryptoRates {
-        puzzle_solves_per_sec,
-        puzzle_solve_mean_ms: 1000.0 / puzzle_solves_per_sec.max(1e-9),
+        compression_ns,
+        puzzle_solve_spread,
+        puzzle_generation_spread,
+        two_layer_spread,
+        puzzle_solves_per_sec: puzzle_solve_spread.median,
+        puzzle_solve_mean_ms: 1000.0 / puzzle_solve_spread.median.max(1e-9),
         puzzle_solves_per_sec_parallel,
         threads,
-        puzzle_generations_per_sec,
-        two_layer_bytes_per_sec,
+        puzzle_generations_per_sec: puzzle_generation_spread.median,
+        two_layer_bytes_per_sec: two_layer_spread.median,
         bundle_issues_per_sec,
         bundle_client_verifies_per_sec,
         bundle_cache_verifies_per_sec,

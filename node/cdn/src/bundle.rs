@@ -52,7 +52,9 @@
 //! chain), never a key carried in the message: the prototype checked
 //! signatures against the key they carried.
 
-use cachecash_runtime::microcash::{EscrowId, SignedTicket, Ticket, sign_tickets_batch};
+use cachecash_runtime::microcash::{
+    EscrowId, MAX_PROOF_DEPTH, SignedTicket, Ticket, TicketAuth, sign_tickets_batch,
+};
 use cachecash_runtime::{AccountId, Hash, Signature};
 use ct_merkle::mem_backed_tree::MemoryBackedTree;
 use ct_merkle::{InclusionProof, RootHash};
@@ -465,6 +467,30 @@ impl WireMessage for Bundle {
         self.l2.check_bounds()?;
         self.auth.check_bounds()
     }
+}
+
+/// The L1 a client hands cache `i` after the data is a MicroCash
+/// [`SignedTicket`]; on the wire it is bounded like every other message.
+impl WireMessage for SignedTicket {
+    const NAME: &'static str = "L1 ticket";
+    /// A ticket (172 bytes) with a batch proof of the deepest allowed path
+    /// (32 hashes) and its signature is under 1.3 KiB.
+    const MAX_BYTES: usize = 2048;
+
+    fn check_bounds(&self) -> Result<(), String> {
+        match &self.auth {
+            TicketAuth::Batch { proof, .. } if proof.path.len() > MAX_PROOF_DEPTH => Err(format!(
+                "batch proof of {} hashes; at most {MAX_PROOF_DEPTH}",
+                proof.path.len()
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Decodes the L1 a client hands a cache (see [`crate::codec`]).
+pub fn decode_l1(bytes: &[u8]) -> Result<SignedTicket, DecodeError> {
+    decode_bounded(bytes)
 }
 
 /// A [`CacheRequest`] whose batch signature, subdigest and layout the cache

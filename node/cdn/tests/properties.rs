@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 
 use cachecash_cdn::bench::BundleFixture;
-use cachecash_cdn::bundle::{Bundle, CacheRequest, L2Claim};
+use cachecash_cdn::bundle::{Bundle, CacheRequest, L2Claim, decode_l1};
 use cachecash_cdn::error::PuzzleError;
 use cachecash_cdn::keys::{EscrowSecret, SessionKey};
 use cachecash_cdn::l2::L2Keys;
@@ -181,6 +181,7 @@ proptest! {
         let _ = L2Claim::decode_bounded(&bytes);
         let _ = SignedManifest::decode_bounded(&bytes);
         let _ = L2Keys::decode_bounded(&bytes);
+        let _ = decode_l1(&bytes);
     }
 }
 
@@ -323,6 +324,22 @@ proptest! {
     }
 
     #[test]
+    fn l1_tickets_round_trip_and_reject_cut_or_padded_bytes(
+        cut in any::<Index>(),
+        extra in 1usize..4,
+    ) {
+        let (_, bundles) = fixture();
+        for chunk in &bundles[0].chunks {
+            let bytes = chunk.l1.encode();
+            prop_assert_eq!(&decode_l1(&bytes).unwrap(), &chunk.l1);
+            prop_assert!(decode_l1(&bytes[..cut.index(bytes.len())]).is_err());
+            let mut longer = bytes.clone();
+            longer.resize(bytes.len() + extra, 0);
+            prop_assert!(decode_l1(&longer).is_err());
+        }
+    }
+
+    #[test]
     fn truncated_or_extended_encodings_are_rejected(cut in any::<Index>(), extra in 1usize..4) {
         let (_, bundles) = fixture();
         let bytes = bundles[0].encode();
@@ -334,4 +351,20 @@ proptest! {
         longer.resize(bytes.len() + extra, 0);
         prop_assert!(Bundle::decode_bounded(&longer).is_err());
     }
+}
+
+#[test]
+fn an_l1_with_a_proof_deeper_than_any_batch_is_out_of_bounds() {
+    use cachecash_cdn::error::DecodeError;
+    use cachecash_runtime::microcash::{MAX_PROOF_DEPTH, TicketAuth};
+    let (_, bundles) = fixture();
+    let mut l1 = bundles[0].chunks[0].l1.clone();
+    let TicketAuth::Batch { proof, .. } = &mut l1.auth else {
+        panic!("bundle L1s are batch-signed");
+    };
+    proof.path = vec![Hash([7; 32]); MAX_PROOF_DEPTH + 1];
+    assert!(matches!(
+        decode_l1(&l1.encode()),
+        Err(DecodeError::OutOfBounds { .. })
+    ));
 }

@@ -1,0 +1,15 @@
+//! `decode_l1` is total: any input decodes or returns an error, never
+//! panics, and whatever decodes re-encodes to exactly the same bytes (one
+//! encoding per message).
+
+#![no_main]
+
+use cachecash_cdn::bundle::decode_l1;
+use libfuzzer_sys::fuzz_target;
+use parity_scale_codec::Encode;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(message) = decode_l1(data) {
+        assert_eq!(message.encode(), data, "decoded L1 does not re-encode to its input");
+    }
+});
