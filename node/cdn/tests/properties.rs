@@ -188,41 +188,13 @@ proptest! {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
-    /// Chunks of 1..=16 bytes are one block each, so every walk reads every
-    /// byte of every covered chunk: one flipped bit anywhere defeats it.
-    #[test]
-    fn one_flipped_bit_defeats_the_solver(
-        chunks in vec(vec(any::<u8>(), 1..=16), 2..=4),
-        rounds in 2u8..=3,
-        which in any::<Index>(),
-        bit in 0usize..128,
-        seed in any::<u8>(),
-    ) {
-        let k = chunks.len();
-        let params = PuzzleParams::covering_all(rounds, 8192, k);
-        let (publisher, client, object) = puzzle_setup(&chunks, seed);
-        let generated = generate(&params, &publisher, &mut MemorySource::new(&object, SLOT as u32)).unwrap();
-        let views: Vec<&[u8]> = client.iter().map(Vec::as_slice).collect();
-        let solved = solve(&params, &views, &generated.goal).unwrap();
-        prop_assert_eq!(&solved.secret, &generated.secret);
-
-        let mut flipped = client.clone();
-        let c = which.index(k);
-        let byte = (bit / 8) % flipped[c].len();
-        flipped[c][byte] ^= 1u8 << (bit % 8);
-        let views: Vec<&[u8]> = flipped.iter().map(Vec::as_slice).collect();
-        prop_assert_eq!(
-            solve(&params, &views, &generated.goal),
-            Err(PuzzleError::NoSolution { tried: 1 })
-        );
-    }
-
-    /// Multi-block chunks: one flipped bit in any block the publisher's
-    /// walk visited defeats the solver (the other blocks are not read by
-    /// the winning walk, so flipping them proves nothing).
+    /// One flipped bit in any block the publisher's walk visited defeats
+    /// the solver. Chunks of one block (up to 16 bytes) are always visited
+    /// whole; in longer ones, the blocks the winning walk never reads are
+    /// left alone, since flipping them proves nothing.
     #[test]
     fn one_flipped_bit_in_a_visited_block_defeats_the_solver(
-        chunks in vec(vec(any::<u8>(), 17..=SLOT), 2..=4),
+        chunks in vec(vec(any::<u8>(), 1..=SLOT), 2..=4),
         rounds in 2u8..=3,
         which in any::<Index>(),
         bit in 0usize..128,
