@@ -326,9 +326,15 @@ fn to_bytes(words: &Words) -> [u8; 32] {
     out
 }
 
-fn initial_state() -> Words {
-    static INIT: std::sync::OnceLock<Words> = std::sync::OnceLock::new();
-    *INIT.get_or_init(|| to_words(&Sha256::digest(tags::PUZZLE).into()))
+/// A walk before its first step, from the tagged initial chain value;
+/// built once, copied for every walk.
+fn initial_lane(start: u64) -> Lane {
+    static INIT: std::sync::OnceLock<Lane> = std::sync::OnceLock::new();
+    let init = INIT.get_or_init(|| Lane::new(&to_words(&Sha256::digest(tags::PUZZLE).into()), 0));
+    Lane {
+        offset: start,
+        ..*init
+    }
 }
 
 /// One walk in progress.
@@ -338,6 +344,7 @@ fn initial_state() -> Words {
 /// writes the visited block and, after compressing, the new chain value.
 /// The chain value also stays in words, so the next offset and the goal
 /// comparison need no byte conversion.
+#[derive(Clone, Copy)]
 struct Lane {
     message: [u8; 64],
     state: Words,
@@ -440,14 +447,14 @@ impl Shape {
         }
         params.check_walk(k)?;
         let mut moduli = [Modulus::default(); MAX_BUNDLE_CHUNKS];
-        let (mut first, mut most) = (0, 0);
+        let (mut first, mut most, mut largest_len) = (0, 0, 0);
         for (chunk, (len, slot)) in lens.zip(moduli.iter_mut()).enumerate() {
             let count = block_count(len);
             if count == 0 {
                 return Err(PuzzleError::EmptyChunk { chunk });
             }
             if count > most {
-                (first, most) = (chunk, count);
+                (first, most, largest_len) = (chunk, count, len);
             }
             *slot = Modulus::new(count);
         }
@@ -458,7 +465,7 @@ impl Shape {
             k,
             first,
             moduli,
-            range: most.min(u64::from(params.start_range)),
+            range: params.effective_start_range(largest_len),
         })
     }
 
@@ -476,11 +483,10 @@ impl Shape {
 #[inline(always)]
 fn run_walks<const N: usize>(
     shape: &Shape,
-    init: &Words,
     starts: [u64; N],
     mut fetch: impl FnMut(usize, usize, u64) -> [u8; 16],
 ) -> [(Words, Words); N] {
-    let mut lanes: [Lane; N] = core::array::from_fn(|i| Lane::new(init, starts[i]));
+    let mut lanes: [Lane; N] = starts.map(initial_lane);
     let mut chunk = shape.first;
     for t in 0..shape.steps {
         let last = t + 1 == shape.steps;
@@ -531,6 +537,13 @@ impl<'a> ChunkBlocks<'a> {
 
 fn chunk_tables<'a>(chunks: &[&'a [u8]]) -> Vec<ChunkBlocks<'a>> {
     chunks.iter().map(|c| ChunkBlocks::new(c)).collect()
+}
+
+/// Block `block` of covered chunk `c` of `tables` (the solver's and
+/// verifier's `fetch`).
+#[inline(always)]
+fn table_block(tables: &[ChunkBlocks<'_>], c: usize, block: u64) -> [u8; 16] {
+    tables.get(c).map_or([0u8; 16], |t| t.block(block))
 }
 
 fn len_u64(len: usize) -> u64 {
@@ -621,7 +634,7 @@ fn generate_shaped<S: BlockSource + ?Sized>(
     // counter block IV + j (CTR mode at block j, see `crate::layers`).
     let mut ciphers: [Option<aes::Aes128Enc>; MAX_BUNDLE_CHUNKS] = Default::default();
     let mut failure: Option<PuzzleError> = None;
-    let [(goal, secret)] = run_walks(shape, &initial_state(), [start], |_, c, block| {
+    let [(goal, secret)] = run_walks(shape, [start], |_, c, block| {
         // After a failed read the walk is void: finish it without reading.
         if failure.is_some() {
             return [0u8; 16];
@@ -679,23 +692,22 @@ fn encrypted_block<S: BlockSource + ?Sized>(
 }
 
 /// Walks the solver runs in lockstep. Two overlap the compressions best on
-/// the machines measured (`docs/performance.md`); more lanes spill
-/// registers and slow the loop down.
+/// the machines measured (`docs/performance.md`): one `compress256` call is
+/// about 150 micro-ops, so the out-of-order window holds about two, and
+/// more lanes only add loop overhead.
 const SOLVE_LANES: usize = 2;
 
 /// Shared read-only state of a solve.
 struct Solver<'a> {
     shape: Shape,
     chunks: Vec<ChunkBlocks<'a>>,
-    init: Words,
     goal: Words,
 }
 
 impl Solver<'_> {
     fn run(&self, range: Range<u64>, stop: &AtomicBool) -> Option<Solution> {
         let chunks = &self.chunks;
-        let fetch =
-            |_: usize, c: usize, off: u64| chunks.get(c).map_or([0u8; 16], |t| t.block(off));
+        let fetch = |_: usize, c: usize, off: u64| table_block(chunks, c, off);
         let found = |start: u64, secret: &Words| {
             stop.store(true, Ordering::Relaxed);
             Some(Solution {
@@ -711,7 +723,7 @@ impl Solver<'_> {
                 return None;
             }
             let starts: [u64; SOLVE_LANES] = core::array::from_fn(|i| start + i as u64);
-            let walks = run_walks(&self.shape, &self.init, starts, fetch);
+            let walks = run_walks(&self.shape, starts, fetch);
             for (s, (goal, secret)) in starts.into_iter().zip(&walks) {
                 if *goal == self.goal {
                     return found(s, secret);
@@ -720,7 +732,7 @@ impl Solver<'_> {
             start += SOLVE_LANES as u64;
         }
         while start < range.end && !stop.load(Ordering::Relaxed) {
-            let [(goal, secret)] = run_walks(&self.shape, &self.init, [start], fetch);
+            let [(goal, secret)] = run_walks(&self.shape, [start], fetch);
             if goal == self.goal {
                 return found(start, &secret);
             }
@@ -755,7 +767,6 @@ pub fn solve_parallel(
     let solver = Solver {
         shape,
         chunks: chunk_tables(chunks),
-        init: initial_state(),
         goal: to_words(&goal.0),
     };
     let stop = AtomicBool::new(false);
@@ -813,9 +824,7 @@ pub fn walk(
         });
     }
     let tables = chunk_tables(chunks);
-    let [(goal, secret)] = run_walks(&shape, &initial_state(), [start], |_, c, off| {
-        tables.get(c).map_or([0u8; 16], |t| t.block(off))
-    });
+    let [(goal, secret)] = run_walks(&shape, [start], |_, c, off| table_block(&tables, c, off));
     Ok((
         Hash(to_bytes(&goal)),
         PuzzleSecret::from_bytes(to_bytes(&secret)),
