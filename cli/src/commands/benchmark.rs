@@ -130,21 +130,21 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
         }
         BenchmarkCommand::Crypto { scale, json } => {
             let r = cachecash_cdn::bench::run(scale).map_err(anyhow::Error::msg)?;
-            let gbps = r.two_layer_bytes_per_sec / 1e9;
+            let gbps = r.two_layer_bytes.median / 1e9;
             // Generation touches R·k − 1 blocks per bundle of k chunks of
             // 128 KiB; the "equivalent" rate is the bundle data it covers.
             let bundle_bits = 4.0 * 128.0 * 1024.0 * 8.0;
-            let generation_tbps = r.puzzle_generations_per_sec * bundle_bits / 1e12;
+            let generation_tbps = r.puzzle_generations.median * bundle_bits / 1e12;
             // Fastest and slowest measured round (the figures are medians).
             let solve_ms = [
-                1000.0 / r.puzzle_solve_spread.high.max(1e-9),
-                1000.0 / r.puzzle_solve_spread.low.max(1e-9),
+                1000.0 / r.puzzle_solves.high.max(1e-9),
+                1000.0 / r.puzzle_solves.low.max(1e-9),
             ];
             let tbps = [
-                r.puzzle_generation_spread.low * bundle_bits / 1e12,
-                r.puzzle_generation_spread.high * bundle_bits / 1e12,
+                r.puzzle_generations.low * bundle_bits / 1e12,
+                r.puzzle_generations.high * bundle_bits / 1e12,
             ];
-            let two_layer = [r.two_layer_spread.low / 1e9, r.two_layer_spread.high / 1e9];
+            let two_layer = [r.two_layer_bytes.low / 1e9, r.two_layer_bytes.high / 1e9];
             if json {
                 println!(
                     "{}",
@@ -153,12 +153,12 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
                         "version": env!("CARGO_PKG_VERSION"),
                         "rounds": cachecash_cdn::bench::ROUNDS,
                         "sha256CompressionNs": r.compression_ns,
-                        "puzzleSolveMeanMs": r.puzzle_solve_mean_ms,
+                        "puzzleSolveMeanMs": r.puzzle_solves.median_ms(),
                         "puzzleSolveMeanMsRoundRange": solve_ms,
-                        "puzzleSolvesPerSec": r.puzzle_solves_per_sec,
+                        "puzzleSolvesPerSec": r.puzzle_solves.median,
                         "puzzleSolvesPerSecParallel": r.puzzle_solves_per_sec_parallel,
                         "threads": r.threads,
-                        "puzzleGenerationsPerSec": r.puzzle_generations_per_sec,
+                        "puzzleGenerationsPerSec": r.puzzle_generations.median,
                         "puzzleGenerationTbpsEquivalent": generation_tbps,
                         "puzzleGenerationTbpsRoundRange": tbps,
                         "twoLayerGBytesPerSec": gbps,
@@ -179,7 +179,7 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
                 );
                 println!(
                     "puzzle solve (R=2, k=4, 128 KiB, one core): mean {:.3} ms [{:.3}, {:.3}] (goal ≤ 1.2 ms); {:.0} solves/s on {} threads",
-                    r.puzzle_solve_mean_ms,
+                    r.puzzle_solves.median_ms(),
                     solve_ms[0],
                     solve_ms[1],
                     r.puzzle_solves_per_sec_parallel,
@@ -187,7 +187,7 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
                 );
                 println!(
                     "puzzle generation: {:.0} puzzles/s = {:.2} Tbps [{:.2}, {:.2}] of bundle data per core (goal ≥ 4.26)",
-                    r.puzzle_generations_per_sec, generation_tbps, tbps[1], tbps[0]
+                    r.puzzle_generations.median, generation_tbps, tbps[1], tbps[0]
                 );
                 println!(
                     "two-layer AES-128-CTR: {gbps:.2} GB/s [{:.2}, {:.2}] per core (goal ≥ 1.5)",

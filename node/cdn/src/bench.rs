@@ -41,6 +41,11 @@ pub struct Spread {
 }
 
 impl Spread {
+    /// Milliseconds per call at the median rate.
+    pub fn median_ms(&self) -> f64 {
+        1000.0 / self.median.max(1e-9)
+    }
+
     /// The same spread with every rate mapped by `f` (monotone increasing).
     pub fn map(self, f: impl Fn(f64) -> f64) -> Self {
         Self {
@@ -56,24 +61,17 @@ impl Spread {
 pub struct CryptoRates {
     /// Latency of one dependent SHA-256 compression, in nanoseconds.
     pub compression_ns: f64,
-    /// Spread of the one-core solve rate (solves per second).
-    pub puzzle_solve_spread: Spread,
-    /// Spread of the generation rate (puzzles per second).
-    pub puzzle_generation_spread: Spread,
-    /// Spread of the two-layer rate (bytes per second).
-    pub two_layer_spread: Spread,
-    /// Puzzle solves per second on one core (R = 2, k = 4, 128 KiB, start at the range's mean).
-    pub puzzle_solves_per_sec: f64,
-    /// Mean time of one such solve, in milliseconds.
-    pub puzzle_solve_mean_ms: f64,
+    /// Puzzle solves per second on one core (R = 2, k = 4, 128 KiB, starts
+    /// spread evenly over the range).
+    pub puzzle_solves: Spread,
     /// The same solves per second with [`default_threads`] threads.
     pub puzzle_solves_per_sec_parallel: f64,
     /// Threads used for the parallel figure.
     pub threads: usize,
     /// Puzzle generations per second (random start, 7 seeks and compressions).
-    pub puzzle_generations_per_sec: f64,
+    pub puzzle_generations: Spread,
     /// Two-layer encryption throughput of 128 KiB chunks, bytes per second.
-    pub two_layer_bytes_per_sec: f64,
+    pub two_layer_bytes: Spread,
     /// Bundles prepared and batch-signed per second (batches of 16).
     pub bundle_issues_per_sec: f64,
     /// Full client-side bundle verifications per second.
@@ -378,15 +376,11 @@ pub fn run(scale: usize) -> Result<CryptoRates, String> {
 
     Ok(CryptoRates {
         compression_ns,
-        puzzle_solve_spread,
-        puzzle_generation_spread,
-        two_layer_spread,
-        puzzle_solves_per_sec: puzzle_solve_spread.median,
-        puzzle_solve_mean_ms: 1000.0 / puzzle_solve_spread.median.max(1e-9),
+        puzzle_solves: puzzle_solve_spread,
         puzzle_solves_per_sec_parallel,
         threads,
-        puzzle_generations_per_sec: puzzle_generation_spread.median,
-        two_layer_bytes_per_sec: two_layer_spread.median,
+        puzzle_generations: puzzle_generation_spread,
+        two_layer_bytes: two_layer_spread,
         bundle_issues_per_sec,
         bundle_client_verifies_per_sec,
         bundle_cache_verifies_per_sec,
