@@ -15,12 +15,14 @@
 //! - [`mempool`]: admission, bounds, eviction, ordering, re-validation.
 //! - [`miner`]: proof-of-work on its own thread.
 //! - [`network`]: libp2p: discovery, gossip, headers-first sync, bans.
+//! - [`cdn`]: the CDN services (publisher, cache, client) over libp2p streams.
 //! - [`rpc`]: the JSON-RPC server.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`service`]: configuration, startup, shutdown, hosted modules.
 
 pub mod benchmark;
 pub mod blockfile;
+pub mod cdn;
 pub mod chain;
 pub mod mempool;
 pub mod metrics;

@@ -148,6 +148,32 @@ pub async fn start_networked(
     .await
 }
 
+/// Starts a networked node (memory storage, RPC off) hosting `modules`:
+/// the CDN roles in scenario tests.
+pub async fn start_with_modules(
+    spec: &ChainSpec,
+    base: &Path,
+    miner: Option<AccountId>,
+    bootnodes: Vec<Multiaddr>,
+    modules: Vec<Box<dyn cachecash_node::NodeModule>>,
+) -> Node {
+    let mut net = NetworkConfig::loopback(base.join("network").join("secret_ed25519"));
+    net.bootnodes = bootnodes;
+    let config = NodeConfig {
+        spec: spec.clone(),
+        base_path: base.to_path_buf(),
+        storage: Storage::Memory,
+        rpc_addr: None,
+        rpc_methods: RpcMethods::Auto,
+        rpc_limits: Default::default(),
+        prometheus_addr: None,
+        mine: miner,
+        pool_limits: PoolLimits::default(),
+        network: Some(net),
+    };
+    Node::start(config, modules).await.expect("node starts")
+}
+
 /// The node's first listen address, with its peer id.
 pub fn p2p_addr(node: &Node) -> Multiaddr {
     node.network()

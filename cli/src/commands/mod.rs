@@ -4,10 +4,12 @@ pub mod benchmark;
 pub mod escrow;
 pub mod export_blocks;
 pub mod export_chain_spec;
+pub mod fetch;
 pub mod import_blocks;
 pub mod key;
 pub mod purge_chain;
 pub mod revert;
+pub mod roles;
 pub mod run;
 pub mod ticket;
 pub mod wallet;
@@ -23,6 +25,8 @@ use clap::{Parser, Subcommand};
 ///   cachecash --chain local --mine --miner-account alice --base-path /tmp/n1
 ///   cachecash wallet balance alice
 ///   cachecash wallet transfer --from alice --to bob --amount 1.5CCH
+///   cachecash fetch cachecash://PUBLISHER_PEER_ID/file.bin -o file.bin --chain local \
+///       --bootnodes /ip4/127.0.0.1/tcp/30333/p2p/PEER_ID
 #[derive(Debug, Parser)]
 #[command(
     name = "cachecash",
@@ -60,6 +64,7 @@ pub enum Command {
     /// MicroCash tickets: issue, check, claim.
     #[command(subcommand)]
     Ticket(ticket::TicketCommand),
+    Fetch(fetch::FetchArgs),
     /// Measure performance.
     #[command(subcommand)]
     Benchmark(benchmark::BenchmarkCommand),
@@ -80,5 +85,6 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Escrow(c)) => escrow::run(c),
         Some(Command::Ticket(c)) => ticket::run(c),
         Some(Command::Benchmark(c)) => benchmark::run(c),
+        Some(Command::Fetch(a)) => fetch::run(a),
     }
 }

@@ -19,6 +19,11 @@ use std::path::PathBuf;
 ///   cachecash --chain local --base-path /tmp/node2 --port 30334 --rpc-port 9945 \
 ///       --bootnodes /ip4/127.0.0.1/tcp/30333/p2p/PEER_ID_OF_NODE1
 ///   cachecash --chain ./my-spec.json --rpc-port 9955 --prometheus-port 9615
+///   cachecash --chain local --base-path /tmp/c1 --port 30340 --no-rpc --cache --cache-quota 2GiB \
+///       --bootnodes /ip4/127.0.0.1/tcp/30333/p2p/PEER_ID_OF_NODE1
+///   cachecash --chain local --base-path /tmp/p1 --port 30350 --no-rpc --publisher \
+///       --origin ./www --funder alice --hire /ip4/127.0.0.1/tcp/30340/p2p/PEER_ID_OF_CACHE \
+///       --bootnodes /ip4/127.0.0.1/tcp/30333/p2p/PEER_ID_OF_NODE1
 #[derive(Debug, Clone, Args)]
 #[command(verbatim_doc_comment)]
 pub struct RunArgs {
@@ -78,6 +83,9 @@ pub struct RunArgs {
     /// [default: BASE/chains/ID/network/secret_ed25519].
     #[arg(long, value_name = "PATH")]
     pub node_key_file: Option<PathBuf>,
+    /// CDN roles.
+    #[command(flatten)]
+    pub roles: crate::commands::roles::RoleArgs,
 }
 
 impl Default for RunArgs {
@@ -101,6 +109,7 @@ impl Default for RunArgs {
             reserved_nodes: Vec::new(),
             max_peers: 50,
             node_key_file: None,
+            roles: Default::default(),
         }
     }
 }
@@ -167,9 +176,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         },
         network: Some(network_config(&args, &spec, &base_path)?),
     };
+    let modules = crate::commands::roles::modules(&args.roles, &spec, &base_path)?;
     let rt = shared::runtime()?;
     rt.block_on(async move {
-        let node = Node::start(config, Vec::new()).await?;
+        let node = Node::start(config, modules).await?;
         let head = node.chain().head();
         tracing::info!("cachecash {}", env!("CARGO_PKG_VERSION"));
         tracing::info!("chain:        {} ({})", spec.name, spec.id);
@@ -201,7 +211,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn multiaddrs(flag: &str, values: &[String]) -> anyhow::Result<Vec<Multiaddr>> {
+pub(crate) fn multiaddrs(flag: &str, values: &[String]) -> anyhow::Result<Vec<Multiaddr>> {
     values
         .iter()
         .map(|v| {

@@ -734,9 +734,17 @@ pub struct PreparedBundle {
     tickets: Vec<Ticket>,
     l2: SealedL2,
     digest: Hash,
+    secret: PuzzleSecret,
 }
 
 impl PreparedBundle {
+    /// The puzzle secret. The publisher keeps it to check the client's
+    /// answer and to relay the L2 claim to the bundle's caches if the client
+    /// withholds it.
+    pub fn secret(&self) -> &PuzzleSecret {
+        &self.secret
+    }
+
     /// The bundle digest that will be signed.
     pub fn digest(&self) -> &Hash {
         &self.digest
@@ -858,6 +866,7 @@ fn prepare<S: BlockSource + ?Sized>(
         tickets,
         l2,
         digest,
+        secret: generated.secret,
     })
 }
 

@@ -68,6 +68,7 @@ pub mod keys;
 pub mod l2;
 pub mod layers;
 pub mod manifest;
+pub mod messages;
 pub mod puzzle;
 pub mod tags;
 

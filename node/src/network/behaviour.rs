@@ -9,6 +9,7 @@
 //! | `kad` | Kademlia peer discovery on `/cachecash/<genesis>/kad/1` |
 //! | `gossip` | gossipsub: blocks and transactions, strictly signed, validated by the node before forwarding |
 //! | `sync` | request-response: status, headers and blocks ([`super::protocol`]) |
+//! | `streams` | generic long-lived streams: the CDN control and chunk protocols (`crate::cdn`) |
 //!
 //! Every protocol name carries the genesis hash, so nodes of different
 //! chains never exchange data. More protocols (the CDN services) join by
@@ -42,6 +43,10 @@ pub struct Behaviour {
     pub gossip: gossipsub::Behaviour,
     /// Headers-first range sync.
     pub sync: request_response::Behaviour<SyncCodec>,
+    /// Long-lived streams for the CDN services; they open and accept
+    /// streams through a [`libp2p_stream::Control`], never through the
+    /// swarm task.
+    pub streams: libp2p_stream::Behaviour,
 }
 
 impl std::fmt::Debug for Behaviour {
@@ -158,6 +163,7 @@ impl Behaviour {
             kad,
             gossip,
             sync,
+            streams: libp2p_stream::Behaviour::new(),
         })
     }
 }

@@ -56,6 +56,29 @@ pub fn load_or_generate(path: &Path) -> Result<Keypair, NodeKeyError> {
     }
 }
 
+/// The ed25519 signing key of a node keypair: the node's account in the
+/// CDN roles, so a peer's libp2p identity and its ledger account are one key.
+pub fn signing_key(key: &Keypair) -> Result<ed25519_dalek::SigningKey, NodeKeyError> {
+    let pair = key
+        .clone()
+        .try_into_ed25519()
+        .map_err(|e| NodeKeyError::Malformed {
+            path: PathBuf::new(),
+            why: format!("not an ed25519 key: {e}"),
+        })?;
+    let secret = pair.secret();
+    let bytes: &[u8] = secret.as_ref();
+    let mut seed = [0u8; 32];
+    if bytes.len() != 32 {
+        return Err(NodeKeyError::Malformed {
+            path: PathBuf::new(),
+            why: "the ed25519 secret is not 32 bytes".into(),
+        });
+    }
+    seed.copy_from_slice(bytes);
+    Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+}
+
 fn parse(text: &str) -> Result<Keypair, String> {
     let mut bytes = hex::decode(text).map_err(|e| format!("not hex: {e}"))?;
     if bytes.len() != 32 {

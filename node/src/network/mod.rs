@@ -191,6 +191,8 @@ pub(crate) enum Command {
         request: protocol::SyncRequest,
         reply: oneshot::Sender<Result<protocol::SyncResponse, String>>,
     },
+    AddAddresses(PeerId, Vec<Multiaddr>),
+    Ban(PeerId, &'static str, String),
 }
 
 /// A gossip topic of the node.
@@ -203,13 +205,23 @@ pub enum Topic {
 }
 
 /// A cloneable handle on the running network.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NetworkHandle {
     peer_id: PeerId,
     commands: mpsc::Sender<Command>,
     shared: Arc<RwLock<Shared>>,
     should_have_peers: bool,
     syncing: Arc<AtomicBool>,
+    streams: libp2p_stream::Control,
+    signing_key: Arc<ed25519_dalek::SigningKey>,
+}
+
+impl std::fmt::Debug for NetworkHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkHandle")
+            .field("peer_id", &self.peer_id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The swarm task has stopped.
@@ -256,6 +268,31 @@ impl NetworkHandle {
     /// miner pauses on it).
     pub fn syncing_flag(&self) -> Arc<AtomicBool> {
         self.syncing.clone()
+    }
+
+    /// A control for opening and accepting CDN streams on this node's
+    /// connections (clone it per task: each clone has its own slot).
+    pub fn stream_control(&self) -> libp2p_stream::Control {
+        self.streams.clone()
+    }
+
+    /// The node key as an ed25519 signing key: the account of this node's
+    /// CDN roles (cache payee, client, publisher manifest and ticket signer).
+    pub fn signing_key(&self) -> Arc<ed25519_dalek::SigningKey> {
+        self.signing_key.clone()
+    }
+
+    /// Tells the swarm where to reach `peer` (for example a cache named in
+    /// a bundle). Best effort: dropped when the command queue is full.
+    pub fn add_addresses(&self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        let _ = self.commands.try_send(Command::AddAddresses(peer, addrs));
+    }
+
+    /// Bans `peer` for a protocol violation a service detected (a malformed
+    /// or oversized CDN message): disconnected, refused for the ban duration,
+    /// logged and counted under `reason`.
+    pub fn ban_peer(&self, peer: PeerId, reason: &'static str, detail: String) {
+        let _ = self.commands.try_send(Command::Ban(peer, reason, detail));
     }
 
     /// Whether the node is expected to have peers.

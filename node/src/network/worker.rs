@@ -138,6 +138,7 @@ pub async fn start(
 ) -> Result<(NetworkHandle, Vec<tokio::task::JoinHandle<()>>), NetworkError> {
     let key = key::load_or_generate(&config.node_key_file)?;
     let peer_id = key.public().to_peer_id();
+    let signing_key = Arc::new(key::signing_key(&key)?);
     let genesis = chain.genesis_hash();
     let metrics = chain.metrics().clone();
     for (what, list) in [
@@ -166,6 +167,7 @@ pub async fn start(
         request_timeout: REQUEST_TIMEOUT,
     };
     let behaviour = Behaviour::new(&key, &bconfig, codec).map_err(NetworkError::Build)?;
+    let streams = behaviour.streams.new_control();
     let mut swarm = libp2p::SwarmBuilder::with_existing_identity(key)
         .with_tokio()
         .with_tcp(
@@ -252,6 +254,8 @@ pub async fn start(
         shared: shared.clone(),
         should_have_peers: config.should_have_peers,
         syncing: syncing.clone(),
+        streams,
+        signing_key,
     };
     let mut worker = Worker {
         swarm,
@@ -571,6 +575,14 @@ impl Worker {
             Command::Dial(addr, reply) => {
                 let r = self.swarm.dial(addr).map_err(|e| e.to_string());
                 let _ = reply.send(r);
+            }
+            Command::Ban(peer, reason, detail) => self.ban(peer, reason, &detail),
+            Command::AddAddresses(peer, addrs) => {
+                if peer != *self.swarm.local_peer_id() && !self.bans.contains_key(&peer) {
+                    for a in addrs.into_iter().take(crate::cdn::MAX_PEER_ADDRS) {
+                        self.swarm.add_peer_address(peer, a);
+                    }
+                }
             }
             Command::Request {
                 peer,

@@ -1,0 +1,293 @@
+//! The CDN role flags of `cachecash [run]` (`--publisher`, `--cache`) and
+//! their config file: what an operator sets once goes in the file, flags
+//! override it.
+//!
+//! ```toml
+//! [publisher]
+//! origin = "https://files.example.org"   # or a directory
+//! funder = "alice"                        # key that funds the escrow (dev name, 0x seed or key file)
+//! # escrow = "0x…"                        # or adopt an escrow opened elsewhere
+//! caches = ["/ip4/10.0.0.5/tcp/30333/p2p/12D3KooW…"]
+//! bundle_chunks = 4
+//!
+//! [publisher.terms]                       # terms of the escrows it opens
+//! face_value = "1CCH"
+//! tickets_per_round = 100000
+//! winners_per_round = 4
+//! round_length = 100
+//! rounds = 100
+//! draw_delay = 5
+//! claim_window = 200
+//! penalty = "100CCH"
+//!
+//! [cache]
+//! dir = "/var/lib/cachecash/cache"
+//! quota = "20GiB"
+//! min_penalty = "10CCH"
+//! ```
+
+use crate::commands::wallet::parse_amount;
+use anyhow::Context;
+use cachecash_chain_spec::ChainSpec;
+use cachecash_node::cdn::cache::{CacheConfig, CacheModule};
+use cachecash_node::cdn::publisher::escrow::{EscrowPlan, EscrowSource};
+use cachecash_node::cdn::publisher::origin::Origin;
+use cachecash_node::cdn::publisher::{PublisherConfig, PublisherModule};
+use cachecash_node::service::NodeModule;
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+/// CDN roles of the node.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RoleArgs {
+    /// Run the publisher role (needs --origin, and --funder or --escrow).
+    #[arg(long, help_heading = "CDN roles")]
+    pub publisher: bool,
+    /// Publisher origin: an http(s):// base URL or a directory.
+    #[arg(long, value_name = "URL|DIR", help_heading = "CDN roles")]
+    pub origin: Option<String>,
+    /// Key that funds the publisher's escrow: a dev name, a 0x seed or a key file.
+    #[arg(long, value_name = "KEY", help_heading = "CDN roles")]
+    pub funder: Option<String>,
+    /// Adopt this escrow (its ticket signer must be this node's account) instead of opening one.
+    #[arg(long, value_name = "ESCROW_ID", help_heading = "CDN roles")]
+    pub escrow: Option<String>,
+    /// A cache to hire, /ip4/ADDR/tcp/PORT/p2p/PEER_ID (repeatable or comma-separated).
+    #[arg(long, value_name = "MULTIADDR", value_delimiter = ',', help_heading = "CDN roles")]
+    pub hire: Vec<String>,
+    /// Run the cache role.
+    #[arg(long, help_heading = "CDN roles")]
+    pub cache: bool,
+    /// Cache directory [default: BASE/cdn/cache].
+    #[arg(long, value_name = "DIR", help_heading = "CDN roles")]
+    pub cache_dir: Option<PathBuf>,
+    /// Cache byte quota, e.g. 512MiB or 20GiB [default: 1GiB].
+    #[arg(long, value_name = "SIZE", help_heading = "CDN roles")]
+    pub cache_quota: Option<String>,
+    /// CDN config file (TOML) with [publisher], [publisher.terms] and [cache] tables.
+    #[arg(long, value_name = "FILE", help_heading = "CDN roles")]
+    pub cdn_config: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    publisher: Option<PublisherFile>,
+    cache: Option<CacheFile>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublisherFile {
+    origin: Option<String>,
+    funder: Option<String>,
+    escrow: Option<String>,
+    #[serde(default)]
+    caches: Vec<String>,
+    dir: Option<PathBuf>,
+    bundle_chunks: Option<usize>,
+    chunk_size: Option<u32>,
+    puzzle_rounds: Option<u8>,
+    max_window: Option<u8>,
+    issue_margin: Option<u64>,
+    terms: Option<TermsFile>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TermsFile {
+    face_value: Option<String>,
+    tickets_per_round: Option<u32>,
+    winners_per_round: Option<u32>,
+    round_length: Option<u32>,
+    rounds: Option<u64>,
+    draw_delay: Option<u32>,
+    claim_window: Option<u32>,
+    penalty: Option<String>,
+    fee: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CacheFile {
+    dir: Option<PathBuf>,
+    quota: Option<String>,
+    min_penalty: Option<String>,
+}
+
+/// Parses a byte size: a number with an optional B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB) suffix.
+pub fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("'{s}' is not a size; write e.g. 512MiB or 20GiB"))?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kib" => 1024.0,
+        "kb" => 1e3,
+        "m" | "mib" => 1024.0 * 1024.0,
+        "mb" => 1e6,
+        "g" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "gb" => 1e9,
+        "t" | "tib" => 1024.0_f64.powi(4),
+        "tb" => 1e12,
+        other => anyhow::bail!("'{s}': unknown size unit '{other}'; use B, KiB, MiB, GiB or TiB"),
+    };
+    Ok((n * mult) as u64)
+}
+
+fn token(spec: &ChainSpec) -> (u8, String) {
+    let p = spec.properties_json();
+    let decimals = p
+        .get("tokenDecimals")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|d| u8::try_from(d).ok())
+        .unwrap_or(12);
+    let symbol = p
+        .get("tokenSymbol")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("CCH")
+        .to_string();
+    (decimals, symbol)
+}
+
+/// The modules the role flags ask for.
+pub fn modules(
+    args: &RoleArgs,
+    spec: &ChainSpec,
+    base_path: &Path,
+) -> anyhow::Result<Vec<Box<dyn NodeModule>>> {
+    let file: FileConfig = match &args.cdn_config {
+        None => FileConfig::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read --cdn-config {}", path.display()))?;
+            toml::from_str(&text)
+                .with_context(|| format!("--cdn-config {} is not a valid CDN config", path.display()))?
+        }
+    };
+    let mut out: Vec<Box<dyn NodeModule>> = Vec::new();
+    let (decimals, symbol) = token(spec);
+    let amount = |s: &str, what: &str| {
+        parse_amount(s, decimals, &symbol).with_context(|| format!("invalid {what} '{s}'"))
+    };
+    let cdn_base = base_path.join("chains").join(&spec.id).join("cdn");
+    if args.publisher {
+        let pf = file.publisher.unwrap_or_default();
+        let origin = args.origin.clone().or(pf.origin).context(
+            "--publisher needs --origin URL|DIR (or origin in the [publisher] table of --cdn-config)",
+        )?;
+        let origin = Origin::parse(&origin).map_err(anyhow::Error::msg)?;
+        let escrow = match (args.escrow.clone().or(pf.escrow), args.funder.clone().or(pf.funder)) {
+            (Some(id), _) => EscrowSource::Existing(
+                crate::commands::escrow::parse_escrow_id(&id).context("invalid --escrow")?,
+            ),
+            (None, Some(funder)) => {
+                let key = spec
+                    .resolve_signing_key(&funder)
+                    .with_context(|| format!("invalid --funder '{funder}'"))?;
+                let t = pf.terms.unwrap_or_default();
+                let unit = 10u128.pow(u32::from(decimals));
+                EscrowSource::Open {
+                    funder: std::sync::Arc::new(key),
+                    plan: EscrowPlan {
+                        face_value: match &t.face_value {
+                            Some(v) => amount(v, "face_value")?,
+                            None => unit,
+                        },
+                        tickets_per_round: t.tickets_per_round.unwrap_or(100_000),
+                        winners_per_round: t.winners_per_round.unwrap_or(4),
+                        round_length: t.round_length.unwrap_or(100),
+                        rounds: t.rounds.unwrap_or(100),
+                        draw_delay: t.draw_delay.unwrap_or(5),
+                        claim_window: t.claim_window.unwrap_or(200),
+                        penalty: match &t.penalty {
+                            Some(v) => amount(v, "penalty")?,
+                            None => unit.saturating_mul(100),
+                        },
+                        fee: match &t.fee {
+                            Some(v) => amount(v, "fee")?,
+                            None => 1_000_000,
+                        },
+                    },
+                }
+            }
+            (None, None) => anyhow::bail!(
+                "--publisher needs --funder KEY to open its escrow, or --escrow ID to adopt one"
+            ),
+        };
+        let mut caches = crate::commands::run::multiaddrs("--hire", &args.hire)?;
+        caches.extend(crate::commands::run::multiaddrs("caches in --cdn-config", &pf.caches)?);
+        let mut c = PublisherConfig::new(
+            pf.dir.unwrap_or_else(|| cdn_base.join("publisher")),
+            origin,
+            escrow,
+        );
+        c.caches = caches;
+        if let Some(v) = pf.bundle_chunks {
+            c.bundle_chunks = v;
+        }
+        if let Some(v) = pf.chunk_size {
+            c.chunk_size = v;
+        }
+        if let Some(v) = pf.puzzle_rounds {
+            c.puzzle_rounds = v;
+        }
+        if let Some(v) = pf.max_window {
+            c.max_window = v;
+        }
+        if let Some(v) = pf.issue_margin {
+            c.issue_margin = v;
+        }
+        out.push(Box::new(PublisherModule::new(c)));
+    }
+    if args.cache {
+        let cf = file.cache.unwrap_or_default();
+        let dir = args
+            .cache_dir
+            .clone()
+            .or(cf.dir)
+            .unwrap_or_else(|| cdn_base.join("cache"));
+        let quota = match args.cache_quota.clone().or(cf.quota) {
+            Some(q) => parse_size(&q).context("invalid --cache-quota")?,
+            None => 1 << 30,
+        };
+        let mut c = CacheConfig::new(dir, quota);
+        if let Some(p) = &cf.min_penalty {
+            c.min_penalty = amount(p, "min_penalty")?;
+        }
+        let module = CacheModule::open(c).map_err(anyhow::Error::msg)?;
+        out.push(Box::new(module));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("512").unwrap(), 512);
+        assert_eq!(parse_size("1KiB").unwrap(), 1024);
+        assert_eq!(parse_size("2 MiB").unwrap(), 2 << 20);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_size("1GB").unwrap(), 1_000_000_000);
+        assert!(parse_size("12 furlongs").is_err());
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn a_config_file_parses_and_unknown_keys_are_refused() {
+        let ok: FileConfig = toml::from_str(
+            "[publisher]\norigin = \"/tmp\"\nfunder = \"alice\"\n[publisher.terms]\nrounds = 3\n[cache]\nquota = \"1GiB\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.publisher.unwrap().terms.unwrap().rounds, Some(3));
+        assert!(toml::from_str::<FileConfig>("[cache]\nquotta = \"1GiB\"\n").is_err());
+    }
+}

@@ -1,0 +1,259 @@
+//! The cache role: hired by publishers for their escrows, it serves
+//! doubly-encrypted chunks to clients and keeps the tickets it earns.
+//!
+//! # Flow
+//!
+//! 1. **Hire** (control `Offer`): the offering peer must be the escrow's
+//!    ticket signer; the escrow must exist on chain, be funded, not be
+//!    penalised, still have rounds to draw, and carry at least the cache's
+//!    minimum penalty deposit. The keys are stored ([`tickets::Hire`]).
+//! 2. **Serve** (chunk `Get`): the request must name this cache, be for the
+//!    connection's own client key (so tickets and keys are bound to the
+//!    connection that fetched), verify against the escrow's signer
+//!    ([`cachecash_cdn::CacheRequest::verify`]), pass the chain checks,
+//!    and not be a replay. The chunk comes from the store or is filled from
+//!    the publisher (checked against its id, coalesced), and goes out
+//!    encrypted in one pass under both layers.
+//! 3. **L1** (chunk `L1`): checked against the verified request, its round's
+//!    draw block must not be mined yet, its number must be in range and
+//!    unused among held tickets; it is stored, synced, and only then is the
+//!    outer key released.
+//! 4. **Relay** (control `Relay`, from the publisher): the L2 and secret are
+//!    verified against each held L1 of the bundle and the cache's inner key;
+//!    the ticket becomes redeemable.
+//!
+//! Malformed or oversized messages get the peer banned; every other refusal
+//! is answered with its reason, and the cache keeps serving others.
+
+pub mod serve;
+pub mod store;
+pub mod tickets;
+
+use super::kv::Kv;
+use super::ledger::Ledger;
+use crate::service::{ModuleContext, NodeModule};
+use cachecash_runtime::microcash::{Escrow, EscrowId};
+use cachecash_runtime::{AccountId, Balance};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A cache's configuration.
+#[derive(Debug, Clone)]
+pub struct CacheConfig {
+    /// Directory for the chunk store and the ticket database.
+    pub dir: PathBuf,
+    /// Byte quota of the chunk store.
+    pub quota: u64,
+    /// Smallest penalty deposit an escrow must carry to be served.
+    pub min_penalty: Balance,
+    /// Most concurrent streams per peer.
+    pub max_streams_per_peer: usize,
+    /// Deadline of each read and write on a stream.
+    pub io_timeout: Duration,
+    /// How long an idle chunk stream is kept.
+    pub idle_timeout: Duration,
+}
+
+impl CacheConfig {
+    /// Defaults for a cache in `dir` with `quota` bytes.
+    pub fn new(dir: PathBuf, quota: u64) -> CacheConfig {
+        CacheConfig {
+            dir,
+            quota,
+            min_penalty: 0,
+            max_streams_per_peer: 8,
+            io_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
+}
+
+/// Counters of a running cache.
+#[derive(Debug, Default)]
+pub struct CacheCounters {
+    /// Chunks served (data sent).
+    pub chunks_served: AtomicU64,
+    /// Bytes served.
+    pub bytes_served: AtomicU64,
+    /// Store hits.
+    pub hits: AtomicU64,
+    /// Store misses.
+    pub misses: AtomicU64,
+    /// Fills from publishers.
+    pub fills: AtomicU64,
+    /// Outer keys released (L1s held).
+    pub keys_released: AtomicU64,
+    /// Verified L2 claims received.
+    pub l2_received: AtomicU64,
+    /// Requests refused.
+    pub refused: AtomicU64,
+}
+
+/// The cache's state, shared by its tasks and readable by tests and RPC.
+#[derive(Debug)]
+pub struct CacheState {
+    /// Configuration.
+    pub config: CacheConfig,
+    /// Chunks.
+    pub store: store::ChunkStore,
+    /// Hires and tickets.
+    pub tickets: tickets::Tickets,
+    /// Counters.
+    pub counters: CacheCounters,
+    fills: parking_lot::Mutex<
+        std::collections::HashMap<cachecash_runtime::Hash, Arc<tokio::sync::Mutex<()>>>,
+    >,
+    streams: parking_lot::Mutex<std::collections::HashMap<libp2p::PeerId, usize>>,
+}
+
+/// The cache module.
+#[derive(Debug)]
+pub struct CacheModule {
+    state: Arc<CacheState>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl CacheModule {
+    /// Opens the cache's store and database (they survive restarts).
+    pub fn open(config: CacheConfig) -> Result<CacheModule, String> {
+        let store = store::ChunkStore::open(&config.dir.join("chunks"), config.quota)
+            .map_err(|e| format!("cannot open the chunk store in {}: {e}", config.dir.display()))?;
+        let kv = Kv::open(&config.dir.join("db")).map_err(|e| e.to_string())?;
+        Ok(CacheModule {
+            state: Arc::new(CacheState {
+                config,
+                store,
+                tickets: tickets::Tickets::new(kv),
+                counters: CacheCounters::default(),
+                fills: Default::default(),
+                streams: Default::default(),
+            }),
+            tasks: Vec::new(),
+        })
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> Arc<CacheState> {
+        self.state.clone()
+    }
+}
+
+impl NodeModule for CacheModule {
+    fn name(&self) -> &'static str {
+        "cache"
+    }
+
+    fn start(&mut self, ctx: &ModuleContext) -> Result<(), String> {
+        let network = ctx
+            .network
+            .clone()
+            .ok_or("the cache needs networking; do not run it with networking off")?;
+        let ledger: Arc<dyn Ledger> = Arc::new(super::ledger::ChainLedger::new(
+            ctx.chain.clone(),
+            ctx.pool.clone(),
+        ));
+        let me = AccountId(network.signing_key().verifying_key().to_bytes());
+        let svc = serve::CacheService {
+            state: self.state.clone(),
+            ledger: ledger.clone(),
+            network: network.clone(),
+            me,
+        };
+        let mut control = network.stream_control();
+        let genesis = ledger.genesis();
+        let incoming_control = control
+            .accept(super::cache_protocol(&genesis))
+            .map_err(|_| "the CDN cache protocol is already served on this node (one cache per node)")?;
+        let incoming_chunks = control
+            .accept(super::chunk_protocol(&genesis))
+            .map_err(|_| "the CDN chunk protocol is already served on this node")?;
+        self.tasks
+            .push(tokio::spawn(svc.clone().accept_control(incoming_control)));
+        self.tasks
+            .push(tokio::spawn(svc.accept_chunks(incoming_chunks)));
+        tracing::info!(target: "cachecash::cdn", cache = %me, dir = %self.state.config.dir.display(), quota = self.state.config.quota, "cache started");
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+/// Checks that an escrow may be served: it exists, is funded, is not
+/// penalised, still has a round to draw, and carries at least
+/// `min_penalty`.
+pub fn check_escrow(
+    ledger: &dyn Ledger,
+    id: &EscrowId,
+    min_penalty: Balance,
+) -> Result<Escrow, String> {
+    let escrow = ledger
+        .escrow(id)?
+        .ok_or_else(|| format!("escrow {id} does not exist on chain (never opened, or closed)"))?;
+    if escrow.penalised {
+        return Err(format!(
+            "escrow {id} was penalised for duplicate tickets; its tickets are not served"
+        ));
+    }
+    let one_round = escrow
+        .terms
+        .face_value
+        .saturating_mul(Balance::from(escrow.terms.winners_per_round));
+    if escrow.payment < one_round {
+        return Err(format!(
+            "escrow {id} holds {} of payment, less than one round's winners ({one_round})",
+            escrow.payment
+        ));
+    }
+    if escrow.penalty < min_penalty {
+        return Err(format!(
+            "escrow {id} carries a penalty deposit of {}, below this cache's minimum of {min_penalty}",
+            escrow.penalty
+        ));
+    }
+    let last_draw = escrow
+        .terms
+        .draw_height(escrow.terms.last_round)
+        .map_err(|e| e.to_string())?;
+    if ledger.head_number() >= last_draw {
+        return Err(format!(
+            "escrow {id} has drawn its last round (block {last_draw}); it issues no more valid tickets"
+        ));
+    }
+    Ok(escrow)
+}
+
+impl CacheState {
+    /// Counts a stream of `peer` in; false when it has too many.
+    fn enter(&self, peer: libp2p::PeerId) -> bool {
+        let mut s = self.streams.lock();
+        let n = s.entry(peer).or_insert(0);
+        if *n >= self.config.max_streams_per_peer {
+            return false;
+        }
+        *n += 1;
+        true
+    }
+
+    fn leave(&self, peer: &libp2p::PeerId) {
+        let mut s = self.streams.lock();
+        if let Some(n) = s.get_mut(peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                s.remove(peer);
+            }
+        }
+    }
+
+    /// Hit ratio so far (0 when nothing was asked).
+    pub fn hit_ratio(&self) -> f64 {
+        let h = self.counters.hits.load(Ordering::Relaxed) as f64;
+        let m = self.counters.misses.load(Ordering::Relaxed) as f64;
+        if h + m == 0.0 { 0.0 } else { h / (h + m) }
+    }
+}

@@ -1,0 +1,468 @@
+//! The cache's stream handlers: offers and relays (cache protocol), chunk
+//! requests and L1s (chunk protocol), and fills from publishers.
+
+use super::tickets::{Hire, TicketState};
+use super::{CacheState, check_escrow};
+use crate::cdn::framing::{FrameError, read_body, read_msg, write_body, write_msg};
+use crate::cdn::ledger::Ledger;
+use crate::network::NetworkHandle;
+use cachecash_cdn::bundle::CacheRequest;
+use cachecash_cdn::layers::TwoLayerCipher;
+use cachecash_cdn::manifest::chunk_digest;
+use cachecash_cdn::messages::{
+    ChunkReply, ChunkRequest, ControlRequest, EscrowOffer, FillReply, FillRequest, OfferReply,
+    SecretRelay, text, wire_text,
+};
+use cachecash_runtime::AccountId;
+use futures::StreamExt;
+use libp2p::{PeerId, Stream};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Bytes encrypted and written per step when serving a chunk.
+const SERVE_PIECE: usize = 64 * 1024;
+
+/// Everything a cache handler needs.
+#[derive(Debug, Clone)]
+pub struct CacheService {
+    pub(super) state: Arc<CacheState>,
+    pub(super) ledger: Arc<dyn Ledger>,
+    pub(super) network: NetworkHandle,
+    pub(super) me: AccountId,
+}
+
+impl CacheService {
+    /// Bans a peer that broke the protocol.
+    fn punish(&self, peer: PeerId, what: &'static str, e: &FrameError) {
+        if e.is_violation() {
+            self.network.ban_peer(peer, what, e.to_string());
+        }
+    }
+
+    /// Serves the cache protocol: offers and relays, one per stream.
+    pub async fn accept_control(self, mut incoming: libp2p_stream::IncomingStreams) {
+        while let Some((peer, stream)) = incoming.next().await {
+            if !self.state.enter(peer) {
+                continue;
+            }
+            let svc = self.clone();
+            tokio::spawn(async move {
+                svc.control_stream(peer, stream).await;
+                svc.state.leave(&peer);
+            });
+        }
+    }
+
+    async fn control_stream(&self, peer: PeerId, mut stream: Stream) {
+        let t = self.state.config.io_timeout;
+        let request: ControlRequest = match read_msg(&mut stream, t).await {
+            Ok(r) => r,
+            Err(e) => return self.punish(peer, "cdn_malformed", &e),
+        };
+        match request {
+            ControlRequest::Offer(offer) => {
+                let reply = match self.on_offer(peer, offer) {
+                    Ok(()) => OfferReply::Accepted,
+                    Err(reason) => {
+                        tracing::info!(target: "cachecash::cdn", %peer, "offer refused: {reason}");
+                        OfferReply::Refused(wire_text(&reason))
+                    }
+                };
+                let _ = write_msg(&mut stream, &reply, t).await;
+            }
+            ControlRequest::Relay(relay) => {
+                let reply = match self.on_relay(peer, &relay) {
+                    Ok(()) => OfferReply::Accepted,
+                    Err(reason) => {
+                        tracing::debug!(target: "cachecash::cdn", %peer, "relay refused: {reason}");
+                        OfferReply::Refused(wire_text(&reason))
+                    }
+                };
+                let _ = write_msg(&mut stream, &reply, t).await;
+            }
+            ControlRequest::Fill(_) | ControlRequest::Open(_) => {
+                self.network.ban_peer(
+                    peer,
+                    "cdn_protocol",
+                    "sent a publisher request on the cache protocol".into(),
+                );
+            }
+        }
+    }
+
+    fn on_offer(&self, peer: PeerId, offer: EscrowOffer) -> Result<(), String> {
+        if crate::cdn::account_of(&peer) != Some(offer.signer) {
+            return Err(
+                "the offer's ticket signer is not the offering peer's key; a publisher offers only escrows it signs for".into(),
+            );
+        }
+        let escrow = check_escrow(
+            self.ledger.as_ref(),
+            &offer.escrow,
+            self.state.config.min_penalty,
+        )?;
+        if escrow.terms.signer != offer.signer {
+            return Err(format!(
+                "escrow {} names ticket signer {}, not the offer's {}",
+                offer.escrow, escrow.terms.signer, offer.signer
+            ));
+        }
+        if let Some(old) = self
+            .state
+            .tickets
+            .hire(&offer.escrow)
+            .map_err(|e| e.to_string())?
+            && (old.inner != offer.inner || old.outer != offer.outer)
+        {
+            // Keys never change for an escrow: held tickets depend on them.
+            return Err(format!(
+                "already hired for escrow {} with other keys",
+                offer.escrow
+            ));
+        }
+        self.state
+            .tickets
+            .save_hire(&Hire {
+                escrow: offer.escrow,
+                signer: offer.signer,
+                inner: offer.inner,
+                outer: offer.outer,
+                since: crate::cdn::unix_now(),
+            })
+            .map_err(|e| e.to_string())?;
+        tracing::info!(target: "cachecash::cdn", escrow = %offer.escrow, publisher = %peer, "hired");
+        Ok(())
+    }
+
+    fn on_relay(&self, peer: PeerId, relay: &SecretRelay) -> Result<(), String> {
+        let hire = self
+            .state
+            .tickets
+            .hire(&relay.escrow)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("not hired for escrow {}", relay.escrow))?;
+        if crate::cdn::account_of(&peer) != Some(hire.signer) {
+            return Err("only the escrow's publisher relays secrets".into());
+        }
+        let keys = hire.keys();
+        let inner = keys.inner_session(&relay.client, relay.sequence);
+        for (key, ticket) in self
+            .state
+            .tickets
+            .bundle(&relay.escrow, &relay.client, relay.sequence)
+            .map_err(|e| e.to_string())?
+        {
+            let Some(l1) = &ticket.l1 else { continue };
+            if ticket.state == TicketState::Proven {
+                continue;
+            }
+            ticket
+                .request
+                .verify_l2_claim(&l1.ticket, &relay.claim, &inner)
+                .map_err(|e| format!("the relayed L2 does not prove the held ticket: {e}"))?;
+            self.state
+                .tickets
+                .prove(&key, &ticket, &relay.claim)
+                .map_err(|e| e.to_string())?;
+            self.state.counters.l2_received.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Serves the chunk protocol: a long-lived stream per client.
+    pub async fn accept_chunks(self, mut incoming: libp2p_stream::IncomingStreams) {
+        while let Some((peer, stream)) = incoming.next().await {
+            if !self.state.enter(peer) {
+                continue;
+            }
+            let svc = self.clone();
+            tokio::spawn(async move {
+                svc.chunk_stream(peer, stream).await;
+                svc.state.leave(&peer);
+            });
+        }
+    }
+
+    async fn chunk_stream(&self, peer: PeerId, mut stream: Stream) {
+        let t = self.state.config.io_timeout;
+        let Some(client) = crate::cdn::account_of(&peer) else {
+            return;
+        };
+        // The request whose chunk went out last, waiting for its L1.
+        let mut pending: Option<(CacheRequest, Hire, u64)> = None;
+        loop {
+            let request: ChunkRequest =
+                match read_msg(&mut stream, self.state.config.idle_timeout).await {
+                    Ok(r) => r,
+                    Err(e) => return self.punish(peer, "cdn_malformed", &e),
+                };
+            match request {
+                ChunkRequest::Get(request) => {
+                    pending = None;
+                    match self.prepare(&client, &request).await {
+                        Ok((hire, data)) => {
+                            let len = data.len();
+                            if let Err(e) = self.send_chunk(&mut stream, &request, &hire, data).await
+                            {
+                                tracing::debug!(target: "cachecash::cdn", %peer, "chunk not delivered: {e}");
+                                return;
+                            }
+                            pending = Some((*request, hire, len as u64));
+                        }
+                        Err(reason) => {
+                            self.state.counters.refused.fetch_add(1, Ordering::Relaxed);
+                            tracing::debug!(target: "cachecash::cdn", %peer, "chunk refused: {reason}");
+                            if write_msg(&mut stream, &ChunkReply::Refused(wire_text(&reason)), t)
+                                .await
+                                .is_err()
+                            {
+                                return;
+                            }
+                        }
+                    }
+                }
+                ChunkRequest::L1(l1) => {
+                    let reply = match pending.take() {
+                        None => ChunkReply::Refused(wire_text(
+                            "no chunk is waiting for an L1 on this stream; send Get first",
+                        )),
+                        Some((request, hire, bytes)) => {
+                            match self.release(&request, &hire, &l1, bytes) {
+                                Ok(key) => ChunkReply::OuterKey(key),
+                                Err(reason) => {
+                                    tracing::info!(target: "cachecash::cdn", %peer, "L1 refused: {reason}");
+                                    ChunkReply::Refused(wire_text(&reason))
+                                }
+                            }
+                        }
+                    };
+                    if write_msg(&mut stream, &reply, t).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Checks a chunk request and fetches the plaintext.
+    async fn prepare(
+        &self,
+        client: &AccountId,
+        request: &CacheRequest,
+    ) -> Result<(Hire, Vec<u8>), String> {
+        let r = &request.remainder;
+        if r.client != *client {
+            return Err(
+                "the bundle is for another client key; fetch over the connection of the key the bundle names".into(),
+            );
+        }
+        let hire = self
+            .state
+            .tickets
+            .hire(&r.escrow)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("this cache is not hired for escrow {}", r.escrow))?;
+        request
+            .verify(&self.me, &hire.signer)
+            .map_err(|e| format!("bad request: {e}"))?;
+        check_escrow(self.ledger.as_ref(), &r.escrow, self.state.config.min_penalty)?;
+        let id = request.request.chunk_id;
+        let data = match self.load(&id).await? {
+            Some(d) => {
+                self.state.counters.hits.fetch_add(1, Ordering::Relaxed);
+                d
+            }
+            None => {
+                self.state.counters.misses.fetch_add(1, Ordering::Relaxed);
+                self.fill(&hire, request).await?
+            }
+        };
+        if data.len() as u64 != u64::from(request.request.size) {
+            return Err("the stored chunk does not have the requested size".into());
+        }
+        if !self
+            .state
+            .tickets
+            .begin(request)
+            .map_err(|e| e.to_string())?
+        {
+            return Err(
+                "this bundle position was already served to this client; ask the publisher for a new bundle".into(),
+            );
+        }
+        Ok((hire, data))
+    }
+
+    async fn load(&self, id: &cachecash_runtime::Hash) -> Result<Option<Vec<u8>>, String> {
+        let state = self.state.clone();
+        let id = *id;
+        tokio::task::spawn_blocking(move || state.store.get(&id))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("chunk store read failed: {e}"))
+    }
+
+    async fn send_chunk(
+        &self,
+        stream: &mut Stream,
+        request: &CacheRequest,
+        hire: &Hire,
+        mut data: Vec<u8>,
+    ) -> Result<(), FrameError> {
+        let t = self.state.config.io_timeout;
+        let r = &request.remainder;
+        let mut cipher = TwoLayerCipher::for_cache(
+            &hire.keys(),
+            &r.client,
+            r.sequence,
+            request.request.chunk_index,
+        );
+        let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+        write_msg(stream, &ChunkReply::Data { len }, t).await?;
+        for piece in data.chunks_mut(SERVE_PIECE) {
+            cipher.apply(piece);
+            write_body(stream, piece, t).await?;
+        }
+        self.state.counters.chunks_served.fetch_add(1, Ordering::Relaxed);
+        self.state
+            .counters
+            .bytes_served
+            .fetch_add(u64::from(len), Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Checks the L1 of the chunk just served, stores it, and returns the
+    /// outer key.
+    fn release(
+        &self,
+        request: &CacheRequest,
+        hire: &Hire,
+        l1: &cachecash_runtime::microcash::SignedTicket,
+        bytes: u64,
+    ) -> Result<cachecash_cdn::SessionKey, String> {
+        let verified = request
+            .verify(&self.me, &hire.signer)
+            .map_err(|e| format!("bad request: {e}"))?;
+        let key = verified
+            .release_outer_key(l1, &hire.signer, &hire.keys())
+            .map_err(|e| format!("bad L1: {e}"))?;
+        let escrow = check_escrow(
+            self.ledger.as_ref(),
+            &request.remainder.escrow,
+            self.state.config.min_penalty,
+        )?;
+        let t = &l1.ticket;
+        escrow
+            .terms
+            .check_slot(t.round, t.number)
+            .map_err(|e| format!("the L1 cannot win: {e}"))?;
+        let draw = escrow
+            .terms
+            .draw_height(t.round)
+            .map_err(|e| e.to_string())?;
+        if self.ledger.head_number() >= draw {
+            return Err(format!(
+                "the L1's round {} was drawn at block {draw}; it cannot win any more",
+                t.round
+            ));
+        }
+        if self
+            .state
+            .tickets
+            .number_taken(&request.remainder.escrow, t.round, t.number, request)
+            .map_err(|e| e.to_string())?
+        {
+            return Err(format!(
+                "ticket number {} of round {} is already held under another bundle; the publisher reused it",
+                t.number, t.round
+            ));
+        }
+        self.state
+            .tickets
+            .hold(request, l1, bytes)
+            .map_err(|e| e.to_string())?;
+        self.state
+            .counters
+            .keys_released
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(key)
+    }
+
+    /// Fills a missing chunk from the escrow's publisher: one fill per chunk
+    /// at a time, checked against the chunk id before it is stored.
+    async fn fill(&self, hire: &Hire, request: &CacheRequest) -> Result<Vec<u8>, String> {
+        let id = request.request.chunk_id;
+        let lock = self
+            .state
+            .fills
+            .lock()
+            .entry(id)
+            .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+            .clone();
+        let result = async {
+            let _guard = lock.lock().await;
+            // Another request filled it while this one waited.
+            if let Some(d) = self.load(&id).await? {
+                return Ok(d);
+            }
+            let data = self.fetch_fill(hire, request).await?;
+            let state = self.state.clone();
+            let stored = data.clone();
+            tokio::task::spawn_blocking(move || state.store.insert(&id, &stored))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("chunk store write failed: {e}"))?;
+            self.state.counters.fills.fetch_add(1, Ordering::Relaxed);
+            Ok(data)
+        }
+        .await;
+        let mut fills = self.state.fills.lock();
+        if fills.get(&id).is_some_and(|l| Arc::strong_count(l) <= 2) {
+            fills.remove(&id);
+        }
+        result
+    }
+
+    async fn fetch_fill(&self, hire: &Hire, request: &CacheRequest) -> Result<Vec<u8>, String> {
+        let t = self.state.config.io_timeout;
+        let publisher = crate::cdn::peer_of(&hire.signer)
+            .ok_or("the escrow's signer is not a valid peer key")?;
+        let mut control = self.network.stream_control();
+        let mut stream = control
+            .open_stream(publisher, crate::cdn::publisher_protocol(&self.ledger.genesis()))
+            .await
+            .map_err(|e| format!("cannot reach the publisher {publisher} to fill: {e}"))?;
+        let fill = FillRequest {
+            escrow: hire.escrow,
+            object: request.remainder.object,
+            chunk_index: request.request.chunk_index,
+            chunk_id: request.request.chunk_id,
+        };
+        let err = |e: FrameError| format!("fill from the publisher failed: {e}");
+        write_msg(&mut stream, &ControlRequest::Fill(fill), t)
+            .await
+            .map_err(err)?;
+        match read_msg::<_, FillReply>(&mut stream, t).await.map_err(err)? {
+            FillReply::Refused(reason) => Err(format!(
+                "the publisher refused the fill: {}",
+                text(&reason)
+            )),
+            FillReply::Data { len } => {
+                if len != request.request.size {
+                    return Err(format!(
+                        "the publisher announced {len} bytes for a chunk of {}",
+                        request.request.size
+                    ));
+                }
+                let mut data = vec![0u8; len as usize];
+                read_body(&mut stream, &mut data, t).await.map_err(err)?;
+                if chunk_digest(&data) != request.request.chunk_id {
+                    return Err(
+                        "the publisher's fill does not match the chunk id; not stored".into(),
+                    );
+                }
+                Ok(data)
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! A small durable key-value store for the CDN services (RocksDB): the
+//! publisher's catalog, counters and escrow secrets; the cache's hires and
+//! tickets. Values are SCALE; every write that moves money or reserves a
+//! number is synced before the caller acts on it.
+
+use parity_scale_codec::{Decode, Encode};
+use rocksdb::{DB, IteratorMode, Options, WriteBatch, WriteOptions};
+use std::path::{Path, PathBuf};
+
+/// A failed store operation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("CDN database at {path}: {message}")]
+pub struct KvError {
+    /// The database directory.
+    pub path: String,
+    /// What failed.
+    pub message: String,
+}
+
+/// A RocksDB database of SCALE values.
+#[derive(Debug)]
+pub struct Kv {
+    db: DB,
+    path: PathBuf,
+}
+
+impl Kv {
+    /// Opens (creating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Kv, KvError> {
+        std::fs::create_dir_all(path).map_err(|e| KvError {
+            path: path.display().to_string(),
+            message: format!("cannot create the directory: {e}"),
+        })?;
+        let mut opts = Options::default();
+        opts.create_if_missing(true);
+        opts.set_max_open_files(256);
+        let db = DB::open(&opts, path).map_err(|e| KvError {
+            path: path.display().to_string(),
+            message: format!(
+                "cannot open ({e}); is another cachecash process using this directory?"
+            ),
+        })?;
+        Ok(Kv {
+            db,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn err(&self, message: String) -> KvError {
+        KvError {
+            path: self.path.display().to_string(),
+            message,
+        }
+    }
+
+    /// Reads and decodes a value.
+    pub fn get<T: Decode>(&self, key: &[u8]) -> Result<Option<T>, KvError> {
+        match self.db.get_pinned(key).map_err(|e| self.err(e.to_string()))? {
+            None => Ok(None),
+            Some(bytes) => T::decode(&mut &bytes[..])
+                .map(Some)
+                .map_err(|e| self.err(format!("corrupt value under {}: {e}", hex::encode(key)))),
+        }
+    }
+
+    /// Whether a key exists.
+    pub fn contains(&self, key: &[u8]) -> Result<bool, KvError> {
+        Ok(self
+            .db
+            .get_pinned(key)
+            .map_err(|e| self.err(e.to_string()))?
+            .is_some())
+    }
+
+    /// Writes values atomically; `sync` waits for the write-ahead log to
+    /// reach the disk.
+    pub fn put_all(&self, items: &[(&[u8], Vec<u8>)], sync: bool) -> Result<(), KvError> {
+        let mut batch = WriteBatch::default();
+        for (k, v) in items {
+            batch.put(k, v);
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        self.db
+            .write_opt(batch, &opts)
+            .map_err(|e| self.err(e.to_string()))
+    }
+
+    /// Writes one value.
+    pub fn put<T: Encode>(&self, key: &[u8], value: &T, sync: bool) -> Result<(), KvError> {
+        self.put_all(&[(key, value.encode())], sync)
+    }
+
+    /// Deletes a key.
+    pub fn delete(&self, key: &[u8]) -> Result<(), KvError> {
+        self.db.delete(key).map_err(|e| self.err(e.to_string()))
+    }
+
+    /// Every (key, value) whose key starts with `prefix`, in key order.
+    pub fn scan<T: Decode>(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>, KvError> {
+        let mut out = Vec::new();
+        let iter = self.db.iterator(IteratorMode::From(
+            prefix,
+            rocksdb::Direction::Forward,
+        ));
+        for item in iter {
+            let (k, v) = item.map_err(|e| self.err(e.to_string()))?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            let value = T::decode(&mut &v[..])
+                .map_err(|e| self.err(format!("corrupt value under {}: {e}", hex::encode(&k))))?;
+            out.push((k.to_vec(), value));
+        }
+        Ok(out)
+    }
+
+    /// Counts the keys under `prefix`.
+    pub fn count(&self, prefix: &[u8]) -> Result<u64, KvError> {
+        let mut n = 0u64;
+        let iter = self.db.iterator(IteratorMode::From(
+            prefix,
+            rocksdb::Direction::Forward,
+        ));
+        for item in iter {
+            let (k, _) = item.map_err(|e| self.err(e.to_string()))?;
+            if !k.starts_with(prefix) {
+                break;
+            }
+            n = n.saturating_add(1);
+        }
+        Ok(n)
+    }
+}
+
+/// Concatenates key parts.
+pub fn key(parts: &[&[u8]]) -> Vec<u8> {
+    parts.concat()
+}

@@ -1,0 +1,126 @@
+//! The CDN services: publisher, cache and client, hosted by the node.
+//!
+//! # Layout
+//!
+//! | module | role |
+//! |---|---|
+//! | [`framing`] | length-prefixed frames over libp2p streams, with bounds and deadlines |
+//! | [`ledger`] | the narrow ledger interface the services use ([`ledger::Ledger`]) |
+//! | [`publisher`] | catalog, origin pull, escrow and hiring, ticket numbers, sessions, fills |
+//! | [`cache`] | chunk store with a quota, fills, serving, durable tickets |
+//! | [`client`] | `cachecash fetch`: sessions, parallel chunk fetches, the puzzle, failover |
+//!
+//! The messages are [`cachecash_cdn::messages`] (pure data, bounded
+//! decoders, fuzzed); the cryptography is [`cachecash_cdn`].
+//!
+//! # Links
+//!
+//! Every service message travels on a libp2p stream of the node's swarm
+//! (TCP, Noise, Yamux): authenticated and encrypted, and the peer is known
+//! by its key. A node's libp2p ed25519 key *is* its account: a cache's
+//! tickets name it, a client's bundles name it, a publisher's node key
+//! signs manifests and tickets and is the escrow's ticket signer. So the
+//! escrow on chain binds the publisher's peer identity to its role, and a
+//! bundle binds each position to one cache's peer identity.
+//!
+//! # Protocols
+//!
+//! - [`publisher_protocol`] and [`cache_protocol`]: control, one request
+//!   per stream (a publisher serves fills and sessions, a cache offers and
+//!   relays), see [`cachecash_cdn::messages`]. Separate names let one node
+//!   run both roles.
+//! - [`chunk_protocol`]: a long-lived stream per client–cache pair;
+//!   requests are answered in order, chunk bytes follow their header raw.
+
+pub mod cache;
+pub mod client;
+pub mod framing;
+pub mod kv;
+pub mod ledger;
+pub mod publisher;
+
+use cachecash_runtime::{AccountId, Hash};
+use libp2p::identity::PublicKey;
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
+
+/// Most addresses remembered per peer from a bundle's contacts.
+pub const MAX_PEER_ADDRS: usize = 8;
+
+/// The control protocol served by publishers (fills, sessions) on the
+/// chain with `genesis`.
+pub fn publisher_protocol(genesis: &Hash) -> StreamProtocol {
+    crate::network::protocol::protocol_name(genesis, "cdn/publisher/1")
+}
+
+/// The control protocol served by caches (offers, relays).
+pub fn cache_protocol(genesis: &Hash) -> StreamProtocol {
+    crate::network::protocol::protocol_name(genesis, "cdn/cache/1")
+}
+
+/// The chunk protocol's name on the chain with `genesis`.
+pub fn chunk_protocol(genesis: &Hash) -> StreamProtocol {
+    crate::network::protocol::protocol_name(genesis, "cdn/chunk/1")
+}
+
+/// The PeerId of an account (its ed25519 key), if it is a valid key.
+pub fn peer_of(account: &AccountId) -> Option<PeerId> {
+    let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(&account.0).ok()?;
+    Some(PublicKey::from(key).to_peer_id())
+}
+
+/// The account of a peer, when its PeerId embeds an ed25519 key (all
+/// cachecash nodes do: their ids are the identity multihash of the key).
+pub fn account_of(peer: &PeerId) -> Option<AccountId> {
+    let key = PublicKey::try_decode_protobuf(peer.as_ref().digest()).ok()?;
+    let ed = key.try_into_ed25519().ok()?;
+    Some(AccountId(ed.to_bytes()))
+}
+
+/// Encodes addresses for a [`cachecash_cdn::messages::CacheContact`].
+pub fn encode_addrs(addrs: &[Multiaddr]) -> Vec<Vec<u8>> {
+    addrs
+        .iter()
+        .filter(|a| a.as_ref().len() <= cachecash_cdn::messages::MAX_ADDR_BYTES)
+        .take(cachecash_cdn::messages::MAX_ADDRS)
+        .map(|a| a.to_vec())
+        .collect()
+}
+
+/// Decodes the addresses of a contact, skipping malformed ones.
+pub fn decode_addrs(addrs: &[Vec<u8>]) -> Vec<Multiaddr> {
+    addrs
+        .iter()
+        .filter_map(|a| Multiaddr::try_from(a.clone()).ok())
+        .take(MAX_PEER_ADDRS)
+        .collect()
+}
+
+/// Current time in seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_and_peer_ids_are_one_key() {
+        let key = libp2p::identity::Keypair::generate_ed25519();
+        let peer = key.public().to_peer_id();
+        let account = account_of(&peer).unwrap();
+        assert_eq!(peer_of(&account), Some(peer));
+        let signing = crate::network::key::signing_key(&key).unwrap();
+        assert_eq!(AccountId(signing.verifying_key().to_bytes()), account);
+    }
+
+    #[test]
+    fn protocols_are_namespaced_by_genesis() {
+        assert_ne!(publisher_protocol(&Hash([1; 32])), publisher_protocol(&Hash([2; 32])));
+        assert_ne!(publisher_protocol(&Hash([1; 32])), cache_protocol(&Hash([1; 32])));
+        assert_ne!(cache_protocol(&Hash([1; 32])), chunk_protocol(&Hash([1; 32])));
+    }
+}

@@ -1,0 +1,220 @@
+//! Hiring caches and tracking their health.
+//!
+//! Each configured cache gets an [`EscrowOffer`] with its own master keys
+//! (derived from the escrow secret and the cache's account) over the
+//! authenticated cache protocol. An offer that goes through proves the
+//! cache reachable at that address. Caches that refuse or cannot be reached
+//! are retried every few seconds; the roster changes without touching the
+//! escrow.
+//!
+//! Health is transient: a blame benches a cache for a while (longer for
+//! proven corruption), never for ever (the prototype's UNUSABLE mark).
+
+use super::Publisher;
+use super::escrow::ActiveEscrow;
+use super::placement::{Table, placement_key};
+use crate::cdn::framing::{read_msg, write_msg};
+use cachecash_cdn::messages::{ControlRequest, EscrowOffer, OfferReply, SecretRelay, text};
+use cachecash_runtime::AccountId;
+use libp2p::{Multiaddr, PeerId};
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a cache is benched after a stall or refusal.
+pub const BENCH_STALL: Duration = Duration::from_secs(30);
+/// How long a cache is benched after proven corruption.
+pub const BENCH_CORRUPT: Duration = Duration::from_secs(600);
+/// How often unhired caches are retried.
+const RETRY: Duration = Duration::from_secs(3);
+
+/// A hired cache.
+#[derive(Debug, Clone)]
+pub struct Hired {
+    /// Its peer id.
+    pub peer: PeerId,
+    /// Where it was reached.
+    pub addrs: Vec<Multiaddr>,
+    /// Benched until then.
+    pub bench_until: Option<Instant>,
+    /// Blames against it.
+    pub blames: u64,
+}
+
+/// The hired caches and the placement table over them.
+#[derive(Debug, Default)]
+pub struct Roster {
+    inner: RwLock<RosterInner>,
+}
+
+#[derive(Debug, Default)]
+struct RosterInner {
+    caches: HashMap<AccountId, Hired>,
+    table: Option<Arc<Table>>,
+}
+
+impl Roster {
+    /// Whether `account` is hired.
+    pub fn is_hired(&self, account: &AccountId) -> bool {
+        self.inner.read().caches.contains_key(account)
+    }
+
+    /// Hired caches.
+    pub fn hired(&self) -> Vec<(AccountId, Hired)> {
+        self.inner
+            .read()
+            .caches
+            .iter()
+            .map(|(a, h)| (*a, h.clone()))
+            .collect()
+    }
+
+    /// Number of hired caches.
+    pub fn len(&self) -> usize {
+        self.inner.read().caches.len()
+    }
+
+    /// Whether no cache is hired.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn add(&self, account: AccountId, hired: Hired, key: cachecash_runtime::Hash) {
+        let mut inner = self.inner.write();
+        if inner.caches.insert(account, hired).is_none() {
+            let all = inner.caches.keys().copied().collect();
+            inner.table = Some(Arc::new(Table::new(key, all)));
+        }
+    }
+
+    /// The placement table.
+    pub fn table(&self) -> Option<Arc<Table>> {
+        self.inner.read().table.clone()
+    }
+
+    /// Whether a cache may be placed now.
+    pub fn is_healthy(&self, account: &AccountId) -> bool {
+        self.inner
+            .read()
+            .caches
+            .get(account)
+            .is_some_and(|h| h.bench_until.is_none_or(|t| t <= Instant::now()))
+    }
+
+    /// Benches a cache for `d`.
+    pub fn bench(&self, account: &AccountId, d: Duration) {
+        if let Some(h) = self.inner.write().caches.get_mut(account) {
+            h.bench_until = Some(Instant::now() + d);
+            h.blames = h.blames.saturating_add(1);
+        }
+    }
+
+    /// Addresses of a cache, for clients.
+    pub fn addrs(&self, account: &AccountId) -> Vec<Multiaddr> {
+        self.inner
+            .read()
+            .caches
+            .get(account)
+            .map(|h| h.addrs.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Keeps every configured cache hired; returns never.
+pub async fn keep_hired(publisher: Publisher, escrow: Arc<ActiveEscrow>) {
+    let key = placement_key(escrow.secret.as_bytes());
+    loop {
+        for addr in publisher.state.config.caches.clone() {
+            let Some((peer, base)) = crate::network::split_peer_id(&addr) else {
+                tracing::warn!(target: "cachecash::cdn", %addr, "cache address has no /p2p/PEER_ID; skipped");
+                continue;
+            };
+            let Some(account) = crate::cdn::account_of(&peer) else {
+                continue;
+            };
+            if publisher.state.caches.is_hired(&account) {
+                continue;
+            }
+            match offer(&publisher, &escrow, peer, account, base.clone()).await {
+                Ok(()) => {
+                    publisher.state.caches.add(
+                        account,
+                        Hired {
+                            peer,
+                            addrs: vec![base],
+                            bench_until: None,
+                            blames: 0,
+                        },
+                        key,
+                    );
+                    tracing::info!(target: "cachecash::cdn", cache = %peer, escrow = %escrow.id, "cache hired");
+                }
+                Err(e) => {
+                    tracing::info!(target: "cachecash::cdn", cache = %peer, "cache not hired yet: {e}");
+                }
+            }
+        }
+        tokio::time::sleep(RETRY).await;
+    }
+}
+
+async fn offer(
+    publisher: &Publisher,
+    escrow: &ActiveEscrow,
+    peer: PeerId,
+    account: AccountId,
+    addr: Multiaddr,
+) -> Result<(), String> {
+    let t = publisher.state.config.io_timeout;
+    publisher.network.add_addresses(peer, vec![addr]);
+    let mut control = publisher.network.stream_control();
+    let mut stream = tokio::time::timeout(
+        t,
+        control.open_stream(peer, crate::cdn::cache_protocol(&publisher.ledger.genesis())),
+    )
+    .await
+    .map_err(|_| "dial timed out".to_string())?
+    .map_err(|e| e.to_string())?;
+    let keys = escrow.secret.cache_keys(&escrow.id, &account);
+    let msg = ControlRequest::Offer(EscrowOffer {
+        escrow: escrow.id,
+        signer: publisher.me,
+        inner: keys.inner,
+        outer: keys.outer,
+    });
+    write_msg(&mut stream, &msg, t)
+        .await
+        .map_err(|e| e.to_string())?;
+    match read_msg::<_, OfferReply>(&mut stream, t)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        OfferReply::Accepted => Ok(()),
+        OfferReply::Refused(r) => Err(format!("refused: {}", text(&r))),
+    }
+}
+
+/// Relays a bundle's L2 and secret to one of its caches.
+pub async fn relay(publisher: &Publisher, cache: AccountId, relay: SecretRelay) -> Result<(), String> {
+    let t = publisher.state.config.io_timeout;
+    let peer = crate::cdn::peer_of(&cache).ok_or("cache key is not a peer key")?;
+    let mut control = publisher.network.stream_control();
+    let mut stream = tokio::time::timeout(
+        t,
+        control.open_stream(peer, crate::cdn::cache_protocol(&publisher.ledger.genesis())),
+    )
+    .await
+    .map_err(|_| "dial timed out".to_string())?
+    .map_err(|e| e.to_string())?;
+    write_msg(&mut stream, &ControlRequest::Relay(relay), t)
+        .await
+        .map_err(|e| e.to_string())?;
+    match read_msg::<_, OfferReply>(&mut stream, t)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        OfferReply::Accepted => Ok(()),
+        OfferReply::Refused(r) => Err(text(&r)),
+    }
+}

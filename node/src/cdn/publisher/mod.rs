@@ -1,0 +1,398 @@
+//! The publisher role: it owns the catalog, the escrow that pays, and the
+//! caches it hires; it answers client sessions with bundles and caches'
+//! fills with plaintext.
+//!
+//! # Flow
+//!
+//! 1. **Escrow** ([`escrow`]): opened on chain from the funder key with the
+//!    operator's terms (or adopted); this node's key is its ticket signer.
+//! 2. **Hiring** ([`hire`]): each configured cache gets its own master keys
+//!    over the authenticated cache protocol; it checks the escrow on chain
+//!    before accepting. Unhired caches are retried; a departed cache is
+//!    replaced in placement without touching the escrow.
+//! 3. **Sessions** ([`session`]): a client opens one per object; the
+//!    publisher answers with the signed manifest, then bundles placed by
+//!    keyed Maglev ([`placement`]), at most a window ahead of the secrets the
+//!    client has paid.
+//! 4. **Fills**: only caches hired for the escrow get plaintext, checked
+//!    against the manifest before it leaves.
+
+pub mod catalog;
+pub mod escrow;
+pub mod hire;
+pub mod origin;
+pub mod placement;
+pub mod session;
+
+use super::framing::{FrameError, read_msg, write_body, write_msg};
+use super::kv::Kv;
+use super::ledger::{ChainLedger, Ledger};
+use crate::network::NetworkHandle;
+use crate::service::{ModuleContext, NodeModule};
+use cachecash_cdn::manifest::chunk_digest;
+use cachecash_cdn::messages::{ControlRequest, FillReply, FillRequest, wire_text};
+use cachecash_cdn::puzzle::{DEFAULT_ROUNDS, DEFAULT_START_RANGE};
+use cachecash_runtime::AccountId;
+use futures::StreamExt;
+use libp2p::{Multiaddr, PeerId, Stream};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A publisher's configuration.
+#[derive(Debug, Clone)]
+pub struct PublisherConfig {
+    /// Directory for the catalog database and the spool.
+    pub dir: PathBuf,
+    /// Where objects come from.
+    pub origin: origin::Origin,
+    /// The escrow.
+    pub escrow: escrow::EscrowSource,
+    /// Caches to hire (`/…/p2p/PEER_ID`).
+    pub caches: Vec<Multiaddr>,
+    /// Chunk size of new manifests.
+    pub chunk_size: u32,
+    /// Chunks per bundle (each on a distinct cache).
+    pub bundle_chunks: usize,
+    /// Puzzle rounds R.
+    pub puzzle_rounds: u8,
+    /// Puzzle start range.
+    pub puzzle_start_range: u32,
+    /// Most bundles in flight per session beyond the paid ones.
+    pub max_window: u8,
+    /// Blocks of slack between issuing a ticket and its round's draw.
+    pub issue_margin: u64,
+    /// Freshness of origin objects without `Cache-Control`.
+    pub default_max_age: u64,
+    /// Origin time-out.
+    pub origin_timeout: Duration,
+    /// Deadline of stream reads and writes.
+    pub io_timeout: Duration,
+    /// How long a session may wait for the client.
+    pub session_idle: Duration,
+    /// Front-end instance number and count on this escrow.
+    pub instance: (u8, u8),
+    /// Most concurrent sessions.
+    pub max_sessions: usize,
+}
+
+impl PublisherConfig {
+    /// Defaults for a publisher in `dir` serving `origin` from `escrow`.
+    pub fn new(dir: PathBuf, origin: origin::Origin, escrow: escrow::EscrowSource) -> Self {
+        PublisherConfig {
+            dir,
+            origin,
+            escrow,
+            caches: Vec::new(),
+            chunk_size: cachecash_cdn::manifest::DEFAULT_CHUNK_SIZE,
+            bundle_chunks: 4,
+            puzzle_rounds: DEFAULT_ROUNDS,
+            puzzle_start_range: DEFAULT_START_RANGE,
+            max_window: 2,
+            issue_margin: 10,
+            default_max_age: 300,
+            origin_timeout: Duration::from_secs(10),
+            io_timeout: Duration::from_secs(10),
+            session_idle: Duration::from_secs(60),
+            instance: (0, 1),
+            max_sessions: 1024,
+        }
+    }
+}
+
+/// Counters of a running publisher.
+#[derive(Debug, Default)]
+pub struct PublisherCounters {
+    /// Sessions opened.
+    pub sessions: AtomicU64,
+    /// Bundles issued.
+    pub bundles: AtomicU64,
+    /// Bundles re-issued after a blame.
+    pub reissued: AtomicU64,
+    /// Secrets received from clients.
+    pub secrets: AtomicU64,
+    /// L2 claims relayed to caches.
+    pub relayed: AtomicU64,
+    /// Fills served.
+    pub fills: AtomicU64,
+    /// Fills refused.
+    pub fills_refused: AtomicU64,
+}
+
+/// The publisher's state, shared by its tasks.
+#[derive(Debug)]
+pub struct PublisherState {
+    /// Configuration.
+    pub config: PublisherConfig,
+    /// The database.
+    pub kv: Arc<Kv>,
+    /// The catalog.
+    pub catalog: catalog::Catalog,
+    /// Hired caches and their health.
+    pub caches: hire::Roster,
+    /// Counters.
+    pub counters: PublisherCounters,
+    escrow: tokio::sync::OnceCell<Arc<escrow::ActiveEscrow>>,
+    numbers: tokio::sync::OnceCell<escrow::Counters>,
+    sessions: tokio::sync::Semaphore,
+}
+
+impl PublisherState {
+    /// The escrow, once established.
+    pub fn escrow(&self) -> Option<Arc<escrow::ActiveEscrow>> {
+        self.escrow.get().cloned()
+    }
+}
+
+/// The publisher module.
+#[derive(Debug)]
+pub struct PublisherModule {
+    config: PublisherConfig,
+    state: Arc<std::sync::OnceLock<Arc<PublisherState>>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl PublisherModule {
+    /// A publisher with `config`; it opens its database when started.
+    pub fn new(config: PublisherConfig) -> PublisherModule {
+        PublisherModule {
+            config,
+            state: Default::default(),
+            tasks: Vec::new(),
+        }
+    }
+
+    /// A handle on the shared state, filled when the module starts (take it
+    /// before handing the module to the node).
+    pub fn handle(&self) -> Arc<std::sync::OnceLock<Arc<PublisherState>>> {
+        self.state.clone()
+    }
+}
+
+impl NodeModule for PublisherModule {
+    fn name(&self) -> &'static str {
+        "publisher"
+    }
+
+    fn start(&mut self, ctx: &ModuleContext) -> Result<(), String> {
+        let network = ctx
+            .network
+            .clone()
+            .ok_or("the publisher needs networking; do not run it with networking off")?;
+        if self.config.bundle_chunks == 0
+            || self.config.bundle_chunks > cachecash_cdn::puzzle::MAX_BUNDLE_CHUNKS
+        {
+            return Err(format!(
+                "bundle size {} is out of range: 1 to {} chunks",
+                self.config.bundle_chunks,
+                cachecash_cdn::puzzle::MAX_BUNDLE_CHUNKS
+            ));
+        }
+        let ledger: Arc<dyn Ledger> = Arc::new(ChainLedger::new(ctx.chain.clone(), ctx.pool.clone()));
+        let kv = Arc::new(Kv::open(&self.config.dir.join("db")).map_err(|e| e.to_string())?);
+        let origin = origin::OriginClient::new(
+            self.config.origin.clone(),
+            self.config.dir.join("spool"),
+            self.config.chunk_size,
+            self.config.origin_timeout,
+        )?;
+        let key = network.signing_key();
+        let state = Arc::new(PublisherState {
+            catalog: catalog::Catalog::new(
+                kv.clone(),
+                origin,
+                key.clone(),
+                self.config.default_max_age,
+            ),
+            kv,
+            caches: hire::Roster::default(),
+            counters: PublisherCounters::default(),
+            escrow: Default::default(),
+            numbers: Default::default(),
+            sessions: tokio::sync::Semaphore::new(self.config.max_sessions),
+            config: self.config.clone(),
+        });
+        let svc = Publisher {
+            state: state.clone(),
+            ledger,
+            network: network.clone(),
+            me: AccountId(key.verifying_key().to_bytes()),
+        };
+        let mut control = network.stream_control();
+        let incoming = control
+            .accept(super::publisher_protocol(&svc.ledger.genesis()))
+            .map_err(|_| "the CDN publisher protocol is already served on this node (one publisher per node)")?;
+        self.tasks.push(tokio::spawn(svc.clone().accept(incoming)));
+        self.tasks.push(tokio::spawn(svc.run_escrow()));
+        tracing::info!(target: "cachecash::cdn", publisher = %network.local_peer_id(), dir = %self.config.dir.display(), "publisher started");
+        let _ = self.state.set(state);
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        for t in self.tasks.drain(..) {
+            t.abort();
+        }
+    }
+}
+
+/// Everything a publisher handler needs.
+#[derive(Debug, Clone)]
+pub struct Publisher {
+    pub(crate) state: Arc<PublisherState>,
+    pub(crate) ledger: Arc<dyn Ledger>,
+    pub(crate) network: NetworkHandle,
+    pub(crate) me: AccountId,
+}
+
+impl Publisher {
+    /// Establishes the escrow, then keeps the configured caches hired.
+    async fn run_escrow(self) {
+        let est = loop {
+            match escrow::establish(
+                &self.state.kv,
+                self.ledger.as_ref(),
+                &self.state.config.escrow,
+                &self.me,
+                Duration::from_secs(120),
+            )
+            .await
+            {
+                Ok(e) => break Arc::new(e),
+                Err(e) => {
+                    tracing::error!(target: "cachecash::cdn", "publisher escrow: {e}; retrying in 5 s");
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+            }
+        };
+        tracing::info!(target: "cachecash::cdn", escrow = %est.id, first_round = est.terms.first_round, last_round = est.terms.last_round, "publisher escrow ready");
+        let (instance, instances) = self.state.config.instance;
+        let _ = self
+            .state
+            .numbers
+            .set(escrow::Counters::new(est.id, instance, instances));
+        let _ = self.state.escrow.set(est.clone());
+        hire::keep_hired(self, est).await;
+    }
+
+    async fn accept(self, mut incoming: libp2p_stream::IncomingStreams) {
+        while let Some((peer, stream)) = incoming.next().await {
+            let svc = self.clone();
+            tokio::spawn(async move { svc.control_stream(peer, stream).await });
+        }
+    }
+
+    fn punish(&self, peer: PeerId, e: &FrameError) {
+        if e.is_violation() {
+            self.network.ban_peer(peer, "cdn_malformed", e.to_string());
+        }
+    }
+
+    async fn control_stream(&self, peer: PeerId, mut stream: Stream) {
+        let t = self.state.config.io_timeout;
+        let request: ControlRequest = match read_msg(&mut stream, t).await {
+            Ok(r) => r,
+            Err(e) => return self.punish(peer, &e),
+        };
+        match request {
+            ControlRequest::Fill(fill) => {
+                if let Err(e) = self.on_fill(peer, &mut stream, fill).await {
+                    self.punish(peer, &e);
+                }
+            }
+            ControlRequest::Open(open) => {
+                let Ok(_permit) = self.state.sessions.try_acquire() else {
+                    let _ = write_msg(
+                        &mut stream,
+                        &cachecash_cdn::messages::SessionReply::Error {
+                            kind: cachecash_cdn::messages::ErrorKind::Unavailable,
+                            message: wire_text("the publisher is at its session limit; retry shortly"),
+                        },
+                        t,
+                    )
+                    .await;
+                    return;
+                };
+                session::run(self, peer, stream, open).await;
+            }
+            ControlRequest::Offer(_) | ControlRequest::Relay(_) => self.network.ban_peer(
+                peer,
+                "cdn_protocol",
+                "sent a cache request on the publisher protocol".into(),
+            ),
+        }
+    }
+
+    async fn on_fill(
+        &self,
+        peer: PeerId,
+        stream: &mut Stream,
+        fill: FillRequest,
+    ) -> Result<(), FrameError> {
+        let t = self.state.config.io_timeout;
+        match self.fill_data(peer, &fill).await {
+            Ok(data) => {
+                let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
+                write_msg(stream, &FillReply::Data { len }, t).await?;
+                write_body(stream, &data, t).await?;
+                self.state.counters.fills.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(reason) => {
+                self.state
+                    .counters
+                    .fills_refused
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::info!(target: "cachecash::cdn", %peer, "fill refused: {reason}");
+                write_msg(stream, &FillReply::Refused(wire_text(&reason)), t).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The plaintext of a fill, for hired caches only.
+    async fn fill_data(&self, peer: PeerId, fill: &FillRequest) -> Result<Vec<u8>, String> {
+        let escrow = self
+            .state
+            .escrow()
+            .ok_or("the publisher's escrow is not ready")?;
+        let account = super::account_of(&peer).ok_or("the peer has no ed25519 key")?;
+        if fill.escrow != escrow.id || !self.state.caches.is_hired(&account) {
+            return Err(format!(
+                "peer {peer} is not a cache hired for escrow {}; plaintext goes to hired caches only",
+                fill.escrow
+            ));
+        }
+        let entry = self
+            .state
+            .catalog
+            .get(&fill.object)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("object {} is not in the catalog", fill.object))?;
+        let manifest = &entry.manifest.manifest;
+        if manifest.chunk_id(fill.chunk_index) != Some(&fill.chunk_id) {
+            return Err(format!(
+                "chunk {} of {} is not {} in the current version; ask the client for a fresh bundle",
+                fill.chunk_index, entry.path, fill.chunk_id
+            ));
+        }
+        let layout = manifest.layout().map_err(|e| e.to_string())?;
+        let len = layout.chunk_len(fill.chunk_index).unwrap_or(0) as usize;
+        let offset = layout.chunk_offset(fill.chunk_index).unwrap_or(0);
+        let file = entry.file();
+        let data = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; len];
+            origin::read_at(&file, offset, &mut buf).map(|()| buf)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("reading {}: {e}", entry.path))?;
+        if chunk_digest(&data) != fill.chunk_id {
+            return Err(format!(
+                "{} changed at the origin since its manifest; the next session re-pulls it",
+                entry.path
+            ));
+        }
+        Ok(data)
+    }
+}

@@ -1,0 +1,467 @@
+//! The CDN services end to end, in process on loopback: a mining node, a
+//! publisher with a real HTTP (or directory) origin, five caches and a
+//! client, each its own libp2p node.
+
+use cachecash_cdn::messages::{ControlRequest, ErrorKind, FillReply, FillRequest};
+use cachecash_node::Node;
+use cachecash_node::cdn::cache::tickets::TicketState;
+use cachecash_node::cdn::cache::{CacheConfig, CacheModule, CacheState};
+use cachecash_node::cdn::client::{FetchError, FetchOptions, FetchReport, FetchRequest, fetch};
+use cachecash_node::cdn::framing::{read_msg, write_msg};
+use cachecash_node::cdn::ledger::ChainLedger;
+use cachecash_node::cdn::publisher::escrow::{EscrowPlan, EscrowSource};
+use cachecash_node::cdn::publisher::origin::Origin;
+use cachecash_node::cdn::publisher::{PublisherConfig, PublisherModule, PublisherState};
+use cachecash_tests::*;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const UNIT: u128 = 1_000_000_000_000;
+const DEADLINE: Duration = Duration::from_secs(60);
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    let mut v = vec![0u8; n];
+    getrandom::fill(&mut v).unwrap();
+    v
+}
+
+/// A real HTTP origin: serves `files`, with ETag and Cache-Control; the
+/// paths `/status/404`, `/status/500` and `/slow` misbehave on purpose.
+async fn http_origin(files: HashMap<String, Vec<u8>>) -> String {
+    use axum::extract::{Path as UrlPath, State};
+    use axum::http::{HeaderMap, StatusCode, header};
+    use axum::response::IntoResponse;
+    let files = Arc::new(files);
+    async fn serve(
+        State(files): State<Arc<HashMap<String, Vec<u8>>>>,
+        UrlPath(path): UrlPath<String>,
+        headers: HeaderMap,
+    ) -> axum::response::Response {
+        match path.as_str() {
+            "status/404" => return StatusCode::NOT_FOUND.into_response(),
+            "status/500" => return StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+            "slow" => {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                return StatusCode::OK.into_response();
+            }
+            _ => {}
+        }
+        let Some(body) = files.get(&path) else {
+            return StatusCode::NOT_FOUND.into_response();
+        };
+        let etag = format!("\"{}\"", hex::encode(&Sha256::digest(body)[..8]));
+        if headers
+            .get(header::IF_NONE_MATCH)
+            .is_some_and(|v| v.to_str().ok() == Some(etag.as_str()))
+        {
+            return StatusCode::NOT_MODIFIED.into_response();
+        }
+        (
+            [
+                (header::ETAG, etag),
+                (header::CACHE_CONTROL, "max-age=60".to_string()),
+                (header::CONTENT_TYPE, "application/octet-stream".to_string()),
+            ],
+            body.clone(),
+        )
+            .into_response()
+    }
+    let app = axum::Router::new()
+        .route("/{*path}", axum::routing::get(serve))
+        .with_state(files);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    format!("http://{addr}")
+}
+
+struct Net {
+    dir: tempfile::TempDir,
+    spec: cachecash_chain_spec::ChainSpec,
+    chain: Node,
+    caches: Vec<(Node, Arc<CacheState>, PathBuf)>,
+    publisher: Option<Node>,
+    state: Arc<PublisherState>,
+    client: Node,
+    origin: Origin,
+}
+
+fn plan() -> EscrowPlan {
+    EscrowPlan {
+        face_value: UNIT,
+        tickets_per_round: 100_000,
+        winners_per_round: 2,
+        round_length: 200,
+        rounds: 20,
+        draw_delay: 2,
+        claim_window: 100,
+        penalty: 10 * UNIT,
+        fee: 1_000_000,
+    }
+}
+
+async fn start_cache(net_spec: &cachecash_chain_spec::ChainSpec, base: &Path, boot: Vec<libp2p::Multiaddr>, quota: u64) -> (Node, Arc<CacheState>) {
+    let module = CacheModule::open(CacheConfig::new(base.join("cache"), quota)).unwrap();
+    let state = module.state();
+    let node = start_with_modules(net_spec, base, None, boot, vec![Box::new(module)]).await;
+    (node, state)
+}
+
+async fn start_publisher(
+    spec: &cachecash_chain_spec::ChainSpec,
+    base: &Path,
+    boot: Vec<libp2p::Multiaddr>,
+    origin: Origin,
+    caches: Vec<libp2p::Multiaddr>,
+) -> (Node, Arc<PublisherState>) {
+    let alice = cachecash_chain_spec::dev_accounts::dev_signing_key("alice").unwrap();
+    let mut config = PublisherConfig::new(
+        base.join("publisher"),
+        origin,
+        EscrowSource::Open {
+            funder: Arc::new(alice),
+            plan: plan(),
+        },
+    );
+    config.caches = caches;
+    config.origin_timeout = Duration::from_secs(2);
+    let module = PublisherModule::new(config);
+    let handle = module.handle();
+    let node = start_with_modules(spec, base, None, boot, vec![Box::new(module)]).await;
+    let state = handle.get().cloned().expect("the publisher started");
+    (node, state)
+}
+
+async fn setup(origin: Origin, caches: usize) -> Net {
+    let spec = fast_dev_spec(100);
+    let dir = tempfile::tempdir().unwrap();
+    let chain = start_with_modules(&spec, &dir.path().join("chain"), Some(dev("ferdie")), vec![], vec![]).await;
+    let boot = vec![p2p_addr(&chain)];
+    let mut cs = Vec::new();
+    for i in 0..caches {
+        let base = dir.path().join(format!("cache{i}"));
+        let (node, state) = start_cache(&spec, &base, boot.clone(), 1 << 30).await;
+        cs.push((node, state, base));
+    }
+    let hire: Vec<_> = cs.iter().map(|(n, _, _)| p2p_addr(n)).collect();
+    let (publisher, state) =
+        start_publisher(&spec, &dir.path().join("publisher"), boot.clone(), origin.clone(), hire).await;
+    let client = start_with_modules(&spec, &dir.path().join("client"), None, boot, vec![]).await;
+    let s = state.clone();
+    wait_until("escrow open and every cache hired", DEADLINE, || {
+        s.escrow().is_some() && s.caches.len() == caches
+    })
+    .await;
+    Net {
+        dir,
+        spec,
+        chain,
+        caches: cs,
+        publisher: Some(publisher),
+        state,
+        client,
+        origin,
+    }
+}
+
+impl Net {
+    fn publisher_peer(&self) -> libp2p::PeerId {
+        self.publisher
+            .as_ref()
+            .unwrap()
+            .network()
+            .unwrap()
+            .local_peer_id()
+    }
+
+    async fn fetch_with(
+        &self,
+        path: &str,
+        range: Option<(u64, u64)>,
+        options: &FetchOptions,
+    ) -> Result<(Vec<u8>, FetchReport), FetchError> {
+        let ledger = Arc::new(ChainLedger::new(
+            self.client.chain().clone(),
+            self.client.pool().clone(),
+        ));
+        let mut out = Vec::new();
+        let report = fetch(
+            self.client.network().unwrap(),
+            ledger,
+            &FetchRequest {
+                publisher: self.publisher_peer(),
+                path: path.to_string(),
+                range,
+            },
+            &mut out,
+            options,
+            None,
+        )
+        .await?;
+        Ok((out, report))
+    }
+
+    async fn fetch(&self, path: &str, range: Option<(u64, u64)>) -> Result<(Vec<u8>, FetchReport), FetchError> {
+        self.fetch_with(path, range, &FetchOptions::default()).await
+    }
+
+    async fn stop(mut self) {
+        self.client.stop().await;
+        if let Some(p) = self.publisher.take() {
+            p.stop().await;
+        }
+        for (n, _, _) in self.caches.drain(..) {
+            n.stop().await;
+        }
+        self.chain.stop().await;
+    }
+}
+
+fn held(state: &CacheState) -> u64 {
+    state
+        .tickets
+        .all()
+        .unwrap()
+        .iter()
+        .filter(|t| t.state != TicketState::Serving)
+        .count() as u64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_64_mib_object_arrives_byte_exact_through_five_caches_paid_by_tickets() {
+    let body = random_bytes(64 << 20);
+    let digest = Sha256::digest(&body);
+    let url = http_origin(HashMap::from([("big.bin".to_string(), body)])).await;
+    let net = setup(Origin::Http(url), 5).await;
+    let (out, report) = net.fetch("/big.bin", None).await.expect("fetch succeeds");
+    assert_eq!(out.len(), 64 << 20);
+    assert_eq!(Sha256::digest(&out), digest, "the object arrived byte-exact");
+    assert!(report.blames.is_empty(), "no cache failed: {:?}", report.blames);
+    assert_eq!(report.per_cache.len(), 5, "every cache served chunks");
+    for (_, state, _) in &net.caches {
+        let served = state.counters.chunks_served.load(Ordering::Relaxed);
+        assert!(served > 0);
+        assert_eq!(held(state), served, "a held ticket for every chunk served");
+    }
+    let total: u64 = net
+        .caches
+        .iter()
+        .map(|(_, s, _)| s.counters.chunks_served.load(Ordering::Relaxed))
+        .sum();
+    assert_eq!(total, 512);
+    // Every secret reaches the caches: every ticket becomes redeemable.
+    let caches: Vec<Arc<CacheState>> = net.caches.iter().map(|(_, s, _)| s.clone()).collect();
+    wait_until("every ticket proven", DEADLINE, || {
+        caches.iter().all(|s| {
+            let c = s.tickets.counts().unwrap();
+            c.held == 0 && c.serving == 0 && c.proven > 0
+        })
+    })
+    .await;
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn edge_sized_objects_and_odd_ranges_arrive_byte_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let sizes = [0usize, 1, 15, 131_072, 131_073, 3 * 131_072 + 77];
+    let mut files = HashMap::new();
+    for s in sizes {
+        let data = random_bytes(s);
+        std::fs::write(dir.path().join(format!("f{s}")), &data).unwrap();
+        files.insert(s, data);
+    }
+    let net = setup(Origin::Dir(dir.path().to_path_buf()), 5).await;
+    for s in sizes {
+        let (out, _) = net.fetch(&format!("/f{s}"), None).await.expect("fetch succeeds");
+        assert_eq!(out, files[&s], "object of {s} bytes");
+    }
+    let big = &files[&(3 * 131_072 + 77)];
+    for (a, b) in [(0u64, 1u64), (7, 8), (131_071, 131_073), (100, 300_000), (393_216, 393_293)] {
+        let (out, _) = net
+            .fetch(&format!("/f{}", 3 * 131_072 + 77), Some((a, b)))
+            .await
+            .expect("ranged fetch succeeds");
+        assert_eq!(out, big[a as usize..b as usize], "range {a}-{b}");
+    }
+    let err = net.fetch("/f15", Some((10, 16))).await.unwrap_err();
+    assert!(matches!(err, FetchError::Publisher { kind: ErrorKind::BadRequest, .. }), "{err}");
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn origin_errors_and_path_escapes_reach_the_client_clearly() {
+    let url = http_origin(HashMap::new()).await;
+    let net = setup(Origin::Http(url), 2).await;
+    let cases = [
+        ("/status/404", ErrorKind::NotFound, "does not exist"),
+        ("/status/500", ErrorKind::Upstream, "500"),
+        ("/slow", ErrorKind::Upstream, "timed out"),
+        ("/../etc/passwd", ErrorKind::BadRequest, "refused"),
+        ("/a/%2e%2e/b", ErrorKind::BadRequest, "refused"),
+        ("//evil.example/x", ErrorKind::BadRequest, "refused"),
+    ];
+    for (path, kind, text) in cases {
+        match net.fetch(path, None).await {
+            Err(FetchError::Publisher { kind: k, message }) => {
+                assert_eq!(k, kind, "{path}: {message}");
+                assert!(message.contains(text), "{path}: {message}");
+            }
+            other => panic!("{path}: expected a publisher error, got {other:?}"),
+        }
+    }
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_that_is_not_a_hired_cache_gets_no_plaintext() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x"), random_bytes(1000)).unwrap();
+    let net = setup(Origin::Dir(dir.path().to_path_buf()), 2).await;
+    // A fetch catalogues the object, so its id and chunk id are real.
+    net.fetch("/x", None).await.unwrap();
+    let entry = &net.state.catalog.entries().unwrap()[0];
+    let fill = FillRequest {
+        escrow: net.state.escrow().unwrap().id,
+        object: entry.object(),
+        chunk_index: 0,
+        chunk_id: entry.manifest.manifest.chunks[0],
+    };
+    let mut control = net.client.network().unwrap().stream_control();
+    let genesis = net.spec.genesis_hash().unwrap();
+    let mut s = control
+        .open_stream(
+            net.publisher_peer(),
+            cachecash_node::cdn::publisher_protocol(&genesis),
+        )
+        .await
+        .unwrap();
+    let t = Duration::from_secs(5);
+    write_msg(&mut s, &ControlRequest::Fill(fill), t).await.unwrap();
+    match read_msg::<_, FillReply>(&mut s, t).await.unwrap() {
+        FillReply::Refused(r) => assert!(String::from_utf8_lossy(&r).contains("not a cache hired")),
+        FillReply::Data { .. } => panic!("plaintext went to a peer that is not a hired cache"),
+    }
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cache_that_corrupts_bytes_is_blamed_and_the_fetch_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = random_bytes(4 << 20);
+    std::fs::write(dir.path().join("obj"), &body).unwrap();
+    let net = setup(Origin::Dir(dir.path().to_path_buf()), 5).await;
+    // First fetch fills every cache.
+    let (out, _) = net.fetch("/obj", None).await.unwrap();
+    assert_eq!(out, body);
+    // Rot every chunk on one cache's disk.
+    let bad = &net.caches[0];
+    let chunks = bad.2.join("cache").join("chunks");
+    let mut rotted = 0;
+    for e in std::fs::read_dir(&chunks).unwrap() {
+        let p = e.unwrap().path();
+        let mut d = std::fs::read(&p).unwrap();
+        for b in d.iter_mut().step_by(997) {
+            *b ^= 0x5a;
+        }
+        std::fs::write(&p, d).unwrap();
+        rotted += 1;
+    }
+    assert!(rotted > 0, "the cache held chunks");
+    let (out, report) = net.fetch("/obj", None).await.expect("fetch completes");
+    assert_eq!(out, body, "byte-exact despite the corrupt cache");
+    assert!(!report.blames.is_empty(), "the corrupt cache was blamed");
+    let bad_account = cachecash_node::cdn::account_of(&bad.0.network().unwrap().local_peer_id()).unwrap();
+    assert!(
+        !net.state.caches.is_healthy(&bad_account),
+        "the publisher benched the corrupt cache after checking the evidence"
+    );
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cache_killed_mid_fetch_is_replaced_and_the_fetch_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = random_bytes(16 << 20);
+    std::fs::write(dir.path().join("obj"), &body).unwrap();
+    let mut net = setup(Origin::Dir(dir.path().to_path_buf()), 5).await;
+    let victim = net.caches.remove(2);
+    let served = victim.1.clone();
+    let killer = tokio::spawn(async move {
+        let end = tokio::time::Instant::now() + DEADLINE;
+        while served.counters.chunks_served.load(Ordering::Relaxed) < 3
+            && tokio::time::Instant::now() < end
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        victim.0.stop().await;
+    });
+    let options = FetchOptions {
+        chunk_timeout: Duration::from_secs(3),
+        ..Default::default()
+    };
+    let (out, report) = net.fetch_with("/obj", None, &options).await.expect("fetch completes");
+    killer.await.unwrap();
+    assert_eq!(out, body);
+    assert!(!report.blames.is_empty(), "the dead cache was blamed");
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn restarts_keep_the_catalog_and_tickets_and_never_reuse_a_number() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = random_bytes(2 << 20);
+    std::fs::write(dir.path().join("obj"), &body).unwrap();
+    let mut net = setup(Origin::Dir(dir.path().to_path_buf()), 3).await;
+    net.fetch("/obj", None).await.unwrap();
+    let numbers = |net: &Net| -> Vec<(u64, u32)> {
+        net.caches
+            .iter()
+            .flat_map(|(_, s, _)| s.tickets.all().unwrap())
+            .filter_map(|t| t.l1.map(|l| (l.ticket.round, l.ticket.number)))
+            .collect()
+    };
+    let before = numbers(&net);
+    // Publisher restart: same base path, same key, same database.
+    let hire: Vec<_> = net.caches.iter().map(|(n, _, _)| p2p_addr(n)).collect();
+    let boot = vec![p2p_addr(&net.chain)];
+    net.publisher.take().unwrap().stop().await;
+    let (p, state) = start_publisher(&net.spec, &net.dir.path().join("publisher"), boot.clone(), net.origin.clone(), hire).await;
+    net.publisher = Some(p);
+    net.state = state.clone();
+    wait_until("publisher back", DEADLINE, || {
+        state.escrow().is_some() && state.caches.len() == 3
+    })
+    .await;
+    assert_eq!(state.catalog.entries().unwrap().len(), 1, "the catalog persisted");
+    // Cache restart: its store and tickets survive.
+    let (node, old, base) = net.caches.remove(0);
+    let tickets_before = old.tickets.all().unwrap().len();
+    assert!(tickets_before > 0);
+    node.stop().await;
+    // The database closes when the last handle goes.
+    wait_until("the old cache released its database", DEADLINE, || {
+        Arc::strong_count(&old) == 1
+    })
+    .await;
+    drop(old);
+    let (node, cstate) = start_cache(&net.spec, &base, boot, 1 << 30).await;
+    assert_eq!(cstate.tickets.all().unwrap().len(), tickets_before);
+    assert!(cstate.store.usage().chunks > 0, "the chunk store survived");
+    net.caches.insert(0, (node, cstate, base));
+    let (out, _) = net.fetch("/obj", None).await.expect("fetch after restarts");
+    assert_eq!(out, body);
+    let after = numbers(&net);
+    let mut all = after.clone();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), after.len(), "no ticket number was issued twice");
+    assert!(after.len() > before.len());
+    net.stop().await;
+}
