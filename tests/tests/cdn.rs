@@ -87,7 +87,7 @@ struct Net {
     chain: Node,
     caches: Vec<(Node, Arc<CacheState>, PathBuf)>,
     publisher: Option<Node>,
-    state: Arc<PublisherState>,
+    state: Option<Arc<PublisherState>>,
     client: Node,
     origin: Origin,
 }
@@ -106,7 +106,12 @@ fn plan() -> EscrowPlan {
     }
 }
 
-async fn start_cache(net_spec: &cachecash_chain_spec::ChainSpec, base: &Path, boot: Vec<libp2p::Multiaddr>, quota: u64) -> (Node, Arc<CacheState>) {
+async fn start_cache(
+    net_spec: &cachecash_chain_spec::ChainSpec,
+    base: &Path,
+    boot: Vec<libp2p::Multiaddr>,
+    quota: u64,
+) -> (Node, Arc<CacheState>) {
     let module = CacheModule::open(CacheConfig::new(base.join("cache"), quota)).unwrap();
     let state = module.state();
     let node = start_with_modules(net_spec, base, None, boot, vec![Box::new(module)]).await;
@@ -139,9 +144,21 @@ async fn start_publisher(
 }
 
 async fn setup(origin: Origin, caches: usize) -> Net {
+    // Logs for debugging with RUST_LOG=cachecash=debug.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
     let spec = fast_dev_spec(100);
     let dir = tempfile::tempdir().unwrap();
-    let chain = start_with_modules(&spec, &dir.path().join("chain"), Some(dev("ferdie")), vec![], vec![]).await;
+    let chain = start_with_modules(
+        &spec,
+        &dir.path().join("chain"),
+        Some(dev("ferdie")),
+        vec![],
+        vec![],
+    )
+    .await;
     let boot = vec![p2p_addr(&chain)];
     let mut cs = Vec::new();
     for i in 0..caches {
@@ -150,8 +167,14 @@ async fn setup(origin: Origin, caches: usize) -> Net {
         cs.push((node, state, base));
     }
     let hire: Vec<_> = cs.iter().map(|(n, _, _)| p2p_addr(n)).collect();
-    let (publisher, state) =
-        start_publisher(&spec, &dir.path().join("publisher"), boot.clone(), origin.clone(), hire).await;
+    let (publisher, state) = start_publisher(
+        &spec,
+        &dir.path().join("publisher"),
+        boot.clone(),
+        origin.clone(),
+        hire,
+    )
+    .await;
     let client = start_with_modules(&spec, &dir.path().join("client"), None, boot, vec![]).await;
     let s = state.clone();
     wait_until("escrow open and every cache hired", DEADLINE, || {
@@ -164,13 +187,17 @@ async fn setup(origin: Origin, caches: usize) -> Net {
         chain,
         caches: cs,
         publisher: Some(publisher),
-        state,
+        state: Some(state),
         client,
         origin,
     }
 }
 
 impl Net {
+    fn state(&self) -> &Arc<PublisherState> {
+        self.state.as_ref().expect("the publisher runs")
+    }
+
     fn publisher_peer(&self) -> libp2p::PeerId {
         self.publisher
             .as_ref()
@@ -207,7 +234,11 @@ impl Net {
         Ok((out, report))
     }
 
-    async fn fetch(&self, path: &str, range: Option<(u64, u64)>) -> Result<(Vec<u8>, FetchReport), FetchError> {
+    async fn fetch(
+        &self,
+        path: &str,
+        range: Option<(u64, u64)>,
+    ) -> Result<(Vec<u8>, FetchReport), FetchError> {
         self.fetch_with(path, range, &FetchOptions::default()).await
     }
 
@@ -241,8 +272,16 @@ async fn a_64_mib_object_arrives_byte_exact_through_five_caches_paid_by_tickets(
     let net = setup(Origin::Http(url), 5).await;
     let (out, report) = net.fetch("/big.bin", None).await.expect("fetch succeeds");
     assert_eq!(out.len(), 64 << 20);
-    assert_eq!(Sha256::digest(&out), digest, "the object arrived byte-exact");
-    assert!(report.blames.is_empty(), "no cache failed: {:?}", report.blames);
+    assert_eq!(
+        Sha256::digest(&out),
+        digest,
+        "the object arrived byte-exact"
+    );
+    assert!(
+        report.blames.is_empty(),
+        "no cache failed: {:?}",
+        report.blames
+    );
     assert_eq!(report.per_cache.len(), 5, "every cache served chunks");
     for (_, state, _) in &net.caches {
         let served = state.counters.chunks_served.load(Ordering::Relaxed);
@@ -279,11 +318,20 @@ async fn edge_sized_objects_and_odd_ranges_arrive_byte_exact() {
     }
     let net = setup(Origin::Dir(dir.path().to_path_buf()), 5).await;
     for s in sizes {
-        let (out, _) = net.fetch(&format!("/f{s}"), None).await.expect("fetch succeeds");
+        let (out, _) = net
+            .fetch(&format!("/f{s}"), None)
+            .await
+            .expect("fetch succeeds");
         assert_eq!(out, files[&s], "object of {s} bytes");
     }
     let big = &files[&(3 * 131_072 + 77)];
-    for (a, b) in [(0u64, 1u64), (7, 8), (131_071, 131_073), (100, 300_000), (393_216, 393_293)] {
+    for (a, b) in [
+        (0u64, 1u64),
+        (7, 8),
+        (131_071, 131_073),
+        (100, 300_000),
+        (393_216, 393_293),
+    ] {
         let (out, _) = net
             .fetch(&format!("/f{}", 3 * 131_072 + 77), Some((a, b)))
             .await
@@ -291,7 +339,16 @@ async fn edge_sized_objects_and_odd_ranges_arrive_byte_exact() {
         assert_eq!(out, big[a as usize..b as usize], "range {a}-{b}");
     }
     let err = net.fetch("/f15", Some((10, 16))).await.unwrap_err();
-    assert!(matches!(err, FetchError::Publisher { kind: ErrorKind::BadRequest, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            FetchError::Publisher {
+                kind: ErrorKind::BadRequest,
+                ..
+            }
+        ),
+        "{err}"
+    );
     net.stop().await;
 }
 
@@ -326,9 +383,9 @@ async fn a_peer_that_is_not_a_hired_cache_gets_no_plaintext() {
     let net = setup(Origin::Dir(dir.path().to_path_buf()), 2).await;
     // A fetch catalogues the object, so its id and chunk id are real.
     net.fetch("/x", None).await.unwrap();
-    let entry = &net.state.catalog.entries().unwrap()[0];
+    let entry = &net.state().catalog.entries().unwrap()[0];
     let fill = FillRequest {
-        escrow: net.state.escrow().unwrap().id,
+        escrow: net.state().escrow().unwrap().id,
         object: entry.object(),
         chunk_index: 0,
         chunk_id: entry.manifest.manifest.chunks[0],
@@ -343,7 +400,9 @@ async fn a_peer_that_is_not_a_hired_cache_gets_no_plaintext() {
         .await
         .unwrap();
     let t = Duration::from_secs(5);
-    write_msg(&mut s, &ControlRequest::Fill(fill), t).await.unwrap();
+    write_msg(&mut s, &ControlRequest::Fill(fill), t)
+        .await
+        .unwrap();
     match read_msg::<_, FillReply>(&mut s, t).await.unwrap() {
         FillReply::Refused(r) => assert!(String::from_utf8_lossy(&r).contains("not a cache hired")),
         FillReply::Data { .. } => panic!("plaintext went to a peer that is not a hired cache"),
@@ -377,9 +436,10 @@ async fn a_cache_that_corrupts_bytes_is_blamed_and_the_fetch_completes() {
     let (out, report) = net.fetch("/obj", None).await.expect("fetch completes");
     assert_eq!(out, body, "byte-exact despite the corrupt cache");
     assert!(!report.blames.is_empty(), "the corrupt cache was blamed");
-    let bad_account = cachecash_node::cdn::account_of(&bad.0.network().unwrap().local_peer_id()).unwrap();
+    let bad_account =
+        cachecash_node::cdn::account_of(&bad.0.network().unwrap().local_peer_id()).unwrap();
     assert!(
-        !net.state.caches.is_healthy(&bad_account),
+        !net.state().caches.is_healthy(&bad_account),
         "the publisher benched the corrupt cache after checking the evidence"
     );
     net.stop().await;
@@ -406,7 +466,10 @@ async fn a_cache_killed_mid_fetch_is_replaced_and_the_fetch_completes() {
         chunk_timeout: Duration::from_secs(3),
         ..Default::default()
     };
-    let (out, report) = net.fetch_with("/obj", None, &options).await.expect("fetch completes");
+    let (out, report) = net
+        .fetch_with("/obj", None, &options)
+        .await
+        .expect("fetch completes");
     killer.await.unwrap();
     assert_eq!(out, body);
     assert!(!report.blames.is_empty(), "the dead cache was blamed");
@@ -432,14 +495,31 @@ async fn restarts_keep_the_catalog_and_tickets_and_never_reuse_a_number() {
     let hire: Vec<_> = net.caches.iter().map(|(n, _, _)| p2p_addr(n)).collect();
     let boot = vec![p2p_addr(&net.chain)];
     net.publisher.take().unwrap().stop().await;
-    let (p, state) = start_publisher(&net.spec, &net.dir.path().join("publisher"), boot.clone(), net.origin.clone(), hire).await;
+    let old = net.state.take().unwrap();
+    wait_until("the old publisher released its database", DEADLINE, || {
+        Arc::strong_count(&old) == 1
+    })
+    .await;
+    drop(old);
+    let (p, state) = start_publisher(
+        &net.spec,
+        &net.dir.path().join("publisher"),
+        boot.clone(),
+        net.origin.clone(),
+        hire,
+    )
+    .await;
     net.publisher = Some(p);
-    net.state = state.clone();
+    net.state = Some(state.clone());
     wait_until("publisher back", DEADLINE, || {
         state.escrow().is_some() && state.caches.len() == 3
     })
     .await;
-    assert_eq!(state.catalog.entries().unwrap().len(), 1, "the catalog persisted");
+    assert_eq!(
+        state.catalog.entries().unwrap().len(),
+        1,
+        "the catalog persisted"
+    );
     // Cache restart: its store and tickets survive.
     let (node, old, base) = net.caches.remove(0);
     let tickets_before = old.tickets.all().unwrap().len();

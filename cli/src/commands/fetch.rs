@@ -100,8 +100,12 @@ pub fn run(args: FetchArgs) -> anyhow::Result<()> {
         .prefix("cachecash-fetch-")
         .tempdir()
         .context("cannot create a temporary directory")?;
-    let mut bootnodes = crate::commands::run::multiaddrs("bootNodes in the chain spec", &spec.boot_nodes)?;
-    bootnodes.extend(crate::commands::run::multiaddrs("--bootnodes", &args.bootnodes)?);
+    let mut bootnodes =
+        crate::commands::run::multiaddrs("bootNodes in the chain spec", &spec.boot_nodes)?;
+    bootnodes.extend(crate::commands::run::multiaddrs(
+        "--bootnodes",
+        &args.bootnodes,
+    )?);
     if bootnodes.is_empty() {
         anyhow::bail!("no node to join: give --bootnodes /ip4/ADDR/tcp/PORT/p2p/PEER_ID");
     }

@@ -53,7 +53,12 @@ pub struct RoleArgs {
     #[arg(long, value_name = "ESCROW_ID", help_heading = "CDN roles")]
     pub escrow: Option<String>,
     /// A cache to hire, /ip4/ADDR/tcp/PORT/p2p/PEER_ID (repeatable or comma-separated).
-    #[arg(long, value_name = "MULTIADDR", value_delimiter = ',', help_heading = "CDN roles")]
+    #[arg(
+        long,
+        value_name = "MULTIADDR",
+        value_delimiter = ',',
+        help_heading = "CDN roles"
+    )]
     pub hire: Vec<String>,
     /// Run the cache role.
     #[arg(long, help_heading = "CDN roles")]
@@ -166,8 +171,9 @@ pub fn modules(
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read --cdn-config {}", path.display()))?;
-            toml::from_str(&text)
-                .with_context(|| format!("--cdn-config {} is not a valid CDN config", path.display()))?
+            toml::from_str(&text).with_context(|| {
+                format!("--cdn-config {} is not a valid CDN config", path.display())
+            })?
         }
     };
     let mut out: Vec<Box<dyn NodeModule>> = Vec::new();
@@ -182,7 +188,10 @@ pub fn modules(
             "--publisher needs --origin URL|DIR (or origin in the [publisher] table of --cdn-config)",
         )?;
         let origin = Origin::parse(&origin).map_err(anyhow::Error::msg)?;
-        let escrow = match (args.escrow.clone().or(pf.escrow), args.funder.clone().or(pf.funder)) {
+        let escrow = match (
+            args.escrow.clone().or(pf.escrow),
+            args.funder.clone().or(pf.funder),
+        ) {
             (Some(id), _) => EscrowSource::Existing(
                 crate::commands::escrow::parse_escrow_id(&id).context("invalid --escrow")?,
             ),
@@ -221,7 +230,10 @@ pub fn modules(
             ),
         };
         let mut caches = crate::commands::run::multiaddrs("--hire", &args.hire)?;
-        caches.extend(crate::commands::run::multiaddrs("caches in --cdn-config", &pf.caches)?);
+        caches.extend(crate::commands::run::multiaddrs(
+            "caches in --cdn-config",
+            &pf.caches,
+        )?);
         let mut c = PublisherConfig::new(
             pf.dir.unwrap_or_else(|| cdn_base.join("publisher")),
             origin,

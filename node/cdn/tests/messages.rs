@@ -5,8 +5,8 @@
 
 use cachecash_cdn::keys::{PuzzleSecret, SessionKey};
 use cachecash_cdn::messages::{
-    ChunkReply, ChunkRequest, ControlRequest, ErrorKind, Fault, FillReply, FillRequest,
-    OfferReply, OpenRequest, SessionReply, SessionRequest, decode, text, wire_text,
+    ChunkReply, ChunkRequest, ControlRequest, ErrorKind, Fault, FillReply, FillRequest, OfferReply,
+    OpenRequest, SessionReply, SessionRequest, decode, text, wire_text,
 };
 use cachecash_cdn::{DecodeError, WireMessage};
 use cachecash_runtime::Hash;

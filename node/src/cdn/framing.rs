@@ -146,7 +146,9 @@ mod tests {
         write_msg(&mut buf, &OfferReply::Refused(b"no".to_vec()), T)
             .await
             .unwrap();
-        write_msg(&mut buf, &ChunkReply::Data { len: 7 }, T).await.unwrap();
+        write_msg(&mut buf, &ChunkReply::Data { len: 7 }, T)
+            .await
+            .unwrap();
         buf.set_position(0);
         let a: OfferReply = read_msg(&mut buf, T).await.unwrap();
         let b: ChunkReply = read_msg(&mut buf, T).await.unwrap();
@@ -180,6 +182,9 @@ mod tests {
         let err = read_msg::<_, OfferReply>(&mut Cursor::new(cut), T)
             .await
             .unwrap_err();
-        assert!(matches!(err, FrameError::Io(_)) && !err.is_violation(), "{err}");
+        assert!(
+            matches!(err, FrameError::Io(_)) && !err.is_violation(),
+            "{err}"
+        );
     }
 }

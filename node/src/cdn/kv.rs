@@ -55,7 +55,11 @@ impl Kv {
 
     /// Reads and decodes a value.
     pub fn get<T: Decode>(&self, key: &[u8]) -> Result<Option<T>, KvError> {
-        match self.db.get_pinned(key).map_err(|e| self.err(e.to_string()))? {
+        match self
+            .db
+            .get_pinned(key)
+            .map_err(|e| self.err(e.to_string()))?
+        {
             None => Ok(None),
             Some(bytes) => T::decode(&mut &bytes[..])
                 .map(Some)
@@ -99,10 +103,9 @@ impl Kv {
     /// Every (key, value) whose key starts with `prefix`, in key order.
     pub fn scan<T: Decode>(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>, KvError> {
         let mut out = Vec::new();
-        let iter = self.db.iterator(IteratorMode::From(
-            prefix,
-            rocksdb::Direction::Forward,
-        ));
+        let iter = self
+            .db
+            .iterator(IteratorMode::From(prefix, rocksdb::Direction::Forward));
         for item in iter {
             let (k, v) = item.map_err(|e| self.err(e.to_string()))?;
             if !k.starts_with(prefix) {
@@ -118,10 +121,9 @@ impl Kv {
     /// Counts the keys under `prefix`.
     pub fn count(&self, prefix: &[u8]) -> Result<u64, KvError> {
         let mut n = 0u64;
-        let iter = self.db.iterator(IteratorMode::From(
-            prefix,
-            rocksdb::Direction::Forward,
-        ));
+        let iter = self
+            .db
+            .iterator(IteratorMode::From(prefix, rocksdb::Direction::Forward));
         for item in iter {
             let (k, _) = item.map_err(|e| self.err(e.to_string()))?;
             if !k.starts_with(prefix) {

@@ -119,8 +119,17 @@ mod tests {
 
     #[test]
     fn protocols_are_namespaced_by_genesis() {
-        assert_ne!(publisher_protocol(&Hash([1; 32])), publisher_protocol(&Hash([2; 32])));
-        assert_ne!(publisher_protocol(&Hash([1; 32])), cache_protocol(&Hash([1; 32])));
-        assert_ne!(cache_protocol(&Hash([1; 32])), chunk_protocol(&Hash([1; 32])));
+        assert_ne!(
+            publisher_protocol(&Hash([1; 32])),
+            publisher_protocol(&Hash([2; 32]))
+        );
+        assert_ne!(
+            publisher_protocol(&Hash([1; 32])),
+            cache_protocol(&Hash([1; 32]))
+        );
+        assert_ne!(
+            cache_protocol(&Hash([1; 32])),
+            chunk_protocol(&Hash([1; 32]))
+        );
     }
 }

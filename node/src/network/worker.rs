@@ -732,6 +732,14 @@ impl Worker {
                 self.peers.remove(&peer_id);
                 self.publish_snapshot();
             }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                cause,
+                num_established,
+                ..
+            } => {
+                tracing::debug!(target: "cachecash::network", %peer_id, num_established, ?cause, "a connection closed");
+            }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
                 tracing::debug!(target: "cachecash::network", ?peer_id, "outgoing connection failed: {error}");
             }

@@ -118,8 +118,13 @@ pub struct CacheModule {
 impl CacheModule {
     /// Opens the cache's store and database (they survive restarts).
     pub fn open(config: CacheConfig) -> Result<CacheModule, String> {
-        let store = store::ChunkStore::open(&config.dir.join("chunks"), config.quota)
-            .map_err(|e| format!("cannot open the chunk store in {}: {e}", config.dir.display()))?;
+        let store =
+            store::ChunkStore::open(&config.dir.join("chunks"), config.quota).map_err(|e| {
+                format!(
+                    "cannot open the chunk store in {}: {e}",
+                    config.dir.display()
+                )
+            })?;
         let kv = Kv::open(&config.dir.join("db")).map_err(|e| e.to_string())?;
         Ok(CacheModule {
             state: Arc::new(CacheState {
@@ -163,9 +168,9 @@ impl NodeModule for CacheModule {
         };
         let mut control = network.stream_control();
         let genesis = ledger.genesis();
-        let incoming_control = control
-            .accept(super::cache_protocol(&genesis))
-            .map_err(|_| "the CDN cache protocol is already served on this node (one cache per node)")?;
+        let incoming_control = control.accept(super::cache_protocol(&genesis)).map_err(
+            |_| "the CDN cache protocol is already served on this node (one cache per node)",
+        )?;
         let incoming_chunks = control
             .accept(super::chunk_protocol(&genesis))
             .map_err(|_| "the CDN chunk protocol is already served on this node")?;

@@ -19,6 +19,14 @@ use libp2p::{PeerId, Stream};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+/// Why a fill failed.
+enum FillFailure {
+    /// The link failed (worth a retry).
+    Link(String),
+    /// The publisher refused, or sent bad data.
+    Refused(String),
+}
+
 /// Bytes encrypted and written per step when serving a chunk.
 const SERVE_PIECE: usize = 64 * 1024;
 
@@ -69,6 +77,7 @@ impl CacheService {
                     }
                 };
                 let _ = write_msg(&mut stream, &reply, t).await;
+                let _ = futures::AsyncWriteExt::close(&mut stream).await;
             }
             ControlRequest::Relay(relay) => {
                 let reply = match self.on_relay(peer, &relay) {
@@ -79,6 +88,7 @@ impl CacheService {
                     }
                 };
                 let _ = write_msg(&mut stream, &reply, t).await;
+                let _ = futures::AsyncWriteExt::close(&mut stream).await;
             }
             ControlRequest::Fill(_) | ControlRequest::Open(_) => {
                 self.network.ban_peer(
@@ -164,7 +174,10 @@ impl CacheService {
                 .tickets
                 .prove(&key, &ticket, &relay.claim)
                 .map_err(|e| e.to_string())?;
-            self.state.counters.l2_received.fetch_add(1, Ordering::Relaxed);
+            self.state
+                .counters
+                .l2_received
+                .fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -202,7 +215,8 @@ impl CacheService {
                     match self.prepare(&client, &request).await {
                         Ok((hire, data)) => {
                             let len = data.len();
-                            if let Err(e) = self.send_chunk(&mut stream, &request, &hire, data).await
+                            if let Err(e) =
+                                self.send_chunk(&mut stream, &request, &hire, data).await
                             {
                                 tracing::debug!(target: "cachecash::cdn", %peer, "chunk not delivered: {e}");
                                 return;
@@ -227,7 +241,15 @@ impl CacheService {
                             "no chunk is waiting for an L1 on this stream; send Get first",
                         )),
                         Some((request, hire, bytes)) => {
-                            match self.release(&request, &hire, &l1, bytes) {
+                            // A signature check and a synced write: off the
+                            // async threads.
+                            let svc = self.clone();
+                            let released = tokio::task::spawn_blocking(move || {
+                                svc.release(&request, &hire, &l1, bytes)
+                            })
+                            .await
+                            .unwrap_or_else(|e| Err(e.to_string()));
+                            match released {
                                 Ok(key) => ChunkReply::OuterKey(key),
                                 Err(reason) => {
                                     tracing::info!(target: "cachecash::cdn", %peer, "L1 refused: {reason}");
@@ -265,7 +287,11 @@ impl CacheService {
         request
             .verify(&self.me, &hire.signer)
             .map_err(|e| format!("bad request: {e}"))?;
-        check_escrow(self.ledger.as_ref(), &r.escrow, self.state.config.min_penalty)?;
+        check_escrow(
+            self.ledger.as_ref(),
+            &r.escrow,
+            self.state.config.min_penalty,
+        )?;
         let id = request.request.chunk_id;
         let data = match self.load(&id).await? {
             Some(d) => {
@@ -280,12 +306,13 @@ impl CacheService {
         if data.len() as u64 != u64::from(request.request.size) {
             return Err("the stored chunk does not have the requested size".into());
         }
-        if !self
-            .state
-            .tickets
-            .begin(request)
+        let state = self.state.clone();
+        let r = request.clone();
+        let fresh = tokio::task::spawn_blocking(move || state.tickets.begin(&r))
+            .await
             .map_err(|e| e.to_string())?
-        {
+            .map_err(|e| e.to_string())?;
+        if !fresh {
             return Err(
                 "this bundle position was already served to this client; ask the publisher for a new bundle".into(),
             );
@@ -323,7 +350,10 @@ impl CacheService {
             cipher.apply(piece);
             write_body(stream, piece, t).await?;
         }
-        self.state.counters.chunks_served.fetch_add(1, Ordering::Relaxed);
+        self.state
+            .counters
+            .chunks_served
+            .fetch_add(1, Ordering::Relaxed);
         self.state
             .counters
             .bytes_served
@@ -424,42 +454,72 @@ impl CacheService {
     }
 
     async fn fetch_fill(&self, hire: &Hire, request: &CacheRequest) -> Result<Vec<u8>, String> {
+        // A burst of inbound streams can overflow the publisher's accept
+        // queue, which drops a stream right after it opens: retry those.
+        let mut attempt = 0u32;
+        loop {
+            match self.fill_once(hire, request).await {
+                Err(FillFailure::Link(e)) if attempt < 4 => {
+                    attempt += 1;
+                    tracing::debug!(target: "cachecash::cdn", attempt, "fill link failed, retrying: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                }
+                Err(FillFailure::Link(e)) => {
+                    return Err(format!("fill from the publisher failed: {e}"));
+                }
+                Err(FillFailure::Refused(e)) => return Err(e),
+                Ok(data) => return Ok(data),
+            }
+        }
+    }
+
+    async fn fill_once(&self, hire: &Hire, request: &CacheRequest) -> Result<Vec<u8>, FillFailure> {
         let t = self.state.config.io_timeout;
-        let publisher = crate::cdn::peer_of(&hire.signer)
-            .ok_or("the escrow's signer is not a valid peer key")?;
+        let publisher = crate::cdn::peer_of(&hire.signer).ok_or_else(|| {
+            FillFailure::Refused("the escrow's signer is not a valid peer key".into())
+        })?;
         let mut control = self.network.stream_control();
         let mut stream = control
-            .open_stream(publisher, crate::cdn::publisher_protocol(&self.ledger.genesis()))
+            .open_stream(
+                publisher,
+                crate::cdn::publisher_protocol(&self.ledger.genesis()),
+            )
             .await
-            .map_err(|e| format!("cannot reach the publisher {publisher} to fill: {e}"))?;
+            .map_err(|e| {
+                FillFailure::Link(format!("cannot reach the publisher {publisher}: {e}"))
+            })?;
         let fill = FillRequest {
             escrow: hire.escrow,
             object: request.remainder.object,
             chunk_index: request.request.chunk_index,
             chunk_id: request.request.chunk_id,
         };
-        let err = |e: FrameError| format!("fill from the publisher failed: {e}");
+        let err = |e: FrameError| FillFailure::Link(e.to_string());
         write_msg(&mut stream, &ControlRequest::Fill(fill), t)
             .await
             .map_err(err)?;
-        match read_msg::<_, FillReply>(&mut stream, t).await.map_err(err)? {
-            FillReply::Refused(reason) => Err(format!(
+        match read_msg::<_, FillReply>(&mut stream, t)
+            .await
+            .map_err(err)?
+        {
+            FillReply::Refused(reason) => Err(FillFailure::Refused(format!(
                 "the publisher refused the fill: {}",
                 text(&reason)
-            )),
+            ))),
             FillReply::Data { len } => {
                 if len != request.request.size {
-                    return Err(format!(
+                    return Err(FillFailure::Refused(format!(
                         "the publisher announced {len} bytes for a chunk of {}",
                         request.request.size
-                    ));
+                    )));
                 }
                 let mut data = vec![0u8; len as usize];
                 read_body(&mut stream, &mut data, t).await.map_err(err)?;
+                let _ = futures::AsyncWriteExt::close(&mut stream).await;
                 if chunk_digest(&data) != request.request.chunk_id {
-                    return Err(
+                    return Err(FillFailure::Refused(
                         "the publisher's fill does not match the chunk id; not stored".into(),
-                    );
+                    ));
                 }
                 Ok(data)
             }

@@ -163,14 +163,24 @@ impl Tickets {
         number: u32,
         own: &CacheRequest,
     ) -> Result<bool, KvError> {
-        let n = key(&[b"n/", &escrow.0, &round.to_be_bytes(), &number.to_be_bytes()]);
+        let n = key(&[
+            b"n/",
+            &escrow.0,
+            &round.to_be_bytes(),
+            &number.to_be_bytes(),
+        ]);
         let r = &own.remainder;
         let mine = ticket_key(&r.escrow, &r.client, r.sequence, own.position);
         Ok(matches!(self.kv.get::<Vec<u8>>(&n)?, Some(k) if k != mine))
     }
 
     /// Records the L1 (synced) before the outer key is released.
-    pub fn hold(&self, request: &CacheRequest, l1: &SignedTicket, bytes: u64) -> Result<(), KvError> {
+    pub fn hold(
+        &self,
+        request: &CacheRequest,
+        l1: &SignedTicket,
+        bytes: u64,
+    ) -> Result<(), KvError> {
         let r = &request.remainder;
         let k = ticket_key(&r.escrow, &r.client, r.sequence, request.position);
         let n = key(&[
@@ -197,8 +207,12 @@ impl Tickets {
         client: &AccountId,
         sequence: u64,
     ) -> Result<Vec<(Vec<u8>, HeldTicket)>, KvError> {
-        self.kv
-            .scan(&key(&[b"t/", &escrow.0, &client.0, &sequence.to_be_bytes()]))
+        self.kv.scan(&key(&[
+            b"t/",
+            &escrow.0,
+            &client.0,
+            &sequence.to_be_bytes(),
+        ]))
     }
 
     /// Records a verified L2 claim (synced).

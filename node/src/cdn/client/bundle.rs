@@ -128,13 +128,19 @@ pub async fn process(ctx: &Context, issued: IssuedBundle) -> Outcome {
         waits.push(rx);
     }
     let mut fetched: Vec<Fetched> = Vec::with_capacity(waits.len());
-    for (position, rx) in futures::future::join_all(waits).await.into_iter().enumerate() {
+    for (position, rx) in futures::future::join_all(waits)
+        .await
+        .into_iter()
+        .enumerate()
+    {
         let position_u8 = u8::try_from(position).unwrap_or(u8::MAX);
         match rx {
             Ok(Ok(f)) => fetched.push(f),
             Ok(Err(fault)) => {
                 let reason = match &fault {
-                    Fault::Refused(r) => format!("cache at position {position} refused: {}", text(r)),
+                    Fault::Refused(r) => {
+                        format!("cache at position {position} refused: {}", text(r))
+                    }
                     Fault::Stalled => format!("cache at position {position} stalled or went away"),
                     Fault::Corrupt(_) => format!("cache at position {position} sent bad bytes"),
                 };
@@ -157,7 +163,11 @@ pub async fn process(ctx: &Context, issued: IssuedBundle) -> Outcome {
     }
     let mut trace = BundleTrace {
         sequence,
-        first_chunk: bundle.chunks.first().map(|c| c.request.chunk_index).unwrap_or(0),
+        first_chunk: bundle
+            .chunks
+            .first()
+            .map(|c| c.request.chunk_index)
+            .unwrap_or(0),
         chunks: bundle.chunks.len(),
         publisher_ms: ms(arrived),
         ttfb_ms: fetched.iter().map(|f| ms(f.ttfb)).collect(),
@@ -194,7 +204,8 @@ pub async fn process(ctx: &Context, issued: IssuedBundle) -> Outcome {
             .collect();
         let solved = b.solve(&covered, threads);
         let puzzle = t1.elapsed();
-        let (secret, keys) = match solved.and_then(|s| b.open_l2(&s.secret).map(|k| (s.secret, k))) {
+        let (secret, keys) = match solved.and_then(|s| b.open_l2(&s.secret).map(|k| (s.secret, k)))
+        {
             Ok(v) => v,
             Err(e) => return Err((evidence(), format!("the puzzle did not open the L2 ({e})"))),
         };
@@ -207,7 +218,10 @@ pub async fn process(ctx: &Context, issued: IssuedBundle) -> Outcome {
         let t3 = Instant::now();
         for (d, c) in data.iter().zip(&b.chunks) {
             if let Err(e) = manifest.verify_chunk(c.request.chunk_index, d) {
-                return Err((digests, format!("chunk {} fails the manifest ({e})", c.request.chunk_index)));
+                return Err((
+                    digests,
+                    format!("chunk {} fails the manifest ({e})", c.request.chunk_index),
+                ));
             }
         }
         let verify = t3.elapsed();

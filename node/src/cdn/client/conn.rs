@@ -68,9 +68,9 @@ impl Links {
     /// Queues a job for `cache`; the result arrives on the job's reply.
     pub async fn submit(&self, cache: AccountId, job: Job) {
         let Some(peer) = crate::cdn::peer_of(&cache) else {
-            let _ = job
-                .reply
-                .send(Err(Fault::Refused(wire_text("the cache key is not a peer key"))));
+            let _ = job.reply.send(Err(Fault::Refused(wire_text(
+                "the cache key is not a peer key",
+            ))));
             return;
         };
         let tx = {
@@ -107,10 +107,23 @@ async fn link(
     let mut stream: Option<Stream> = None;
     while let Some(job) = jobs.recv().await {
         let started = Instant::now();
-        let result = tokio::time::timeout(
-            deadline,
-            exchange(&network, &protocol, peer, &mut stream, &job, started),
-        )
+        let result = tokio::time::timeout(deadline, async {
+            // A stream dropped by the cache's busy accept queue fails at
+            // once: retry such a fresh stream a few times.
+            let mut attempt = 0u32;
+            loop {
+                let fresh = stream.is_none();
+                let r = exchange(&network, &protocol, peer, &mut stream, &job, started).await;
+                match r {
+                    Err(Fault::Stalled) if fresh && attempt < 3 => {
+                        attempt += 1;
+                        stream = None;
+                        tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
+                    }
+                    other => return other,
+                }
+            }
+        })
         .await;
         let result = match result {
             Ok(Ok(f)) => Ok(f),
@@ -150,10 +163,15 @@ async fn exchange(
     write_msg(stream, &ChunkRequest::Get(Box::new(job.request.clone())), t)
         .await
         .map_err(stalled)?;
-    let len = match read_msg::<_, ChunkReply>(stream, t).await.map_err(stalled)? {
+    let len = match read_msg::<_, ChunkReply>(stream, t)
+        .await
+        .map_err(stalled)?
+    {
         ChunkReply::Data { len } => len,
         ChunkReply::Refused(r) => return Err(Fault::Refused(r)),
-        ChunkReply::OuterKey(_) => return Err(Fault::Refused(wire_text("answered a Get with a key"))),
+        ChunkReply::OuterKey(_) => {
+            return Err(Fault::Refused(wire_text("answered a Get with a key")));
+        }
     };
     if len != job.size {
         // Out of step with the cache: drop the link.
@@ -169,7 +187,10 @@ async fn exchange(
     write_msg(stream, &ChunkRequest::L1(Box::new(job.l1.clone())), t)
         .await
         .map_err(stalled)?;
-    match read_msg::<_, ChunkReply>(stream, t).await.map_err(stalled)? {
+    match read_msg::<_, ChunkReply>(stream, t)
+        .await
+        .map_err(stalled)?
+    {
         ChunkReply::OuterKey(outer) => Ok(Fetched {
             data,
             outer,

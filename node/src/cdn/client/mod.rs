@@ -210,41 +210,24 @@ pub async fn fetch<W: tokio::io::AsyncWrite + Unpin>(
         ))
     })?;
     let genesis = ledger.genesis();
-    let mut control = network.stream_control();
-    let stream = tokio::time::timeout(
-        t,
-        control.open_stream(request.publisher, crate::cdn::publisher_protocol(&genesis)),
-    )
-    .await
-    .map_err(|_| FetchError::Link(format!("no answer from {} within {t:?}", request.publisher)))?
-    .map_err(|e| {
-        FetchError::Link(format!(
-            "cannot reach the publisher {}: {e}; check the peer id and that the node can find it (--bootnodes)",
-            request.publisher
-        ))
-    })?;
-    let (mut rd, mut wr) = stream.split();
     let open = OpenRequest {
         path: request.path.as_bytes().to_vec(),
         range: request.range,
         window: options.window,
     };
     let link = |e: FrameError| FetchError::Link(e.to_string());
-    write_msg(&mut wr, &cachecash_cdn::messages::ControlRequest::Open(open), t)
-        .await
-        .map_err(link)?;
-    let info = match read_msg::<_, SessionReply>(&mut rd, t).await.map_err(link)? {
-        SessionReply::Object(info) => info,
-        SessionReply::Error { kind, message } => {
-            return Err(FetchError::Publisher {
-                kind,
-                message: text(&message),
-            });
-        }
-        other => {
-            return Err(FetchError::Protocol(format!(
-                "expected the object first, got {other:?}"
-            )));
+    // A stream dropped by the publisher's busy accept queue fails at once:
+    // retry the opening exchange a few times.
+    let mut attempt = 0u32;
+    let (mut rd, mut wr, info) = loop {
+        match open_session(network, request, &genesis, &open, t).await {
+            Ok(v) => break v,
+            Err(FetchError::Link(e)) if attempt < 3 => {
+                attempt += 1;
+                tracing::debug!(target: "cachecash::cdn", attempt, "session open failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+            Err(e) => return Err(e),
         }
     };
     let layout = info.manifest.verify(&publisher_account).map_err(|e| {
@@ -299,7 +282,9 @@ pub async fn fetch<W: tokio::io::AsyncWrite + Unpin>(
     let mut done = false;
     let mut last_progress = Instant::now();
     while !(done && next >= end_chunk) {
-        let idle = options.session_timeout.saturating_sub(last_progress.elapsed());
+        let idle = options
+            .session_timeout
+            .saturating_sub(last_progress.elapsed());
         tokio::select! {
             msg = replies.recv() => match msg {
                 Some(Ok(SessionReply::Bundle(issued))) => {
@@ -379,6 +364,56 @@ pub async fn fetch<W: tokio::io::AsyncWrite + Unpin>(
     out.flush().await?;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+type Halves = (
+    futures::io::ReadHalf<libp2p::Stream>,
+    futures::io::WriteHalf<libp2p::Stream>,
+    cachecash_cdn::messages::ObjectInfo,
+);
+
+async fn open_session(
+    network: &NetworkHandle,
+    request: &FetchRequest,
+    genesis: &cachecash_runtime::Hash,
+    open: &OpenRequest,
+    t: Duration,
+) -> Result<Halves, FetchError> {
+    let link = |e: FrameError| FetchError::Link(e.to_string());
+    let mut control = network.stream_control();
+    let stream = tokio::time::timeout(
+        t,
+        control.open_stream(request.publisher, crate::cdn::publisher_protocol(genesis)),
+    )
+    .await
+    .map_err(|_| FetchError::Link(format!("no answer from {} within {t:?}", request.publisher)))?
+    .map_err(|e| {
+        FetchError::Link(format!(
+            "cannot reach the publisher {}: {e}; check the peer id and that the node can find it (--bootnodes)",
+            request.publisher
+        ))
+    })?;
+    let (mut rd, mut wr) = stream.split();
+    write_msg(
+        &mut wr,
+        &cachecash_cdn::messages::ControlRequest::Open(open.clone()),
+        t,
+    )
+    .await
+    .map_err(link)?;
+    match read_msg::<_, SessionReply>(&mut rd, t)
+        .await
+        .map_err(link)?
+    {
+        SessionReply::Object(info) => Ok((rd, wr, info)),
+        SessionReply::Error { kind, message } => Err(FetchError::Publisher {
+            kind,
+            message: text(&message),
+        }),
+        other => Err(FetchError::Protocol(format!(
+            "expected the object first, got {other:?}"
+        ))),
+    }
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

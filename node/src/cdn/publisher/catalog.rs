@@ -8,7 +8,9 @@
 
 use super::super::kv::{Kv, KvError, key};
 use super::super::unix_now;
-use super::origin::{OriginClient, OriginError, Pulled, Validators, check_path, freshness, object_id};
+use super::origin::{
+    OriginClient, OriginError, Pulled, Validators, check_path, freshness, object_id,
+};
 use cachecash_cdn::manifest::{ObjectId, SignedManifest};
 use cachecash_cdn::messages::ErrorKind;
 use ed25519_dalek::SigningKey;

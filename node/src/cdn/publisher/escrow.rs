@@ -101,7 +101,8 @@ pub async fn establish(
                 id: *id,
                 secret: *secret.as_bytes(),
             };
-            kv.put(b"escrow/current", &s, true).map_err(|e| e.to_string())?;
+            kv.put(b"escrow/current", &s, true)
+                .map_err(|e| e.to_string())?;
             s
         }
         (EscrowSource::Open { .. }, Some(s)) if usable(ledger, &s.id)? => s,
@@ -341,8 +342,14 @@ mod tests {
         let kv = Kv::open(dir.path()).unwrap();
         let c = Counters::new(cachecash_runtime::Hash([0; 32]), 0, 1);
         let t = terms(4);
-        assert_eq!(c.take_numbers(&kv, &t, 0, 2, 4).unwrap(), (1, vec![0, 1, 2, 3]));
-        assert_eq!(c.take_numbers(&kv, &t, 0, 2, 3).unwrap(), (2, vec![0, 1, 2]));
+        assert_eq!(
+            c.take_numbers(&kv, &t, 0, 2, 4).unwrap(),
+            (1, vec![0, 1, 2, 3])
+        );
+        assert_eq!(
+            c.take_numbers(&kv, &t, 0, 2, 3).unwrap(),
+            (2, vec![0, 1, 2])
+        );
         // Round 2 has one number left; a bundle of 2 goes to round 3.
         assert_eq!(c.take_numbers(&kv, &t, 0, 2, 2).unwrap().0, 3);
         // Head past round 3's draw (3·10+9+2 = 41): nothing left.
@@ -360,6 +367,9 @@ mod tests {
         let (_, na) = a.take_numbers(&kva, &terms(100), 0, 2, 10).unwrap();
         let (_, nb) = b.take_numbers(&kvb, &terms(100), 0, 2, 10).unwrap();
         assert!(na.iter().all(|n| n % 2 == 0) && nb.iter().all(|n| n % 2 == 1));
-        assert_ne!(a.next_sequence(&kva).unwrap(), b.next_sequence(&kvb).unwrap());
+        assert_ne!(
+            a.next_sequence(&kva).unwrap(),
+            b.next_sequence(&kvb).unwrap()
+        );
     }
 }

@@ -171,7 +171,10 @@ async fn offer(
     let mut control = publisher.network.stream_control();
     let mut stream = tokio::time::timeout(
         t,
-        control.open_stream(peer, crate::cdn::cache_protocol(&publisher.ledger.genesis())),
+        control.open_stream(
+            peer,
+            crate::cdn::cache_protocol(&publisher.ledger.genesis()),
+        ),
     )
     .await
     .map_err(|_| "dial timed out".to_string())?
@@ -195,26 +198,60 @@ async fn offer(
     }
 }
 
-/// Relays a bundle's L2 and secret to one of its caches.
-pub async fn relay(publisher: &Publisher, cache: AccountId, relay: SecretRelay) -> Result<(), String> {
+/// Relays a bundle's L2 and secret to one of its caches, retrying a few
+/// times on link failures (a stream dropped by a busy accept queue).
+pub async fn relay(
+    publisher: &Publisher,
+    cache: AccountId,
+    msg: SecretRelay,
+) -> Result<(), String> {
+    let mut attempt = 0u32;
+    loop {
+        match relay_once(publisher, cache, msg.clone()).await {
+            Err(RelayFailure::Link(e)) if attempt < 4 => {
+                attempt += 1;
+                tracing::debug!(target: "cachecash::cdn", attempt, "relay link failed, retrying: {e}");
+                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+            }
+            Err(RelayFailure::Link(e)) | Err(RelayFailure::Refused(e)) => return Err(e),
+            Ok(()) => return Ok(()),
+        }
+    }
+}
+
+enum RelayFailure {
+    Link(String),
+    Refused(String),
+}
+
+async fn relay_once(
+    publisher: &Publisher,
+    cache: AccountId,
+    relay: SecretRelay,
+) -> Result<(), RelayFailure> {
     let t = publisher.state.config.io_timeout;
-    let peer = crate::cdn::peer_of(&cache).ok_or("cache key is not a peer key")?;
+    let link = RelayFailure::Link;
+    let peer = crate::cdn::peer_of(&cache)
+        .ok_or_else(|| RelayFailure::Refused("cache key is not a peer key".into()))?;
     let mut control = publisher.network.stream_control();
     let mut stream = tokio::time::timeout(
         t,
-        control.open_stream(peer, crate::cdn::cache_protocol(&publisher.ledger.genesis())),
+        control.open_stream(
+            peer,
+            crate::cdn::cache_protocol(&publisher.ledger.genesis()),
+        ),
     )
     .await
-    .map_err(|_| "dial timed out".to_string())?
-    .map_err(|e| e.to_string())?;
+    .map_err(|_| link("dial timed out".to_string()))?
+    .map_err(|e| link(e.to_string()))?;
     write_msg(&mut stream, &ControlRequest::Relay(relay), t)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| link(e.to_string()))?;
     match read_msg::<_, OfferReply>(&mut stream, t)
         .await
-        .map_err(|e| e.to_string())?
+        .map_err(|e| link(e.to_string()))?
     {
         OfferReply::Accepted => Ok(()),
-        OfferReply::Refused(r) => Err(text(&r)),
+        OfferReply::Refused(r) => Err(RelayFailure::Refused(text(&r))),
     }
 }

@@ -189,7 +189,8 @@ impl NodeModule for PublisherModule {
                 cachecash_cdn::puzzle::MAX_BUNDLE_CHUNKS
             ));
         }
-        let ledger: Arc<dyn Ledger> = Arc::new(ChainLedger::new(ctx.chain.clone(), ctx.pool.clone()));
+        let ledger: Arc<dyn Ledger> =
+            Arc::new(ChainLedger::new(ctx.chain.clone(), ctx.pool.clone()));
         let kv = Arc::new(Kv::open(&self.config.dir.join("db")).map_err(|e| e.to_string())?);
         let origin = origin::OriginClient::new(
             self.config.origin.clone(),
@@ -307,7 +308,9 @@ impl Publisher {
                         &mut stream,
                         &cachecash_cdn::messages::SessionReply::Error {
                             kind: cachecash_cdn::messages::ErrorKind::Unavailable,
-                            message: wire_text("the publisher is at its session limit; retry shortly"),
+                            message: wire_text(
+                                "the publisher is at its session limit; retry shortly",
+                            ),
                         },
                         t,
                     )
@@ -336,6 +339,7 @@ impl Publisher {
                 let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
                 write_msg(stream, &FillReply::Data { len }, t).await?;
                 write_body(stream, &data, t).await?;
+                let _ = futures::AsyncWriteExt::close(stream).await;
                 self.state.counters.fills.fetch_add(1, Ordering::Relaxed);
             }
             Err(reason) => {

@@ -144,7 +144,10 @@ pub fn freshness(cache_control: &str, default_max_age: u64) -> Freshness {
         immutable: false,
         no_store: false,
     };
-    for d in cache_control.split(',').map(|d| d.trim().to_ascii_lowercase()) {
+    for d in cache_control
+        .split(',')
+        .map(|d| d.trim().to_ascii_lowercase())
+    {
         if let Some(v) = d.strip_prefix("max-age=") {
             if let Ok(n) = v.trim_matches('"').parse::<u64>() {
                 f.max_age = n;
@@ -321,15 +324,17 @@ impl OriginClient {
             });
         }
         if !status.is_success() {
-            return Err(upstream(format!(
-                "the origin answered {status} for {path}"
-            )));
+            return Err(upstream(format!("the origin answered {status} for {path}")));
         }
         let header = |name: reqwest::header::HeaderName| {
             resp.headers()
                 .get(name)
                 .and_then(|v| v.to_str().ok())
-                .map(|v| v.chars().take(cachecash_cdn::messages::MAX_HEADER).collect())
+                .map(|v| {
+                    v.chars()
+                        .take(cachecash_cdn::messages::MAX_HEADER)
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let validators = Validators {
@@ -344,8 +349,8 @@ impl OriginClient {
             .join(format!("{}.{}.tmp", hex::encode(object.0), unix_now()));
         let mut out = std::fs::File::create(&tmp)
             .map_err(|e| upstream(format!("cannot spool {path}: {e}")))?;
-        let mut builder = ManifestBuilder::new(object, self.chunk_size)
-            .map_err(|e| upstream(e.to_string()))?;
+        let mut builder =
+            ManifestBuilder::new(object, self.chunk_size).map_err(|e| upstream(e.to_string()))?;
         let mut body = resp.bytes_stream();
         let result: Result<(), OriginError> = async {
             while let Some(piece) = body.next().await {
@@ -410,9 +415,23 @@ mod tests {
     #[test]
     fn paths_that_escape_the_origin_are_refused() {
         for p in [
-            "", "/", "x", "/../etc/passwd", "/a/../../b", "/a//b", "/./a", "/a/%2e%2e/b",
-            "/a%2Fb", "/a%5cb", "/a\\b", "/a b", "/a?x=1", "/a#f", "//evil.example/x",
-            "/http://x", "/a/.",
+            "",
+            "/",
+            "x",
+            "/../etc/passwd",
+            "/a/../../b",
+            "/a//b",
+            "/./a",
+            "/a/%2e%2e/b",
+            "/a%2Fb",
+            "/a%5cb",
+            "/a\\b",
+            "/a b",
+            "/a?x=1",
+            "/a#f",
+            "//evil.example/x",
+            "/http://x",
+            "/a/.",
         ] {
             // "/http://x" has an empty segment after "http:".
             assert!(check_path(p).is_err(), "{p} accepted");

@@ -124,7 +124,10 @@ impl Table {
         if n == 0 || self.lookup.is_empty() {
             return Vec::new();
         }
-        let h = keyed(&self.key, &[&object.0[..], &first_chunk.to_le_bytes()].concat());
+        let h = keyed(
+            &self.key,
+            &[&object.0[..], &first_chunk.to_le_bytes()].concat(),
+        );
         let start = self.lookup[(h % self.lookup.len() as u64) as usize] as usize;
         let mut out = Vec::with_capacity(k);
         for i in 0..n {
@@ -187,7 +190,10 @@ mod tests {
                 moved += 1;
             }
         }
-        assert_eq!(moved, 0, "bundles without the failed cache keep their caches");
+        assert_eq!(
+            moved, 0,
+            "bundles without the failed cache keep their caches"
+        );
         assert!(t.place(&Hash([4; 32]), 0, 3, |_| false).is_empty());
     }
 }

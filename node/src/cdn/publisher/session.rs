@@ -85,7 +85,10 @@ pub async fn run(p: &Publisher, peer: PeerId, stream: Stream, open: OpenRequest)
     p.state.counters.sessions.fetch_add(1, Ordering::Relaxed);
     let mut session = match start(p, client, &open).await {
         Ok((s, info)) => {
-            if write_msg(&mut wr, &SessionReply::Object(info), t).await.is_err() {
+            if write_msg(&mut wr, &SessionReply::Object(info), t)
+                .await
+                .is_err()
+            {
                 return;
             }
             s
@@ -116,7 +119,9 @@ pub async fn run(p: &Publisher, peer: PeerId, stream: Stream, open: OpenRequest)
                     .map_err(gone)?;
             }
             if session.outstanding.is_empty() && session.pending.is_empty() {
-                write_msg(&mut wr, &SessionReply::Done, t).await.map_err(gone)?;
+                write_msg(&mut wr, &SessionReply::Done, t)
+                    .await
+                    .map_err(gone)?;
                 return Ok(());
             }
             let request: SessionRequest = match read_msg(&mut rd, p.state.config.session_idle).await
@@ -248,10 +253,10 @@ impl Session<'_> {
     /// Issues the next bundle from the pending ranges.
     async fn issue(&mut self, replaces: Option<u64>) -> Result<IssuedBundle, Failure> {
         let p = self.p;
-        let (first, count) = self.pending.pop_front().ok_or((
-            ErrorKind::Protocol,
-            "nothing left to issue".to_string(),
-        ))?;
+        let (first, count) = self
+            .pending
+            .pop_front()
+            .ok_or((ErrorKind::Protocol, "nothing left to issue".to_string()))?;
         let table = p.state.caches.table().ok_or((
             ErrorKind::Unavailable,
             "the publisher has no hired cache".to_string(),
@@ -286,7 +291,9 @@ impl Session<'_> {
                 caches.len(),
             )
             .map_err(|e| internal(e.to_string()))?;
-        let sequence = numbers.next_sequence(kv).map_err(|e| internal(e.to_string()))?;
+        let sequence = numbers
+            .next_sequence(kv)
+            .map_err(|e| internal(e.to_string()))?;
         let manifest = &self.entry.manifest.manifest;
         let layout = manifest.layout().map_err(|e| internal(e.to_string()))?;
         let mut chunks = Vec::with_capacity(caches.len());
@@ -366,7 +373,11 @@ impl Session<'_> {
                 .first()
                 .map(|c| c.l1.ticket.secret_hash)
                 .unwrap_or(Hash([0; 32])),
-            chunk_indexes: bundle.chunks.iter().map(|c| c.request.chunk_index).collect(),
+            chunk_indexes: bundle
+                .chunks
+                .iter()
+                .map(|c| c.request.chunk_index)
+                .collect(),
         });
         p.state.counters.bundles.fetch_add(1, Ordering::Relaxed);
         if replaces.is_some() {
@@ -399,7 +410,11 @@ impl Session<'_> {
                 format!("the secret for bundle {sequence} is wrong; solve the puzzle"),
             ));
         }
-        self.p.state.counters.secrets.fetch_add(1, Ordering::Relaxed);
+        self.p
+            .state
+            .counters
+            .secrets
+            .fetch_add(1, Ordering::Relaxed);
         self.relay(&o);
         self.paid.push(o);
         // Only the latest few are kept for the session's bookkeeping.
@@ -419,10 +434,7 @@ impl Session<'_> {
         self.blames += 1;
         let limit = 8 + 2 * (self.paid.len() as u64 + self.outstanding.len() as u64);
         if self.blames > limit {
-            return Err((
-                ErrorKind::Protocol,
-                "too many blames in one session".into(),
-            ));
+            return Err((ErrorKind::Protocol, "too many blames in one session".into()));
         }
         let o = self.take(sequence)?;
         let p = self.p;
