@@ -21,6 +21,10 @@ pub struct Metrics {
     pub best_block: Gauge,
     /// Seconds to import a block (all stages and the commit).
     pub import_seconds: Histogram,
+    /// Seconds per whole CDN fetch (client role).
+    pub cdn_fetch_seconds: Histogram,
+    /// Seconds per puzzle solve (client role).
+    pub cdn_puzzle_seconds: Histogram,
     /// Transactions in the mempool.
     pub mempool_size: Gauge,
     /// Transactions rejected by the mempool.
@@ -52,11 +56,34 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Registers a metric of a hosted module (the CDN roles) in this node's
+    /// registry, under `cachecash_<name>`.
+    pub fn register(
+        &self,
+        name: &str,
+        help: &str,
+        metric: impl prometheus_client::registry::Metric,
+    ) {
+        self.registry.lock().register(name, help, metric);
+    }
+
     /// A fresh registry with every metric registered.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("cachecash");
         let best_block = Gauge::default();
         let import_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        let cdn_fetch_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 20));
+        let cdn_puzzle_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        registry.register(
+            "cdn_fetch_seconds",
+            "Seconds per whole fetch through the CDN (client role)",
+            cdn_fetch_seconds.clone(),
+        );
+        registry.register(
+            "cdn_puzzle_seconds",
+            "Seconds per colocation puzzle solve (client role)",
+            cdn_puzzle_seconds.clone(),
+        );
         let mempool_size = Gauge::default();
         let mempool_rejected = Counter::default();
         let blocks_mined = Counter::default();
@@ -128,6 +155,8 @@ impl Metrics {
             reorgs,
             best_block,
             import_seconds,
+            cdn_fetch_seconds,
+            cdn_puzzle_seconds,
             mempool_size,
             mempool_rejected,
             blocks_mined,

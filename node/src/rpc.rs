@@ -728,8 +728,10 @@ pub async fn start(
     addr: SocketAddr,
     ctx: RpcContext,
     limits: RpcLimits,
+    extra: jsonrpsee::Methods,
 ) -> std::io::Result<(SocketAddr, ServerHandle)> {
-    let module = module(ctx).map_err(std::io::Error::other)?;
+    let mut module = module(ctx).map_err(std::io::Error::other)?;
+    module.merge(extra).map_err(std::io::Error::other)?;
     let config = ServerConfig::builder()
         .max_connections(limits.max_connections)
         .max_request_body_size(limits.max_request_bytes)

@@ -106,6 +106,8 @@ pub struct ModuleContext {
     pub pool: Arc<Mempool>,
     /// The network, when the node runs one.
     pub network: Option<NetworkHandle>,
+    /// Where the CDN roles publish their state for `cdn_*` RPC.
+    pub cdn: Arc<crate::cdn::rpc::CdnRegistry>,
 }
 
 /// A service hosted by the node (network, CDN roles).
@@ -217,6 +219,7 @@ impl Node {
         let mut network_tasks = AbortOnDrop(network_tasks);
         let mut tasks = AbortOnDrop(tasks);
 
+        let cdn = Arc::new(crate::cdn::rpc::CdnRegistry::default());
         let rpc = match config.rpc_addr {
             None => None,
             Some(addr) => {
@@ -232,14 +235,16 @@ impl Node {
                     allow_unsafe: config.rpc_methods.allows_unsafe(&addr),
                     network: network.clone(),
                 };
-                let (bound, handle) =
-                    rpc::start(addr, ctx, config.rpc_limits)
-                        .await
-                        .map_err(|source| NodeError::Bind {
-                            what: "JSON-RPC",
-                            addr,
-                            source,
-                        })?;
+                let (bound, handle) = rpc::start(addr, ctx, config.rpc_limits, {
+                    use crate::cdn::rpc::CdnApiServer;
+                    crate::cdn::rpc::CdnRpc::new(cdn.clone()).into_rpc().into()
+                })
+                .await
+                .map_err(|source| NodeError::Bind {
+                    what: "JSON-RPC",
+                    addr,
+                    source,
+                })?;
                 Some((bound, handle))
             }
         };
@@ -258,6 +263,7 @@ impl Node {
             chain: chain.clone(),
             pool: pool.clone(),
             network: network.clone(),
+            cdn,
         };
         let mut started: Vec<Box<dyn NodeModule>> = Vec::new();
         for mut m in modules {

@@ -17,7 +17,6 @@ use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 const UNIT: u128 = 1_000_000_000_000;
@@ -284,14 +283,14 @@ async fn a_64_mib_object_arrives_byte_exact_through_five_caches_paid_by_tickets(
     );
     assert_eq!(report.per_cache.len(), 5, "every cache served chunks");
     for (_, state, _) in &net.caches {
-        let served = state.counters.chunks_served.load(Ordering::Relaxed);
+        let served = state.counters.chunks_served.get();
         assert!(served > 0);
         assert_eq!(held(state), served, "a held ticket for every chunk served");
     }
     let total: u64 = net
         .caches
         .iter()
-        .map(|(_, s, _)| s.counters.chunks_served.load(Ordering::Relaxed))
+        .map(|(_, s, _)| s.counters.chunks_served.get())
         .sum();
     assert_eq!(total, 512);
     // Every secret reaches the caches: every ticket becomes redeemable.
@@ -455,9 +454,7 @@ async fn a_cache_killed_mid_fetch_is_replaced_and_the_fetch_completes() {
     let served = victim.1.clone();
     let killer = tokio::spawn(async move {
         let end = tokio::time::Instant::now() + DEADLINE;
-        while served.counters.chunks_served.load(Ordering::Relaxed) < 3
-            && tokio::time::Instant::now() < end
-        {
+        while served.counters.chunks_served.get() < 3 && tokio::time::Instant::now() < end {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         victim.0.stop().await;

@@ -217,7 +217,7 @@ pub enum ErrorKind {
 pub enum SessionReply {
     /// The object; always first.
     #[codec(index = 0)]
-    Object(ObjectInfo),
+    Object(Box<ObjectInfo>),
     /// A bundle.
     #[codec(index = 1)]
     Bundle(Box<IssuedBundle>),

@@ -9,6 +9,7 @@
 //! | [`publisher`] | catalog, origin pull, escrow and hiring, ticket numbers, sessions, fills |
 //! | [`cache`] | chunk store with a quota, fills, serving, durable tickets |
 //! | [`client`] | `cachecash fetch`: sessions, parallel chunk fetches, the puzzle, failover |
+//! | [`rpc`] | the `cdn_*` JSON-RPC namespace |
 //!
 //! The messages are [`cachecash_cdn::messages`] (pure data, bounded
 //! decoders, fuzzed); the cryptography is [`cachecash_cdn`].
@@ -38,6 +39,7 @@ pub mod framing;
 pub mod kv;
 pub mod ledger;
 pub mod publisher;
+pub mod rpc;
 
 use cachecash_runtime::{AccountId, Hash};
 use libp2p::identity::PublicKey;

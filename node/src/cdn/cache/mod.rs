@@ -34,9 +34,10 @@ use super::ledger::Ledger;
 use crate::service::{ModuleContext, NodeModule};
 use cachecash_runtime::microcash::{Escrow, EscrowId};
 use cachecash_runtime::{AccountId, Balance};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A cache's configuration.
@@ -70,25 +71,92 @@ impl CacheConfig {
     }
 }
 
-/// Counters of a running cache.
-#[derive(Debug, Default)]
+/// Counters of a running cache, exported as `cachecash_cdn_cache_*`.
+#[derive(Debug)]
 pub struct CacheCounters {
     /// Chunks served (data sent).
-    pub chunks_served: AtomicU64,
+    pub chunks_served: Counter,
     /// Bytes served.
-    pub bytes_served: AtomicU64,
+    pub bytes_served: Counter,
     /// Store hits.
-    pub hits: AtomicU64,
+    pub hits: Counter,
     /// Store misses.
-    pub misses: AtomicU64,
+    pub misses: Counter,
     /// Fills from publishers.
-    pub fills: AtomicU64,
+    pub fills: Counter,
     /// Outer keys released (L1s held).
-    pub keys_released: AtomicU64,
+    pub keys_released: Counter,
     /// Verified L2 claims received.
-    pub l2_received: AtomicU64,
+    pub l2_received: Counter,
     /// Requests refused.
-    pub refused: AtomicU64,
+    pub refused: Counter,
+    /// Seconds per fill from a publisher.
+    pub fill_seconds: Histogram,
+}
+
+impl Default for CacheCounters {
+    fn default() -> Self {
+        CacheCounters {
+            chunks_served: Counter::default(),
+            bytes_served: Counter::default(),
+            hits: Counter::default(),
+            misses: Counter::default(),
+            fills: Counter::default(),
+            keys_released: Counter::default(),
+            l2_received: Counter::default(),
+            refused: Counter::default(),
+            fill_seconds: Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 16),
+            ),
+        }
+    }
+}
+
+impl CacheCounters {
+    fn register(&self, metrics: &crate::metrics::Metrics) {
+        let c = |name: &str, help: &str, m: &Counter| metrics.register(name, help, m.clone());
+        c(
+            "cdn_cache_chunks_served",
+            "Chunks served by the cache",
+            &self.chunks_served,
+        );
+        c(
+            "cdn_cache_bytes_served",
+            "Bytes served by the cache",
+            &self.bytes_served,
+        );
+        c(
+            "cdn_cache_hits",
+            "Chunk requests found in the store",
+            &self.hits,
+        );
+        c(
+            "cdn_cache_misses",
+            "Chunk requests missing from the store",
+            &self.misses,
+        );
+        c(
+            "cdn_cache_fills",
+            "Chunks filled from publishers",
+            &self.fills,
+        );
+        c(
+            "cdn_cache_tickets_held",
+            "L1 tickets stored (outer keys released)",
+            &self.keys_released,
+        );
+        c(
+            "cdn_cache_l2_received",
+            "Verified L2 claims received",
+            &self.l2_received,
+        );
+        c("cdn_cache_refused", "Chunk requests refused", &self.refused);
+        metrics.register(
+            "cdn_cache_fill_seconds",
+            "Seconds per fill from a publisher",
+            self.fill_seconds.clone(),
+        );
+    }
 }
 
 /// The cache's state, shared by its tasks and readable by tests and RPC.
@@ -178,6 +246,8 @@ impl NodeModule for CacheModule {
             .push(tokio::spawn(svc.clone().accept_control(incoming_control)));
         self.tasks
             .push(tokio::spawn(svc.accept_chunks(incoming_chunks)));
+        let _ = ctx.cdn.cache.set(self.state.clone());
+        self.state.counters.register(ctx.chain.metrics());
         tracing::info!(target: "cachecash::cdn", cache = %me, dir = %self.state.config.dir.display(), quota = self.state.config.quota, "cache started");
         Ok(())
     }
@@ -257,8 +327,8 @@ impl CacheState {
 
     /// Hit ratio so far (0 when nothing was asked).
     pub fn hit_ratio(&self) -> f64 {
-        let h = self.counters.hits.load(Ordering::Relaxed) as f64;
-        let m = self.counters.misses.load(Ordering::Relaxed) as f64;
+        let h = self.counters.hits.get() as f64;
+        let m = self.counters.misses.get() as f64;
         if h + m == 0.0 { 0.0 } else { h / (h + m) }
     }
 }

@@ -17,7 +17,6 @@ use cachecash_runtime::AccountId;
 use futures::StreamExt;
 use libp2p::{PeerId, Stream};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 /// Why a fill failed.
 enum FillFailure {
@@ -174,10 +173,7 @@ impl CacheService {
                 .tickets
                 .prove(&key, &ticket, &relay.claim)
                 .map_err(|e| e.to_string())?;
-            self.state
-                .counters
-                .l2_received
-                .fetch_add(1, Ordering::Relaxed);
+            self.state.counters.l2_received.inc();
         }
         Ok(())
     }
@@ -224,7 +220,7 @@ impl CacheService {
                             pending = Some((*request, hire, len as u64));
                         }
                         Err(reason) => {
-                            self.state.counters.refused.fetch_add(1, Ordering::Relaxed);
+                            self.state.counters.refused.inc();
                             tracing::debug!(target: "cachecash::cdn", %peer, "chunk refused: {reason}");
                             if write_msg(&mut stream, &ChunkReply::Refused(wire_text(&reason)), t)
                                 .await
@@ -295,11 +291,11 @@ impl CacheService {
         let id = request.request.chunk_id;
         let data = match self.load(&id).await? {
             Some(d) => {
-                self.state.counters.hits.fetch_add(1, Ordering::Relaxed);
+                self.state.counters.hits.inc();
                 d
             }
             None => {
-                self.state.counters.misses.fetch_add(1, Ordering::Relaxed);
+                self.state.counters.misses.inc();
                 self.fill(&hire, request).await?
             }
         };
@@ -350,14 +346,8 @@ impl CacheService {
             cipher.apply(piece);
             write_body(stream, piece, t).await?;
         }
-        self.state
-            .counters
-            .chunks_served
-            .fetch_add(1, Ordering::Relaxed);
-        self.state
-            .counters
-            .bytes_served
-            .fetch_add(u64::from(len), Ordering::Relaxed);
+        self.state.counters.chunks_served.inc();
+        self.state.counters.bytes_served.inc_by(u64::from(len));
         Ok(())
     }
 
@@ -411,10 +401,7 @@ impl CacheService {
             .tickets
             .hold(request, l1, bytes)
             .map_err(|e| e.to_string())?;
-        self.state
-            .counters
-            .keys_released
-            .fetch_add(1, Ordering::Relaxed);
+        self.state.counters.keys_released.inc();
         Ok(key)
     }
 
@@ -435,14 +422,19 @@ impl CacheService {
             if let Some(d) = self.load(&id).await? {
                 return Ok(d);
             }
+            let begun = std::time::Instant::now();
             let data = self.fetch_fill(hire, request).await?;
+            self.state
+                .counters
+                .fill_seconds
+                .observe(begun.elapsed().as_secs_f64());
             let state = self.state.clone();
             let stored = data.clone();
             tokio::task::spawn_blocking(move || state.store.insert(&id, &stored))
                 .await
                 .map_err(|e| e.to_string())?
                 .map_err(|e| format!("chunk store write failed: {e}"))?;
-            self.state.counters.fills.fetch_add(1, Ordering::Relaxed);
+            self.state.counters.fills.inc();
             Ok(data)
         }
         .await;

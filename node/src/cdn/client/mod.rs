@@ -59,6 +59,8 @@ pub struct FetchOptions {
     pub max_start_range: u32,
     /// Puzzle solver threads.
     pub solver_threads: usize,
+    /// Where to record fetch and puzzle durations (the fetching node's metrics).
+    pub metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Default for FetchOptions {
@@ -71,6 +73,7 @@ impl Default for FetchOptions {
             max_rounds: 8,
             max_start_range: 1 << 16,
             solver_threads: cachecash_cdn::puzzle::default_threads().min(2),
+            metrics: None,
         }
     }
 }
@@ -323,6 +326,9 @@ pub async fn fetch<W: tokio::io::AsyncWrite + Unpin>(
                             *report.per_cache.entry(c).or_insert(0) += 1;
                         }
                         report.bundles += 1;
+                        if let Some(m) = &options.metrics {
+                            m.cdn_puzzle_seconds.observe(trace.puzzle_ms / 1000.0);
+                        }
                         report.traces.push(*trace);
                         for (index, data) in chunks {
                             ready.insert(index, data);
@@ -363,6 +369,9 @@ pub async fn fetch<W: tokio::io::AsyncWrite + Unpin>(
     }
     out.flush().await?;
     report.elapsed = started.elapsed();
+    if let Some(m) = &options.metrics {
+        m.cdn_fetch_seconds.observe(report.elapsed.as_secs_f64());
+    }
     Ok(report)
 }
 
@@ -405,7 +414,7 @@ async fn open_session(
         .await
         .map_err(link)?
     {
-        SessionReply::Object(info) => Ok((rd, wr, info)),
+        SessionReply::Object(info) => Ok((rd, wr, *info)),
         SessionReply::Error { kind, message } => Err(FetchError::Publisher {
             kind,
             message: text(&message),

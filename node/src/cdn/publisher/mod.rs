@@ -35,9 +35,9 @@ use cachecash_cdn::puzzle::{DEFAULT_ROUNDS, DEFAULT_START_RANGE};
 use cachecash_runtime::AccountId;
 use futures::StreamExt;
 use libp2p::{Multiaddr, PeerId, Stream};
+use prometheus_client::metrics::counter::Counter;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// A publisher's configuration.
@@ -101,23 +101,56 @@ impl PublisherConfig {
     }
 }
 
-/// Counters of a running publisher.
+/// Counters of a running publisher, exported as `cachecash_cdn_publisher_*`.
 #[derive(Debug, Default)]
 pub struct PublisherCounters {
     /// Sessions opened.
-    pub sessions: AtomicU64,
+    pub sessions: Counter,
     /// Bundles issued.
-    pub bundles: AtomicU64,
+    pub bundles: Counter,
     /// Bundles re-issued after a blame.
-    pub reissued: AtomicU64,
+    pub reissued: Counter,
     /// Secrets received from clients.
-    pub secrets: AtomicU64,
+    pub secrets: Counter,
     /// L2 claims relayed to caches.
-    pub relayed: AtomicU64,
+    pub relayed: Counter,
     /// Fills served.
-    pub fills: AtomicU64,
+    pub fills: Counter,
     /// Fills refused.
-    pub fills_refused: AtomicU64,
+    pub fills_refused: Counter,
+}
+
+impl PublisherCounters {
+    fn register(&self, metrics: &crate::metrics::Metrics) {
+        let c = |name: &str, help: &str, m: &Counter| metrics.register(name, help, m.clone());
+        c(
+            "cdn_publisher_sessions",
+            "Client sessions opened",
+            &self.sessions,
+        );
+        c("cdn_publisher_bundles", "Bundles issued", &self.bundles);
+        c(
+            "cdn_publisher_reissued",
+            "Bundles re-issued after a blame",
+            &self.reissued,
+        );
+        c(
+            "cdn_publisher_secrets",
+            "Puzzle secrets received from clients",
+            &self.secrets,
+        );
+        c(
+            "cdn_publisher_relayed",
+            "L2 claims relayed to caches",
+            &self.relayed,
+        );
+        c("cdn_publisher_fills", "Fills served to caches", &self.fills);
+        c(
+            "cdn_publisher_fills_refused",
+            "Fills refused",
+            &self.fills_refused,
+        );
+    }
 }
 
 /// The publisher's state, shared by its tasks.
@@ -227,6 +260,8 @@ impl NodeModule for PublisherModule {
         self.tasks.push(tokio::spawn(svc.clone().accept(incoming)));
         self.tasks.push(tokio::spawn(svc.run_escrow()));
         tracing::info!(target: "cachecash::cdn", publisher = %network.local_peer_id(), dir = %self.config.dir.display(), "publisher started");
+        let _ = ctx.cdn.publisher.set(state.clone());
+        state.counters.register(ctx.chain.metrics());
         let _ = self.state.set(state);
         Ok(())
     }
@@ -340,13 +375,10 @@ impl Publisher {
                 write_msg(stream, &FillReply::Data { len }, t).await?;
                 write_body(stream, &data, t).await?;
                 let _ = futures::AsyncWriteExt::close(stream).await;
-                self.state.counters.fills.fetch_add(1, Ordering::Relaxed);
+                self.state.counters.fills.inc();
             }
             Err(reason) => {
-                self.state
-                    .counters
-                    .fills_refused
-                    .fetch_add(1, Ordering::Relaxed);
+                self.state.counters.fills_refused.inc();
                 tracing::info!(target: "cachecash::cdn", %peer, "fill refused: {reason}");
                 write_msg(stream, &FillReply::Refused(wire_text(&reason)), t).await?;
             }

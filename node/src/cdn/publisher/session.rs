@@ -45,7 +45,6 @@ use libp2p::{PeerId, Stream};
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 type Failure = (ErrorKind, String);
 
@@ -82,10 +81,10 @@ pub async fn run(p: &Publisher, peer: PeerId, stream: Stream, open: OpenRequest)
     let Some(client) = crate::cdn::account_of(&peer) else {
         return;
     };
-    p.state.counters.sessions.fetch_add(1, Ordering::Relaxed);
+    p.state.counters.sessions.inc();
     let mut session = match start(p, client, &open).await {
         Ok((s, info)) => {
-            if write_msg(&mut wr, &SessionReply::Object(info), t)
+            if write_msg(&mut wr, &SessionReply::Object(Box::new(info)), t)
                 .await
                 .is_err()
             {
@@ -379,9 +378,9 @@ impl Session<'_> {
                 .map(|c| c.request.chunk_index)
                 .collect(),
         });
-        p.state.counters.bundles.fetch_add(1, Ordering::Relaxed);
+        p.state.counters.bundles.inc();
         if replaces.is_some() {
-            p.state.counters.reissued.fetch_add(1, Ordering::Relaxed);
+            p.state.counters.reissued.inc();
         }
         Ok(IssuedBundle {
             bundle,
@@ -410,11 +409,7 @@ impl Session<'_> {
                 format!("the secret for bundle {sequence} is wrong; solve the puzzle"),
             ));
         }
-        self.p
-            .state
-            .counters
-            .secrets
-            .fetch_add(1, Ordering::Relaxed);
+        self.p.state.counters.secrets.inc();
         self.relay(&o);
         self.paid.push(o);
         // Only the latest few are kept for the session's bookkeeping.
@@ -540,7 +535,7 @@ impl Session<'_> {
             tokio::spawn(async move {
                 match super::hire::relay(&p, cache, msg).await {
                     Ok(()) => {
-                        p.state.counters.relayed.fetch_add(1, Ordering::Relaxed);
+                        p.state.counters.relayed.inc();
                     }
                     Err(e) => {
                         tracing::debug!(target: "cachecash::cdn", %cache, "relay failed: {e}");
