@@ -157,8 +157,24 @@ pub async fn start_with_modules(
     bootnodes: Vec<Multiaddr>,
     modules: Vec<Box<dyn cachecash_node::NodeModule>>,
 ) -> Node {
+    start_with_modules_on(spec, base, miner, bootnodes, modules, None).await
+}
+
+/// [`start_with_modules`] listening on `listen` (a restart on the same
+/// address) instead of an ephemeral port.
+pub async fn start_with_modules_on(
+    spec: &ChainSpec,
+    base: &Path,
+    miner: Option<AccountId>,
+    bootnodes: Vec<Multiaddr>,
+    modules: Vec<Box<dyn cachecash_node::NodeModule>>,
+    listen: Option<Multiaddr>,
+) -> Node {
     let mut net = NetworkConfig::loopback(base.join("network").join("secret_ed25519"));
     net.bootnodes = bootnodes;
+    if let Some(l) = listen {
+        net.listen_addrs = vec![l];
+    }
     let config = NodeConfig {
         spec: spec.clone(),
         base_path: base.to_path_buf(),

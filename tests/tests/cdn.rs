@@ -110,10 +110,12 @@ async fn start_cache(
     base: &Path,
     boot: Vec<libp2p::Multiaddr>,
     quota: u64,
+    listen: Option<libp2p::Multiaddr>,
 ) -> (Node, Arc<CacheState>) {
     let module = CacheModule::open(CacheConfig::new(base.join("cache"), quota)).unwrap();
     let state = module.state();
-    let node = start_with_modules(net_spec, base, None, boot, vec![Box::new(module)]).await;
+    let node =
+        start_with_modules_on(net_spec, base, None, boot, vec![Box::new(module)], listen).await;
     (node, state)
 }
 
@@ -162,7 +164,7 @@ async fn setup(origin: Origin, caches: usize) -> Net {
     let mut cs = Vec::new();
     for i in 0..caches {
         let base = dir.path().join(format!("cache{i}"));
-        let (node, state) = start_cache(&spec, &base, boot.clone(), 1 << 30).await;
+        let (node, state) = start_cache(&spec, &base, boot.clone(), 1 << 30, None).await;
         cs.push((node, state, base));
     }
     let hire: Vec<_> = cs.iter().map(|(n, _, _)| p2p_addr(n)).collect();
@@ -519,6 +521,8 @@ async fn restarts_keep_the_catalog_and_tickets_and_never_reuse_a_number() {
     );
     // Cache restart: its store and tickets survive.
     let (node, old, base) = net.caches.remove(0);
+    let mut same_addr = p2p_addr(&node);
+    same_addr.pop();
     let tickets_before = old.tickets.all().unwrap().len();
     assert!(tickets_before > 0);
     node.stop().await;
@@ -528,17 +532,244 @@ async fn restarts_keep_the_catalog_and_tickets_and_never_reuse_a_number() {
     })
     .await;
     drop(old);
-    let (node, cstate) = start_cache(&net.spec, &base, boot, 1 << 30).await;
+    let (node, cstate) = start_cache(&net.spec, &base, boot, 1 << 30, Some(same_addr)).await;
     assert_eq!(cstate.tickets.all().unwrap().len(), tickets_before);
     assert!(cstate.store.usage().chunks > 0, "the chunk store survived");
     net.caches.insert(0, (node, cstate, base));
-    let (out, _) = net.fetch("/obj", None).await.expect("fetch after restarts");
+    let (out, report) = net.fetch("/obj", None).await.expect("fetch after restarts");
     assert_eq!(out, body);
+    // A reused bundle sequence would reuse keystreams, and caches refuse a
+    // (client, sequence, position) they served before: no refusal happened.
+    assert!(report.blames.is_empty(), "{:?}", report.blames);
+    // Every ticket of one sequence belongs to one bundle (one digest).
+    let mut bundles: HashMap<u64, cachecash_runtime::Hash> = HashMap::new();
+    for t in net
+        .caches
+        .iter()
+        .flat_map(|(_, s, _)| s.tickets.all().unwrap())
+    {
+        let d = t.request.digest();
+        let seen = *bundles.entry(t.request.remainder.sequence).or_insert(d);
+        assert_eq!(
+            seen, d,
+            "sequence {} was used by two bundles",
+            t.request.remainder.sequence
+        );
+    }
     let after = numbers(&net);
     let mut all = after.clone();
     all.sort();
     all.dedup();
     assert_eq!(all.len(), after.len(), "no ticket number was issued twice");
     assert!(after.len() > before.len());
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_withholds_secrets_stalls_and_its_caches_still_get_them() {
+    use cachecash_cdn::messages::{OpenRequest, SessionReply};
+    use cachecash_node::cdn::client::bundle::{Context, Outcome, process};
+    use cachecash_node::cdn::client::conn::Links;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("obj"), random_bytes(10 * 131_072)).unwrap();
+    let net = setup(Origin::Dir(dir.path().to_path_buf()), 3).await;
+    let network = net.client.network().unwrap().clone();
+    let genesis = net.spec.genesis_hash().unwrap();
+    let t = Duration::from_secs(10);
+    let mut control = network.stream_control();
+    let stream = control
+        .open_stream(
+            net.publisher_peer(),
+            cachecash_node::cdn::publisher_protocol(&genesis),
+        )
+        .await
+        .unwrap();
+    let (mut rd, mut wr) = futures::AsyncReadExt::split(stream);
+    let open = OpenRequest {
+        path: b"/obj".to_vec(),
+        range: None,
+        window: 2,
+    };
+    write_msg(&mut wr, &ControlRequest::Open(open), t)
+        .await
+        .unwrap();
+    let info = match read_msg::<_, SessionReply>(&mut rd, t).await.unwrap() {
+        SessionReply::Object(info) => info,
+        other => panic!("expected the object, got {other:?}"),
+    };
+    let mut bundles = Vec::new();
+    for _ in 0..2 {
+        match read_msg::<_, SessionReply>(&mut rd, t).await.unwrap() {
+            SessionReply::Bundle(b) => bundles.push(*b),
+            other => panic!("expected a bundle, got {other:?}"),
+        }
+    }
+    let chain = net.client.chain().clone();
+    wait_until("the escrow reached the client's chain", DEADLINE, || {
+        matches!(chain.escrow(&info.escrow, None), Ok((Some(_), _, _)))
+    })
+    .await;
+    let escrow = chain.escrow(&info.escrow, None).unwrap().0.unwrap();
+    let ctx = Context {
+        me: cachecash_node::cdn::account_of(&network.local_peer_id()).unwrap(),
+        signer: escrow.terms.signer,
+        manifest: Arc::new(info.manifest.manifest.clone()),
+        options: FetchOptions::default(),
+        links: Links::new(
+            network.clone(),
+            cachecash_node::cdn::chunk_protocol(&genesis),
+            t,
+        ),
+        network: network.clone(),
+        started: std::time::Instant::now(),
+    };
+    let mut served = 0;
+    for b in bundles {
+        served += b.bundle.chunks.len() as u64;
+        match process(&ctx, b).await {
+            Outcome::Done { .. } => {}
+            other => panic!("the bundle should have been served: {other:?}"),
+        }
+    }
+    // The secrets are withheld: the publisher issues nothing more.
+    let third = tokio::time::timeout(
+        Duration::from_secs(2),
+        read_msg::<_, SessionReply>(&mut rd, DEADLINE),
+    )
+    .await;
+    assert!(
+        third.is_err(),
+        "a third bundle came without payment: {third:?}"
+    );
+    let caches: Vec<Arc<CacheState>> = net.caches.iter().map(|(_, s, _)| s.clone()).collect();
+    let count = |state: TicketState| -> u64 {
+        caches
+            .iter()
+            .map(|s| {
+                s.tickets
+                    .all()
+                    .unwrap()
+                    .iter()
+                    .filter(|t| t.state == state)
+                    .count() as u64
+            })
+            .sum()
+    };
+    assert_eq!(
+        count(TicketState::Held),
+        served,
+        "every served chunk's L1 is held"
+    );
+    assert_eq!(count(TicketState::Proven), 0);
+    // The client leaves without paying; the publisher relays the secrets.
+    drop((rd, wr));
+    wait_until(
+        "the publisher relayed the withheld secrets",
+        DEADLINE,
+        || count(TicketState::Proven) == served,
+    )
+    .await;
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn malformed_and_oversized_messages_get_the_sender_banned_and_others_keep_being_served() {
+    use futures::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let body = random_bytes(300_000);
+    std::fs::write(dir.path().join("obj"), &body).unwrap();
+    let net = setup(Origin::Dir(dir.path().to_path_buf()), 2).await;
+    let genesis = net.spec.genesis_hash().unwrap();
+    let mallory = start_with_modules(
+        &net.spec,
+        &net.dir.path().join("mallory"),
+        None,
+        vec![p2p_addr(&net.chain)],
+        vec![],
+    )
+    .await;
+    let me = mallory.network().unwrap().local_peer_id();
+    let mut control = mallory.network().unwrap().stream_control();
+    let cache_node = &net.caches[0].0;
+    let cache_peer = cache_node.network().unwrap().local_peer_id();
+    let cases = [
+        (
+            cache_peer,
+            cachecash_node::cdn::chunk_protocol(&genesis),
+            u32::MAX.to_le_bytes().to_vec(),
+        ),
+        (
+            net.publisher_peer(),
+            cachecash_node::cdn::publisher_protocol(&genesis),
+            [5u32.to_le_bytes().to_vec(), vec![0xff; 5]].concat(),
+        ),
+    ];
+    let addr_of = |n: &Node| {
+        let mut a = p2p_addr(n);
+        a.pop();
+        a
+    };
+    mallory
+        .network()
+        .unwrap()
+        .add_addresses(cache_peer, vec![addr_of(cache_node)]);
+    mallory.network().unwrap().add_addresses(
+        net.publisher_peer(),
+        vec![addr_of(net.publisher.as_ref().unwrap())],
+    );
+    for (peer, protocol, bytes) in cases {
+        let mut s = control.open_stream(peer, protocol).await.unwrap();
+        s.write_all(&bytes).await.unwrap();
+        s.flush().await.unwrap();
+    }
+    let cache_net = cache_node.network().unwrap().clone();
+    let pub_net = net.publisher.as_ref().unwrap().network().unwrap().clone();
+    let me_s = me.to_string();
+    wait_until("both services banned the sender", DEADLINE, || {
+        !cache_net.peers().iter().any(|p| p.peer_id == me_s)
+            && !pub_net.peers().iter().any(|p| p.peer_id == me_s)
+    })
+    .await;
+    let metrics = cache_node.chain().metrics().encode();
+    assert!(
+        metrics.contains("reason=\"cdn_malformed\""),
+        "ban counted: {metrics}"
+    );
+    // Everyone else is still served.
+    let (out, _) = net.fetch("/obj", None).await.expect("honest fetch");
+    assert_eq!(out, body);
+    mallory.stop().await;
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rpc_reports_each_roles_status_and_refuses_roles_not_run() {
+    use cachecash_node::cdn::rpc::{CdnApiServer, CdnRegistry, CdnRpc};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("obj"), random_bytes(200_000)).unwrap();
+    let net = setup(Origin::Dir(dir.path().to_path_buf()), 2).await;
+    net.fetch("/obj", None).await.unwrap();
+    let registry = Arc::new(CdnRegistry::default());
+    let _ = registry.cache.set(net.caches[0].1.clone());
+    let _ = registry.publisher.set(net.state().clone());
+    let module = CdnRpc::new(registry).into_rpc();
+    let cache: serde_json::Value = module
+        .call("cdn_cacheStatus", jsonrpsee::rpc_params![])
+        .await
+        .unwrap();
+    assert!(cache["chunksServed"].as_u64().unwrap() > 0, "{cache}");
+    assert_eq!(cache["hires"].as_array().unwrap().len(), 1);
+    let publisher: serde_json::Value = module
+        .call("cdn_publisherStatus", jsonrpsee::rpc_params![])
+        .await
+        .unwrap();
+    assert_eq!(publisher["catalog"][0]["path"], "/obj", "{publisher}");
+    assert_eq!(publisher["caches"].as_array().unwrap().len(), 2);
+    let empty = CdnRpc::new(Arc::new(CdnRegistry::default())).into_rpc();
+    let err = empty
+        .call::<_, serde_json::Value>("cdn_cacheStatus", jsonrpsee::rpc_params![])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("--cache"), "{err}");
     net.stop().await;
 }

@@ -64,6 +64,29 @@ pub enum BenchmarkCommand {
         #[arg(long)]
         json: bool,
     },
+    /// CDN: a whole CDN on loopback (a mining node, a publisher and N
+    /// caches as separate processes, the client in this one); one cold
+    /// fetch, then timed warm fetches. Reports throughput, time to first
+    /// byte, CPU seconds per GiB and peak RSS.
+    ///
+    /// Examples:
+    ///   cachecash benchmark cdn
+    ///   cachecash benchmark cdn --json --size-mib 1024 --rounds 1
+    #[command(verbatim_doc_comment)]
+    Cdn {
+        /// Object size in MiB.
+        #[arg(long, default_value_t = 64)]
+        size_mib: u64,
+        /// Caches.
+        #[arg(long, default_value_t = 5)]
+        caches: usize,
+        /// Warm fetches timed.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ledger: block import throughput and state-root update cost.
     ///
     /// Examples:
@@ -124,6 +147,43 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
                 println!(
                     "claim validation: {} claims at {:.0} claims/s, {:.0} claims/s with transaction signatures (one core; goal ≥ 10,000)",
                     r.claims, r.claims_per_second, r.claims_per_second_with_tx_signatures
+                );
+            }
+            Ok(())
+        }
+        BenchmarkCommand::Cdn {
+            size_mib,
+            caches,
+            rounds,
+            json,
+        } => {
+            if caches == 0 || size_mib == 0 {
+                anyhow::bail!("--caches and --size-mib must be positive");
+            }
+            let r = crate::commands::benchmark_cdn::run(size_mib, caches, rounds)?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"benchmark": "cdn", "version": env!("CARGO_PKG_VERSION"), "result": r})
+                );
+            } else {
+                println!(
+                    "warm fetch of {} MiB through {} caches: {:.0} MiB/s (goal ≥ 300), time to first byte {:.1} ms (goal ≤ 10); cold {:.0} MiB/s",
+                    r["objectMiB"],
+                    r["caches"],
+                    r["warmMiBps"].as_f64().unwrap_or(0.0),
+                    r["ttfbMs"].as_f64().unwrap_or(0.0),
+                    r["coldMiBps"].as_f64().unwrap_or(0.0)
+                );
+                println!(
+                    "CPU per GiB: servers {:.2} s (goal ≤ 1.2), client {:.2} s (goal ≤ 5)",
+                    r["serverCpuSecondsPerGiB"].as_f64().unwrap_or(0.0),
+                    r["clientCpuSecondsPerGiB"].as_f64().unwrap_or(0.0)
+                );
+                println!(
+                    "peak RSS: publisher {:.0} MiB (goal ≤ 64), largest cache {:.0} MiB (goal ≤ 96)",
+                    r["publisherPeakRssMiB"].as_f64().unwrap_or(0.0),
+                    r["cachePeakRssMiB"].as_f64().unwrap_or(0.0)
                 );
             }
             Ok(())

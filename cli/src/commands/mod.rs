@@ -1,6 +1,7 @@
 //! Subcommands: one file each, each with its own arguments and `run()`.
 
 pub mod benchmark;
+pub mod benchmark_cdn;
 pub mod escrow;
 pub mod export_blocks;
 pub mod export_chain_spec;

@@ -157,14 +157,14 @@ impl Catalog {
                     file,
                 } => {
                     let version = match &held {
-                        Some(h) if h.manifest.manifest == manifest => h.version,
+                        Some(h) if h.manifest.manifest == *manifest => h.version,
                         Some(h) => h.version.saturating_add(1),
                         None => 1,
                     };
                     let e = CatalogEntry {
                         path: path.to_string(),
                         version,
-                        manifest: manifest.sign(&self.key),
+                        manifest: (*manifest).sign(&self.key),
                         etag: validators.etag,
                         last_modified: validators.last_modified,
                         content_type: validators.content_type,

@@ -168,7 +168,7 @@ pub enum Pulled {
     /// New content: its manifest (unsigned), validators, and where it is.
     Fresh {
         /// Manifest.
-        manifest: cachecash_cdn::Manifest,
+        manifest: Box<cachecash_cdn::Manifest>,
         /// Validators.
         validators: Validators,
         /// Readable copy of the bytes.
@@ -279,7 +279,7 @@ impl OriginClient {
         .map_err(|e| upstream(e.to_string()))?
         .map_err(|e| upstream(format!("reading {path} at the origin: {e}")))?;
         Ok(Pulled::Fresh {
-            manifest,
+            manifest: Box::new(manifest),
             validators: Validators {
                 etag,
                 last_modified: String::new(),
@@ -382,7 +382,7 @@ impl OriginClient {
             .and_then(|()| std::fs::rename(&tmp, &file))
             .map_err(|e| upstream(format!("cannot spool {path}: {e}")))?;
         Ok(Pulled::Fresh {
-            manifest,
+            manifest: Box::new(manifest),
             validators,
             file,
         })
