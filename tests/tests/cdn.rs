@@ -177,6 +177,15 @@ async fn setup(origin: Origin, caches: usize) -> Net {
     )
     .await;
     let client = start_with_modules(&spec, &dir.path().join("client"), None, boot, vec![]).await;
+    // The client knows the publisher's address (as a bootnode would give it).
+    let mut publisher_addr = p2p_addr(&publisher);
+    let publisher_id = publisher.network().unwrap().local_peer_id();
+    publisher_addr.pop();
+    client
+        .network()
+        .unwrap()
+        .add_addresses(publisher_id, vec![publisher_addr])
+        .await;
     let s = state.clone();
     wait_until("escrow open and every cache hired", DEADLINE, || {
         s.escrow().is_some() && s.caches.len() == caches
@@ -534,6 +543,13 @@ async fn restarts_keep_the_catalog_and_tickets_and_never_reuse_a_number() {
     drop(old);
     let (node, cstate) = start_cache(&net.spec, &base, boot, 1 << 30, Some(same_addr)).await;
     assert_eq!(cstate.tickets.all().unwrap().len(), tickets_before);
+    // A cache serves only escrows its own chain knows: let it sync first.
+    let escrow_id = state.escrow().unwrap().id;
+    let cache_chain = node.chain().clone();
+    wait_until("the restarted cache synced the escrow", DEADLINE, || {
+        matches!(cache_chain.escrow(&escrow_id, None), Ok((Some(_), _, _)))
+    })
+    .await;
     assert!(cstate.store.usage().chunks > 0, "the chunk store survived");
     net.caches.insert(0, (node, cstate, base));
     let (out, report) = net.fetch("/obj", None).await.expect("fetch after restarts");
@@ -712,11 +728,16 @@ async fn malformed_and_oversized_messages_get_the_sender_banned_and_others_keep_
     mallory
         .network()
         .unwrap()
-        .add_addresses(cache_peer, vec![addr_of(cache_node)]);
-    mallory.network().unwrap().add_addresses(
-        net.publisher_peer(),
-        vec![addr_of(net.publisher.as_ref().unwrap())],
-    );
+        .add_addresses(cache_peer, vec![addr_of(cache_node)])
+        .await;
+    mallory
+        .network()
+        .unwrap()
+        .add_addresses(
+            net.publisher_peer(),
+            vec![addr_of(net.publisher.as_ref().unwrap())],
+        )
+        .await;
     for (peer, protocol, bytes) in cases {
         let mut s = control.open_stream(peer, protocol).await.unwrap();
         s.write_all(&bytes).await.unwrap();

@@ -95,6 +95,13 @@ impl Kv {
         self.put_all(&[(key, value.encode())], sync)
     }
 
+    /// Syncs the write-ahead log to disk: writes made with `sync = false`
+    /// survive a process crash at once (they are in the OS's buffers) and a
+    /// power loss from here on.
+    pub fn sync_wal(&self) -> Result<(), KvError> {
+        self.db.flush_wal(true).map_err(|e| self.err(e.to_string()))
+    }
+
     /// Deletes a key.
     pub fn delete(&self, key: &[u8]) -> Result<(), KvError> {
         self.db.delete(key).map_err(|e| self.err(e.to_string()))

@@ -191,8 +191,9 @@ pub(crate) enum Command {
         request: protocol::SyncRequest,
         reply: oneshot::Sender<Result<protocol::SyncResponse, String>>,
     },
-    AddAddresses(PeerId, Vec<Multiaddr>),
+    AddAddresses(PeerId, Vec<Multiaddr>, oneshot::Sender<()>),
     Ban(PeerId, &'static str, String),
+    FindPeer(PeerId),
 }
 
 /// A gossip topic of the node.
@@ -283,9 +284,18 @@ impl NetworkHandle {
     }
 
     /// Tells the swarm where to reach `peer` (for example a cache named in
-    /// a bundle). Best effort: dropped when the command queue is full.
-    pub fn add_addresses(&self, peer: PeerId, addrs: Vec<Multiaddr>) {
-        let _ = self.commands.try_send(Command::AddAddresses(peer, addrs));
+    /// a bundle), and returns once it knows, so a stream opened next can
+    /// dial them.
+    pub async fn add_addresses(&self, peer: PeerId, addrs: Vec<Multiaddr>) {
+        let _ = self
+            .call(|reply| Command::AddAddresses(peer, addrs, reply))
+            .await;
+    }
+
+    /// Starts a Kademlia lookup of `peer`, so that its addresses become known
+    /// (a publisher named by peer id only). Best effort.
+    pub fn find_peer(&self, peer: PeerId) {
+        let _ = self.commands.try_send(Command::FindPeer(peer));
     }
 
     /// Bans `peer` for a protocol violation a service detected (a malformed

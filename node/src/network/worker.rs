@@ -577,12 +577,16 @@ impl Worker {
                 let _ = reply.send(r);
             }
             Command::Ban(peer, reason, detail) => self.ban(peer, reason, &detail),
-            Command::AddAddresses(peer, addrs) => {
+            Command::FindPeer(peer) => {
+                self.swarm.behaviour_mut().kad.get_closest_peers(peer);
+            }
+            Command::AddAddresses(peer, addrs, reply) => {
                 if peer != *self.swarm.local_peer_id() && !self.bans.contains_key(&peer) {
                     for a in addrs.into_iter().take(crate::cdn::MAX_PEER_ADDRS) {
                         self.swarm.add_peer_address(peer, a);
                     }
                 }
+                let _ = reply.send(());
             }
             Command::Request {
                 peer,

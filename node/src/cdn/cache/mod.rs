@@ -246,6 +246,20 @@ impl NodeModule for CacheModule {
             .push(tokio::spawn(svc.clone().accept_control(incoming_control)));
         self.tasks
             .push(tokio::spawn(svc.accept_chunks(incoming_chunks)));
+        let state = self.state.clone();
+        self.tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(tickets::SYNC_INTERVAL);
+            loop {
+                tick.tick().await;
+                let s = state.clone();
+                match tokio::task::spawn_blocking(move || s.tickets.sync()).await {
+                    Ok(Err(e)) => {
+                        tracing::error!(target: "cachecash::cdn", "ticket log sync failed: {e}")
+                    }
+                    Ok(Ok(())) | Err(_) => {}
+                }
+            }
+        }));
         let _ = ctx.cdn.cache.set(self.state.clone());
         self.state.counters.register(ctx.chain.metrics());
         tracing::info!(target: "cachecash::cdn", cache = %me, dir = %self.state.config.dir.display(), quota = self.state.config.quota, "cache started");
@@ -255,6 +269,9 @@ impl NodeModule for CacheModule {
     fn stop(&mut self) {
         for t in self.tasks.drain(..) {
             t.abort();
+        }
+        if let Err(e) = self.state.tickets.sync() {
+            tracing::error!(target: "cachecash::cdn", "ticket log sync at stop failed: {e}");
         }
     }
 }

@@ -197,63 +197,32 @@ impl CacheService {
         let Some(client) = crate::cdn::account_of(&peer) else {
             return;
         };
-        // The request whose chunk went out last, waiting for its L1.
-        let mut pending: Option<(CacheRequest, Hire, u64)> = None;
+        let mut next: Option<ChunkRequest> = None;
         loop {
-            let request: ChunkRequest =
-                match read_msg(&mut stream, self.state.config.idle_timeout).await {
+            let request = match next.take() {
+                Some(r) => r,
+                None => match read_msg(&mut stream, self.state.config.idle_timeout).await {
                     Ok(r) => r,
                     Err(e) => return self.punish(peer, "cdn_malformed", &e),
-                };
-            match request {
+                },
+            };
+            let flow = match request {
                 ChunkRequest::Get(request) => {
-                    pending = None;
-                    match self.prepare(&client, &request).await {
-                        Ok((hire, data)) => {
-                            let len = data.len();
-                            if let Err(e) =
-                                self.send_chunk(&mut stream, &request, &hire, data).await
-                            {
-                                tracing::debug!(target: "cachecash::cdn", %peer, "chunk not delivered: {e}");
-                                return;
-                            }
-                            pending = Some((*request, hire, len as u64));
-                        }
-                        Err(reason) => {
-                            self.state.counters.refused.inc();
-                            tracing::debug!(target: "cachecash::cdn", %peer, "chunk refused: {reason}");
-                            if write_msg(&mut stream, &ChunkReply::Refused(wire_text(&reason)), t)
-                                .await
-                                .is_err()
-                            {
-                                return;
-                            }
-                        }
-                    }
+                    self.serve_get(peer, &mut stream, &client, request).await
                 }
-                ChunkRequest::L1(l1) => {
-                    let reply = match pending.take() {
-                        None => ChunkReply::Refused(wire_text(
-                            "no chunk is waiting for an L1 on this stream; send Get first",
-                        )),
-                        Some((request, hire, bytes)) => {
-                            // A signature check and a synced write: off the
-                            // async threads.
-                            let svc = self.clone();
-                            let released = tokio::task::spawn_blocking(move || {
-                                svc.release(&request, &hire, &l1, bytes)
-                            })
-                            .await
-                            .unwrap_or_else(|e| Err(e.to_string()));
-                            match released {
-                                Ok(key) => ChunkReply::OuterKey(key),
-                                Err(reason) => {
-                                    tracing::info!(target: "cachecash::cdn", %peer, "L1 refused: {reason}");
-                                    ChunkReply::Refused(wire_text(&reason))
-                                }
-                            }
-                        }
-                    };
+                ChunkRequest::L1(_) => Err(Some(ChunkReply::Refused(wire_text(
+                    "no chunk is waiting for an L1 on this stream; send Get first",
+                )))),
+            };
+            match flow {
+                Ok(following) => next = following,
+                // The link failed: close it.
+                Err(None) => return,
+                Err(Some(reply)) => {
+                    if let ChunkReply::Refused(r) = &reply {
+                        self.state.counters.refused.inc();
+                        tracing::debug!(target: "cachecash::cdn", %peer, "refused: {}", text(r));
+                    }
                     if write_msg(&mut stream, &reply, t).await.is_err() {
                         return;
                     }
@@ -262,32 +231,85 @@ impl CacheService {
         }
     }
 
-    /// Checks a chunk request and fetches the plaintext.
-    async fn prepare(
+    /// Serves one `Get`: checks it, sends the chunk, then waits for its L1
+    /// and releases the outer key. The request is verified once, and the
+    /// verified form (through which alone the key can be released) lives
+    /// across the wait. Returns the next request when the client sent
+    /// something other than the L1; `Err(Some(reply))` is sent back,
+    /// `Err(None)` closes the link.
+    async fn serve_get(
         &self,
+        peer: PeerId,
+        stream: &mut Stream,
         client: &AccountId,
-        request: &CacheRequest,
-    ) -> Result<(Hire, Vec<u8>), String> {
+        request: Box<CacheRequest>,
+    ) -> Result<Option<ChunkRequest>, Option<ChunkReply>> {
+        let refuse = |reason: String| Some(ChunkReply::Refused(wire_text(&reason)));
+        let t = self.state.config.io_timeout;
         let r = &request.remainder;
         if r.client != *client {
-            return Err(
+            return Err(refuse(
                 "the bundle is for another client key; fetch over the connection of the key the bundle names".into(),
-            );
+            ));
         }
         let hire = self
             .state
             .tickets
             .hire(&r.escrow)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("this cache is not hired for escrow {}", r.escrow))?;
-        request
+            .map_err(|e| refuse(e.to_string()))?
+            .ok_or_else(|| refuse(format!("this cache is not hired for escrow {}", r.escrow)))?;
+        let verified = request
             .verify(&self.me, &hire.signer)
-            .map_err(|e| format!("bad request: {e}"))?;
-        check_escrow(
+            .map_err(|e| refuse(format!("bad request: {e}")))?;
+        let escrow = check_escrow(
             self.ledger.as_ref(),
             &r.escrow,
             self.state.config.min_penalty,
-        )?;
+        )
+        .map_err(refuse)?;
+        let data = self.chunk_data(&hire, &request).await.map_err(refuse)?;
+        if !self
+            .state
+            .tickets
+            .begin(&request)
+            .map_err(|e| refuse(e.to_string()))?
+        {
+            return Err(refuse(
+                "this bundle position was already served to this client; ask the publisher for a new bundle".into(),
+            ));
+        }
+        let bytes = data.len() as u64;
+        if let Err(e) = self.send_chunk(stream, &request, &hire, data).await {
+            tracing::debug!(target: "cachecash::cdn", %peer, "chunk not delivered: {e}");
+            return Err(None);
+        }
+        let following = match read_msg(stream, self.state.config.idle_timeout).await {
+            Ok(m) => m,
+            Err(e) => {
+                self.punish(peer, "cdn_malformed", &e);
+                return Err(None);
+            }
+        };
+        let l1 = match following {
+            ChunkRequest::L1(l1) => l1,
+            // The client moved on without the L1: the chunk stays unpaid.
+            other => return Ok(Some(other)),
+        };
+        let reply = match self.release(&verified, &escrow, &hire, &l1, bytes) {
+            Ok(key) => ChunkReply::OuterKey(key),
+            Err(reason) => {
+                tracing::info!(target: "cachecash::cdn", %peer, "L1 refused: {reason}");
+                ChunkReply::Refused(wire_text(&reason))
+            }
+        };
+        if write_msg(stream, &reply, t).await.is_err() {
+            return Err(None);
+        }
+        Ok(None)
+    }
+
+    /// The plaintext of a chunk: from the store, or filled from the publisher.
+    async fn chunk_data(&self, hire: &Hire, request: &CacheRequest) -> Result<Vec<u8>, String> {
         let id = request.request.chunk_id;
         let data = match self.load(&id).await? {
             Some(d) => {
@@ -296,26 +318,14 @@ impl CacheService {
             }
             None => {
                 self.state.counters.misses.inc();
-                self.fill(&hire, request).await?
+                self.fill(hire, request).await?
             }
         };
         if data.len() as u64 != u64::from(request.request.size) {
             return Err("the stored chunk does not have the requested size".into());
         }
-        let state = self.state.clone();
-        let r = request.clone();
-        let fresh = tokio::task::spawn_blocking(move || state.tickets.begin(&r))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
-        if !fresh {
-            return Err(
-                "this bundle position was already served to this client; ask the publisher for a new bundle".into(),
-            );
-        }
-        Ok((hire, data))
+        Ok(data)
     }
-
     async fn load(&self, id: &cachecash_runtime::Hash) -> Result<Option<Vec<u8>>, String> {
         let state = self.state.clone();
         let id = *id;
@@ -355,22 +365,16 @@ impl CacheService {
     /// outer key.
     fn release(
         &self,
-        request: &CacheRequest,
+        verified: &cachecash_cdn::VerifiedRequest<'_>,
+        escrow: &cachecash_runtime::microcash::Escrow,
         hire: &Hire,
         l1: &cachecash_runtime::microcash::SignedTicket,
         bytes: u64,
     ) -> Result<cachecash_cdn::SessionKey, String> {
-        let verified = request
-            .verify(&self.me, &hire.signer)
-            .map_err(|e| format!("bad request: {e}"))?;
+        let request = verified.request();
         let key = verified
             .release_outer_key(l1, &hire.signer, &hire.keys())
             .map_err(|e| format!("bad L1: {e}"))?;
-        let escrow = check_escrow(
-            self.ledger.as_ref(),
-            &request.remainder.escrow,
-            self.state.config.min_penalty,
-        )?;
         let t = &l1.ticket;
         escrow
             .terms
@@ -404,7 +408,6 @@ impl CacheService {
         self.state.counters.keys_released.inc();
         Ok(key)
     }
-
     /// Fills a missing chunk from the escrow's publisher: one fill per chunk
     /// at a time, checked against the chunk id before it is stored.
     async fn fill(&self, hire: &Hire, request: &CacheRequest) -> Result<Vec<u8>, String> {

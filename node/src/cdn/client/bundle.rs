@@ -108,7 +108,8 @@ pub async fn process(ctx: &Context, issued: IssuedBundle) -> Outcome {
             issued.caches.get(position).filter(|c| c.account == cache),
         ) {
             ctx.network
-                .add_addresses(peer, crate::cdn::decode_addrs(&contact.addrs));
+                .add_addresses(peer, crate::cdn::decode_addrs(&contact.addrs))
+                .await;
         }
         let Some(request) = bundle.cache_request(position) else {
             continue;

@@ -225,8 +225,10 @@ pub async fn fetch<W: tokio::io::AsyncWrite + Unpin>(
     let (mut rd, mut wr, info) = loop {
         match open_session(network, request, &genesis, &open, t).await {
             Ok(v) => break v,
-            Err(FetchError::Link(e)) if attempt < 3 => {
+            Err(FetchError::Link(e)) if attempt < 5 => {
                 attempt += 1;
+                // Maybe its address is not known yet: look it up.
+                network.find_peer(request.publisher);
                 tracing::debug!(target: "cachecash::cdn", attempt, "session open failed, retrying: {e}");
                 tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
             }

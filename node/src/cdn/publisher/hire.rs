@@ -167,7 +167,7 @@ async fn offer(
     addr: Multiaddr,
 ) -> Result<(), String> {
     let t = publisher.state.config.io_timeout;
-    publisher.network.add_addresses(peer, vec![addr]);
+    publisher.network.add_addresses(peer, vec![addr]).await;
     let mut control = publisher.network.stream_control();
     let mut stream = tokio::time::timeout(
         t,
