@@ -252,11 +252,8 @@ impl NodeModule for CacheModule {
             loop {
                 tick.tick().await;
                 let s = state.clone();
-                match tokio::task::spawn_blocking(move || s.tickets.sync()).await {
-                    Ok(Err(e)) => {
-                        tracing::error!(target: "cachecash::cdn", "ticket log sync failed: {e}")
-                    }
-                    Ok(Ok(())) | Err(_) => {}
+                if let Ok(Err(e)) = tokio::task::spawn_blocking(move || s.tickets.sync()).await {
+                    tracing::error!(target: "cachecash::cdn", "ticket log sync failed: {e}");
                 }
             }
         }));
