@@ -794,3 +794,80 @@ async fn rpc_reports_each_roles_status_and_refuses_roles_not_run() {
     assert!(err.to_string().contains("--cache"), "{err}");
     net.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_publisher_hires_caches_it_discovers_in_the_dht() {
+    let spec = fast_dev_spec(100);
+    let dir = tempfile::tempdir().unwrap();
+    let origin = dir.path().join("origin");
+    std::fs::create_dir_all(&origin).unwrap();
+    let body = random_bytes(600_000);
+    std::fs::write(origin.join("obj"), &body).unwrap();
+    let chain = start_with_modules(
+        &spec,
+        &dir.path().join("chain"),
+        Some(dev("ferdie")),
+        vec![],
+        vec![],
+    )
+    .await;
+    let boot = vec![p2p_addr(&chain)];
+    let mut caches = Vec::new();
+    for i in 0..3 {
+        let base = dir.path().join(format!("cache{i}"));
+        caches.push(start_cache(&spec, &base, boot.clone(), 1 << 30, None).await);
+    }
+    // No --hire: the publisher finds the caches' provider records.
+    let alice = cachecash_chain_spec::dev_accounts::dev_signing_key("alice").unwrap();
+    let mut config = PublisherConfig::new(
+        dir.path().join("publisher").join("publisher"),
+        Origin::Dir(origin),
+        EscrowSource::Open {
+            funder: Arc::new(alice),
+            plan: plan(),
+        },
+    );
+    config.discover = 3;
+    let module = PublisherModule::new(config);
+    let handle = module.handle();
+    let publisher = start_with_modules(
+        &spec,
+        &dir.path().join("publisher"),
+        None,
+        boot.clone(),
+        vec![Box::new(module)],
+    )
+    .await;
+    let state = handle.get().cloned().unwrap();
+    wait_until("three caches discovered and hired", DEADLINE, || {
+        state.escrow().is_some() && state.caches.len() == 3
+    })
+    .await;
+    let client = start_with_modules(&spec, &dir.path().join("client"), None, boot, vec![]).await;
+    let ledger = Arc::new(ChainLedger::new(
+        client.chain().clone(),
+        client.pool().clone(),
+    ));
+    let mut out = Vec::new();
+    fetch(
+        client.network().unwrap(),
+        ledger,
+        &FetchRequest {
+            publisher: publisher.network().unwrap().local_peer_id(),
+            path: "/obj".into(),
+            range: None,
+        },
+        &mut out,
+        &FetchOptions::default(),
+        None,
+    )
+    .await
+    .expect("fetch through discovered caches");
+    assert_eq!(out, body);
+    client.stop().await;
+    publisher.stop().await;
+    for (n, _) in caches {
+        n.stop().await;
+    }
+    chain.stop().await;
+}

@@ -8,6 +8,7 @@
 //! funder = "alice"                        # key that funds the escrow (dev name, 0x seed or key file)
 //! # escrow = "0x…"                        # or adopt an escrow opened elsewhere
 //! caches = ["/ip4/10.0.0.5/tcp/30333/p2p/12D3KooW…"]
+//! discover_caches = 20                    # also hire caches found in the DHT
 //! bundle_chunks = 4
 //!
 //! [publisher.terms]                       # terms of the escrows it opens
@@ -60,6 +61,9 @@ pub struct RoleArgs {
         help_heading = "CDN roles"
     )]
     pub hire: Vec<String>,
+    /// Also hire caches announced in the DHT, up to N in all (0: only --hire).
+    #[arg(long, value_name = "N", help_heading = "CDN roles")]
+    pub discover_caches: Option<usize>,
     /// Run the cache role.
     #[arg(long, help_heading = "CDN roles")]
     pub cache: bool,
@@ -90,6 +94,7 @@ struct PublisherFile {
     #[serde(default)]
     caches: Vec<String>,
     dir: Option<PathBuf>,
+    discover_caches: Option<usize>,
     bundle_chunks: Option<usize>,
     chunk_size: Option<u32>,
     puzzle_rounds: Option<u8>,
@@ -240,6 +245,12 @@ pub fn modules(
             escrow,
         );
         c.caches = caches;
+        c.discover = args.discover_caches.or(pf.discover_caches).unwrap_or(0);
+        if c.caches.is_empty() && c.discover == 0 {
+            anyhow::bail!(
+                "--publisher needs caches: --hire MULTIADDR, or --discover-caches N to hire caches announced in the DHT"
+            );
+        }
         if let Some(v) = pf.bundle_chunks {
             c.bundle_chunks = v;
         }

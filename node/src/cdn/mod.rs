@@ -64,6 +64,15 @@ pub fn chunk_protocol(genesis: &Hash) -> StreamProtocol {
     crate::network::protocol::protocol_name(genesis, "cdn/chunk/1")
 }
 
+/// The DHT key under which caches announce themselves (Kademlia provider
+/// records) on the chain with `genesis`.
+pub fn caches_key(genesis: &Hash) -> Vec<u8> {
+    format!("/cachecash/{}/cdn/caches", hex::encode(genesis.0)).into_bytes()
+}
+
+/// How often a cache re-announces itself.
+pub const ANNOUNCE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// The PeerId of an account (its ed25519 key), if it is a valid key.
 pub fn peer_of(account: &AccountId) -> Option<PeerId> {
     let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(&account.0).ok()?;

@@ -194,6 +194,8 @@ pub(crate) enum Command {
     AddAddresses(PeerId, Vec<Multiaddr>, oneshot::Sender<()>),
     Ban(PeerId, &'static str, String),
     FindPeer(PeerId),
+    Provide(Vec<u8>),
+    GetProviders(Vec<u8>, oneshot::Sender<Vec<PeerId>>),
 }
 
 /// A gossip topic of the node.
@@ -296,6 +298,18 @@ impl NetworkHandle {
     /// (a publisher named by peer id only). Best effort.
     pub fn find_peer(&self, peer: PeerId) {
         let _ = self.commands.try_send(Command::FindPeer(peer));
+    }
+
+    /// Announces this node as a provider of `key` in the DHT (Kademlia
+    /// provider record, signed by the connection's peer authentication).
+    /// Re-announce periodically: records expire.
+    pub fn provide(&self, key: Vec<u8>) {
+        let _ = self.commands.try_send(Command::Provide(key));
+    }
+
+    /// The peers that announced themselves as providers of `key`.
+    pub async fn providers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, String> {
+        self.call(|reply| Command::GetProviders(key, reply)).await
     }
 
     /// Bans `peer` for a protocol violation a service detected (a malformed

@@ -24,7 +24,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, identify, kad, noise, tcp, yamux};
 use parity_scale_codec::{Decode, Encode};
 use parking_lot::RwLock;
 use primitive_types::U256;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -120,6 +120,8 @@ struct Worker {
     sync: SyncState,
     status_requests: HashMap<OutboundRequestId, PeerId>,
     user_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, String>>>,
+    /// Kademlia provider lookups asked for through the handle.
+    provider_queries: HashMap<kad::QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
     jobs: mpsc::Sender<Job>,
     serve: mpsc::Sender<(PeerId, ResponseChannel<SyncResponse>, SyncRequest)>,
     last_redial: Instant,
@@ -275,6 +277,7 @@ pub async fn start(
         },
         status_requests: HashMap::new(),
         user_requests: HashMap::new(),
+        provider_queries: HashMap::new(),
         jobs: jobs_tx,
         serve: serve_tx,
         last_redial: Instant::now(),
@@ -580,6 +583,28 @@ impl Worker {
             Command::FindPeer(peer) => {
                 self.swarm.behaviour_mut().kad.get_closest_peers(peer);
             }
+            Command::Provide(key) => {
+                if let Err(e) = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .start_providing(kad::RecordKey::new(&key))
+                {
+                    tracing::warn!(target: "cachecash::network", "cannot announce a provider record: {e}");
+                }
+            }
+            Command::GetProviders(key, reply) => {
+                if self.provider_queries.len() >= 64 {
+                    let _ = reply.send(Vec::new());
+                } else {
+                    let id = self
+                        .swarm
+                        .behaviour_mut()
+                        .kad
+                        .get_providers(kad::RecordKey::new(&key));
+                    self.provider_queries.insert(id, (HashSet::new(), reply));
+                }
+            }
             Command::AddAddresses(peer, addrs, reply) => {
                 if peer != *self.swarm.local_peer_id() && !self.bans.contains_key(&peer) {
                     for a in addrs.into_iter().take(crate::cdn::MAX_PEER_ADDRS) {
@@ -774,6 +799,25 @@ impl Worker {
                 }
                 if let Some(p) = self.peers.get_mut(&peer_id) {
                     p.agent = Some(info.agent_version.chars().take(64).collect());
+                }
+            }
+            BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
+                id,
+                result: kad::QueryResult::GetProviders(result),
+                step,
+                ..
+            }) => {
+                let done = match result {
+                    Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
+                        if let Some((found, _)) = self.provider_queries.get_mut(&id) {
+                            found.extend(providers.into_iter().take(1024));
+                        }
+                        step.last
+                    }
+                    Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) | Err(_) => true,
+                };
+                if done && let Some((found, reply)) = self.provider_queries.remove(&id) {
+                    let _ = reply.send(found.into_iter().collect());
                 }
             }
             BehaviourEvent::Kad(kad::Event::RoutingUpdated {

@@ -257,6 +257,17 @@ impl NodeModule for CacheModule {
                 }
             }
         }));
+        // Discovery: announce this cache in the DHT, and again before the
+        // record expires.
+        let announce = network.clone();
+        let key = super::caches_key(&genesis);
+        self.tasks.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(super::ANNOUNCE_INTERVAL);
+            loop {
+                tick.tick().await;
+                announce.provide(key.clone());
+            }
+        }));
         let _ = ctx.cdn.cache.set(self.state.clone());
         self.state.counters.register(ctx.chain.metrics());
         tracing::info!(target: "cachecash::cdn", cache = %me, dir = %self.state.config.dir.display(), quota = self.state.config.quota, "cache started");

@@ -1,5 +1,11 @@
 //! Hiring caches and tracking their health.
 //!
+//! Caches come from the configuration (`--hire`) and, with discovery on,
+//! from the DHT: every cache announces a Kademlia provider record under
+//! [`crate::cdn::caches_key`]; the publisher looks them up and offers to
+//! those it has not hired, up to its limit. The offer itself dials the cache
+//! back, so only reachable caches are hired.
+//!
 //! Each configured cache gets an [`EscrowOffer`] with its own master keys
 //! (derived from the escrow secret and the cache's account) over the
 //! authenticated cache protocol. An offer that goes through proves the
@@ -125,11 +131,39 @@ impl Roster {
 pub async fn keep_hired(publisher: Publisher, escrow: Arc<ActiveEscrow>) {
     let key = placement_key(escrow.secret.as_bytes());
     loop {
+        let mut candidates: Vec<(PeerId, Option<Multiaddr>)> = Vec::new();
         for addr in publisher.state.config.caches.clone() {
-            let Some((peer, base)) = crate::network::split_peer_id(&addr) else {
-                tracing::warn!(target: "cachecash::cdn", %addr, "cache address has no /p2p/PEER_ID; skipped");
-                continue;
-            };
+            match crate::network::split_peer_id(&addr) {
+                Some((peer, base)) => candidates.push((peer, Some(base))),
+                None => {
+                    tracing::warn!(target: "cachecash::cdn", %addr, "cache address has no /p2p/PEER_ID; skipped");
+                }
+            }
+        }
+        let limit = publisher.state.config.discover;
+        if limit > 0 && publisher.state.caches.len() < limit {
+            let me = publisher.network.local_peer_id();
+            match publisher
+                .network
+                .providers(crate::cdn::caches_key(&publisher.ledger.genesis()))
+                .await
+            {
+                Ok(found) => {
+                    for peer in found.into_iter().filter(|p| *p != me) {
+                        if !candidates.iter().any(|(p, _)| *p == peer) {
+                            candidates.push((peer, None));
+                        }
+                    }
+                }
+                Err(e) => tracing::debug!(target: "cachecash::cdn", "cache discovery failed: {e}"),
+            }
+        }
+        for (peer, base) in candidates {
+            if limit > 0
+                && publisher.state.caches.len() >= limit.max(publisher.state.config.caches.len())
+            {
+                break;
+            }
             let Some(account) = crate::cdn::account_of(&peer) else {
                 continue;
             };
@@ -138,11 +172,22 @@ pub async fn keep_hired(publisher: Publisher, escrow: Arc<ActiveEscrow>) {
             }
             match offer(&publisher, &escrow, peer, account, base.clone()).await {
                 Ok(()) => {
+                    // Where the offer reached it, for clients.
+                    let addrs = match base {
+                        Some(b) => vec![b],
+                        None => publisher
+                            .network
+                            .peers()
+                            .into_iter()
+                            .filter(|p| p.peer_id == peer.to_string() && !p.inbound)
+                            .filter_map(|p| p.address.parse().ok())
+                            .collect(),
+                    };
                     publisher.state.caches.add(
                         account,
                         Hired {
                             peer,
-                            addrs: vec![base],
+                            addrs,
                             bench_until: None,
                             blames: 0,
                         },
@@ -164,10 +209,13 @@ async fn offer(
     escrow: &ActiveEscrow,
     peer: PeerId,
     account: AccountId,
-    addr: Multiaddr,
+    addr: Option<Multiaddr>,
 ) -> Result<(), String> {
     let t = publisher.state.config.io_timeout;
-    publisher.network.add_addresses(peer, vec![addr]).await;
+    match addr {
+        Some(a) => publisher.network.add_addresses(peer, vec![a]).await,
+        None => publisher.network.find_peer(peer),
+    }
     let mut control = publisher.network.stream_control();
     let mut stream = tokio::time::timeout(
         t,

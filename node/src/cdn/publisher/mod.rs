@@ -51,6 +51,9 @@ pub struct PublisherConfig {
     pub escrow: escrow::EscrowSource,
     /// Caches to hire (`/…/p2p/PEER_ID`).
     pub caches: Vec<Multiaddr>,
+    /// Also hire caches found in the DHT (their provider records), up to
+    /// this many in all; 0 hires only the configured ones.
+    pub discover: usize,
     /// Chunk size of new manifests.
     pub chunk_size: u32,
     /// Chunks per bundle (each on a distinct cache).
@@ -85,6 +88,7 @@ impl PublisherConfig {
             origin,
             escrow,
             caches: Vec::new(),
+            discover: 0,
             chunk_size: cachecash_cdn::manifest::DEFAULT_CHUNK_SIZE,
             bundle_chunks: 4,
             puzzle_rounds: DEFAULT_ROUNDS,
