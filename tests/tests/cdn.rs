@@ -187,10 +187,17 @@ async fn setup(origin: Origin, caches: usize) -> Net {
         .add_addresses(publisher_id, vec![publisher_addr])
         .await;
     let s = state.clone();
-    wait_until("escrow open and every cache hired", DEADLINE, || {
-        s.escrow().is_some() && s.caches.len() == caches
-    })
-    .await;
+    let end = tokio::time::Instant::now() + DEADLINE;
+    while !(s.escrow().is_some() && s.caches.len() == caches) {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "escrow open and every cache hired: not reached within {DEADLINE:?} (escrow open: {}, caches hired: {} of {caches}, chain head #{})",
+            s.escrow().is_some(),
+            s.caches.len(),
+            chain.chain().head().header.number,
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Net {
         dir,
         spec,

@@ -105,13 +105,19 @@ pub async fn establish(
                 .map_err(|e| e.to_string())?;
             s
         }
-        (EscrowSource::Open { .. }, Some(s)) if usable(ledger, &s.id)? => s,
+        (EscrowSource::Open { .. }, Some(s)) if usable(kv, ledger, &s.id)? => s,
         (EscrowSource::Open { funder, plan }, _) => open(kv, ledger, funder, plan, signer)?,
     };
     let deadline = tokio::time::Instant::now() + wait;
     let escrow = loop {
         if let Some(e) = ledger.escrow(&stored.id)? {
             break e;
+        }
+        if matches!(source, EscrowSource::Open { .. }) && !usable(kv, ledger, &stored.id)? {
+            return Err(format!(
+                "the open of escrow {} did not land before its first round began; opening a new one",
+                stored.id
+            ));
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(format!(
@@ -134,10 +140,14 @@ pub async fn establish(
     })
 }
 
-fn usable(ledger: &dyn Ledger, id: &EscrowId) -> Result<bool, String> {
-    // Not yet on chain counts as usable: the open may still be pending.
+fn usable(kv: &Kv, ledger: &dyn Ledger, id: &EscrowId) -> Result<bool, String> {
+    // Not yet on chain counts as usable while the open may still land: until
+    // its first round begins (after that the chain refuses it).
     Ok(match ledger.escrow(id)? {
-        None => true,
+        None => {
+            let starts: Option<u64> = kv.get(b"escrow/opening-start").map_err(|e| e.to_string())?;
+            starts.is_none_or(|h| ledger.head_number() < h)
+        }
         Some(e) => {
             !e.penalised
                 && e.terms
@@ -182,8 +192,15 @@ fn open(
         secret: *secret.as_bytes(),
     };
     // The secret is on disk before the escrow exists.
-    kv.put(b"escrow/current", &stored, true)
-        .map_err(|e| e.to_string())?;
+    let starts = terms.round_start(first_round).map_err(|e| e.to_string())?;
+    kv.put_all(
+        &[
+            (&b"escrow/current"[..], stored.encode()),
+            (&b"escrow/opening-start"[..], starts.encode()),
+        ],
+        true,
+    )
+    .map_err(|e| e.to_string())?;
     let tx = Transaction {
         signer: funder_account,
         nonce,

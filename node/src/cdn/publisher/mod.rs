@@ -289,6 +289,7 @@ pub struct Publisher {
 impl Publisher {
     /// Establishes the escrow, then keeps the configured caches hired.
     async fn run_escrow(self) {
+        self.wait_for_sync(Duration::from_secs(60)).await;
         let est = loop {
             match escrow::establish(
                 &self.state.kv,
@@ -314,6 +315,31 @@ impl Publisher {
             .set(escrow::Counters::new(est.id, instance, instances));
         let _ = self.state.escrow.set(est.clone());
         hire::keep_hired(self, est).await;
+    }
+
+    /// Waits (up to `limit`) until this node has caught up with the best
+    /// block its peers report, so an escrow is opened with terms (first
+    /// round, nonce) computed from the real head rather than a stale one.
+    /// A node without peers after the limit goes on alone.
+    async fn wait_for_sync(&self, limit: Duration) {
+        let end = tokio::time::Instant::now() + limit;
+        loop {
+            let best = self
+                .network
+                .peers()
+                .iter()
+                .filter_map(|p| p.best_number)
+                .max();
+            let head = self.ledger.head_number();
+            match best {
+                Some(b) if !self.network.is_syncing() && head.saturating_add(2) >= b => return,
+                _ if tokio::time::Instant::now() >= end => {
+                    tracing::warn!(target: "cachecash::cdn", head, best_peer = ?best, "publisher: not caught up with peers after {limit:?}; going on with the local head");
+                    return;
+                }
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     async fn accept(self, mut incoming: libp2p_stream::IncomingStreams) {
