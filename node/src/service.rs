@@ -237,7 +237,28 @@ impl Node {
                 };
                 let (bound, handle) = rpc::start(addr, ctx, config.rpc_limits, {
                     use crate::cdn::rpc::CdnApiServer;
-                    crate::cdn::rpc::CdnRpc::new(cdn.clone()).into_rpc().into()
+                    use crate::cdn::settle_rpc::{CacheApiServer, PublisherApiServer};
+                    let mut m: jsonrpsee::Methods =
+                        crate::cdn::rpc::CdnRpc::new(cdn.clone()).into_rpc().into();
+                    let settle = crate::cdn::settle_rpc::SettleRpc::new(
+                        cdn.clone(),
+                        Arc::new(crate::cdn::ledger::ChainLedger::new(
+                            chain.clone(),
+                            pool.clone(),
+                        )),
+                    );
+                    m.merge(CacheApiServer::into_rpc(settle.clone()))
+                        .map_err(|e| NodeError::Module {
+                            name: "rpc",
+                            message: e.to_string(),
+                        })?;
+                    m.merge(PublisherApiServer::into_rpc(settle)).map_err(|e| {
+                        NodeError::Module {
+                            name: "rpc",
+                            message: e.to_string(),
+                        }
+                    })?;
+                    m
                 })
                 .await
                 .map_err(|source| NodeError::Bind {

@@ -421,6 +421,24 @@ pub fn apply_transaction<S: StateReader + ?Sized>(
                 ))?;
             overlay.set(*dest, receiver);
         }
+        Call::TicketClaim { .. } => {
+            // A claim pays its fee out of what it claims, so a cache with an
+            // empty account can still redeem its first winners. All on the
+            // overlay: a failing call is rolled back by the caller.
+            sender.nonce = next_nonce;
+            overlay.set(tx.signer, sender);
+            apply_microcash(overlay, tx, params)?;
+            let mut paid = overlay.get(&tx.signer)?;
+            paid.balance =
+                paid.balance
+                    .checked_sub(tx.fee)
+                    .ok_or(TxError::InsufficientBalance {
+                        signer: tx.signer,
+                        balance: paid.balance,
+                        needed: tx.fee,
+                    })?;
+            overlay.set(tx.signer, paid);
+        }
         _ => {
             // The fee first, then the call's own movements, all on the
             // overlay: a failing call is rolled back by the caller.

@@ -2,6 +2,8 @@
 //! with ephemeral ports, RPC calls, and waiting on conditions with
 //! deadlines (never blind sleeps).
 
+pub mod cdn;
+
 use cachecash_chain_spec::ChainSpec;
 use cachecash_node::PoolLimits;
 use cachecash_node::chain::{BlockOrigin, ChainEvent};
@@ -148,7 +150,8 @@ pub async fn start_networked(
     .await
 }
 
-/// Starts a networked node (memory storage, RPC off) hosting `modules`:
+/// Starts a networked node (memory storage, RPC on an ephemeral loopback
+/// port) hosting `modules`:
 /// the CDN roles in scenario tests.
 pub async fn start_with_modules(
     spec: &ChainSpec,
@@ -179,7 +182,7 @@ pub async fn start_with_modules_on(
         spec: spec.clone(),
         base_path: base.to_path_buf(),
         storage: Storage::Memory,
-        rpc_addr: None,
+        rpc_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
         rpc_methods: RpcMethods::Auto,
         rpc_limits: Default::default(),
         prometheus_addr: None,

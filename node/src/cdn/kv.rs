@@ -90,6 +90,69 @@ impl Kv {
             .map_err(|e| self.err(e.to_string()))
     }
 
+    /// Writes `puts` and removes `deletes` in one atomic batch.
+    pub fn write(
+        &self,
+        puts: &[(&[u8], Vec<u8>)],
+        deletes: &[&[u8]],
+        sync: bool,
+    ) -> Result<(), KvError> {
+        let mut batch = WriteBatch::default();
+        for (k, v) in puts {
+            batch.put(k, v);
+        }
+        for k in deletes {
+            batch.delete(k);
+        }
+        let mut opts = WriteOptions::default();
+        opts.set_sync(sync);
+        self.db
+            .write_opt(batch, &opts)
+            .map_err(|e| self.err(e.to_string()))
+    }
+
+    /// The first key at or after `from` that starts with `prefix`.
+    pub fn first_key(&self, prefix: &[u8], from: &[u8]) -> Result<Option<Vec<u8>>, KvError> {
+        let mut iter = self
+            .db
+            .iterator(IteratorMode::From(from, rocksdb::Direction::Forward));
+        match iter.next() {
+            Some(item) => {
+                let (k, _) = item.map_err(|e| self.err(e.to_string()))?;
+                Ok(k.starts_with(prefix).then(|| k.to_vec()))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` (key, value) pairs under `prefix` whose keys come after
+    /// `after` (from the start when `None`), in key order.
+    pub fn page<T: Decode>(
+        &self,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, T)>, KvError> {
+        let mut out = Vec::new();
+        let from = after.unwrap_or(prefix);
+        let iter = self
+            .db
+            .iterator(IteratorMode::From(from, rocksdb::Direction::Forward));
+        for item in iter {
+            let (k, v) = item.map_err(|e| self.err(e.to_string()))?;
+            if !k.starts_with(prefix) || out.len() >= limit {
+                break;
+            }
+            if after.is_some_and(|a| &k[..] == a) {
+                continue;
+            }
+            let value = T::decode(&mut &v[..])
+                .map_err(|e| self.err(format!("corrupt value under {}: {e}", hex::encode(&k))))?;
+            out.push((k.to_vec(), value));
+        }
+        Ok(out)
+    }
+
     /// Writes one value.
     pub fn put<T: Encode>(&self, key: &[u8], value: &T, sync: bool) -> Result<(), KvError> {
         self.put_all(&[(key, value.encode())], sync)

@@ -8,7 +8,7 @@
 use crate::chain::Chain;
 use crate::mempool::Mempool;
 use cachecash_runtime::microcash::{Escrow, EscrowId};
-use cachecash_runtime::{AccountId, Hash, SignedTransaction};
+use cachecash_runtime::{AccountId, Balance, Hash, SignedTransaction};
 use std::sync::Arc;
 
 /// What the CDN services need from the ledger.
@@ -24,6 +24,24 @@ pub trait Ledger: Send + Sync + std::fmt::Debug + 'static {
     fn next_nonce(&self, account: &AccountId) -> Result<u64, String>;
     /// Submits a transaction to the pool.
     fn submit(&self, tx: SignedTransaction) -> Result<Hash, String>;
+    /// The canonical block hash at `number`, if the chain is that long.
+    fn canonical_hash(&self, number: u64) -> Result<Option<Hash>, String>;
+    /// Where a transaction sits in the canonical chain: (block number,
+    /// block hash).
+    fn transaction_block(&self, tx: &Hash) -> Result<Option<(u64, Hash)>, String>;
+    /// Whether a transaction waits in the pool.
+    fn is_pending(&self, tx: &Hash) -> bool;
+    /// The nonce of `account` in the best state (pending transactions not
+    /// counted).
+    fn state_nonce(&self, account: &AccountId) -> Result<u64, String>;
+    /// The balance of `account` in the best state.
+    fn balance(&self, account: &AccountId) -> Result<Balance, String>;
+    /// A fee likely to get a transaction into the next block: the chain
+    /// minimum, or just above the cheapest transaction of a full next block
+    /// when the pool holds more than a block.
+    fn fee_estimate(&self) -> Balance;
+    /// The transactions of the canonical block at `number`.
+    fn block_transactions(&self, number: u64) -> Result<Vec<SignedTransaction>, String>;
 }
 
 /// [`Ledger`] over the node's chain and pool.
@@ -74,5 +92,77 @@ impl Ledger for ChainLedger {
 
     fn submit(&self, tx: SignedTransaction) -> Result<Hash, String> {
         self.pool.submit(tx).map_err(|e| e.to_string())
+    }
+
+    fn canonical_hash(&self, number: u64) -> Result<Option<Hash>, String> {
+        self.chain.canonical_hash(number).map_err(|e| e.to_string())
+    }
+
+    fn transaction_block(&self, tx: &Hash) -> Result<Option<(u64, Hash)>, String> {
+        let Some(loc) = self
+            .chain
+            .store()
+            .tx_location(tx)
+            .map_err(|e| e.to_string())?
+        else {
+            return Ok(None);
+        };
+        let Some(header) = self.chain.header(&loc.block).map_err(|e| e.to_string())? else {
+            return Ok(None);
+        };
+        // Only a block of the canonical chain counts.
+        if self.canonical_hash(header.number)? != Some(loc.block) {
+            return Ok(None);
+        }
+        Ok(Some((header.number, loc.block)))
+    }
+
+    fn is_pending(&self, tx: &Hash) -> bool {
+        self.pool.contains(tx)
+    }
+
+    fn state_nonce(&self, account: &AccountId) -> Result<u64, String> {
+        self.chain
+            .account(account, None)
+            .map(|(a, _, _)| a.nonce)
+            .map_err(|e| e.to_string())
+    }
+
+    fn balance(&self, account: &AccountId) -> Result<Balance, String> {
+        self.chain
+            .account(account, None)
+            .map(|(a, _, _)| a.balance)
+            .map_err(|e| e.to_string())
+    }
+
+    fn fee_estimate(&self) -> Balance {
+        let p = self.chain.params();
+        let cap = usize::try_from(p.max_block_transactions).unwrap_or(usize::MAX);
+        let ready = self.pool.ready(cap.saturating_add(1));
+        if ready.len() > cap {
+            // The pool holds more than a block: beat its cheapest entrant.
+            ready
+                .iter()
+                .take(cap)
+                .map(|t| t.tx.fee)
+                .min()
+                .unwrap_or(p.minimum_fee)
+                .saturating_add(1)
+                .max(p.minimum_fee)
+        } else {
+            p.minimum_fee
+        }
+    }
+
+    fn block_transactions(&self, number: u64) -> Result<Vec<SignedTransaction>, String> {
+        let Some(hash) = self.canonical_hash(number)? else {
+            return Ok(Vec::new());
+        };
+        Ok(self
+            .chain
+            .block(&hash)
+            .map_err(|e| e.to_string())?
+            .map(|b| b.transactions)
+            .unwrap_or_default())
     }
 }

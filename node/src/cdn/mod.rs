@@ -40,6 +40,7 @@ pub mod kv;
 pub mod ledger;
 pub mod publisher;
 pub mod rpc;
+pub mod settle_rpc;
 
 use cachecash_runtime::{AccountId, Hash};
 use libp2p::identity::PublicKey;

@@ -25,7 +25,9 @@
 //! Malformed or oversized messages get the peer banned; every other refusal
 //! is answered with its reason, and the cache keeps serving others.
 
+pub mod claimer;
 pub mod serve;
+pub mod settle;
 pub mod store;
 pub mod tickets;
 
@@ -55,6 +57,8 @@ pub struct CacheConfig {
     pub io_timeout: Duration,
     /// How long an idle chunk stream is kept.
     pub idle_timeout: Duration,
+    /// Settlement of the tickets it earns.
+    pub claimer: claimer::ClaimerConfig,
 }
 
 impl CacheConfig {
@@ -67,6 +71,7 @@ impl CacheConfig {
             max_streams_per_peer: 8,
             io_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
+            claimer: claimer::ClaimerConfig::default(),
         }
     }
 }
@@ -92,6 +97,26 @@ pub struct CacheCounters {
     pub refused: Counter,
     /// Seconds per fill from a publisher.
     pub fill_seconds: Histogram,
+    /// Tickets drawn as winners.
+    pub tickets_won: Counter,
+    /// Tickets drawn as losers.
+    pub tickets_lost: Counter,
+    /// Winners never paid.
+    pub tickets_expired: Counter,
+    /// Winners paid and final.
+    pub tickets_final: Counter,
+    /// Claim transactions submitted.
+    pub claims_submitted: Counter,
+    /// Claims seen landing in a block.
+    pub claims_landed: Counter,
+    /// Claims the pool refused.
+    pub claims_failed: Counter,
+    /// Cachecoin earned by final claims (smallest unit).
+    pub earned: Counter,
+    /// Fees paid by final claims (smallest unit).
+    pub fees_spent: Counter,
+    /// Duplicate-ticket proofs submitted.
+    pub duplicates_reported: Counter,
 }
 
 impl Default for CacheCounters {
@@ -105,6 +130,16 @@ impl Default for CacheCounters {
             keys_released: Counter::default(),
             l2_received: Counter::default(),
             refused: Counter::default(),
+            tickets_won: Counter::default(),
+            tickets_lost: Counter::default(),
+            tickets_expired: Counter::default(),
+            tickets_final: Counter::default(),
+            claims_submitted: Counter::default(),
+            claims_landed: Counter::default(),
+            claims_failed: Counter::default(),
+            earned: Counter::default(),
+            fees_spent: Counter::default(),
+            duplicates_reported: Counter::default(),
             fill_seconds: Histogram::new(
                 prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 16),
             ),
@@ -151,6 +186,60 @@ impl CacheCounters {
             &self.l2_received,
         );
         c("cdn_cache_refused", "Chunk requests refused", &self.refused);
+        for (name, help, m) in [
+            (
+                "settle_tickets_won",
+                "Tickets drawn as winners",
+                &self.tickets_won,
+            ),
+            (
+                "settle_tickets_lost",
+                "Tickets drawn as losers",
+                &self.tickets_lost,
+            ),
+            (
+                "settle_tickets_expired",
+                "Winning tickets never paid",
+                &self.tickets_expired,
+            ),
+            (
+                "settle_tickets_final",
+                "Winning tickets paid, claim final",
+                &self.tickets_final,
+            ),
+            (
+                "settle_claims_submitted",
+                "Claim transactions submitted",
+                &self.claims_submitted,
+            ),
+            (
+                "settle_claims_landed",
+                "Claim transactions seen in a block",
+                &self.claims_landed,
+            ),
+            (
+                "settle_claims_failed",
+                "Claim transactions refused by the pool",
+                &self.claims_failed,
+            ),
+            (
+                "settle_earned",
+                "Cachecoin earned by final claims (smallest unit)",
+                &self.earned,
+            ),
+            (
+                "settle_fees_spent",
+                "Fees paid by final claims (smallest unit)",
+                &self.fees_spent,
+            ),
+            (
+                "settle_duplicates_reported",
+                "Duplicate-ticket proofs submitted",
+                &self.duplicates_reported,
+            ),
+        ] {
+            c(name, help, m);
+        }
         metrics.register(
             "cdn_cache_fill_seconds",
             "Seconds per fill from a publisher",
@@ -170,6 +259,8 @@ pub struct CacheState {
     pub tickets: tickets::Tickets,
     /// Counters.
     pub counters: CacheCounters,
+    /// The cache's account (its node key), once started.
+    pub account: std::sync::OnceLock<AccountId>,
     fills: parking_lot::Mutex<
         std::collections::HashMap<cachecash_runtime::Hash, Arc<tokio::sync::Mutex<()>>>,
     >,
@@ -200,6 +291,7 @@ impl CacheModule {
                 store,
                 tickets: tickets::Tickets::new(kv),
                 counters: CacheCounters::default(),
+                account: Default::default(),
                 fills: Default::default(),
                 streams: Default::default(),
             }),
@@ -257,6 +349,15 @@ impl NodeModule for CacheModule {
                 }
             }
         }));
+        // Settlement: claim the winners.
+        let claimer = claimer::Claimer::new(
+            self.state.clone(),
+            ledger.clone(),
+            network.signing_key(),
+            self.state.config.claimer.clone(),
+        );
+        self.tasks
+            .push(tokio::spawn(claimer::run(claimer, Duration::from_secs(2))));
         // Discovery: announce this cache in the DHT, and again before the
         // record expires.
         let announce = network.clone();
@@ -268,6 +369,7 @@ impl NodeModule for CacheModule {
                 announce.provide(key.clone());
             }
         }));
+        let _ = self.state.account.set(me);
         let _ = ctx.cdn.cache.set(self.state.clone());
         self.state.counters.register(ctx.chain.metrics());
         tracing::info!(target: "cachecash::cdn", cache = %me, dir = %self.state.config.dir.display(), quota = self.state.config.quota, "cache started");

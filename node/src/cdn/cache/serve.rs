@@ -396,6 +396,7 @@ impl CacheService {
             .number_taken(&request.remainder.escrow, t.round, t.number, request)
             .map_err(|e| e.to_string())?
         {
+            self.report_duplicate(l1);
             return Err(format!(
                 "ticket number {} of round {} is already held under another bundle; the publisher reused it",
                 t.number, t.round
@@ -408,6 +409,57 @@ impl CacheService {
         self.state.counters.keys_released.inc();
         Ok(key)
     }
+    /// Submits a duplicate-ticket proof when `l1` and the ticket held under
+    /// its (escrow, round, number) differ: the publisher signed one number
+    /// twice, and its penalty deposit pays this cache the reporter's share.
+    /// Once per escrow (the chain takes the penalty once).
+    fn report_duplicate(&self, l1: &cachecash_runtime::microcash::SignedTicket) {
+        let t = &l1.ticket;
+        let tickets = &self.state.tickets;
+        let held = match tickets.ticket_in(&(t.escrow, t.round, t.number)) {
+            Ok(Some((_, h))) => h.l1,
+            _ => None,
+        };
+        let Some(first) = held else { return };
+        if !super::settle::is_duplicate(&first, l1)
+            || !matches!(tickets.duplicate_reported(&t.escrow), Ok(None))
+        {
+            return;
+        }
+        let key = self.network.signing_key();
+        let nonce = match self.ledger.next_nonce(&self.me) {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(target: "cachecash::settle", "cannot prove a duplicate ticket: {e}");
+                return;
+            }
+        };
+        let tx = cachecash_runtime::Transaction {
+            signer: self.me,
+            nonce,
+            fee: self.ledger.fee_estimate(),
+            call: cachecash_runtime::Call::DuplicateTicketProof {
+                first: Box::new(first),
+                second: Box::new(l1.clone()),
+            },
+        }
+        .sign(&key, &self.ledger.genesis());
+        let hash = tx.hash();
+        if let Err(e) = tickets.save_duplicate_report(&t.escrow, &hash) {
+            tracing::warn!(target: "cachecash::settle", "cannot record a duplicate proof: {e}");
+            return;
+        }
+        match self.ledger.submit(tx) {
+            Ok(_) => {
+                self.state.counters.duplicates_reported.inc();
+                tracing::warn!(target: "cachecash::settle", escrow = %t.escrow, round = t.round, number = t.number, tx = %hash, "the publisher signed one ticket number twice; duplicate proof submitted");
+            }
+            Err(e) => {
+                tracing::warn!(target: "cachecash::settle", escrow = %t.escrow, "duplicate proof refused: {e}")
+            }
+        }
+    }
+
     /// Fills a missing chunk from the escrow's publisher: one fill per chunk
     /// at a time, checked against the chunk id before it is stored.
     async fn fill(&self, hire: &Hire, request: &CacheRequest) -> Result<Vec<u8>, String> {

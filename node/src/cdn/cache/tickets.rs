@@ -116,7 +116,7 @@ fn ticket_key(escrow: &EscrowId, client: &AccountId, sequence: u64, position: u8
 /// The cache's records.
 #[derive(Debug)]
 pub struct Tickets {
-    kv: Kv,
+    pub(super) kv: Kv,
     dirty: std::sync::atomic::AtomicBool,
 }
 
@@ -222,8 +222,16 @@ impl Tickets {
             state: TicketState::Held,
             bytes,
         };
-        self.kv
-            .put_all(&[(&k, t.encode()), (&n, k.clone().encode())], false)?;
+        // `a/` lists the tickets settlement still has to follow.
+        let a = super::settle::active_key(&r.escrow, l1.ticket.round, l1.ticket.number);
+        self.kv.put_all(
+            &[
+                (&k, t.encode()),
+                (&n, k.clone().encode()),
+                (&a, k.clone().encode()),
+            ],
+            false,
+        )?;
         self.wrote();
         Ok(())
     }

@@ -1,0 +1,525 @@
+//! The claimer: turns the tickets a cache holds into Cachecoin, with no
+//! operator action.
+//!
+//! On every new head (and every few seconds, to notice dropped pool
+//! transactions) one pass walks the groups of followed tickets
+//! ([`Tickets::active_groups`]), skipping groups whose draw block is not
+//! mined, and for each drawn group:
+//!
+//! 1. recomputes the winners from the canonical draw block (the rule of
+//!    `escrow_getWinners`; cached per draw block hash, so a reorganisation
+//!    that moves the draw block re-evaluates every ticket of the round);
+//! 2. moves each ticket along the states of [`super::settle`], following
+//!    claims into the chain and back out of it on a reorganisation;
+//! 3. gathers the redeemable winners (L2 and secret held) into claims of up
+//!    to [`MAX_CLAIMS_PER_TRANSACTION`], earliest deadline first, and sends
+//!    each one whose fee is worth it. A claim whose fee exceeds
+//!    `max_fee_percent` of what it claims is held back with the reason
+//!    shown, and still sent once its window is nearly over if it pays at
+//!    all.
+//!
+//! The pass runs on a blocking thread: it reads RocksDB and signs.
+
+use super::CacheState;
+use super::settle::{ClaimRecord, Record, Settle, Slot, Update};
+use crate::cdn::ledger::Ledger;
+use cachecash_runtime::microcash::{self as mc, EscrowId, MAX_CLAIMS_PER_TRANSACTION};
+use cachecash_runtime::transaction::TicketClaimItem;
+use cachecash_runtime::{AccountId, Balance, Call, Hash, Transaction};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The claimer's settings.
+#[derive(Debug, Clone)]
+pub struct ClaimerConfig {
+    /// Confirmations after which a claim (or a losing draw) is final.
+    pub depth: u64,
+    /// Largest fee, in percent of the face value claimed, paid without
+    /// waiting.
+    pub max_fee_percent: u8,
+    /// Blocks before a window closes from which a held-back claim is sent
+    /// whenever it pays at all.
+    pub urgent_blocks: u64,
+}
+
+impl Default for ClaimerConfig {
+    fn default() -> Self {
+        ClaimerConfig {
+            depth: 6,
+            max_fee_percent: 10,
+            urgent_blocks: 10,
+        }
+    }
+}
+
+/// What one pass did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassSummary {
+    /// Ticket records written.
+    pub updated: usize,
+    /// Claim transactions sent (new or resubmitted).
+    pub sent: usize,
+    /// Winners held back by their fee.
+    pub held_back: usize,
+}
+
+/// The claimer of one cache.
+#[derive(Debug)]
+pub struct Claimer {
+    state: Arc<CacheState>,
+    ledger: Arc<dyn Ledger>,
+    key: Arc<ed25519_dalek::SigningKey>,
+    me: AccountId,
+    config: ClaimerConfig,
+    /// Winners per (escrow, round), with the draw block they came from.
+    draws: HashMap<(EscrowId, u64), (Hash, Vec<u32>)>,
+}
+
+struct Redeemable {
+    slot: Slot,
+    item: TicketClaimItem,
+    face_value: Balance,
+    draw: Hash,
+    deadline: u64,
+}
+
+impl Claimer {
+    /// The claimer of the cache whose account key is `key`.
+    pub fn new(
+        state: Arc<CacheState>,
+        ledger: Arc<dyn Ledger>,
+        key: Arc<ed25519_dalek::SigningKey>,
+        config: ClaimerConfig,
+    ) -> Claimer {
+        let me = AccountId(key.verifying_key().to_bytes());
+        Claimer {
+            state,
+            ledger,
+            key,
+            me,
+            config,
+            draws: HashMap::new(),
+        }
+    }
+
+    fn winners(&mut self, escrow: &EscrowId, round: u64, seed: Hash, n: u32, w: u32) -> &[u32] {
+        let e = self
+            .draws
+            .entry((*escrow, round))
+            .or_insert_with(|| (Hash([0; 32]), Vec::new()));
+        if e.0 != seed || e.1.is_empty() {
+            let mut v = mc::winners(&seed, escrow, round, n, w);
+            v.sort_unstable();
+            *e = (seed, v);
+        }
+        &e.1
+    }
+
+    /// One pass over every followed ticket.
+    pub fn pass(&mut self) -> Result<PassSummary, String> {
+        let head = self.ledger.head_number();
+        let state = self.state.clone();
+        let tickets = &state.tickets;
+        let mut updates: Vec<Update> = Vec::new();
+        let mut redeemable: Vec<Redeemable> = Vec::new();
+        let mut summary = PassSummary::default();
+        let mut live = std::collections::HashSet::new();
+        for (escrow, round) in tickets.active_groups().map_err(|e| e.to_string())? {
+            live.insert((escrow, round));
+            let Some(e) = self.ledger.escrow(&escrow)? else {
+                // Closed: every claim window had closed before a close was
+                // allowed, so only claims already in the chain remain.
+                for (number, _) in tickets
+                    .active_in(&escrow, round)
+                    .map_err(|e| e.to_string())?
+                {
+                    let slot = (escrow, round, number);
+                    let old = tickets.settlement(&slot).map_err(|e| e.to_string())?;
+                    let face = old.as_ref().map_or(0, |r| r.face_value);
+                    let next = match old.as_ref().map(|r| &r.settle) {
+                        Some(Settle::Claimed { .. }) | Some(Settle::Submitted { .. }) => {
+                            self.follow(old.as_ref().map(|r| &r.settle), head, u64::MAX)?
+                        }
+                        Some(Settle::Lost { .. }) => None,
+                        _ => Some(Settle::Expired {
+                            reason: format!(
+                                "escrow {escrow} was closed before this ticket was claimed"
+                            ),
+                        }),
+                    };
+                    self.push(&mut updates, slot, old.as_ref(), next, face, head);
+                }
+                continue;
+            };
+            let terms = e.terms.clone();
+            let (Ok(draw_h), Ok(deadline)) =
+                (terms.draw_height(round), terms.claim_deadline(round))
+            else {
+                continue;
+            };
+            let Some(seed) = self.ledger.canonical_hash(draw_h)? else {
+                continue; // not drawn yet
+            };
+            let winners = self
+                .winners(
+                    &escrow,
+                    round,
+                    seed,
+                    terms.tickets_per_round,
+                    terms.winners_per_round,
+                )
+                .to_vec();
+            let face = terms.face_value;
+            for (number, tkey) in tickets
+                .active_in(&escrow, round)
+                .map_err(|e| e.to_string())?
+            {
+                let slot = (escrow, round, number);
+                let old = tickets.settlement(&slot).map_err(|e| e.to_string())?;
+                let won = winners.binary_search(&number).is_ok();
+                let cur = old.as_ref().map(|r| &r.settle);
+                // A claim in flight or landed is followed; a moved draw that
+                // makes it a loser ends it.
+                let next = match cur {
+                    Some(Settle::Submitted { draw, .. }) | Some(Settle::Claimed { draw, .. })
+                        if *draw == seed || won =>
+                    {
+                        self.follow(cur, head, deadline)?
+                    }
+                    Some(Settle::Final { .. }) | Some(Settle::Expired { .. }) => None,
+                    _ if !won => {
+                        let lost = Settle::Lost { draw: seed };
+                        let done = head >= draw_h.saturating_add(self.config.depth);
+                        if done || cur != Some(&lost) {
+                            self.count(cur, &lost, &slot, face);
+                            updates.push(Update {
+                                slot,
+                                record: Record {
+                                    settle: lost,
+                                    face_value: face,
+                                    updated: head,
+                                },
+                                done,
+                            });
+                        }
+                        continue;
+                    }
+                    _ if head >= deadline => Some(Settle::Expired {
+                        reason: format!(
+                            "won round {round}, but {} before its claim window closed at #{deadline}",
+                            match tickets.ticket_at(&tkey).map_err(|e| e.to_string())? {
+                                Some(t) if t.claim.is_some() => "no claim landed",
+                                _ => "the client never revealed the puzzle secret (no L2 arrived)",
+                            }
+                        ),
+                    }),
+                    _ => {
+                        let held = tickets.ticket_at(&tkey).map_err(|e| e.to_string())?;
+                        match held {
+                            Some(t) if t.claim.is_some() && t.l1.is_some() => {
+                                let (Some(l1), Some(c)) = (t.l1, t.claim) else { continue };
+                                redeemable.push(Redeemable {
+                                    slot,
+                                    item: TicketClaimItem {
+                                        ticket: l1,
+                                        preimage: *c.secret.as_bytes(),
+                                    },
+                                    face_value: face,
+                                    draw: seed,
+                                    deadline,
+                                });
+                                continue;
+                            }
+                            _ => Some(Settle::Won {
+                                draw: seed,
+                                waiting: "waiting for the puzzle secret (the L2 relayed by the publisher)".into(),
+                            }),
+                        }
+                    }
+                };
+                self.push(&mut updates, slot, old.as_ref(), next, face, head);
+            }
+        }
+        self.draws.retain(|k, _| live.contains(k));
+        summary.updated = updates.len();
+        if !updates.is_empty() {
+            tickets.settle(&updates, None).map_err(|e| e.to_string())?;
+        }
+        let (sent, held) = self.claim(redeemable, head)?;
+        summary.sent += sent;
+        summary.held_back = held;
+        Ok(summary)
+    }
+
+    fn push(
+        &self,
+        updates: &mut Vec<Update>,
+        slot: Slot,
+        old: Option<&Record>,
+        next: Option<Settle>,
+        face: Balance,
+        head: u64,
+    ) {
+        let Some(next) = next else { return };
+        let done = matches!(
+            next,
+            Settle::Final { .. } | Settle::Expired { .. } | Settle::Lost { .. }
+        );
+        if old.map(|r| &r.settle) == Some(&next) && !done {
+            return;
+        }
+        self.count(old.map(|r| &r.settle), &next, &slot, face);
+        updates.push(Update {
+            slot,
+            record: Record {
+                settle: next,
+                face_value: face,
+                updated: head,
+            },
+            done,
+        });
+    }
+
+    /// Counts a transition in the Prometheus counters.
+    fn count(&self, old: Option<&Settle>, next: &Settle, slot: &Slot, face: Balance) {
+        if old.map(Settle::name) == Some(next.name()) {
+            return;
+        }
+        let c = &self.state.counters;
+        match next {
+            Settle::Lost { .. } => {
+                c.tickets_lost.inc();
+            }
+            Settle::Won { .. } if !matches!(old, Some(Settle::Submitted { .. })) => {
+                c.tickets_won.inc();
+            }
+            Settle::Expired { .. } => {
+                c.tickets_expired.inc();
+            }
+            Settle::Claimed { .. } => {
+                c.claims_landed.inc();
+            }
+            Settle::Final { tx, .. } => {
+                c.tickets_final.inc();
+                c.earned.inc_by(u64::try_from(face).unwrap_or(u64::MAX));
+                // The fee once per claim: with its first ticket.
+                if let Ok(Some(r)) = self.state.tickets.claim(tx)
+                    && r.slots.first() == Some(slot)
+                {
+                    c.fees_spent
+                        .inc_by(u64::try_from(r.tx.tx.fee).unwrap_or(u64::MAX));
+                }
+            }
+            _ => {}
+        }
+        if let Some(old) = old {
+            tracing::debug!(target: "cachecash::settle", escrow = %slot.0, round = slot.1, number = slot.2, from = old.name(), to = next.name(), "ticket");
+        }
+    }
+
+    /// Follows a submitted or landed claim.
+    fn follow(
+        &self,
+        cur: Option<&Settle>,
+        head: u64,
+        deadline: u64,
+    ) -> Result<Option<Settle>, String> {
+        let (draw, tx) = match cur {
+            Some(Settle::Submitted { draw, tx }) | Some(Settle::Claimed { draw, tx, .. }) => {
+                (*draw, *tx)
+            }
+            _ => return Ok(None),
+        };
+        if let Some((number, block)) = self.ledger.transaction_block(&tx)? {
+            if head >= number.saturating_add(self.config.depth) {
+                return Ok(Some(Settle::Final { tx, block, number }));
+            }
+            return Ok(Some(Settle::Claimed {
+                draw,
+                tx,
+                block,
+                number,
+            }));
+        }
+        // Not in the canonical chain (never landed, or reorganised out).
+        if self.ledger.is_pending(&tx) {
+            return Ok(Some(Settle::Submitted { draw, tx }));
+        }
+        if head >= deadline {
+            return Ok(Some(Settle::Expired {
+                reason: format!(
+                    "claim transaction {tx} did not land before the claim window closed at #{deadline}"
+                ),
+            }));
+        }
+        // Resubmit the same bytes while their nonce is still unused; once
+        // another transaction took the nonce, a new claim is built.
+        let record = self.state.tickets.claim(&tx).map_err(|e| e.to_string())?;
+        let nonce = self.ledger.state_nonce(&self.me)?;
+        match record {
+            Some(r) if r.tx.tx.nonce >= nonce => {
+                if let Err(e) = self.ledger.submit(r.tx) {
+                    tracing::debug!(target: "cachecash::settle", %tx, "claim resubmission refused: {e}");
+                }
+                Ok(Some(Settle::Submitted { draw, tx }))
+            }
+            _ => Ok(Some(Settle::Won {
+                draw,
+                waiting: format!("claim {tx} was dropped; a new claim is being built"),
+            })),
+        }
+    }
+
+    /// Sends the redeemable winners as claims, or records why they wait.
+    fn claim(&self, mut winners: Vec<Redeemable>, head: u64) -> Result<(usize, usize), String> {
+        winners.sort_by_key(|r| r.deadline);
+        let (mut sent, mut held) = (0, 0);
+        let genesis = self.ledger.genesis();
+        let mut chunks = Vec::new();
+        while !winners.is_empty() {
+            let rest = winners.split_off(winners.len().min(MAX_CLAIMS_PER_TRANSACTION));
+            chunks.push(std::mem::replace(&mut winners, rest));
+        }
+        for batch in chunks {
+            let value: Balance = batch
+                .iter()
+                .map(|r| r.face_value)
+                .fold(0, Balance::saturating_add);
+            let fee = self.ledger.fee_estimate();
+            let deadline = batch.iter().map(|r| r.deadline).min().unwrap_or(0);
+            let urgent = deadline.saturating_sub(head) <= self.config.urgent_blocks;
+            let cheap = fee.saturating_mul(100)
+                <= value.saturating_mul(Balance::from(self.config.max_fee_percent));
+            if !(cheap || (urgent && fee < value)) {
+                held += batch.len();
+                let waiting = if fee >= value {
+                    format!(
+                        "held back: the claim fee {fee} is not below the {value} it would claim"
+                    )
+                } else {
+                    format!(
+                        "held back: the claim fee {fee} is more than {}% of the {value} it would claim; it is sent by #{} at the latest",
+                        self.config.max_fee_percent,
+                        deadline.saturating_sub(self.config.urgent_blocks)
+                    )
+                };
+                let updates: Vec<Update> = batch
+                    .iter()
+                    .map(|r| Update {
+                        slot: r.slot,
+                        record: Record {
+                            settle: Settle::Won {
+                                draw: r.draw,
+                                waiting: waiting.clone(),
+                            },
+                            face_value: r.face_value,
+                            updated: head,
+                        },
+                        done: false,
+                    })
+                    .collect();
+                self.state
+                    .tickets
+                    .settle(&updates, None)
+                    .map_err(|e| e.to_string())?;
+                continue;
+            }
+            let nonce = self.ledger.next_nonce(&self.me)?;
+            let tx = Transaction {
+                signer: self.me,
+                nonce,
+                fee,
+                call: Call::TicketClaim {
+                    claims: batch.iter().map(|r| r.item.clone()).collect(),
+                },
+            }
+            .sign(&self.key, &genesis);
+            let hash = tx.hash();
+            let record = ClaimRecord {
+                tx: tx.clone(),
+                slots: batch.iter().map(|r| r.slot).collect(),
+                value,
+                submitted_at: head,
+            };
+            let submitted: Vec<Update> = batch
+                .iter()
+                .map(|r| Update {
+                    slot: r.slot,
+                    record: Record {
+                        settle: Settle::Submitted {
+                            draw: r.draw,
+                            tx: hash,
+                        },
+                        face_value: r.face_value,
+                        updated: head,
+                    },
+                    done: false,
+                })
+                .collect();
+            // On disk before the pool sees it.
+            self.state
+                .tickets
+                .settle(&submitted, Some(&record))
+                .map_err(|e| e.to_string())?;
+            match self.ledger.submit(tx) {
+                Ok(_) => {
+                    sent += 1;
+                    self.state.counters.claims_submitted.inc();
+                    tracing::info!(target: "cachecash::settle", tx = %hash, tickets = batch.len(), %value, %fee, "claim submitted");
+                }
+                Err(e) => {
+                    self.state.counters.claims_failed.inc();
+                    tracing::warn!(target: "cachecash::settle", tx = %hash, "claim refused by the pool: {e}");
+                    let back: Vec<Update> = batch
+                        .iter()
+                        .map(|r| Update {
+                            slot: r.slot,
+                            record: Record {
+                                settle: Settle::Won {
+                                    draw: r.draw,
+                                    waiting: format!("the pool refused the claim: {e}; retrying"),
+                                },
+                                face_value: r.face_value,
+                                updated: head,
+                            },
+                            done: false,
+                        })
+                        .collect();
+                    self.state
+                        .tickets
+                        .settle(&back, None)
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok((sent, held))
+    }
+}
+
+/// Runs the claimer until the task is aborted: a pass on every new head,
+/// and at least every `idle`.
+pub async fn run(claimer: Claimer, idle: std::time::Duration) {
+    let claimer = Arc::new(parking_lot::Mutex::new(claimer));
+    let ledger = claimer.lock().ledger.clone();
+    let mut last = (u64::MAX, std::time::Instant::now());
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        tick.tick().await;
+        let head = ledger.head_number();
+        if head == last.0 && last.1.elapsed() < idle {
+            continue;
+        }
+        last = (head, std::time::Instant::now());
+        let c = claimer.clone();
+        match tokio::task::spawn_blocking(move || c.lock().pass()).await {
+            Ok(Ok(s)) if s.sent > 0 || s.updated > 0 => {
+                tracing::debug!(target: "cachecash::settle", head, updated = s.updated, sent = s.sent, held_back = s.held_back, "claimer pass");
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(target: "cachecash::settle", "claimer pass failed: {e}; retrying")
+            }
+            Err(e) => tracing::error!(target: "cachecash::settle", "claimer pass panicked: {e}"),
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! Settlement end to end: caches redeem their winning tickets with no
+//! operator action, every ticket reaches a stated end, and the books
+//! balance against the chain.
+
+use cachecash_node::cdn::cache::CacheState;
+use cachecash_node::cdn::cache::claimer::ClaimerConfig;
+use cachecash_node::cdn::cache::settle::Settle;
+use cachecash_node::cdn::ledger::{ChainLedger, Ledger};
+use cachecash_node::cdn::publisher::escrow::EscrowPlan;
+use cachecash_node::cdn::publisher::origin::Origin;
+use cachecash_runtime::{AccountId, Balance};
+use cachecash_tests::cdn::*;
+use cachecash_tests::*;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Short rounds (2 s at 100 ms blocks) with half of the tickets
+/// winning, so a few fetches produce winners in several rounds.
+fn settlement_plan() -> EscrowPlan {
+    EscrowPlan {
+        face_value: UNIT,
+        tickets_per_round: 64,
+        winners_per_round: 32,
+        round_length: 20,
+        rounds: 40,
+        draw_delay: 2,
+        claim_window: 40,
+        penalty: 10 * UNIT,
+        fee: 1_000_000,
+    }
+}
+
+/// Settlement per cache, read from its own records: (final tickets, their
+/// face value, fees of landed claims, expired tickets with reasons).
+fn books(state: &CacheState, ledger: &dyn Ledger) -> (u64, Balance, Balance, Vec<String>) {
+    let mut finals = 0;
+    let mut value: Balance = 0;
+    let mut expired = Vec::new();
+    for (_, _, _, r) in state.tickets.page(None, 100_000).unwrap() {
+        match r.map(|r| (r.settle, r.face_value)) {
+            Some((Settle::Final { .. }, v)) => {
+                finals += 1;
+                value += v;
+            }
+            Some((Settle::Expired { reason }, _)) => expired.push(reason),
+            _ => {}
+        }
+    }
+    let fees = state
+        .tickets
+        .claims()
+        .unwrap()
+        .iter()
+        .filter(|c| ledger.transaction_block(&c.tx.hash()).unwrap().is_some())
+        .map(|c| c.tx.tx.fee)
+        .sum();
+    (finals, value, fees, expired)
+}
+
+/// Whether every ticket of the cache has reached an end: no ticket left to
+/// follow, and every held L1 drawn.
+fn settled(state: &CacheState) -> bool {
+    state.tickets.active_groups().unwrap().is_empty()
+        && state
+            .tickets
+            .page(None, 100_000)
+            .unwrap()
+            .iter()
+            .all(|(_, _, _, r)| r.is_some())
+}
+
+async fn fetch_over_rounds(net: &Net, objects: usize, round_length: u64) {
+    for i in 0..objects {
+        let (out, _) = net
+            .fetch(&format!("/obj{i}"), None)
+            .await
+            .expect("fetch succeeds");
+        assert_eq!(out.len(), 2 << 20);
+        // Next fetch in a later round.
+        let next = (net.chain.chain().head().header.number / round_length + 1) * round_length;
+        wait_for_height(&net.chain, next, DEADLINE).await;
+    }
+}
+
+fn directory_origin(dir: &std::path::Path, objects: usize) -> Origin {
+    let origin = dir.join("origin");
+    std::fs::create_dir_all(&origin).unwrap();
+    for i in 0..objects {
+        std::fs::write(origin.join(format!("obj{i}")), random_bytes(2 << 20)).unwrap();
+    }
+    Origin::Dir(origin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn caches_are_paid_exactly_their_winners_less_fees_and_every_ticket_ends_with_a_reason() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = directory_origin(tmp.path(), 3);
+    let plan = settlement_plan();
+    let net = setup_with(origin, 5, plan.clone(), ClaimerConfig::default()).await;
+    let escrow = net.state().escrow().unwrap().id;
+    let ledger = ChainLedger::new(net.chain.chain().clone(), net.chain.pool().clone());
+    let before = ledger.escrow(&escrow).unwrap().unwrap().payment;
+    fetch_over_rounds(&net, 3, u64::from(plan.round_length)).await;
+
+    let caches: Vec<Arc<CacheState>> = net.caches.iter().map(|(_, s, _)| s.clone()).collect();
+    wait_until("every ticket settled at every cache", DEADLINE, || {
+        caches.iter().all(|s| settled(s))
+    })
+    .await;
+
+    let mut paid_total: Balance = 0;
+    let mut winners_total = 0;
+    let mut rounds = std::collections::BTreeSet::new();
+    for (node, s, _) in &net.caches {
+        // Balances as the cache node itself sees them (it is synced).
+        let me = AccountId(
+            node.network()
+                .unwrap()
+                .signing_key()
+                .verifying_key()
+                .to_bytes(),
+        );
+        let (finals, value, fees, expired) = books(s, &ledger);
+        assert!(
+            expired.is_empty(),
+            "no winner expires when every secret is relayed: {expired:?}"
+        );
+        assert_eq!(value, Balance::from(finals as u32) * plan.face_value);
+        assert_eq!(
+            ledger.balance(&me).unwrap(),
+            value - fees,
+            "the cache's balance is its winners × β less its claim fees"
+        );
+        // Every winner the chain's draw names among its tickets was paid.
+        let mut chain_winners = 0;
+        for (_, slot, t, _) in s.tickets.page(None, 100_000).unwrap() {
+            if t.is_none() {
+                continue;
+            }
+            rounds.insert(slot.1);
+            let draw = plan_draw(&ledger, &slot.0, slot.1);
+            if draw.binary_search(&slot.2).is_ok() {
+                chain_winners += 1;
+            }
+        }
+        assert_eq!(
+            chain_winners, finals,
+            "every winning ticket is claimed and final"
+        );
+        winners_total += finals;
+        paid_total += value;
+        // The RPC books balance against the chain.
+        let rec = rpc(node.rpc_addr().unwrap(), "cache_reconcile", vec![])
+            .await
+            .unwrap();
+        assert_eq!(rec["balanced"], true, "reconciliation: {rec}");
+        let earnings = rpc(node.rpc_addr().unwrap(), "cache_earnings", vec![])
+            .await
+            .unwrap();
+        assert_eq!(
+            earnings["net"].as_str().unwrap(),
+            (value - fees).to_string(),
+            "{earnings}"
+        );
+    }
+    assert!(winners_total > 0, "some tickets won");
+    assert!(rounds.len() >= 2, "tickets of several rounds: {rounds:?}");
+    let after = ledger.escrow(&escrow).unwrap().unwrap().payment;
+    assert_eq!(
+        before - after,
+        paid_total,
+        "the escrow's payment deposit fell by exactly what was paid"
+    );
+    // The publisher's view of its escrow.
+    let escrows = rpc(
+        net.publisher.as_ref().unwrap().rpc_addr().unwrap(),
+        "publisher_escrows",
+        vec![],
+    )
+    .await
+    .unwrap();
+    assert_eq!(escrows[0]["escrow"], escrow.to_string(), "{escrows}");
+    assert_eq!(escrows[0]["payment"], after.to_string());
+    net.stop().await;
+}
+
+/// The winners of `round`, sorted, from the canonical draw block.
+fn plan_draw(ledger: &ChainLedger, escrow: &cachecash_runtime::Hash, round: u64) -> Vec<u32> {
+    let e = ledger.escrow(escrow).unwrap().unwrap();
+    let seed = ledger
+        .canonical_hash(e.terms.draw_height(round).unwrap())
+        .unwrap()
+        .unwrap();
+    let mut w = cachecash_runtime::microcash::winners(
+        &seed,
+        escrow,
+        round,
+        e.terms.tickets_per_round,
+        e.terms.winners_per_round,
+    );
+    w.sort_unstable();
+    w
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_claim_not_worth_its_fee_waits_with_a_reason_and_is_sent_before_its_window_ends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = directory_origin(tmp.path(), 1);
+    let plan = settlement_plan();
+    // No fee is cheap enough: every claim waits until the last 10 blocks of
+    // its window, and is sent then because it still pays.
+    let claimer = ClaimerConfig {
+        max_fee_percent: 0,
+        urgent_blocks: 10,
+        ..ClaimerConfig::default()
+    };
+    let net = setup_with(origin, 5, plan.clone(), claimer).await;
+    fetch_over_rounds(&net, 1, u64::from(plan.round_length)).await;
+    let caches: Vec<Arc<CacheState>> = net.caches.iter().map(|(_, s, _)| s.clone()).collect();
+    // A winner is seen held back, with its reason, over RPC.
+    let mut reasons = HashMap::new();
+    let end = tokio::time::Instant::now() + DEADLINE;
+    'wait: loop {
+        for (node, _, _) in &net.caches {
+            let page = rpc(
+                node.rpc_addr().unwrap(),
+                "cache_tickets",
+                vec!["won".into(), serde_json::Value::Null, 10.into()],
+            )
+            .await
+            .unwrap();
+            for t in page["tickets"].as_array().unwrap() {
+                if let Some(r) = t["reason"].as_str()
+                    && r.contains("held back")
+                {
+                    reasons.insert(t["number"].to_string(), r.to_string());
+                    break 'wait;
+                }
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < end,
+            "no winner was held back by its fee"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        reasons.values().all(|r| r.contains("more than 0%")),
+        "{reasons:?}"
+    );
+    wait_until("every ticket settled at every cache", DEADLINE, || {
+        caches.iter().all(|s| settled(s))
+    })
+    .await;
+    let ledger = ChainLedger::new(net.chain.chain().clone(), net.chain.pool().clone());
+    let mut finals = 0;
+    for s in &caches {
+        let (f, _, _, expired) = books(s, &ledger);
+        assert!(
+            expired.is_empty(),
+            "held-back claims are still sent in time: {expired:?}"
+        );
+        finals += f;
+    }
+    assert!(finals > 0, "the held-back winners were paid");
+    net.stop().await;
+}
