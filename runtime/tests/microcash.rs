@@ -1437,3 +1437,57 @@ const GOLDEN_BATCH_PATHS: [&[&str]; 3] = [
     ],
     &["b408d50534adb2967ce5ef4ac1caab853461f5fcfa9e33c41dd68b8fcf92fb63"],
 ];
+
+// ---------------------------------------------------------------------------
+// Claims pay their own fee
+// ---------------------------------------------------------------------------
+
+/// A cache with an empty account redeems a winner: the fee comes out of
+/// the claim. A claim that fails (not a winner) costs the empty account
+/// nothing and leaves its nonce unused.
+#[test]
+fn a_cache_with_an_empty_account_pays_its_claim_fee_out_of_the_claim() {
+    let mut world = world();
+    let t = terms(30, 3, 0, 0);
+    let id = world.open_covered(t.clone(), 0, 0);
+    let issued = issue_round(id, 0, 30, true);
+    let draw = t.draw_height(0).unwrap();
+    let won = world.winners_of(&id, &t, 0);
+    let winner = won[0];
+    let cache = cache_of(winner);
+    world
+        .state
+        .accounts
+        .insert(account(cache), Account::default());
+    let supply = world.supply();
+    let loser = (0..30u32)
+        .find(|nr| cache_of(*nr) == cache && !won.contains(nr))
+        .expect("each cache holds ten tickets and only three win");
+    // A loser: refused, nothing charged, nonce unused.
+    let err = world
+        .submit(
+            cache,
+            claim(vec![item(issued[loser as usize].clone())]),
+            draw + 1,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, TxError::Microcash(MicrocashError::NotAWinner { .. })),
+        "{err}"
+    );
+    assert_eq!(world.account(cache), Account::default());
+    // The winner: paid β less the fee, from an empty account.
+    world
+        .submit(
+            cache,
+            claim(vec![item(issued[winner as usize].clone())]),
+            draw + 1,
+        )
+        .expect("the claim pays its own fee");
+    assert_eq!(
+        world.balance(cache),
+        t.face_value - world.params.minimum_fee
+    );
+    assert_eq!(world.account(cache).nonce, 1);
+    assert_eq!(world.supply(), supply, "supply is conserved");
+}

@@ -2,12 +2,14 @@
 
 pub mod benchmark;
 pub mod benchmark_cdn;
+pub mod cache;
 pub mod escrow;
 pub mod export_blocks;
 pub mod export_chain_spec;
 pub mod fetch;
 pub mod import_blocks;
 pub mod key;
+pub mod publisher;
 pub mod purge_chain;
 pub mod revert;
 pub mod roles;
@@ -66,6 +68,12 @@ pub enum Command {
     #[command(subcommand)]
     Ticket(ticket::TicketCommand),
     Fetch(fetch::FetchArgs),
+    /// A running cache's earnings, tickets and books (over RPC).
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
+    /// A running publisher's escrows (over RPC).
+    #[command(subcommand)]
+    Publisher(publisher::PublisherCommand),
     /// Measure performance.
     #[command(subcommand)]
     Benchmark(benchmark::BenchmarkCommand),
@@ -87,5 +95,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Ticket(c)) => ticket::run(c),
         Some(Command::Benchmark(c)) => benchmark::run(c),
         Some(Command::Fetch(a)) => fetch::run(a),
+        Some(Command::Cache(c)) => cache::run(c),
+        Some(Command::Publisher(c)) => publisher::run(c),
     }
 }

@@ -25,6 +25,9 @@
 //! dir = "/var/lib/cachecash/cache"
 //! quota = "20GiB"
 //! min_penalty = "10CCH"
+//! claim_depth = 6              # confirmations before a claim counts as final
+//! claim_max_fee_percent = 10   # hold a claim back while its fee exceeds this share of β
+//! claim_urgent_blocks = 10     # …until this many blocks before its window closes
 //! ```
 
 use crate::commands::wallet::parse_amount;
@@ -123,6 +126,9 @@ struct CacheFile {
     dir: Option<PathBuf>,
     quota: Option<String>,
     min_penalty: Option<String>,
+    claim_depth: Option<u64>,
+    claim_max_fee_percent: Option<u8>,
+    claim_urgent_blocks: Option<u64>,
 }
 
 /// Parses a byte size: a number with an optional B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB) suffix.
@@ -282,6 +288,19 @@ pub fn modules(
         let mut c = CacheConfig::new(dir, quota);
         if let Some(p) = &cf.min_penalty {
             c.min_penalty = amount(p, "min_penalty")?;
+        }
+        if let Some(d) = cf.claim_depth {
+            c.claimer.depth = d;
+        }
+        if let Some(p) = cf.claim_max_fee_percent {
+            anyhow::ensure!(
+                p <= 100,
+                "claim_max_fee_percent is a percentage: 0 to 100, not {p}"
+            );
+            c.claimer.max_fee_percent = p;
+        }
+        if let Some(u) = cf.claim_urgent_blocks {
+            c.claimer.urgent_blocks = u;
         }
         let module = CacheModule::open(c).map_err(anyhow::Error::msg)?;
         out.push(Box::new(module));
