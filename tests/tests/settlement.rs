@@ -266,3 +266,93 @@ async fn a_claim_not_worth_its_fee_waits_with_a_reason_and_is_sent_before_its_wi
     assert!(finals > 0, "the held-back winners were paid");
     net.stop().await;
 }
+
+/// Whether any ticket of the cache has a claim in flight or landed.
+fn claiming(state: &CacheState) -> bool {
+    state
+        .tickets
+        .page(None, 100_000)
+        .unwrap()
+        .iter()
+        .any(|(_, _, _, r)| {
+            matches!(
+                r.as_ref().map(|r| &r.settle),
+                Some(Settle::Submitted { .. } | Settle::Claimed { .. })
+            )
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_cache_stopped_while_claiming_resumes_without_a_double_or_a_lost_claim() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = directory_origin(tmp.path(), 1);
+    let plan = settlement_plan();
+    let mut net = setup_with(origin, 5, plan.clone(), ClaimerConfig::default()).await;
+    fetch_over_rounds(&net, 1, u64::from(plan.round_length)).await;
+    // The cache with the most winners is stopped as soon as a claim of it
+    // is in flight (or, if that moment is missed, just after one landed).
+    let ledger = ChainLedger::new(net.chain.chain().clone(), net.chain.pool().clone());
+    let escrow = net.state().escrow().unwrap().id;
+    let winners_of = |s: &CacheState| {
+        s.tickets
+            .page(None, 100_000)
+            .unwrap()
+            .iter()
+            .filter(|(_, slot, t, _)| {
+                t.is_some() && {
+                    let e = ledger.escrow(&escrow).unwrap().unwrap();
+                    let draw = e.terms.draw_height(slot.1).unwrap();
+                    ledger.canonical_hash(draw).unwrap().is_some()
+                        && plan_draw(&ledger, &slot.0, slot.1)
+                            .binary_search(&slot.2)
+                            .is_ok()
+                }
+            })
+            .count() as u64
+    };
+    let states: Vec<Arc<CacheState>> = net.caches.iter().map(|(_, s, _)| s.clone()).collect();
+    wait_until("a claim in flight", DEADLINE, || states.iter().any(|s| claiming(s))).await;
+    let victim = states.iter().position(|s| claiming(s)).unwrap();
+    drop(states);
+    let (node, old, base) = net.caches.remove(victim);
+    node.stop().await;
+    wait_until("the stopped cache released its database", DEADLINE, || {
+        Arc::strong_count(&old) == 1
+    })
+    .await;
+    drop(old);
+    let boot = vec![p2p_addr(&net.chain)];
+    let mut config = cachecash_node::cdn::cache::CacheConfig::new(base.join("cache"), 1 << 30);
+    config.claimer = ClaimerConfig::default();
+    let (node, state) = start_cache_with(&net.spec, &base, boot, config, None).await;
+    wait_until("the restarted cache settled every ticket", DEADLINE, || {
+        settled(&state)
+    })
+    .await;
+    let (finals, value, fees, expired) = books(&state, &ledger);
+    assert!(expired.is_empty(), "{expired:?}");
+    assert_eq!(finals, winners_of(&state), "no winner lost");
+    let me = AccountId(
+        node.network()
+            .unwrap()
+            .signing_key()
+            .verifying_key()
+            .to_bytes(),
+    );
+    assert_eq!(
+        ledger.balance(&me).unwrap(),
+        value - fees,
+        "paid once per winner, fees once per claim that landed"
+    );
+    // No ticket is in two claims that landed.
+    let mut seen = std::collections::HashSet::new();
+    for c in state.tickets.claims().unwrap() {
+        if ledger.transaction_block(&c.tx.hash()).unwrap().is_some() {
+            for slot in c.slots {
+                assert!(seen.insert(slot), "{slot:?} claimed twice");
+            }
+        }
+    }
+    net.caches.insert(victim, (node, state, base));
+    net.stop().await;
+}
