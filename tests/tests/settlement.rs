@@ -311,7 +311,10 @@ async fn a_cache_stopped_while_claiming_resumes_without_a_double_or_a_lost_claim
             .count() as u64
     };
     let states: Vec<Arc<CacheState>> = net.caches.iter().map(|(_, s, _)| s.clone()).collect();
-    wait_until("a claim in flight", DEADLINE, || states.iter().any(|s| claiming(s))).await;
+    wait_until("a claim in flight", DEADLINE, || {
+        states.iter().any(|s| claiming(s))
+    })
+    .await;
     let victim = states.iter().position(|s| claiming(s)).unwrap();
     drop(states);
     let (node, old, base) = net.caches.remove(victim);

@@ -523,3 +523,386 @@ pub async fn run(claimer: Claimer, idle: std::time::Duration) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The claimer against an in-memory chain ([`Ledger`] over maps) whose
+    //! blocks, pool and reorganisations the tests drive by hand.
+    use super::*;
+    use crate::cdn::cache::settle::Settle;
+    use crate::cdn::cache::{CacheConfig, CacheModule};
+    use cachecash_cdn::bundle::{BatchAuth, BundleRemainder, CacheRequest, L2Claim, TicketRequest};
+    use cachecash_cdn::keys::PuzzleSecret;
+    use cachecash_cdn::l2::SealedL2;
+    use cachecash_cdn::puzzle::PuzzleParams;
+    use cachecash_runtime::SignedTransaction;
+    use cachecash_runtime::microcash::{
+        Escrow, EscrowTerms, Ticket, secret_commitment, sign_ticket,
+    };
+    use parking_lot::Mutex;
+    use std::collections::BTreeMap;
+
+    #[derive(Debug, Default)]
+    struct Chain {
+        canon: BTreeMap<u64, Hash>,
+        blocks: HashMap<Hash, Vec<SignedTransaction>>,
+        pool: Vec<SignedTransaction>,
+        nonce: u64,
+    }
+
+    #[derive(Debug)]
+    struct MemLedger {
+        escrow: Escrow,
+        id: EscrowId,
+        chain: Mutex<Chain>,
+    }
+
+    fn block_hash(height: u64, fork: u8) -> Hash {
+        Hash::of_parts(&[b"block", &height.to_le_bytes(), &[fork]])
+    }
+
+    impl MemLedger {
+        /// Appends a block on fork `fork` holding the whole pool.
+        fn mine(&self, fork: u8) {
+            let mut c = self.chain.lock();
+            let h = c.canon.keys().next_back().map_or(0, |n| n + 1);
+            let hash = block_hash(h, fork);
+            let txs = std::mem::take(&mut c.pool);
+            c.nonce += txs.len() as u64;
+            c.canon.insert(h, hash);
+            c.blocks.insert(hash, txs);
+        }
+
+        fn mine_to(&self, height: u64) {
+            while self.head_number() < height {
+                self.mine(0);
+            }
+        }
+
+        /// Replaces the blocks from `from` up with empty blocks of `fork`
+        /// (one more than before); their transactions are lost, as from a
+        /// node whose pool did not re-admit them.
+        fn reorg(&self, from: u64, fork: u8) {
+            let mut c = self.chain.lock();
+            let top = c.canon.keys().next_back().copied().unwrap_or(0);
+            for h in from..=top + 1 {
+                if let Some(old) = c.canon.get(&h).copied() {
+                    let n = c.blocks.get(&old).map_or(0, |t| t.len() as u64);
+                    c.nonce -= n;
+                }
+                let hash = block_hash(h, fork);
+                c.canon.insert(h, hash);
+                c.blocks.insert(hash, Vec::new());
+            }
+        }
+    }
+
+    impl Ledger for MemLedger {
+        fn genesis(&self) -> Hash {
+            block_hash(0, 0)
+        }
+        fn head_number(&self) -> u64 {
+            self.chain
+                .lock()
+                .canon
+                .keys()
+                .next_back()
+                .copied()
+                .unwrap_or(0)
+        }
+        fn escrow(&self, id: &EscrowId) -> Result<Option<Escrow>, String> {
+            Ok((*id == self.id).then(|| self.escrow.clone()))
+        }
+        fn next_nonce(&self, _: &AccountId) -> Result<u64, String> {
+            let c = self.chain.lock();
+            Ok(c.nonce + c.pool.len() as u64)
+        }
+        fn submit(&self, tx: SignedTransaction) -> Result<Hash, String> {
+            let h = tx.hash();
+            let mut c = self.chain.lock();
+            if !c.pool.iter().any(|t| t.hash() == h) {
+                c.pool.push(tx);
+            }
+            Ok(h)
+        }
+        fn canonical_hash(&self, number: u64) -> Result<Option<Hash>, String> {
+            Ok(self.chain.lock().canon.get(&number).copied())
+        }
+        fn transaction_block(&self, tx: &Hash) -> Result<Option<(u64, Hash)>, String> {
+            let c = self.chain.lock();
+            Ok(c.canon
+                .iter()
+                .find(|(_, b)| {
+                    c.blocks
+                        .get(*b)
+                        .is_some_and(|t| t.iter().any(|t| t.hash() == *tx))
+                })
+                .map(|(n, b)| (*n, *b)))
+        }
+        fn is_pending(&self, tx: &Hash) -> bool {
+            self.chain.lock().pool.iter().any(|t| t.hash() == *tx)
+        }
+        fn state_nonce(&self, _: &AccountId) -> Result<u64, String> {
+            Ok(self.chain.lock().nonce)
+        }
+        fn balance(&self, _: &AccountId) -> Result<Balance, String> {
+            Ok(0)
+        }
+        fn fee_estimate(&self) -> Balance {
+            1
+        }
+        fn block_transactions(&self, number: u64) -> Result<Vec<SignedTransaction>, String> {
+            let c = self.chain.lock();
+            Ok(c.canon
+                .get(&number)
+                .and_then(|b| c.blocks.get(b))
+                .cloned()
+                .unwrap_or_default())
+        }
+    }
+
+    struct Rig {
+        _dir: tempfile::TempDir,
+        state: Arc<CacheState>,
+        ledger: Arc<MemLedger>,
+        claimer: Claimer,
+    }
+
+    const ROUND: u64 = 1;
+
+    /// A cache holding proven tickets 0..count of round 1 (draw at block
+    /// 2·10−1+2 = 21, window 20 blocks).
+    fn rig(count: u32, n: u32, w: u32) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let state = CacheModule::open(CacheConfig::new(dir.path().to_path_buf(), 1 << 20))
+            .unwrap()
+            .state();
+        let signer = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+        let cache = Arc::new(ed25519_dalek::SigningKey::from_bytes(&[9; 32]));
+        let me = AccountId(cache.verifying_key().to_bytes());
+        let id = Hash([5; 32]);
+        let terms = EscrowTerms {
+            signer: AccountId(signer.verifying_key().to_bytes()),
+            face_value: 1000,
+            tickets_per_round: n,
+            winners_per_round: w,
+            round_length: 10,
+            first_round: ROUND,
+            last_round: ROUND,
+            draw_delay: 2,
+            claim_window: 20,
+        };
+        let ledger = Arc::new(MemLedger {
+            escrow: Escrow {
+                funder: me,
+                terms,
+                payment: 1_000_000,
+                penalty: 0,
+                penalised: false,
+                claimed: Vec::new(),
+            },
+            id,
+            chain: Mutex::new(Chain::default()),
+        });
+        ledger.mine(0);
+        for number in 0..count {
+            let secret = [number as u8; 32];
+            let request = CacheRequest {
+                remainder: BundleRemainder {
+                    escrow: id,
+                    object: Hash([1; 32]),
+                    object_size: 1,
+                    chunk_size: 1,
+                    client: AccountId([2; 32]),
+                    sequence: u64::from(number),
+                    puzzle: PuzzleParams::covering_all(1, 1, 1),
+                    goal: Hash([3; 32]),
+                },
+                position: 0,
+                request: TicketRequest {
+                    chunk_index: 0,
+                    chunk_id: Hash([4; 32]),
+                    cache: me,
+                    size: 1,
+                },
+                l1_hash: Hash([0; 32]),
+                subdigests: Vec::new(),
+                l2_digest: Hash([0; 32]),
+                auth: BatchAuth {
+                    root: Hash([0; 32]),
+                    batch_size: 1,
+                    index: 0,
+                    path: Vec::new(),
+                    signature: cachecash_runtime::Signature([0; 64]),
+                },
+            };
+            let l1 = sign_ticket(
+                &signer,
+                Ticket {
+                    escrow: id,
+                    round: ROUND,
+                    number,
+                    cache: me,
+                    client: AccountId([2; 32]),
+                    chunk: Hash([4; 32]),
+                    secret_hash: secret_commitment(&secret),
+                },
+            );
+            state.tickets.begin(&request).unwrap();
+            state.tickets.hold(&request, &l1, 1).unwrap();
+            let (key, held) = state
+                .tickets
+                .bundle(&id, &AccountId([2; 32]), u64::from(number))
+                .unwrap()
+                .remove(0);
+            let claim = L2Claim {
+                sealed: SealedL2 {
+                    ciphertext: Vec::new(),
+                    tag: [0; 32],
+                },
+                secret: PuzzleSecret::from_bytes(secret),
+            };
+            state.tickets.prove(&key, &held, &claim).unwrap();
+        }
+        let claimer = Claimer::new(
+            state.clone(),
+            ledger.clone() as Arc<dyn Ledger>,
+            cache,
+            ClaimerConfig {
+                depth: 3,
+                ..ClaimerConfig::default()
+            },
+        );
+        Rig {
+            _dir: dir,
+            state,
+            ledger,
+            claimer,
+        }
+    }
+
+    fn settle_of(r: &Rig, number: u32) -> Option<Settle> {
+        r.state
+            .tickets
+            .settlement(&(r.ledger.id, ROUND, number))
+            .unwrap()
+            .map(|r| r.settle)
+    }
+
+    fn winners_at(r: &Rig, seed: Hash) -> Vec<u32> {
+        let t = &r.ledger.escrow.terms;
+        mc::winners(
+            &seed,
+            &r.ledger.id,
+            ROUND,
+            t.tickets_per_round,
+            t.winners_per_round,
+        )
+    }
+
+    #[test]
+    fn nothing_happens_before_the_draw_block_is_mined() {
+        let mut r = rig(4, 4, 2);
+        r.ledger.mine_to(20);
+        r.claimer.pass().unwrap();
+        assert!((0..4).all(|n| settle_of(&r, n).is_none()));
+    }
+
+    #[test]
+    fn a_claim_dropped_by_a_reorganisation_is_resubmitted_and_lands() {
+        let mut r = rig(4, 4, 2);
+        r.ledger.mine_to(21);
+        let won = winners_at(&r, block_hash(21, 0));
+        r.claimer.pass().unwrap();
+        let tx = match settle_of(&r, won[0]) {
+            Some(Settle::Submitted { tx, .. }) => tx,
+            other => panic!("expected a submitted claim, got {other:?}"),
+        };
+        r.ledger.mine(0); // block 22 holds the claim
+        r.claimer.pass().unwrap();
+        assert!(matches!(
+            settle_of(&r, won[0]),
+            Some(Settle::Claimed { number: 22, .. })
+        ));
+        // A heavier branch from block 22 drops it (and the pool forgot it).
+        r.ledger.reorg(22, 1);
+        r.claimer.pass().unwrap();
+        assert_eq!(
+            settle_of(&r, won[0]),
+            Some(Settle::Submitted {
+                draw: block_hash(21, 0),
+                tx
+            }),
+            "resubmitted: the same transaction"
+        );
+        assert!(r.ledger.is_pending(&tx));
+        r.ledger.mine(1);
+        r.claimer.pass().unwrap();
+        r.ledger.mine_to(30);
+        r.claimer.pass().unwrap();
+        for n in &won {
+            assert!(
+                matches!(settle_of(&r, *n), Some(Settle::Final { tx: t, .. }) if t == tx),
+                "winner {n} final through the same claim"
+            );
+        }
+        // Losers are lost; every ticket left the active set.
+        for n in (0..4).filter(|n| !won.contains(n)) {
+            assert!(matches!(settle_of(&r, n), Some(Settle::Lost { .. })));
+        }
+        assert!(r.state.tickets.active_groups().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_reorganisation_that_moves_the_draw_block_recomputes_the_winners() {
+        let mut r = rig(8, 8, 1);
+        r.ledger.mine_to(21);
+        let first = winners_at(&r, block_hash(21, 0))[0];
+        // Find a fork whose draw block makes another ticket the winner.
+        let fork = (1..=255u8)
+            .find(|f| winners_at(&r, block_hash(21, *f))[0] != first)
+            .expect("some fork draws differently");
+        let second = winners_at(&r, block_hash(21, fork))[0];
+        r.claimer.pass().unwrap();
+        assert!(matches!(
+            settle_of(&r, first),
+            Some(Settle::Submitted { .. })
+        ));
+        assert!(matches!(settle_of(&r, second), Some(Settle::Lost { .. })));
+        r.ledger.reorg(21, fork);
+        r.ledger.chain.lock().pool.clear();
+        r.claimer.pass().unwrap();
+        assert!(
+            matches!(settle_of(&r, first), Some(Settle::Lost { draw }) if draw == block_hash(21, fork)),
+            "the old winner lost the new draw"
+        );
+        assert!(
+            matches!(settle_of(&r, second), Some(Settle::Submitted { draw, .. }) if draw == block_hash(21, fork)),
+            "the new winner is claimed"
+        );
+    }
+
+    #[test]
+    fn an_unclaimed_winner_expires_with_its_reason_when_the_window_closes() {
+        let mut r = rig(2, 2, 2);
+        r.claimer.config.max_fee_percent = 0;
+        r.claimer.config.urgent_blocks = 0;
+        // Fee 1 against β = 1000 at 0 %: held back until the last block,
+        // where the window (21 + 20) has closed.
+        r.ledger.mine_to(22);
+        r.claimer.pass().unwrap();
+        match settle_of(&r, 0) {
+            Some(Settle::Won { waiting, .. }) => {
+                assert!(waiting.contains("held back"), "{waiting}")
+            }
+            other => panic!("expected a held-back winner, got {other:?}"),
+        }
+        r.ledger.mine_to(41);
+        r.claimer.pass().unwrap();
+        match settle_of(&r, 0) {
+            Some(Settle::Expired { reason }) => assert!(reason.contains("#41"), "{reason}"),
+            other => panic!("expected an expired winner, got {other:?}"),
+        }
+        assert!(r.state.tickets.active_groups().unwrap().is_empty());
+    }
+}
