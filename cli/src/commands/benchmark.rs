@@ -87,6 +87,30 @@ pub enum BenchmarkCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Settlement: the cache's claimer over one round of held tickets, from
+    /// before the draw until every ticket is final or lost (real RocksDB
+    /// ticket store, in-memory chain, one pass per block). Reports the CPU
+    /// it took and its share of one core at the given block time.
+    ///
+    /// Examples:
+    ///   cachecash benchmark settle
+    ///   cachecash benchmark settle --json --tickets 10000 --winners 100 --round-seconds 60
+    #[command(verbatim_doc_comment)]
+    Settle {
+        /// Tickets held in the round.
+        #[arg(long, default_value_t = 10_000)]
+        tickets: u32,
+        /// Winners drawn in the round.
+        #[arg(long, default_value_t = 100)]
+        winners: u32,
+        /// Length of a round in seconds (its blocks × block time), for the
+        /// share of one core.
+        #[arg(long, default_value_t = 60.0)]
+        round_seconds: f64,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Ledger: block import throughput and state-root update cost.
     ///
     /// Examples:
@@ -147,6 +171,41 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
                 println!(
                     "claim validation: {} claims at {:.0} claims/s, {:.0} claims/s with transaction signatures (one core; goal ≥ 10,000)",
                     r.claims, r.claims_per_second, r.claims_per_second_with_tx_signatures
+                );
+            }
+            Ok(())
+        }
+        BenchmarkCommand::Settle {
+            tickets,
+            winners,
+            round_seconds,
+            json,
+        } => {
+            anyhow::ensure!(
+                tickets > 0 && winners > 0 && winners <= tickets && round_seconds > 0.0,
+                "need 0 < --winners ≤ --tickets and a positive --round-seconds"
+            );
+            use cachecash_node::cdn::cache::claimer::memory;
+            let dir = tempfile::tempdir()?;
+            let mut rig =
+                memory::rig(dir.path(), tickets, tickets, winners).map_err(anyhow::Error::msg)?;
+            let r = memory::settle_round(&mut rig).map_err(anyhow::Error::msg)?;
+            let share = r.cpu_seconds / round_seconds * 100.0;
+            if json {
+                println!(
+                    "{}",
+                    json!({"benchmark": "settle", "version": env!("CARGO_PKG_VERSION"), "roundSeconds": round_seconds, "coreSharePercent": share, "result": r})
+                );
+            } else {
+                println!(
+                    "settled {} tickets ({} winners) in {} passes: {:.3} s of passes (slowest {:.1} ms), {:.2} CPU s = {:.2} % of one core over a {round_seconds} s round",
+                    r.tickets,
+                    r.winners,
+                    r.passes,
+                    r.pass_seconds,
+                    r.max_pass_seconds * 1e3,
+                    r.cpu_seconds,
+                    share
                 );
             }
             Ok(())
