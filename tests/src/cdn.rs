@@ -103,6 +103,8 @@ pub fn plan() -> EscrowPlan {
         claim_window: 100,
         penalty: 10 * UNIT,
         fee: 1_000_000,
+        top_up_rounds: 0,
+        budget: 0,
     }
 }
 

@@ -28,6 +28,8 @@ fn settlement_plan() -> EscrowPlan {
         claim_window: 40,
         penalty: 10 * UNIT,
         fee: 1_000_000,
+        top_up_rounds: 0,
+        budget: 0,
     }
 }
 
@@ -357,5 +359,54 @@ async fn a_cache_stopped_while_claiming_resumes_without_a_double_or_a_lost_claim
         }
     }
     net.caches.insert(victim, (node, state, base));
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_publisher_tops_up_its_escrow_before_it_runs_out_within_its_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = directory_origin(tmp.path(), 1);
+    // Three rounds at a time, nine at most: two top-ups, then the budget
+    // stops them.
+    let plan = EscrowPlan {
+        rounds: 3,
+        top_up_rounds: 3,
+        budget: 9 * 32 * UNIT,
+        ..settlement_plan()
+    };
+    let net = setup_with(origin, 5, plan.clone(), ClaimerConfig::default()).await;
+    let id = net.state().escrow().unwrap().id;
+    let chain = net.chain.chain().clone();
+    let terms = move || chain.escrow(&id, None).unwrap().0.unwrap().terms;
+    let first = terms();
+    assert_eq!(first.last_round - first.first_round + 1, 3);
+    let original_end = first.draw_height(first.last_round).unwrap();
+    let t = terms.clone();
+    wait_until("two top-ups landed", DEADLINE, || {
+        t().last_round == first.last_round + 6
+    })
+    .await;
+    let topped = terms();
+    // The publisher issues from the new rounds: a fetch after the original
+    // rounds were all drawn succeeds.
+    wait_for_height(&net.chain, original_end + 1, DEADLINE).await;
+    let (out, _) = net
+        .fetch("/obj0", None)
+        .await
+        .expect("fetch in a topped-up round");
+    assert_eq!(out.len(), 2 << 20);
+    let publisher = net.state().escrow().unwrap();
+    wait_until("the publisher sees the new rounds", DEADLINE, || {
+        publisher.terms().last_round == topped.last_round
+    })
+    .await;
+    // With fewer than three rounds left again, the budget allows no more.
+    let low = topped.draw_height(topped.last_round - 2).unwrap();
+    wait_for_height(&net.chain, low + 10, DEADLINE).await;
+    assert_eq!(
+        terms().last_round,
+        topped.last_round,
+        "the budget stops top-ups"
+    );
     net.stop().await;
 }

@@ -20,6 +20,8 @@
 //! draw_delay = 5
 //! claim_window = 200
 //! penalty = "100CCH"
+//! top_up_rounds = 50                      # add 50 rounds when fewer are left…
+//! budget = "2000CCH"                      # …while all payment deposits stay within this
 //!
 //! [cache]
 //! dir = "/var/lib/cachecash/cache"
@@ -118,6 +120,8 @@ struct TermsFile {
     claim_window: Option<u32>,
     penalty: Option<String>,
     fee: Option<String>,
+    top_up_rounds: Option<u64>,
+    budget: Option<String>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -232,6 +236,11 @@ pub fn modules(
                         fee: match &t.fee {
                             Some(v) => amount(v, "fee")?,
                             None => 1_000_000,
+                        },
+                        top_up_rounds: t.top_up_rounds.unwrap_or(0),
+                        budget: match &t.budget {
+                            Some(v) => amount(v, "budget")?,
+                            None => 0,
                         },
                     },
                 }

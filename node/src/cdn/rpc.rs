@@ -216,7 +216,7 @@ impl CdnApiServer for CdnRpc {
             escrow: escrow.as_ref().map(|e| e.id.to_string()),
             rounds: escrow
                 .as_ref()
-                .map(|e| (e.terms.first_round, e.terms.last_round)),
+                .map(|e| (e.terms().first_round, e.terms().last_round)),
             caches: s
                 .caches
                 .hired()

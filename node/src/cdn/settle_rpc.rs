@@ -487,7 +487,7 @@ impl PublisherApiServer for SettleRpc {
         let terms = on_chain
             .as_ref()
             .map(|e| e.terms.clone())
-            .unwrap_or_else(|| active.terms.clone());
+            .unwrap_or_else(|| active.terms());
         let mut rounds = Vec::new();
         for (k, reserved) in
             s.kv.scan::<u64>(&key(&[b"tn/", &active.id.0]))
@@ -501,9 +501,7 @@ impl PublisherApiServer for SettleRpc {
                 draw_height: terms.draw_height(round).unwrap_or(0),
             });
         }
-        let rounds_left = (terms.first_round..=terms.last_round)
-            .filter(|r| terms.draw_height(*r).is_ok_and(|h| h > head))
-            .count() as u64;
+        let rounds_left = super::publisher::escrow::rounds_left(&terms, head);
         Ok(vec![EscrowView {
             escrow: active.id.to_string(),
             terms: serde_json::to_value(&terms).map_err(internal)?,

@@ -47,8 +47,13 @@ pub struct EscrowPlan {
     pub claim_window: u32,
     /// Penalty deposit.
     pub penalty: Balance,
-    /// Transaction fee for the open.
+    /// Transaction fee for the open and the top-ups.
     pub fee: Balance,
+    /// Rounds added by each top-up (0: never top up).
+    pub top_up_rounds: u64,
+    /// Most payment deposit (w·β per round funded, the open included) the
+    /// publisher commits to this escrow; top-ups stop at it.
+    pub budget: Balance,
 }
 
 /// How the publisher gets its escrow.
@@ -80,8 +85,130 @@ pub struct ActiveEscrow {
     pub id: EscrowId,
     /// Its secret (derives every cache key).
     pub secret: EscrowSecret,
-    /// Its terms.
-    pub terms: EscrowTerms,
+    /// Its terms as last read from the chain (top-ups extend them).
+    terms: parking_lot::RwLock<EscrowTerms>,
+}
+
+impl ActiveEscrow {
+    /// An escrow with `terms`.
+    pub fn new(id: EscrowId, secret: EscrowSecret, terms: EscrowTerms) -> ActiveEscrow {
+        ActiveEscrow {
+            id,
+            secret,
+            terms: parking_lot::RwLock::new(terms),
+        }
+    }
+
+    /// Its current terms.
+    pub fn terms(&self) -> EscrowTerms {
+        self.terms.read().clone()
+    }
+
+    /// Takes the chain's newer terms (after a top-up).
+    pub fn set_terms(&self, terms: EscrowTerms) {
+        *self.terms.write() = terms;
+    }
+}
+
+/// How many rounds of `terms` still have their draw block ahead of `head`.
+pub fn rounds_left(terms: &EscrowTerms, head: u64) -> u64 {
+    (terms.first_round..=terms.last_round)
+        .rev()
+        .take_while(|r| terms.draw_height(*r).is_ok_and(|h| h > head))
+        .count() as u64
+}
+
+/// Keeps the escrow funded: when fewer than `top_up_rounds` rounds are left
+/// to issue in, adds `top_up_rounds` rounds (paying w·β each) from the
+/// funder, while the plan's budget allows and the chain still accepts a
+/// top-up (before the last round begins, never after a penalty). Re-reads
+/// the terms from the chain so issuance sees the new rounds.
+pub async fn keep_funded(
+    ledger: std::sync::Arc<dyn Ledger>,
+    escrow: std::sync::Arc<ActiveEscrow>,
+    funder: std::sync::Arc<SigningKey>,
+    plan: EscrowPlan,
+) {
+    let funder_account = AccountId::from_signing_key(&funder);
+    let mut pending: Option<(cachecash_runtime::Hash, u64)> = None;
+    let mut warned = false;
+    loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let Ok(Some(e)) = ledger.escrow(&escrow.id) else {
+            continue;
+        };
+        if e.terms != escrow.terms() {
+            tracing::info!(target: "cachecash::cdn", escrow = %escrow.id, last_round = e.terms.last_round, "escrow terms updated from the chain");
+            escrow.set_terms(e.terms.clone());
+            pending = None;
+        }
+        let head = ledger.head_number();
+        if plan.top_up_rounds == 0 || e.penalised {
+            continue;
+        }
+        let left = rounds_left(&e.terms, head);
+        if left >= plan.top_up_rounds {
+            continue;
+        }
+        // One top-up at a time: wait for the last one to land or vanish.
+        if let Some((tx, at)) = pending {
+            if ledger.is_pending(&tx) || head < at.saturating_add(3) {
+                continue;
+            }
+            pending = None;
+        }
+        let funded = e
+            .terms
+            .rounds()
+            .ok()
+            .and_then(|r| e.terms.payment_required(r).ok());
+        let extra = e.terms.payment_required(plan.top_up_rounds).ok();
+        let (Some(funded), Some(extra)) = (funded, extra) else {
+            continue;
+        };
+        if funded.saturating_add(extra) > plan.budget {
+            if !warned {
+                tracing::warn!(target: "cachecash::cdn", escrow = %escrow.id, rounds_left = left, budget = %plan.budget, "escrow budget spent: no more top-ups; raise the budget or open a new escrow before its rounds run out");
+                warned = true;
+            }
+            continue;
+        }
+        let last_start = e.terms.round_start(e.terms.last_round).unwrap_or(0);
+        if head.saturating_add(2) >= last_start {
+            if !warned {
+                tracing::warn!(target: "cachecash::cdn", escrow = %escrow.id, "the escrow's last round has begun; it can no longer be topped up");
+                warned = true;
+            }
+            continue;
+        }
+        let nonce = match ledger.next_nonce(&funder_account) {
+            Ok(n) => n,
+            Err(err) => {
+                tracing::warn!(target: "cachecash::cdn", "escrow top-up: {err}");
+                continue;
+            }
+        };
+        let tx = Transaction {
+            signer: funder_account,
+            nonce,
+            fee: plan.fee,
+            call: Call::EscrowTopUp {
+                escrow: escrow.id,
+                extra_rounds: plan.top_up_rounds,
+                penalty: 0,
+            },
+        }
+        .sign(&funder, &ledger.genesis());
+        match ledger.submit(tx) {
+            Ok(hash) => {
+                tracing::info!(target: "cachecash::cdn", escrow = %escrow.id, rounds_left = left, extra_rounds = plan.top_up_rounds, payment = %extra, tx = %hash, "topping up the escrow");
+                pending = Some((hash, head));
+            }
+            Err(err) => {
+                tracing::warn!(target: "cachecash::cdn", escrow = %escrow.id, "escrow top-up refused: {err}")
+            }
+        }
+    }
 }
 
 /// Opens or adopts the escrow, waiting (up to `wait`) for it on chain.
@@ -133,11 +260,11 @@ pub async fn establish(
             stored.id, escrow.terms.signer
         ));
     }
-    Ok(ActiveEscrow {
-        id: stored.id,
-        secret: EscrowSecret::from_bytes(stored.secret),
-        terms: escrow.terms,
-    })
+    Ok(ActiveEscrow::new(
+        stored.id,
+        EscrowSecret::from_bytes(stored.secret),
+        escrow.terms,
+    ))
 }
 
 fn usable(kv: &Kv, ledger: &dyn Ledger, id: &EscrowId) -> Result<bool, String> {

@@ -307,14 +307,23 @@ impl Publisher {
                 }
             }
         };
-        tracing::info!(target: "cachecash::cdn", escrow = %est.id, first_round = est.terms.first_round, last_round = est.terms.last_round, "publisher escrow ready");
+        tracing::info!(target: "cachecash::cdn", escrow = %est.id, first_round = est.terms().first_round, last_round = est.terms().last_round, "publisher escrow ready");
         let (instance, instances) = self.state.config.instance;
         let _ = self
             .state
             .numbers
             .set(escrow::Counters::new(est.id, instance, instances));
         let _ = self.state.escrow.set(est.clone());
-        hire::keep_hired(self, est).await;
+        // Both run for the module's life (aborted with this task at stop).
+        let funding = match self.state.config.escrow.clone() {
+            escrow::EscrowSource::Open { funder, plan } => futures::future::Either::Left(
+                escrow::keep_funded(self.ledger.clone(), est.clone(), funder, plan),
+            ),
+            escrow::EscrowSource::Existing(_) => {
+                futures::future::Either::Right(std::future::pending::<()>())
+            }
+        };
+        tokio::join!(hire::keep_hired(self, est), funding);
     }
 
     /// Waits (up to `limit`) until this node has caught up with the best

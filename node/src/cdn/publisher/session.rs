@@ -284,7 +284,7 @@ impl Session<'_> {
         let (round, ticket_numbers) = numbers
             .take_numbers(
                 kv,
-                &self.escrow.terms,
+                &self.escrow.terms(),
                 p.ledger.head_number(),
                 p.state.config.issue_margin,
                 caches.len(),
