@@ -421,9 +421,10 @@ pub fn apply_transaction<S: StateReader + ?Sized>(
                 ))?;
             overlay.set(*dest, receiver);
         }
-        Call::TicketClaim { .. } => {
-            // A claim pays its fee out of what it claims, so a cache with an
-            // empty account can still redeem its first winners. All on the
+        Call::TicketClaim { .. } | Call::DuplicateTicketProof { .. } => {
+            // A claim (or a duplicate proof) pays its fee out of what it
+            // earns, so a cache with an empty account can still redeem its
+            // first winners or report a cheating publisher. All on the
             // overlay: a failing call is rolled back by the caller.
             sender.nonce = next_nonce;
             overlay.set(tx.signer, sender);

@@ -410,3 +410,78 @@ async fn the_publisher_tops_up_its_escrow_before_it_runs_out_within_its_budget()
     );
     net.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_publisher_that_signs_one_number_twice_forfeits_its_penalty_to_the_cache_that_proves_it()
+{
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = directory_origin(tmp.path(), 1);
+    let plan = settlement_plan();
+    let net = setup_with(origin, 5, plan.clone(), ClaimerConfig::default()).await;
+    let (out, _) = net.fetch("/obj0", None).await.expect("fetch succeeds");
+    assert_eq!(out.len(), 2 << 20);
+    // A ticket cache 0 holds, and a second ticket with the same escrow,
+    // round and number for another chunk, signed by the publisher (the
+    // escrow's ticket signer is its node key): the double issue.
+    let (node, state, _) = &net.caches[0];
+    let (_, _, held, _) = state
+        .tickets
+        .page(None, 1)
+        .unwrap()
+        .pop()
+        .expect("cache 0 holds a ticket");
+    let first = held.unwrap().l1.unwrap();
+    let mut twin = first.ticket.clone();
+    twin.chunk = cachecash_runtime::Hash([0xdd; 32]);
+    let publisher_key = net
+        .publisher
+        .as_ref()
+        .unwrap()
+        .network()
+        .unwrap()
+        .signing_key();
+    let second = cachecash_runtime::microcash::sign_ticket(&publisher_key, twin);
+    let ledger = ChainLedger::new(node.chain().clone(), node.pool().clone());
+    let escrow = first.ticket.escrow;
+    let penalty = ledger.escrow(&escrow).unwrap().unwrap().penalty;
+    let me = first.ticket.cache;
+    let before = ledger.balance(&me).unwrap();
+    let key = node.network().unwrap().signing_key();
+    let tx = cachecash_node::cdn::cache::settle::report_duplicate(state, &ledger, &key, &second)
+        .expect("the proof is submitted");
+    assert!(
+        cachecash_node::cdn::cache::settle::report_duplicate(state, &ledger, &key, &second)
+            .is_none(),
+        "once per escrow"
+    );
+    let chain = net.chain.chain().clone();
+    wait_until("the penalty is forfeited", DEADLINE, || {
+        chain
+            .escrow(&escrow, None)
+            .unwrap()
+            .0
+            .is_some_and(|e| e.penalised && e.penalty == 0)
+    })
+    .await;
+    let chain_ledger = ChainLedger::new(net.chain.chain().clone(), net.chain.pool().clone());
+    assert!(chain_ledger.transaction_block(&tx).unwrap().is_some());
+    let share =
+        penalty * u128::from(net.chain.chain().params().duplicate_reporter_share_percent) / 100;
+    assert!(share > 0);
+    let proof_fee = net.chain.chain().params().minimum_fee;
+    // Exactly: the reporter's share less the proof's fee, plus what the
+    // cache's claims paid (the escrow still pays winners; only the penalty
+    // went).
+    let st = state.clone();
+    wait_until("every ticket of the cache settled", DEADLINE, || {
+        settled(&st)
+    })
+    .await;
+    let (_, value, fees, _) = books(state, &chain_ledger);
+    assert_eq!(before, 0, "the cache had earned nothing before");
+    assert_eq!(
+        chain_ledger.balance(&me).unwrap(),
+        share - proof_fee + value - fees
+    );
+    net.stop().await;
+}

@@ -409,55 +409,15 @@ impl CacheService {
         self.state.counters.keys_released.inc();
         Ok(key)
     }
-    /// Submits a duplicate-ticket proof when `l1` and the ticket held under
-    /// its (escrow, round, number) differ: the publisher signed one number
-    /// twice, and its penalty deposit pays this cache the reporter's share.
-    /// Once per escrow (the chain takes the penalty once).
+    /// Proves a duplicate ticket number, if `l1` is one (see
+    /// [`super::settle::report_duplicate`]).
     fn report_duplicate(&self, l1: &cachecash_runtime::microcash::SignedTicket) {
-        let t = &l1.ticket;
-        let tickets = &self.state.tickets;
-        let held = match tickets.ticket_in(&(t.escrow, t.round, t.number)) {
-            Ok(Some((_, h))) => h.l1,
-            _ => None,
-        };
-        let Some(first) = held else { return };
-        if !super::settle::is_duplicate(&first, l1)
-            || !matches!(tickets.duplicate_reported(&t.escrow), Ok(None))
-        {
-            return;
-        }
-        let key = self.network.signing_key();
-        let nonce = match self.ledger.next_nonce(&self.me) {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(target: "cachecash::settle", "cannot prove a duplicate ticket: {e}");
-                return;
-            }
-        };
-        let tx = cachecash_runtime::Transaction {
-            signer: self.me,
-            nonce,
-            fee: self.ledger.fee_estimate(),
-            call: cachecash_runtime::Call::DuplicateTicketProof {
-                first: Box::new(first),
-                second: Box::new(l1.clone()),
-            },
-        }
-        .sign(&key, &self.ledger.genesis());
-        let hash = tx.hash();
-        if let Err(e) = tickets.save_duplicate_report(&t.escrow, &hash) {
-            tracing::warn!(target: "cachecash::settle", "cannot record a duplicate proof: {e}");
-            return;
-        }
-        match self.ledger.submit(tx) {
-            Ok(_) => {
-                self.state.counters.duplicates_reported.inc();
-                tracing::warn!(target: "cachecash::settle", escrow = %t.escrow, round = t.round, number = t.number, tx = %hash, "the publisher signed one ticket number twice; duplicate proof submitted");
-            }
-            Err(e) => {
-                tracing::warn!(target: "cachecash::settle", escrow = %t.escrow, "duplicate proof refused: {e}")
-            }
-        }
+        super::settle::report_duplicate(
+            &self.state,
+            self.ledger.as_ref(),
+            &self.network.signing_key(),
+            l1,
+        );
     }
 
     /// Fills a missing chunk from the escrow's publisher: one fill per chunk

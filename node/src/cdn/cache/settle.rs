@@ -312,3 +312,59 @@ pub fn is_duplicate(a: &SignedTicket, b: &SignedTicket) -> bool {
     let (x, y) = (&a.ticket, &b.ticket);
     x.escrow == y.escrow && x.round == y.round && x.number == y.number && x != y
 }
+
+/// Submits a duplicate-ticket proof when `l1` and the ticket the cache holds
+/// under its (escrow, round, number) differ: the publisher signed one number
+/// twice, and its penalty deposit pays this cache the reporter's share. Once
+/// per escrow (the chain takes the penalty once); the report is recorded
+/// before the proof is submitted. Returns the proof's transaction hash.
+pub fn report_duplicate(
+    state: &super::CacheState,
+    ledger: &dyn crate::cdn::ledger::Ledger,
+    key: &ed25519_dalek::SigningKey,
+    l1: &SignedTicket,
+) -> Option<Hash> {
+    let t = &l1.ticket;
+    let tickets = &state.tickets;
+    let first = match tickets.ticket_in(&(t.escrow, t.round, t.number)) {
+        Ok(Some((_, h))) => h.l1?,
+        _ => return None,
+    };
+    if !is_duplicate(&first, l1) || !matches!(tickets.duplicate_reported(&t.escrow), Ok(None)) {
+        return None;
+    }
+    let me = cachecash_runtime::AccountId(key.verifying_key().to_bytes());
+    let nonce = match ledger.next_nonce(&me) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(target: "cachecash::settle", "cannot prove a duplicate ticket: {e}");
+            return None;
+        }
+    };
+    let tx = cachecash_runtime::Transaction {
+        signer: me,
+        nonce,
+        fee: ledger.fee_estimate(),
+        call: cachecash_runtime::Call::DuplicateTicketProof {
+            first: Box::new(first),
+            second: Box::new(l1.clone()),
+        },
+    }
+    .sign(key, &ledger.genesis());
+    let hash = tx.hash();
+    if let Err(e) = tickets.save_duplicate_report(&t.escrow, &hash) {
+        tracing::warn!(target: "cachecash::settle", "cannot record a duplicate proof: {e}");
+        return None;
+    }
+    match ledger.submit(tx) {
+        Ok(_) => {
+            state.counters.duplicates_reported.inc();
+            tracing::warn!(target: "cachecash::settle", escrow = %t.escrow, round = t.round, number = t.number, tx = %hash, "the publisher signed one ticket number twice; duplicate proof submitted");
+            Some(hash)
+        }
+        Err(e) => {
+            tracing::warn!(target: "cachecash::settle", escrow = %t.escrow, "duplicate proof refused: {e}");
+            None
+        }
+    }
+}
