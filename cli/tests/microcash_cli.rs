@@ -232,6 +232,76 @@ fn escrow_and_ticket_commands_run_the_whole_cycle() {
     assert!(!ok);
     assert!(err.contains("preimage"), "{err}");
 
+    // Secrets: one for all tickets or one per ticket; anything else is refused.
+    let (ok, _, err) = cachecash(&[
+        "ticket",
+        "claim",
+        "--from",
+        "bob",
+        "--secret",
+        &format!("{secret},{wrong}"),
+        &lines[winners[0]],
+        "--rpc",
+        &url,
+    ]);
+    assert!(!ok);
+    assert!(err.contains("2 secrets for 1 tickets"), "{err}");
+
+    // The signer issues number 0 a second time, to another client: anyone
+    // holding both proves it, and the penalty is forfeited.
+    let twins = dir.path().join("twins.txt");
+    let twins = twins.to_str().unwrap();
+    let (ok, _, err) = cachecash(&[
+        "ticket",
+        "issue",
+        "--signer",
+        "alice",
+        "--escrow",
+        &id,
+        "--round",
+        &round,
+        "--numbers",
+        "0",
+        "--cache",
+        "bob",
+        "--client",
+        "dave",
+        "--secret",
+        &secret,
+        "--output",
+        twins,
+        "--rpc",
+        &url,
+    ]);
+    assert!(ok, "{err}");
+    let (ok, _, err) = cachecash(&[
+        "ticket",
+        "prove-duplicate",
+        "--from",
+        "eve",
+        &lines[0],
+        &lines[1],
+        "--rpc",
+        &url,
+    ]);
+    assert!(!ok, "two different numbers are not a duplicate");
+    assert!(err.contains("not a duplicate"), "{err}");
+    let (ok, out, err) = cachecash(&[
+        "ticket",
+        "prove-duplicate",
+        "--from",
+        "eve",
+        &lines[0],
+        twins,
+        "--rpc",
+        &url,
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("Duplicate proven"), "{out}");
+    let (ok, shown, err) = cachecash(&["escrow", "show", &id, "--rpc", &url]);
+    assert!(ok, "{err}");
+    assert!(shown.contains("\"penalised\": true"), "{shown}");
+
     let (ok, _, err) = cachecash(&["escrow", "close", "--from", "alice", &id, "--rpc", &url]);
     assert!(!ok);
     assert!(err.contains("locked until block"), "{err}");

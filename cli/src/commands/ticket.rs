@@ -47,16 +47,36 @@ pub enum TicketCommand {
     ///
     /// Example:
     ///   cachecash ticket claim --from bob --secret 0x… t.txt
+    ///   cachecash ticket claim --from bob --secret 0x…a,0x…b 0x…ticket1 0x…ticket2
     #[command(verbatim_doc_comment)]
     Claim {
         /// The cache's key: dev name (dev/local), 0x secret seed, or key file.
         #[arg(long)]
         from: String,
-        /// The puzzle secret (32 bytes) the tickets commit to.
-        #[arg(long)]
-        secret: String,
+        /// The puzzle secret (32 bytes) the tickets commit to: once for
+        /// all tickets, or once per ticket in their order.
+        #[arg(long, required = true, value_delimiter = ',')]
+        secret: Vec<String>,
         /// Tickets: 0x hex, or files with one per line.
         tickets: Vec<String>,
+        #[command(flatten)]
+        submit: SubmitArgs,
+    },
+    /// Prove that an escrow's signer signed two different tickets with the
+    /// same escrow, round and number: its penalty deposit is forfeited and
+    /// the reporter (the signing key) gets its share, less the fee.
+    ///
+    /// Example:
+    ///   cachecash ticket prove-duplicate --from bob 0x…first 0x…second
+    #[command(verbatim_doc_comment)]
+    ProveDuplicate {
+        /// The reporter's key: dev name (dev/local), 0x secret seed, or key file.
+        #[arg(long)]
+        from: String,
+        /// The first ticket: 0x hex, or a file holding it.
+        first: String,
+        /// The second ticket: 0x hex, or a file holding it.
+        second: String,
         #[command(flatten)]
         submit: SubmitArgs,
     },
@@ -113,12 +133,28 @@ pub fn run(cmd: TicketCommand) -> anyhow::Result<()> {
             } => {
                 let client = NodeClient::new(&submit.rpc.rpc)?;
                 let f = shared::facts(&client).await?;
-                let preimage: [u8; 32] = decode_hex_array(&secret)
-                    .context("--secret must be 0x followed by 64 hex digits")?;
+                let secrets = secret
+                    .iter()
+                    .map(|s| {
+                        decode_hex_array::<32>(s)
+                            .with_context(|| format!("--secret '{s}' must be 0x followed by 64 hex digits"))
+                    })
+                    .collect::<anyhow::Result<Vec<[u8; 32]>>>()?;
                 let tickets = read_tickets(&tickets)?;
+                if secrets.len() != 1 && secrets.len() != tickets.len() {
+                    anyhow::bail!(
+                        "{} secrets for {} tickets: give one --secret for all tickets, or one per ticket in their order",
+                        secrets.len(),
+                        tickets.len()
+                    );
+                }
                 let claims: Vec<TicketClaimItem> = tickets
                     .into_iter()
-                    .map(|ticket| TicketClaimItem { ticket, preimage })
+                    .enumerate()
+                    .map(|(i, ticket)| TicketClaimItem {
+                        ticket,
+                        preimage: secrets[if secrets.len() == 1 { 0 } else { i }],
+                    })
                     .collect();
                 let max = cachecash_runtime::microcash::MAX_CLAIMS_PER_TRANSACTION;
                 if claims.is_empty() || claims.len() > max {
@@ -130,6 +166,40 @@ pub fn run(cmd: TicketCommand) -> anyhow::Result<()> {
                 let n = claims.len();
                 let found = send(&client, &f, &from, Call::TicketClaim { claims }, &submit).await?;
                 println!("Claimed {n} ticket(s); {}", shared::inclusion_line(&found));
+                Ok(())
+            }
+            TicketCommand::ProveDuplicate {
+                from,
+                first,
+                second,
+                submit,
+            } => {
+                let one = |input: &str, which: &str| -> anyhow::Result<SignedTicket> {
+                    let mut t = read_tickets(&[input.to_string()])?;
+                    if t.len() != 1 {
+                        anyhow::bail!("the {which} ticket: '{input}' holds {} tickets, not one", t.len());
+                    }
+                    Ok(t.remove(0))
+                };
+                let (a, b) = (one(&first, "first")?, one(&second, "second")?);
+                let (x, y) = (&a.ticket, &b.ticket);
+                if x.escrow != y.escrow || x.round != y.round || x.number != y.number {
+                    anyhow::bail!(
+                        "not a duplicate: the tickets differ in escrow, round or number ({} r{} #{} vs {} r{} #{})",
+                        x.escrow, x.round, x.number, y.escrow, y.round, y.number
+                    );
+                }
+                if x == y {
+                    anyhow::bail!("not a duplicate: the two tickets are identical");
+                }
+                let client = NodeClient::new(&submit.rpc.rpc)?;
+                let f = shared::facts(&client).await?;
+                let call = Call::DuplicateTicketProof {
+                    first: Box::new(a),
+                    second: Box::new(b),
+                };
+                let found = send(&client, &f, &from, call, &submit).await?;
+                println!("Duplicate proven; {}", shared::inclusion_line(&found));
                 Ok(())
             }
         }
