@@ -379,6 +379,7 @@ pub fn module(
             "maxFutureDriftMs": p.max_future_drift_ms,
             "maxBlockTransactions": p.max_block_transactions,
             "maxBlockBytes": p.max_block_bytes,
+            "duplicateReporterSharePercent": p.duplicate_reporter_share_percent,
         }))
     })?;
 

@@ -375,6 +375,33 @@ impl EscrowTerms {
             ))
     }
 
+    /// The smallest penalty deposit that makes duplicating tickets not pay
+    /// (`docs/microcash.md` §9): a publisher that duplicates winners after
+    /// the draw takes back up to w·β per round, for every round whose window
+    /// is open (⌈c/L⌉) and every round issued but not yet drawn (⌈d/L⌉ + 1),
+    /// and can report itself to recover the reporter share s; so
+    /// `penalty·(1 − s) ≥ w·β·(⌈c/L⌉ + ⌈d/L⌉ + 1)`.
+    pub fn safe_penalty(&self, reporter_share_percent: u8) -> Result<Balance, MicrocashError> {
+        let keep = 100u8
+            .checked_sub(reporter_share_percent)
+            .filter(|k| *k > 0)
+            .ok_or(MicrocashError::BadTerms(
+                "with a 100% reporter share a penalty never deters (the publisher reports itself)"
+                    .to_string(),
+            ))?;
+        let l = u64::from(self.round_length.max(1));
+        let rounds = u64::from(self.claim_window)
+            .div_ceil(l)
+            .checked_add(u64::from(self.draw_delay).div_ceil(l))
+            .and_then(|r| r.checked_add(1))
+            .ok_or(MicrocashError::Overflow("rounds in flight"))?;
+        let at_risk = self.payment_required(rounds)?;
+        at_risk
+            .checked_mul(100)
+            .map(|x| x.div_ceil(Balance::from(keep)))
+            .ok_or(MicrocashError::Overflow("safe penalty"))
+    }
+
     /// Checks that `round` and `number` are within the escrow.
     pub fn check_slot(&self, round: u64, number: u32) -> Result<(), MicrocashError> {
         if number >= self.tickets_per_round {

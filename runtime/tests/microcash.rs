@@ -1491,3 +1491,23 @@ fn a_cache_with_an_empty_account_pays_its_claim_fee_out_of_the_claim() {
     assert_eq!(world.account(cache).nonce, 1);
     assert_eq!(world.supply(), supply, "supply is conserved");
 }
+
+/// The safe penalty follows the rule of docs/microcash.md §9: with n =
+/// 10,000, w = 10, β = 10 CCH, L = 60, d = 6, c = 720 and s = 50 %, the
+/// rounds at risk are 12 + 1 + 1 and the penalty 2 × 14 × 100 CCH.
+#[test]
+fn the_safe_penalty_covers_every_round_in_flight_net_of_the_reporter_share() {
+    let cch: Balance = 1_000_000_000_000;
+    let t = EscrowTerms {
+        face_value: 10 * cch,
+        tickets_per_round: 10_000,
+        winners_per_round: 10,
+        round_length: 60,
+        draw_delay: 6,
+        claim_window: 720,
+        ..terms(10_000, 10, 1, 100)
+    };
+    assert_eq!(t.safe_penalty(50).unwrap(), 2_800 * cch);
+    assert_eq!(t.safe_penalty(0).unwrap(), 1_400 * cch);
+    assert!(t.safe_penalty(100).is_err(), "a 100% share never deters");
+}

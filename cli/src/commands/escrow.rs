@@ -126,9 +126,11 @@ pub struct OpenArgs {
     /// Payment deposit [default: exactly w·β·rounds].
     #[arg(long)]
     payment: Option<String>,
-    /// Penalty deposit (units, or e.g. 100CCH).
-    #[arg(long, default_value = "0")]
-    penalty: String,
+    /// Penalty deposit (units, or e.g. 100CCH) [default: the safe minimum
+    /// for the terms, w·β·(⌈c/L⌉ + ⌈d/L⌉ + 1)/(1 − reporter share); see
+    /// docs/microcash.md §9].
+    #[arg(long)]
+    penalty: Option<String>,
     #[command(flatten)]
     submit: SubmitArgs,
 }
@@ -249,7 +251,19 @@ async fn open(a: OpenArgs) -> anyhow::Result<()> {
         Some(p) => parse_amount(p, f.decimals, &f.symbol)?,
         None => terms.payment_required(a.rounds)?,
     };
-    let penalty: Balance = parse_amount(&a.penalty, f.decimals, &f.symbol)?;
+    let penalty: Balance = match &a.penalty {
+        Some(p) => parse_amount(p, f.decimals, &f.symbol)?,
+        None => {
+            let params = client.call("state_getConsensusParams", vec![]).await?;
+            let share = params["duplicateReporterSharePercent"]
+                .as_u64()
+                .and_then(|s| u8::try_from(s).ok())
+                .context("the node did not report duplicateReporterSharePercent; pass --penalty")?;
+            terms
+                .safe_penalty(share)
+                .context("cannot derive a safe penalty; pass --penalty")?
+        }
+    };
     let nonce = shared::next_nonce(&client, &funder).await?;
     let id = escrow_id(&f.genesis, &funder, nonce);
     let found = send(

@@ -19,7 +19,7 @@
 //! rounds = 100
 //! draw_delay = 5
 //! claim_window = 200
-//! penalty = "100CCH"
+//! penalty = "100CCH"                     # default: the safe minimum, w·β·(⌈c/L⌉+⌈d/L⌉+1)/(1−s)
 //! top_up_rounds = 50                      # add 50 rounds when fewer are left…
 //! budget = "2000CCH"                      # …while all payment deposits stay within this
 //!
@@ -216,33 +216,53 @@ pub fn modules(
                     .with_context(|| format!("invalid --funder '{funder}'"))?;
                 let t = pf.terms.unwrap_or_default();
                 let unit = 10u128.pow(u32::from(decimals));
+                let mut plan = EscrowPlan {
+                    face_value: match &t.face_value {
+                        Some(v) => amount(v, "face_value")?,
+                        None => unit,
+                    },
+                    tickets_per_round: t.tickets_per_round.unwrap_or(100_000),
+                    winners_per_round: t.winners_per_round.unwrap_or(4),
+                    round_length: t.round_length.unwrap_or(100),
+                    rounds: t.rounds.unwrap_or(100),
+                    draw_delay: t.draw_delay.unwrap_or(5),
+                    claim_window: t.claim_window.unwrap_or(200),
+                    penalty: match &t.penalty {
+                        Some(v) => amount(v, "penalty")?,
+                        None => 0, // derived below
+                    },
+                    fee: match &t.fee {
+                        Some(v) => amount(v, "fee")?,
+                        None => 1_000_000,
+                    },
+                    top_up_rounds: t.top_up_rounds.unwrap_or(0),
+                    budget: match &t.budget {
+                        Some(v) => amount(v, "budget")?,
+                        None => 0,
+                    },
+                };
+                if t.penalty.is_none() {
+                    // The safe minimum for the terms (docs/microcash.md §9).
+                    let terms = cachecash_runtime::microcash::EscrowTerms {
+                        signer: Default::default(),
+                        face_value: plan.face_value,
+                        tickets_per_round: plan.tickets_per_round,
+                        winners_per_round: plan.winners_per_round,
+                        round_length: plan.round_length,
+                        first_round: 0,
+                        last_round: 0,
+                        draw_delay: plan.draw_delay,
+                        claim_window: plan.claim_window,
+                    };
+                    plan.penalty = terms
+                        .safe_penalty(spec.consensus.duplicate_reporter_share_percent)
+                        .context(
+                            "cannot derive a safe penalty from [publisher.terms]; set penalty",
+                        )?;
+                }
                 EscrowSource::Open {
                     funder: std::sync::Arc::new(key),
-                    plan: EscrowPlan {
-                        face_value: match &t.face_value {
-                            Some(v) => amount(v, "face_value")?,
-                            None => unit,
-                        },
-                        tickets_per_round: t.tickets_per_round.unwrap_or(100_000),
-                        winners_per_round: t.winners_per_round.unwrap_or(4),
-                        round_length: t.round_length.unwrap_or(100),
-                        rounds: t.rounds.unwrap_or(100),
-                        draw_delay: t.draw_delay.unwrap_or(5),
-                        claim_window: t.claim_window.unwrap_or(200),
-                        penalty: match &t.penalty {
-                            Some(v) => amount(v, "penalty")?,
-                            None => unit.saturating_mul(100),
-                        },
-                        fee: match &t.fee {
-                            Some(v) => amount(v, "fee")?,
-                            None => 1_000_000,
-                        },
-                        top_up_rounds: t.top_up_rounds.unwrap_or(0),
-                        budget: match &t.budget {
-                            Some(v) => amount(v, "budget")?,
-                            None => 0,
-                        },
-                    },
+                    plan,
                 }
             }
             (None, None) => anyhow::bail!(
