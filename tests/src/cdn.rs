@@ -312,3 +312,53 @@ pub fn held(state: &CacheState) -> u64 {
         .filter(|t| t.state != TicketState::Serving)
         .count() as u64
 }
+
+/// A node running the HTTP gateway in front of a [`Net`].
+#[allow(missing_debug_implementations)]
+pub struct GatewayNode {
+    pub node: Node,
+    pub addr: std::net::SocketAddr,
+    pub counters: Arc<cachecash_node::cdn::gateway::GatewayCounters>,
+}
+
+impl GatewayNode {
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+impl Net {
+    /// Starts a gateway node that knows the publisher's address; `tune`
+    /// adjusts its config (default publisher, aliases, deadlines).
+    pub async fn start_gateway(
+        &self,
+        tune: impl FnOnce(&mut cachecash_node::cdn::gateway::GatewayConfig),
+    ) -> GatewayNode {
+        use cachecash_node::cdn::gateway::{GatewayConfig, GatewayModule};
+        let mut config = GatewayConfig::new("127.0.0.1:0".parse().unwrap());
+        tune(&mut config);
+        let module = GatewayModule::bind(config).unwrap();
+        let addr = module.local_addr();
+        let counters = module.counters();
+        let node = start_with_modules(
+            &self.spec,
+            &self.dir.path().join(format!("gateway-{}", addr.port())),
+            None,
+            vec![p2p_addr(&self.chain)],
+            vec![Box::new(module)],
+        )
+        .await;
+        let mut publisher_addr = p2p_addr(self.publisher.as_ref().unwrap());
+        publisher_addr.pop();
+        node.network()
+            .unwrap()
+            .add_addresses(self.publisher_peer(), vec![publisher_addr])
+            .await;
+        GatewayNode {
+            node,
+            addr,
+            counters,
+        }
+    }
+}

@@ -7,6 +7,7 @@ pub mod escrow;
 pub mod export_blocks;
 pub mod export_chain_spec;
 pub mod fetch;
+pub mod gateway;
 pub mod import_blocks;
 pub mod key;
 pub mod publisher;
@@ -68,6 +69,7 @@ pub enum Command {
     #[command(subcommand)]
     Ticket(ticket::TicketCommand),
     Fetch(fetch::FetchArgs),
+    Gateway(gateway::GatewayCommandArgs),
     /// A running cache's earnings, tickets and books (over RPC).
     #[command(subcommand)]
     Cache(cache::CacheCommand),
@@ -95,6 +97,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Ticket(c)) => ticket::run(c),
         Some(Command::Benchmark(c)) => benchmark::run(c),
         Some(Command::Fetch(a)) => fetch::run(a),
+        Some(Command::Gateway(a)) => gateway::run(a),
         Some(Command::Cache(c)) => cache::run(c),
         Some(Command::Publisher(c)) => publisher::run(c),
     }

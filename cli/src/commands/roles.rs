@@ -78,9 +78,12 @@ pub struct RoleArgs {
     /// Cache byte quota, e.g. 512MiB or 20GiB [default: 1GiB].
     #[arg(long, value_name = "SIZE", help_heading = "CDN roles")]
     pub cache_quota: Option<String>,
-    /// CDN config file (TOML) with [publisher], [publisher.terms] and [cache] tables.
+    /// CDN config file (TOML) with [publisher], [publisher.terms], [cache] and [gateway] tables.
     #[arg(long, value_name = "FILE", help_heading = "CDN roles")]
     pub cdn_config: Option<PathBuf>,
+    /// The HTTP gateway.
+    #[command(flatten)]
+    pub gateway: crate::commands::gateway::GatewayArgs,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -88,6 +91,7 @@ pub struct RoleArgs {
 struct FileConfig {
     publisher: Option<PublisherFile>,
     cache: Option<CacheFile>,
+    gateway: Option<crate::commands::gateway::GatewayFile>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -333,6 +337,10 @@ pub fn modules(
         }
         let module = CacheModule::open(c).map_err(anyhow::Error::msg)?;
         out.push(Box::new(module));
+    }
+    if let Some(g) = crate::commands::gateway::module(&args.gateway, file.gateway.as_ref())? {
+        tracing::info!("HTTP gateway on http://{}", g.local_addr());
+        out.push(Box::new(g));
     }
     Ok(out)
 }

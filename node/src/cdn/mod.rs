@@ -9,6 +9,7 @@
 //! | [`publisher`] | catalog, origin pull, escrow and hiring, ticket numbers, sessions, fills |
 //! | [`cache`] | chunk store with a quota, fills, serving, durable tickets |
 //! | [`client`] | `cachecash fetch`: sessions, parallel chunk fetches, the puzzle, failover |
+//! | [`gateway`] | HTTP/1.1 and HTTP/2 in front of the client role, for unmodified tools |
 //! | [`rpc`] | the `cdn_*` JSON-RPC namespace |
 //!
 //! The messages are [`cachecash_cdn::messages`] (pure data, bounded
@@ -36,6 +37,7 @@
 pub mod cache;
 pub mod client;
 pub mod framing;
+pub mod gateway;
 pub mod kv;
 pub mod ledger;
 pub mod publisher;

@@ -103,6 +103,9 @@ pub enum FetchError {
     /// The publisher could not be reached or went away.
     #[error("publisher link: {0}")]
     Link(String),
+    /// The publisher or its caches stopped answering within the deadline.
+    #[error("timed out: {0}")]
+    Timeout(String),
     /// The publisher sent something invalid.
     #[error("the publisher broke the protocol: {0}")]
     Protocol(String),
@@ -194,7 +197,55 @@ async fn wait_escrow(
     }
 }
 
-/// Fetches an object into `out`.
+/// What the publisher said about the object, before any byte moves: enough
+/// to answer an HTTP request's headers (the gateway) or to decide not to
+/// fetch at all (a conditional request).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObjectMeta {
+    /// Whole object size.
+    pub size: u64,
+    /// The byte range `[start, end)` this session delivers.
+    pub range: (u64, u64),
+    /// Origin `Content-Type` (may be empty).
+    pub content_type: String,
+    /// Origin `ETag` (may be empty).
+    pub etag: String,
+    /// Origin `Last-Modified` (may be empty).
+    pub last_modified: String,
+    /// Origin `Cache-Control` (may be empty).
+    pub cache_control: String,
+}
+
+/// A session opened at the publisher: the object is known and the manifest
+/// verified; no bundle has been processed yet. Dropping it abandons the
+/// session (the publisher sees the stream close).
+pub struct Opened {
+    rd: futures::io::ReadHalf<libp2p::Stream>,
+    wr: futures::io::WriteHalf<libp2p::Stream>,
+    info: cachecash_cdn::messages::ObjectInfo,
+    layout: cachecash_cdn::manifest::ChunkLayout,
+    meta: ObjectMeta,
+    publisher: PeerId,
+    started: Instant,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("publisher", &self.publisher)
+            .field("meta", &self.meta)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Opened {
+    /// The object's metadata and the range this session delivers.
+    pub fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+}
+
+/// Fetches an object into `out`: [`open`], then [`deliver`].
 pub async fn fetch<W: tokio::io::AsyncWrite + Unpin>(
     network: &NetworkHandle,
     ledger: Arc<dyn Ledger>,
@@ -203,26 +254,37 @@ pub async fn fetch<W: tokio::io::AsyncWrite + Unpin>(
     options: &FetchOptions,
     progress: Option<Arc<Progress>>,
 ) -> Result<FetchReport, FetchError> {
+    let opened = open(network, ledger.genesis(), request, options).await?;
+    deliver(network, ledger, opened, out, options, progress).await
+}
+
+/// Opens a session for `request` at its publisher and verifies the
+/// manifest against the publisher's key. A request whose range is empty
+/// (`start == end`) asks for the metadata only: the publisher issues no
+/// bundle.
+pub async fn open(
+    network: &NetworkHandle,
+    genesis: cachecash_runtime::Hash,
+    request: &FetchRequest,
+    options: &FetchOptions,
+) -> Result<Opened, FetchError> {
     let started = Instant::now();
     let t = options.session_timeout;
-    let me = AccountId(network.signing_key().verifying_key().to_bytes());
     let publisher_account = crate::cdn::account_of(&request.publisher).ok_or_else(|| {
         FetchError::Link(format!(
             "{} is not an ed25519 peer id, so it cannot be a cachecash publisher",
             request.publisher
         ))
     })?;
-    let genesis = ledger.genesis();
     let open = OpenRequest {
         path: request.path.as_bytes().to_vec(),
         range: request.range,
         window: options.window,
     };
-    let link = |e: FrameError| FetchError::Link(e.to_string());
     // A stream dropped by the publisher's busy accept queue fails at once:
     // retry the opening exchange a few times.
     let mut attempt = 0u32;
-    let (mut rd, mut wr, info) = loop {
+    let (rd, wr, info) = loop {
         match open_session(network, request, &genesis, &open, t).await {
             Ok(v) => break v,
             Err(FetchError::Link(e)) if attempt < 5 => {
@@ -238,16 +300,60 @@ pub async fn fetch<W: tokio::io::AsyncWrite + Unpin>(
     let layout = info.manifest.verify(&publisher_account).map_err(|e| {
         FetchError::Protocol(format!("the manifest is not signed by the publisher: {e}"))
     })?;
-    let manifest: Arc<Manifest> = Arc::new(info.manifest.manifest.clone());
-    let (start, end) = request.range.unwrap_or((0, manifest.size));
+    let size = info.manifest.manifest.size;
+    let range = request.range.unwrap_or((0, size));
     let end_chunk = info.first_chunk.saturating_add(info.chunk_count);
     if info.chunk_count > 0 && end_chunk > layout.count() {
         return Err(FetchError::Protocol("chunk range beyond the object".into()));
     }
-    let mut report = FetchReport {
-        object_size: manifest.size,
+    let meta = ObjectMeta {
+        size,
+        range,
         content_type: text(&info.content_type),
         etag: text(&info.etag),
+        last_modified: text(&info.last_modified),
+        cache_control: text(&info.cache_control),
+    };
+    Ok(Opened {
+        rd,
+        wr,
+        info,
+        layout,
+        meta,
+        publisher: request.publisher,
+        started,
+    })
+}
+
+/// Runs an opened session to its end, writing the range in order to `out`.
+pub async fn deliver<W: tokio::io::AsyncWrite + Unpin>(
+    network: &NetworkHandle,
+    ledger: Arc<dyn Ledger>,
+    opened: Opened,
+    out: &mut W,
+    options: &FetchOptions,
+    progress: Option<Arc<Progress>>,
+) -> Result<FetchReport, FetchError> {
+    let Opened {
+        mut rd,
+        mut wr,
+        info,
+        layout,
+        meta,
+        publisher,
+        started,
+    } = opened;
+    let t = options.session_timeout;
+    let me = AccountId(network.signing_key().verifying_key().to_bytes());
+    let genesis = ledger.genesis();
+    let link = |e: FrameError| FetchError::Link(e.to_string());
+    let manifest: Arc<Manifest> = Arc::new(info.manifest.manifest.clone());
+    let (start, end) = meta.range;
+    let end_chunk = info.first_chunk.saturating_add(info.chunk_count);
+    let mut report = FetchReport {
+        object_size: meta.size,
+        content_type: meta.content_type.clone(),
+        etag: meta.etag.clone(),
         ..Default::default()
     };
     if let Some(p) = &progress {
@@ -286,6 +392,7 @@ pub async fn fetch<W: tokio::io::AsyncWrite + Unpin>(
     let mut ready: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
     let mut done = false;
     let mut last_progress = Instant::now();
+    let mut stalls = 0usize;
     while !(done && next >= end_chunk) {
         let idle = options
             .session_timeout
@@ -303,6 +410,14 @@ pub async fn fetch<W: tokio::io::AsyncWrite + Unpin>(
                 }
                 Some(Ok(SessionReply::Done)) => done = true,
                 Some(Ok(SessionReply::Error { kind, message })) => {
+                    if stalls > 0 && stalls == report.blames.len() {
+                        // Every blame was a cache that did not answer: the
+                        // caches timed out, whatever the publisher concluded.
+                        return Err(FetchError::Timeout(format!(
+                            "no cache answered in time ({stalls} stalled or unreachable); the publisher gave up: {}",
+                            text(&message)
+                        )));
+                    }
                     return Err(FetchError::Publisher { kind, message: text(&message) });
                 }
                 Some(Ok(SessionReply::Object(_))) => {
@@ -310,7 +425,7 @@ pub async fn fetch<W: tokio::io::AsyncWrite + Unpin>(
                 }
                 Some(Err(e)) => {
                     if e.is_violation() {
-                        network.ban_peer(request.publisher, "cdn_malformed", e.to_string());
+                        network.ban_peer(publisher, "cdn_malformed", e.to_string());
                     }
                     return Err(FetchError::Link(format!("the publisher's session ended: {e}")));
                 }
@@ -352,6 +467,9 @@ pub async fn fetch<W: tokio::io::AsyncWrite + Unpin>(
                         }
                     }
                     bundle::Outcome::Failed { sequence, position, fault, reason } => {
+                        if matches!(fault, cachecash_cdn::messages::Fault::Stalled) {
+                            stalls += 1;
+                        }
                         tracing::info!(target: "cachecash::cdn", sequence, position, "blaming a cache: {reason}");
                         report.blames.push(reason);
                         write_msg(&mut wr, &SessionRequest::Blame { sequence, position, fault }, t)
@@ -362,7 +480,7 @@ pub async fn fetch<W: tokio::io::AsyncWrite + Unpin>(
                 }
             }
             _ = tokio::time::sleep(idle) => {
-                return Err(FetchError::Link(format!(
+                return Err(FetchError::Timeout(format!(
                     "no progress for {:?}; the publisher or its caches stopped answering",
                     options.session_timeout
                 )));
@@ -397,7 +515,7 @@ async fn open_session(
         control.open_stream(request.publisher, crate::cdn::publisher_protocol(genesis)),
     )
     .await
-    .map_err(|_| FetchError::Link(format!("no answer from {} within {t:?}", request.publisher)))?
+    .map_err(|_| FetchError::Timeout(format!("no answer from {} within {t:?}", request.publisher)))?
     .map_err(|e| {
         FetchError::Link(format!(
             "cannot reach the publisher {}: {e}; check the peer id and that the node can find it (--bootnodes)",

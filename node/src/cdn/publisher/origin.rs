@@ -282,7 +282,10 @@ impl OriginClient {
             manifest: Box::new(manifest),
             validators: Validators {
                 etag,
-                last_modified: String::new(),
+                last_modified: meta
+                    .modified()
+                    .map(httpdate::fmt_http_date)
+                    .unwrap_or_default(),
                 content_type: guess_type(path).to_string(),
                 cache_control: String::new(),
             },

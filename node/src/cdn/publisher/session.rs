@@ -205,6 +205,9 @@ async fn start<'a>(
     let size = manifest.size;
     let (first, count) = match open.range {
         None => (0, layout.count()),
+        // An empty range asks for the metadata only (HEAD, conditional
+        // requests): no bundle is issued.
+        Some((start, end)) if start == end && end <= size => (0, 0),
         Some((start, end)) => {
             if start >= end || end > size {
                 return Err((
