@@ -15,6 +15,7 @@ pub mod purge_chain;
 pub mod revert;
 pub mod roles;
 pub mod run;
+pub mod testnet;
 pub mod ticket;
 pub mod wallet;
 
@@ -25,6 +26,7 @@ use clap::{Parser, Subcommand};
 /// Without a subcommand, runs a node.
 ///
 /// Examples:
+///   cachecash testnet                     # a whole local CDN: miner, publisher, caches, gateway
 ///   cachecash --dev                       # dev chain, mining, temporary database
 ///   cachecash --chain local --mine --miner-account alice --base-path /tmp/n1
 ///   cachecash wallet balance alice
@@ -68,6 +70,7 @@ pub enum Command {
     /// MicroCash tickets: issue, check, claim.
     #[command(subcommand)]
     Ticket(ticket::TicketCommand),
+    Testnet(testnet::TestnetArgs),
     Fetch(fetch::FetchArgs),
     Gateway(gateway::GatewayCommandArgs),
     /// A running cache's earnings, tickets and books (over RPC).
@@ -96,6 +99,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::Escrow(c)) => escrow::run(c),
         Some(Command::Ticket(c)) => ticket::run(c),
         Some(Command::Benchmark(c)) => benchmark::run(c),
+        Some(Command::Testnet(a)) => testnet::run(a),
         Some(Command::Fetch(a)) => fetch::run(a),
         Some(Command::Gateway(a)) => gateway::run(a),
         Some(Command::Cache(c)) => cache::run(c),
