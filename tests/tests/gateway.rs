@@ -257,6 +257,9 @@ fn fixture(name: &str) -> PathBuf {
 async fn run(cmd: &mut tokio::process::Command) -> String {
     let out = cmd
         .env("PIP_CONFIG_FILE", "/dev/null")
+        .env_remove("PIP_FIND_LINKS")
+        .env_remove("PIP_INDEX_URL")
+        .env_remove("PIP_EXTRA_INDEX_URL")
         .env("PIP_NO_INPUT", "1")
         .env("PIP_DISABLE_PIP_VERSION_CHECK", "1")
         .output()

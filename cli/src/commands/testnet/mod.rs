@@ -410,24 +410,31 @@ pub fn run(args: TestnetArgs) -> anyhow::Result<()> {
         "origin": origin.display().to_string(),
     });
     std::fs::write(dir.join("ready.json"), serde_json::to_vec_pretty(&ready)?)?;
-    let demo = if args.origin.is_none() {
-        "/demo/16MiB.bin"
+    let bootnode = ready["bootnodes"][1].as_str().unwrap_or_default();
+    let mut tries = if args.origin.is_none() {
+        format!(
+            "  curl -o 16MiB.bin {gateway}/demo/16MiB.bin && sha256sum 16MiB.bin\n  \
+             pip install --index-url {gateway}/simple/ {}\n  \
+             cachecash fetch cachecash://{publisher}/demo/1MiB.bin -o 1MiB.bin --chain dev --bootnodes {bootnode}\n",
+            demo::PACKAGE
+        )
     } else {
-        "/PATH"
+        format!(
+            "  curl -O {gateway}/PATH                  # any file under {}\n  \
+             cachecash fetch cachecash://{publisher}/PATH -o out.bin --chain dev --bootnodes {bootnode}\n",
+            origin.display()
+        )
     };
+    tries.push_str(&format!(
+        "  cachecash cache earnings --rpc {}\n  cachecash wallet balance alice --rpc {miner_rpc}\n",
+        caches_rpc.first().cloned().unwrap_or_default()
+    ));
     println!(
         "\ncachecash testnet is up in {:.0} s: a miner, {} caches, a publisher and a gateway (logs in {}/logs)\n\n\
-         Try:\n  curl -o 16MiB.bin {gateway}{demo} && sha256sum 16MiB.bin\n  \
-         pip install --index-url {gateway}/simple/ {}\n  \
-         cachecash fetch cachecash://{publisher}{demo} -o out.bin --chain dev --bootnodes {}\n  \
-         cachecash cache earnings --rpc {}\n  \
-         cachecash wallet balance alice --rpc {miner_rpc}\n\nCtrl-C stops every node; run again with --dir {} to resume.\n",
+         Try:\n{tries}\nCtrl-C stops every node; run again with --dir {} to resume.\n",
         started.elapsed().as_secs_f64(),
         args.caches,
         dir.display(),
-        demo::PACKAGE,
-        ready["bootnodes"][1].as_str().unwrap_or_default(),
-        caches_rpc.first().cloned().unwrap_or_default(),
         dir.display(),
     );
     let result = rt.block_on(status::watch(&miner_rpc, &caches_rpc, &mut net));
