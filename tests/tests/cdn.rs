@@ -377,11 +377,11 @@ async fn a_client_that_withholds_secrets_stalls_and_its_caches_still_get_them() 
         signer: escrow.terms.signer,
         manifest: Arc::new(info.manifest.manifest.clone()),
         options: FetchOptions::default(),
-        links: Links::new(
+        links: Arc::new(Links::new(
             network.clone(),
             cachecash_node::cdn::chunk_protocol(&genesis),
             t,
-        ),
+        )),
         network: network.clone(),
         started: std::time::Instant::now(),
     };

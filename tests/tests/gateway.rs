@@ -153,6 +153,23 @@ async fn curl_gets_whole_objects_ranges_heads_and_304s_byte_exact_through_the_ga
     assert_eq!((h2.version.as_str(), h2.status), ("HTTP/2", 200));
     assert_eq!(sha(&h2.body), sha(&big));
 
+    // Many clients at once share the gateway's links to the caches; each
+    // gets its object byte-exact.
+    let many: Vec<_> = (0..24)
+        .map(|i| {
+            let url = format!("{base}/big.bin");
+            tokio::spawn(async move {
+                let range = format!("{}-{}", i * 100_000, i * 100_000 + 65_535);
+                (i, curl(&url, &["-r", &range]).await)
+            })
+        })
+        .collect();
+    for t in many {
+        let (i, r) = t.await.unwrap();
+        assert_eq!(r.status, 206, "concurrent request {i}: {r:?}");
+        assert_eq!(r.body, big[i * 100_000..i * 100_000 + 65_536]);
+    }
+
     // Errors: a missing object, an unknown publisher, a method.
     let m = curl(&format!("{base}/missing.bin"), &[]).await;
     assert_eq!(m.status, 404);

@@ -87,6 +87,35 @@ pub enum BenchmarkCommand {
         #[arg(long)]
         json: bool,
     },
+    /// HTTP gateway: a `cachecash testnet` (every role its own process) over
+    /// a directory origin; warm throughput of one object through the gateway
+    /// and through `cachecash fetch`, time to first byte, and concurrent
+    /// HTTP clients (aggregate throughput, p50/p95 latency, failures).
+    ///
+    /// Examples:
+    ///   cachecash benchmark gateway
+    ///   cachecash benchmark gateway --json --size-mib 64 --clients 50
+    #[command(verbatim_doc_comment)]
+    Gateway {
+        /// Size of the large object in MiB.
+        #[arg(long, default_value_t = 64)]
+        size_mib: u64,
+        /// Caches.
+        #[arg(long, default_value_t = 5)]
+        caches: u16,
+        /// Warm fetches timed, each way.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Concurrent HTTP clients.
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        /// Requests (1 MiB each) per concurrent client.
+        #[arg(long, default_value_t = 4)]
+        per_client: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Settlement: the cache's claimer over one round of held tickets, from
     /// before the draw until every ticket is final or lost (real RocksDB
     /// ticket store, in-memory chain, one pass per block). Reports the CPU
@@ -206,6 +235,46 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
                     r.max_pass_seconds * 1e3,
                     r.cpu_seconds,
                     share
+                );
+            }
+            Ok(())
+        }
+        BenchmarkCommand::Gateway {
+            size_mib,
+            caches,
+            rounds,
+            clients,
+            per_client,
+            json,
+        } => {
+            if caches == 0 || size_mib == 0 {
+                anyhow::bail!("--caches and --size-mib must be positive");
+            }
+            let r = crate::commands::benchmark_gateway::run(
+                size_mib, caches, rounds, clients, per_client,
+            )?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"benchmark": "gateway", "version": env!("CARGO_PKG_VERSION"), "result": r})
+                );
+            } else {
+                let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+                println!(
+                    "{} MiB through the gateway {:.0} MiB/s, cachecash fetch {:.0} MiB/s ({:.0} %, goal ≥ 80 %); \
+                     time to first byte {:.1} ms (p95 {:.1}; goal ≤ 15); {} clients: {:.0} MiB/s, \
+                     p50 {:.0} ms, p95 {:.0} ms, {} failures",
+                    r["objectMiB"],
+                    f("gatewayMiBps"),
+                    f("fetchMiBps"),
+                    100.0 * f("gatewayShareOfFetch"),
+                    f("ttfbMs"),
+                    f("ttfbP95Ms"),
+                    r["concurrentClients"],
+                    f("concurrentMiBps"),
+                    f("latencyP50Ms"),
+                    f("latencyP95Ms"),
+                    r["failures"],
                 );
             }
             Ok(())

@@ -2,6 +2,7 @@
 
 pub mod benchmark;
 pub mod benchmark_cdn;
+pub mod benchmark_gateway;
 pub mod cache;
 pub mod escrow;
 pub mod export_blocks;

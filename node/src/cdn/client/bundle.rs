@@ -25,8 +25,8 @@ pub struct Context {
     pub manifest: Arc<Manifest>,
     /// Limits.
     pub options: FetchOptions,
-    /// Cache links.
-    pub links: Links,
+    /// Cache links (shared by a gateway's sessions).
+    pub links: std::sync::Arc<Links>,
     /// The network (to learn cache addresses).
     pub network: NetworkHandle,
     /// When the fetch started.

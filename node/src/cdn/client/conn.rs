@@ -1,5 +1,6 @@
 //! The client's links to caches: one task and one long-lived chunk stream
-//! per cache, fed by a bounded queue of jobs. A job sends the request,
+//! per cache (or a small fixed pool of them, for a gateway whose many
+//! sessions share its links), fed by a bounded queue of jobs. A job sends the request,
 //! reads the doubly-encrypted chunk, hands over the L1 and reads the outer
 //! key, all within one deadline. A failed link is dropped and reopened for
 //! the next job.
@@ -51,16 +52,32 @@ pub struct Links {
     network: NetworkHandle,
     protocol: StreamProtocol,
     deadline: Duration,
-    links: parking_lot::Mutex<HashMap<AccountId, mpsc::Sender<Job>>>,
+    per_cache: usize,
+    next: std::sync::atomic::AtomicUsize,
+    links: parking_lot::Mutex<HashMap<(AccountId, usize), mpsc::Sender<Job>>>,
 }
 
 impl Links {
     /// Links over `network`, each job bounded by `deadline`.
     pub fn new(network: NetworkHandle, protocol: StreamProtocol, deadline: Duration) -> Links {
+        Links::with_streams(network, protocol, deadline, 1)
+    }
+
+    /// Links with up to `per_cache` streams to each cache, used in turn:
+    /// for a node whose concurrent sessions share one set of links (the
+    /// gateway), within a cache's per-peer stream limit.
+    pub fn with_streams(
+        network: NetworkHandle,
+        protocol: StreamProtocol,
+        deadline: Duration,
+        per_cache: usize,
+    ) -> Links {
         Links {
             network,
             protocol,
             deadline,
+            per_cache: per_cache.max(1),
+            next: Default::default(),
             links: Default::default(),
         }
     }
@@ -73,9 +90,10 @@ impl Links {
             ))));
             return;
         };
+        let slot = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.per_cache;
         let tx = {
             let mut links = self.links.lock();
-            match links.get(&cache) {
+            match links.get(&(cache, slot)) {
                 Some(tx) if !tx.is_closed() => tx.clone(),
                 _ => {
                     let (tx, rx) = mpsc::channel(QUEUE);
@@ -86,7 +104,7 @@ impl Links {
                         self.deadline,
                         rx,
                     ));
-                    links.insert(cache, tx.clone());
+                    links.insert((cache, slot), tx.clone());
                     tx
                 }
             }

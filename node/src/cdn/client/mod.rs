@@ -61,6 +61,9 @@ pub struct FetchOptions {
     pub solver_threads: usize,
     /// Where to record fetch and puzzle durations (the fetching node's metrics).
     pub metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Cache links to share across sessions (a gateway); each fetch opens
+    /// its own when `None`.
+    pub links: Option<Arc<conn::Links>>,
 }
 
 impl Default for FetchOptions {
@@ -74,6 +77,7 @@ impl Default for FetchOptions {
             max_start_range: 1 << 16,
             solver_threads: cachecash_cdn::puzzle::default_threads().min(2),
             metrics: None,
+            links: None,
         }
     }
 }
@@ -365,11 +369,14 @@ pub async fn deliver<W: tokio::io::AsyncWrite + Unpin>(
         signer: escrow.terms.signer,
         manifest: manifest.clone(),
         options: options.clone(),
-        links: conn::Links::new(
-            network.clone(),
-            crate::cdn::chunk_protocol(&genesis),
-            options.chunk_timeout,
-        ),
+        links: match &options.links {
+            Some(l) => l.clone(),
+            None => Arc::new(conn::Links::new(
+                network.clone(),
+                crate::cdn::chunk_protocol(&genesis),
+                options.chunk_timeout,
+            )),
+        },
         network: network.clone(),
         started,
     });

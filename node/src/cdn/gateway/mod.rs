@@ -72,6 +72,8 @@ pub struct GatewayConfig {
     pub max_requests: usize,
     /// Bytes buffered between a session and its HTTP response.
     pub pipe_bytes: usize,
+    /// Chunk streams to each cache, shared by all sessions.
+    pub streams_per_cache: usize,
 }
 
 impl GatewayConfig {
@@ -90,6 +92,7 @@ impl GatewayConfig {
             },
             max_requests: 256,
             pipe_bytes: 1 << 20,
+            streams_per_cache: 4,
         }
     }
 }
@@ -217,6 +220,14 @@ impl NodeModule for GatewayModule {
             .map_err(|e| format!("gateway socket: {e}"))?;
         let mut fetch = self.config.fetch.clone();
         fetch.metrics = Some(ctx.chain.metrics().clone());
+        // Every session shares one pool of chunk streams per cache, within
+        // a cache's per-peer stream limit (8 by default).
+        fetch.links = Some(Arc::new(crate::cdn::client::conn::Links::with_streams(
+            network.clone(),
+            crate::cdn::chunk_protocol(&ctx.chain.genesis_hash()),
+            fetch.chunk_timeout,
+            self.config.streams_per_cache,
+        )));
         let config = GatewayConfig {
             fetch,
             ..self.config.clone()
