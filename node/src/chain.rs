@@ -504,15 +504,15 @@ impl Chain {
         timestamps.push(parent.timestamp);
         let mut cursor = parent.clone();
         while timestamps.len() < MEDIAN_TIME_SPAN && cursor.number > 0 {
-            let prev =
-                self.store
-                    .header(&cursor.parent_hash)?
-                    .ok_or_else(|| StoreError::Corrupt {
-                        what: format!("ancestor {} of {}", cursor.parent_hash, parent.hash()),
-                        message: "missing".into(),
-                    })?;
-            timestamps.push(prev.header.timestamp);
-            cursor = prev.header;
+            // A fork's ancestors may wait in the side pool, not the store.
+            let prev = self
+                .ancestor(&cursor.parent_hash)?
+                .ok_or_else(|| StoreError::Corrupt {
+                    what: format!("ancestor {} of {}", cursor.parent_hash, parent.hash()),
+                    message: "missing".into(),
+                })?;
+            timestamps.push(prev.timestamp);
+            cursor = prev;
         }
         timestamps.reverse();
         let median = consensus::median_time_past(&timestamps);
@@ -522,6 +522,14 @@ impl Chain {
             expected_target: self.next_target(parent)?,
             now,
         })
+    }
+
+    /// A stored header, or a side-pool block's header.
+    fn ancestor(&self, hash: &Hash) -> Result<Option<Header>, StoreError> {
+        if let Some(b) = self.side.lock().blocks.get(hash) {
+            return Ok(Some(b.block.header.clone()));
+        }
+        Ok(self.store.header(hash)?.map(|s| s.header))
     }
 
     /// The timestamp of block 1 on `parent`'s own branch: ASERT's anchor.
@@ -676,15 +684,21 @@ impl Chain {
                     limit: self.max_reorg_depth,
                 });
             }
-            let expected = self.next_target(&parent_header)?;
-            if header.target != expected {
-                self.side.lock().mark_invalid(hash);
+            // Every contextual header rule (number, median-time-past, the
+            // future-drift limit, the target) before the block is stored:
+            // a far-future timestamp would otherwise drive ASERT to the
+            // proof-of-work limit for every child on the fork, making
+            // near-free blocks that every node verifies and stores.
+            let ctx = self.context_for(&parent_header, now_ms())?;
+            if let Err(e) = stateless.check_header_context(&ctx, &self.params) {
+                // Clock skew is not a rule violation: the block may be
+                // offered again once our clock allows it.
+                if !matches!(e, cachecash_runtime::BlockError::TimestampInFuture { .. }) {
+                    self.side.lock().mark_invalid(hash);
+                }
                 return Err(ImportError::Invalid {
                     hash,
-                    source: Box::new(cachecash_runtime::BlockError::WrongTarget {
-                        expected,
-                        got: header.target,
-                    }),
+                    source: Box::new(e),
                 });
             }
             self.side.lock().insert(

@@ -285,3 +285,106 @@ fn the_miner_waits_while_the_node_catches_up() {
     }
     miner.stop();
 }
+
+/// A block on `parent` (canonical) at `timestamp`, with the target the
+/// chain requires of it.
+fn mine_at(chain: &Chain, parent: &cachecash_runtime::Header, timestamp: u64) -> Block {
+    let template = chain
+        .build_template(
+            TemplateInput {
+                parent: parent.clone(),
+                timestamp,
+                target: chain.next_target(parent).unwrap(),
+                miner: dev("bob"),
+            },
+            vec![],
+        )
+        .unwrap();
+    let mut block = template.block;
+    grind(&mut block.header);
+    block
+}
+
+fn too_old(e: &ImportError) -> bool {
+    matches!(e, ImportError::Invalid { source, .. }
+        if matches!(**source, cachecash_runtime::BlockError::TimestampTooOld { .. }))
+}
+
+fn in_future(e: &ImportError) -> bool {
+    matches!(e, ImportError::Invalid { source, .. }
+        if matches!(**source, cachecash_runtime::BlockError::TimestampInFuture { .. }))
+}
+
+#[test]
+fn fork_blocks_obey_the_timestamp_rules_before_they_are_stored() {
+    // A fork block with a far-future timestamp would drive ASERT to the
+    // proof-of-work limit for its children (near-free blocks that every
+    // node stores); one at or below median-time-past breaks the rules
+    // outright. Neither may enter the side pool.
+    let spec = fast_dev_spec(150);
+    let chain = open(&spec);
+    for _ in 0..3 {
+        let block = mine(&chain, vec![], dev("alice"), 0);
+        import(&chain, &block).unwrap();
+    }
+    let genesis = chain.header_by_number(0).unwrap().unwrap();
+    let drift = spec.consensus.max_future_drift_ms;
+
+    // At or below the parent's median-time-past: invalid for good.
+    let stale = mine_at(&chain, &genesis, genesis.timestamp);
+    let e = import(&chain, &stale).unwrap_err();
+    assert!(too_old(&e), "{e}");
+    assert!(matches!(
+        import(&chain, &stale),
+        Err(ImportError::KnownInvalid(_))
+    ));
+
+    // Past our clock's drift limit: refused, but not remembered as
+    // invalid, so it is accepted once the clock allows.
+    let soon = cachecash_node::chain::now_ms() + drift + 1_500;
+    let future = mine_at(&chain, &genesis, soon);
+    let e = import(&chain, &future).unwrap_err();
+    assert!(in_future(&e), "{e}");
+    assert!(
+        !cachecash_node::network::import::is_peer_fault(&e),
+        "clock skew does not ban the sender"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match import(&chain, &future) {
+            Ok(ImportOutcome::SideChain { .. }) => break,
+            Err(e) if in_future(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => panic!("once the clock allows it, the fork block is kept: {other:?}"),
+        }
+    }
+    assert_eq!(
+        chain.head().header.number,
+        3,
+        "a lighter fork changes nothing"
+    );
+}
+
+#[test]
+fn lighter_fork_blocks_are_kept_but_not_relayed() {
+    use cachecash_node::network::import::block_verdict;
+    let spec = fast_dev_spec(150);
+    let (chain, other) = (open(&spec), open(&spec));
+    for _ in 0..2 {
+        let block = mine(&chain, vec![], dev("alice"), 0);
+        import(&chain, &block).unwrap();
+    }
+    let fork = mine(&other, vec![], dev("bob"), 7);
+    let v = block_verdict(import(&chain, &fork));
+    assert_eq!(
+        format!("{:?}", v.acceptance),
+        "Ignore",
+        "a side-chain block is not forwarded: {}",
+        v.detail
+    );
+    assert!(v.ban.is_none());
+    let next = mine(&chain, vec![], dev("alice"), 0);
+    let v = block_verdict(import(&chain, &next));
+    assert_eq!(format!("{:?}", v.acceptance), "Accept", "{}", v.detail);
+}

@@ -211,15 +211,21 @@ fn verdict(acceptance: MessageAcceptance, detail: String) -> Verdict {
     }
 }
 
-/// Maps an import result to a gossip verdict: forward new valid blocks,
-/// drop known or unplaceable ones, reject and ban provably invalid ones. A
+/// Maps an import result to a gossip verdict: forward new valid blocks
+/// that are, or extend, the best chain; keep lighter fork blocks without
+/// forwarding them; drop known or unplaceable ones, reject and ban provably invalid ones. A
 /// block remembered as invalid is only dropped: the memory of it may come
 /// from a local failure, and its first sender was banned already.
 pub fn block_verdict(result: Result<ImportOutcome, ImportError>) -> Verdict {
     match result {
-        Ok(ImportOutcome::Imported(_)) | Ok(ImportOutcome::SideChain { .. }) => {
-            verdict(MessageAcceptance::Accept, "imported".into())
-        }
+        Ok(ImportOutcome::Imported(_)) => verdict(MessageAcceptance::Accept, "imported".into()),
+        // Kept for a later reorganisation, not relayed: only blocks that
+        // become or extend the best chain travel on gossip, so a fork that
+        // never wins cannot use the network as an amplifier.
+        Ok(ImportOutcome::SideChain { .. }) => verdict(
+            MessageAcceptance::Ignore,
+            "side chain: stored, not relayed".into(),
+        ),
         Ok(ImportOutcome::AlreadyKnown(_)) => verdict(MessageAcceptance::Ignore, "known".into()),
         Err(e) if is_peer_fault(&e) => Verdict {
             acceptance: MessageAcceptance::Reject,
