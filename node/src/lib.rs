@@ -29,6 +29,7 @@ pub mod metrics;
 pub mod miner;
 pub mod network;
 pub mod rpc;
+pub mod rpc_access;
 pub mod service;
 pub mod storage;
 

@@ -700,8 +700,8 @@ fn draw_status(chain: &Chain, id: &EscrowId, round: u64) -> Result<DrawStatus, E
     ))
 }
 
-/// RPC server limits.
-#[derive(Clone, Copy, Debug)]
+/// RPC server limits and access policy.
+#[derive(Clone, Debug)]
 pub struct RpcLimits {
     /// Concurrent connections.
     pub max_connections: u32,
@@ -711,6 +711,10 @@ pub struct RpcLimits {
     pub max_response_bytes: u32,
     /// Subscriptions per connection.
     pub max_subscriptions_per_connection: u32,
+    /// Calls in one batch request.
+    pub max_batch: u32,
+    /// Origins allowed (`crate::rpc_access`).
+    pub cors: crate::rpc_access::RpcCors,
 }
 
 impl Default for RpcLimits {
@@ -720,6 +724,8 @@ impl Default for RpcLimits {
             max_request_bytes: 1024 * 1024,
             max_response_bytes: 16 * 1024 * 1024,
             max_subscriptions_per_connection: 64,
+            max_batch: 64,
+            cors: Default::default(),
         }
     }
 }
@@ -738,8 +744,28 @@ pub async fn start(
         .max_request_body_size(limits.max_request_bytes)
         .max_response_body_size(limits.max_response_bytes)
         .max_subscriptions_per_connection(limits.max_subscriptions_per_connection)
+        .set_batch_request_config(jsonrpsee::server::BatchRequestConfig::Limit(
+            limits.max_batch,
+        ))
         .build();
-    let server = Server::builder().set_config(config).build(addr).await?;
+    // Host names a DNS-rebinding page could use are refused on loopback;
+    // foreign browser origins everywhere (`crate::rpc_access`).
+    let hosts = if addr.ip().is_loopback() {
+        jsonrpsee::server::middleware::http::HostFilterLayer::new(
+            crate::rpc_access::LOCAL_HOSTS.iter().copied(),
+        )
+        .map_err(std::io::Error::other)?
+    } else {
+        jsonrpsee::server::middleware::http::HostFilterLayer::disable()
+    };
+    let middleware = tower::ServiceBuilder::new().layer(hosts).layer(
+        tower_http::validate_request::ValidateRequestHeaderLayer::custom(limits.cors.validator()),
+    );
+    let server = Server::builder()
+        .set_config(config)
+        .set_http_middleware(middleware)
+        .build(addr)
+        .await?;
     let bound = server.local_addr()?;
     Ok((bound, server.start(module)))
 }

@@ -235,7 +235,7 @@ impl Node {
                     allow_unsafe: config.rpc_methods.allows_unsafe(&addr),
                     network: network.clone(),
                 };
-                let (bound, handle) = rpc::start(addr, ctx, config.rpc_limits, {
+                let (bound, handle) = rpc::start(addr, ctx, config.rpc_limits.clone(), {
                     use crate::cdn::rpc::CdnApiServer;
                     use crate::cdn::settle_rpc::{CacheApiServer, PublisherApiServer};
                     let mut m: jsonrpsee::Methods =

@@ -262,3 +262,82 @@ async fn escrow_methods_reject_bad_input_with_clear_errors() {
     assert_eq!(ok["status"], json!("notDrawn"));
     node.stop().await;
 }
+
+/// One HTTP POST with curl: (status, body).
+async fn post(url: &str, headers: &[&str], body: &str) -> (u16, String) {
+    let mut cmd = tokio::process::Command::new("curl");
+    cmd.args(["-sS", "--max-time", "10", "-o", "-", "-w", "\n%{http_code}"]);
+    for h in headers {
+        cmd.args(["-H", h]);
+    }
+    let out = cmd
+        .args(["-H", "Content-Type: application/json", "-d", body, url])
+        .output()
+        .await
+        .expect("curl runs");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_pages_from_foreign_origins_and_rebound_host_names_are_refused() {
+    let spec = fast_dev_spec(60_000);
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&spec, dir.path(), Storage::Memory, None).await;
+    let url = format!("http://{}", node.rpc_addr().unwrap());
+    let call = r#"{"jsonrpc":"2.0","id":1,"method":"system_health","params":[]}"#;
+    // Programs send no Origin; local pages may call.
+    assert_eq!(post(&url, &[], call).await.0, 200);
+    let (status, body) = post(&url, &["Origin: http://localhost:5173"], call).await;
+    assert_eq!(status, 200, "{body}");
+    // A page of another site, in the operator's browser, may not (the
+    // unsafe methods are on for a loopback listener).
+    let submit = r#"{"jsonrpc":"2.0","id":1,"method":"author_submitExtrinsic","params":["0x00"]}"#;
+    let (status, body) = post(&url, &["Origin: https://evil.example"], submit).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("--rpc-cors"),
+        "the refusal says how to allow it: {body}"
+    );
+    // DNS rebinding: the page's own host name now points at 127.0.0.1.
+    let (status, _) = post(&url, &["Host: evil.example:9944"], call).await;
+    assert_eq!(status, 403);
+    // Batches are bounded.
+    let batch = format!(
+        "[{}]",
+        (0..65)
+            .map(|i| format!(
+                r#"{{"jsonrpc":"2.0","id":{i},"method":"system_health","params":[]}}"#
+            ))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let (_, body) = post(&url, &[], &batch).await;
+    assert!(
+        body.contains("exceeded") || body.contains("batch"),
+        "{body}"
+    );
+    let ok = format!(
+        "[{}]",
+        (0..64)
+            .map(|i| format!(
+                r#"{{"jsonrpc":"2.0","id":{i},"method":"system_health","params":[]}}"#
+            ))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    let (status, body) = post(&url, &[], &ok).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        64
+    );
+    // And the node keeps serving.
+    assert_eq!(post(&url, &[], call).await.0, 200);
+    node.stop().await;
+}

@@ -46,6 +46,14 @@ pub struct RunArgs {
     /// Disable the RPC server.
     #[arg(long)]
     pub no_rpc: bool,
+    /// Browser origins allowed to use the RPC: localhost (default), all, or
+    /// a comma-separated list such as https://dash.example.org,http://localhost:*
+    #[arg(
+        long,
+        default_value = "localhost",
+        value_name = "localhost|all|ORIGINS"
+    )]
+    pub rpc_cors: cachecash_node::rpc_access::RpcCors,
     /// Which RPC methods to serve: auto (unsafe ones on localhost only), safe, unsafe.
     #[arg(long, default_value = "auto", value_name = "auto|safe|unsafe")]
     pub rpc_methods: RpcMethods,
@@ -98,6 +106,7 @@ impl Default for RunArgs {
             rpc_external: false,
             no_rpc: false,
             rpc_methods: RpcMethods::Auto,
+            rpc_cors: Default::default(),
             mine: false,
             miner_account: None,
             prometheus_port: None,
@@ -165,7 +174,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         storage: Storage::Rocks,
         rpc_addr: (!args.no_rpc).then_some(SocketAddr::new(rpc_ip, args.rpc_port)),
         rpc_methods: args.rpc_methods,
-        rpc_limits: Default::default(),
+        rpc_limits: cachecash_node::rpc::RpcLimits {
+            cors: args.rpc_cors.clone(),
+            ..Default::default()
+        },
         prometheus_addr: args
             .prometheus_port
             .map(|p| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p)),
