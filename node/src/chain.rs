@@ -498,8 +498,17 @@ impl Chain {
         Ok((account, proof, hash, header))
     }
 
-    /// The context a child of `parent` is checked in, at clock `now`.
-    pub fn context_for(&self, parent: &Header, now: Timestamp) -> Result<ChainContext, StoreError> {
+    /// A stored header with its cumulative work.
+    pub fn header_with_work(&self, hash: &Hash) -> Result<Option<(Header, U256)>, StoreError> {
+        Ok(self
+            .store
+            .header(hash)?
+            .map(|s| (s.header, U256::from_big_endian(&s.total_work))))
+    }
+
+    /// Timestamps of `parent` and up to ten of its ancestors, oldest first
+    /// (the median-time-past window of a child of `parent`).
+    pub fn recent_timestamps(&self, parent: &Header) -> Result<Vec<Timestamp>, StoreError> {
         let mut timestamps = Vec::with_capacity(MEDIAN_TIME_SPAN);
         timestamps.push(parent.timestamp);
         let mut cursor = parent.clone();
@@ -515,6 +524,12 @@ impl Chain {
             cursor = prev;
         }
         timestamps.reverse();
+        Ok(timestamps)
+    }
+
+    /// The context a child of `parent` is checked in, at clock `now`.
+    pub fn context_for(&self, parent: &Header, now: Timestamp) -> Result<ChainContext, StoreError> {
+        let timestamps = self.recent_timestamps(parent)?;
         let median = consensus::median_time_past(&timestamps);
         Ok(ChainContext {
             parent: parent.clone(),

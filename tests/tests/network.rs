@@ -621,3 +621,106 @@ async fn network_rpc_methods_report_peers_and_refuse_bad_input() {
         n.stop().await;
     }
 }
+
+/// A peer that claims far more work than it has: its status says so, and
+/// asked for headers it has none beyond the node's chain (or only a
+/// lighter fork).
+async fn run_lying_peer(node: &Node, headers: Vec<cachecash_runtime::Header>) {
+    use cachecash_node::network::protocol::{
+        Incoming, Status, SyncCodec, SyncRequest, SyncResponse,
+    };
+    use futures::StreamExt;
+    use libp2p::request_response::{self, ProtocolSupport};
+    use libp2p::swarm::SwarmEvent;
+    let genesis = node.chain().genesis_hash();
+    let protocol = cachecash_node::network::protocol::sync_protocol(&genesis);
+    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            Default::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            request_response::Behaviour::<SyncCodec>::new(
+                [(protocol, ProtocolSupport::Full)],
+                request_response::Config::default(),
+            )
+        })
+        .unwrap()
+        .build();
+    swarm.dial(p2p_addr(node)).unwrap();
+    let lie = Status {
+        genesis,
+        best_number: 1_000_000,
+        best_hash: cachecash_runtime::Hash::default(),
+        total_work: [0x7f; 32],
+    };
+    tokio::spawn(async move {
+        loop {
+            if let SwarmEvent::Behaviour(request_response::Event::Message {
+                message:
+                    request_response::Message::Request {
+                        request, channel, ..
+                    },
+                ..
+            }) = swarm.select_next_some().await
+            {
+                let answer = match request {
+                    Incoming::Request(SyncRequest::Status(_)) => SyncResponse::Status(lie.clone()),
+                    Incoming::Request(SyncRequest::Headers { .. }) => {
+                        SyncResponse::Headers(headers.clone())
+                    }
+                    _ => SyncResponse::Refused("no".into()),
+                };
+                let _ = swarm.behaviour_mut().send_response(channel, answer);
+            }
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_whose_headers_do_not_deliver_its_claimed_work_is_banned() {
+    let (spec, dirs) = setup(2);
+    let node = mem_node(&spec, dirs[0].path(), None, vec![]).await;
+    extend_chain(&node, 5, dev("alice"));
+    // Nothing beyond our chain.
+    run_lying_peer(&node, vec![]).await;
+    wait_until(
+        "the peer claiming work it has none of is banned",
+        LONG,
+        || bans(&node) >= 1,
+    )
+    .await;
+    // A lighter fork offered as the heavier chain.
+    let other = mem_node(&spec, dirs[1].path(), None, vec![]).await;
+    extend_chain(&other, 2, dev("bob"));
+    let fork: Vec<_> = (1..=2)
+        .map(|n| other.chain().header_by_number(n).unwrap().unwrap())
+        .collect();
+    run_lying_peer(&node, fork).await;
+    wait_until(
+        "the peer offering a lighter fork as heavier is banned",
+        LONG,
+        || bans(&node) >= 2,
+    )
+    .await;
+    // Headers whose timestamp is not above the median time past.
+    let genesis = node.chain().header_by_number(0).unwrap().unwrap();
+    let stale = mine_on(&other, &genesis, genesis.timestamp, vec![], dev("bob"));
+    run_lying_peer(&node, vec![stale.header]).await;
+    wait_until("the peer sending stale timestamps is banned", LONG, || {
+        bans(&node) >= 3
+    })
+    .await;
+    assert_eq!(node.chain().head().header.number, 5, "the head never moved");
+    let metrics = node.chain().metrics().encode();
+    assert!(
+        metrics.contains("reason=\"claimed work not delivered\""),
+        "banned for the claim"
+    );
+    assert!(metrics.contains("reason=\"invalid headers\""), "{metrics}");
+    other.stop().await;
+    node.stop().await;
+}

@@ -4,9 +4,14 @@
 //! 1. **Headers.** Ask it for up to [`MAX_HEADERS`] headers after our block
 //!    locator. Check them before fetching anything else: they attach to a
 //!    block we have, are consecutive and linked, each meets its own target,
-//!    and each target is the one the retarget rule requires
-//!    ([`verify_headers`]). A peer that sends headers failing these checks
-//!    is banned.
+//!    each target is the one the retarget rule requires, and each
+//!    timestamp is above the median of the eleven before it and within our
+//!    clock's drift limit ([`verify_headers`]). A peer that sends headers
+//!    failing these checks is banned (a timestamp ahead of our clock only
+//!    defers the round). The batch's cumulative work is summed: a batch
+//!    that ends at the peer's head (shorter than asked) with less work than
+//!    the peer's status claimed proves the claim false, and the peer is
+//!    banned before any body is downloaded.
 //! 2. **Bodies.** Request the blocks by hash in batches of
 //!    [`BODY_BATCH`], spread over every peer whose reported chain reaches
 //!    that height (at most [`MAX_INFLIGHT_PER_PEER`] requests per peer and
@@ -30,6 +35,7 @@ use cachecash_runtime::consensus::{self, RetargetInput};
 use cachecash_runtime::{Hash, Header};
 use libp2p::PeerId;
 use libp2p::request_response::OutboundRequestId;
+use primitive_types::U256;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// Blocks per body request.
@@ -82,6 +88,25 @@ pub enum HeaderError {
         /// Required.
         expected: String,
     },
+    /// A timestamp not above the median of the eleven before it.
+    #[error("header #{number} has timestamp {timestamp}, not above the median time past {median}")]
+    TooOld {
+        /// Number.
+        number: u64,
+        /// Its timestamp.
+        timestamp: u64,
+        /// The median of its ancestors.
+        median: u64,
+    },
+    /// A timestamp beyond our clock's drift limit: clock skew, not proof of
+    /// misbehaviour; the round is retried later.
+    #[error("header #{number} is {ahead_ms} ms ahead of this node's clock; check the clocks")]
+    InFuture {
+        /// Number.
+        number: u64,
+        /// How far ahead of the limit.
+        ahead_ms: u64,
+    },
     /// More headers than asked for.
     #[error("{got} headers sent, at most {max} were asked for")]
     TooMany {
@@ -95,9 +120,27 @@ pub enum HeaderError {
     Store(String),
 }
 
-/// Checks a header batch against the chain (see the module docs). Returns
-/// the headers not yet stored, in order.
-pub fn verify_headers(chain: &Chain, headers: Vec<Header>) -> Result<Vec<Header>, HeaderError> {
+/// A checked header batch.
+#[derive(Debug, Clone)]
+pub struct VerifiedHeaders {
+    /// The headers not yet stored, in order.
+    pub new: Vec<Header>,
+    /// Cumulative work at the last linked header: what the batch proves the
+    /// peer's chain holds.
+    pub tip_work: U256,
+    /// Every header linked (the server's chain did not move while it read
+    /// them), so a batch shorter than asked ends at the server's head.
+    pub complete: bool,
+}
+
+/// Checks a header batch against the chain (see the module docs): linkage,
+/// proof of work, the required target, and the timestamp rules
+/// (median-time-past, the future-drift limit at `now`).
+pub fn verify_headers(
+    chain: &Chain,
+    headers: Vec<Header>,
+    now: u64,
+) -> Result<VerifiedHeaders, HeaderError> {
     if headers.len() > MAX_HEADERS as usize {
         return Err(HeaderError::TooMany {
             got: headers.len(),
@@ -105,17 +148,23 @@ pub fn verify_headers(chain: &Chain, headers: Vec<Header>) -> Result<Vec<Header>
         });
     }
     let Some(first) = headers.first() else {
-        return Ok(Vec::new());
+        return Ok(VerifiedHeaders {
+            new: Vec::new(),
+            tip_work: U256::zero(),
+            complete: true,
+        });
     };
     let store = |e: crate::storage::StoreError| HeaderError::Store(e.to_string());
-    let mut prev =
-        chain
-            .header(&first.parent_hash)
-            .map_err(store)?
-            .ok_or(HeaderError::Unattached {
-                number: first.number,
-                parent: first.parent_hash,
-            })?;
+    let (mut prev, mut work) = chain
+        .header_with_work(&first.parent_hash)
+        .map_err(store)?
+        .ok_or(HeaderError::Unattached {
+            number: first.number,
+            parent: first.parent_hash,
+        })?;
+    let mut window: VecDeque<u64> = chain.recent_timestamps(&prev).map_err(store)?.into();
+    let drift = chain.params().max_future_drift_ms;
+    let mut complete = true;
     // ASERT anchors on block 1. Below a fork at genesis it is the branch's
     // own first header; otherwise it is block 1 of the parent's branch.
     let anchor = if prev.number == 0 {
@@ -129,6 +178,7 @@ pub fn verify_headers(chain: &Chain, headers: Vec<Header>) -> Result<Vec<Header>
         if h.parent_hash != prev_hash && i > 0 {
             // The server's chain reorganised while it read the headers:
             // keep the linked prefix.
+            complete = false;
             break;
         }
         if Some(h.number) != prev.number.checked_add(1) {
@@ -156,6 +206,25 @@ pub fn verify_headers(chain: &Chain, headers: Vec<Header>) -> Result<Vec<Header>
                 expected: expected.to_hex(),
             });
         }
+        let median = consensus::median_time_past(window.make_contiguous());
+        if h.timestamp <= median {
+            return Err(HeaderError::TooOld {
+                number: h.number,
+                timestamp: h.timestamp,
+                median,
+            });
+        }
+        if h.timestamp > now.saturating_add(drift) {
+            return Err(HeaderError::InFuture {
+                number: h.number,
+                ahead_ms: h.timestamp - now.saturating_add(drift),
+            });
+        }
+        window.push_back(h.timestamp);
+        if window.len() > consensus::MEDIAN_TIME_SPAN {
+            window.pop_front();
+        }
+        work = work.saturating_add(h.target.work());
         let known = chain.header(&hash).map_err(store)?.is_some();
         prev_hash = hash;
         prev = h.clone();
@@ -163,7 +232,11 @@ pub fn verify_headers(chain: &Chain, headers: Vec<Header>) -> Result<Vec<Header>
             out.push(h);
         }
     }
-    Ok(out)
+    Ok(VerifiedHeaders {
+        new: out,
+        tip_work: work,
+        complete,
+    })
 }
 
 /// A downloaded block waiting for import.

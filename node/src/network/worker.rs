@@ -80,6 +80,10 @@ impl Bucket {
     }
 }
 
+/// Header rounds in a row that may fall short of a peer's claimed work
+/// before it is banned for the claim.
+const MAX_FALSE_CLAIMS: u32 = 2;
+
 #[derive(Debug)]
 struct Peer {
     address: Multiaddr,
@@ -96,6 +100,9 @@ struct Peer {
     retry_after: Instant,
     /// Consecutive requests that made no progress.
     stalls: u32,
+    /// Consecutive header rounds that did not deliver the work its status
+    /// claimed.
+    false_claims: u32,
 }
 
 impl Peer {
@@ -747,6 +754,7 @@ impl Worker {
                         strikes: 0,
                         retry_after: Instant::now(),
                         stalls: 0,
+                        false_claims: 0,
                     },
                 );
                 self.request_status(peer_id);
@@ -1121,10 +1129,53 @@ impl Worker {
         }
     }
 
+    /// The cumulative work `peer`'s status claims, if any.
+    fn claimed_work(&self, peer: &PeerId) -> Option<U256> {
+        self.peers
+            .get(peer)
+            .and_then(|p| p.status.as_ref())
+            .map(|s| U256::from_big_endian(&s.total_work))
+    }
+
+    /// A header round that did not deliver the work `peer`'s status
+    /// claimed. The first time, its status is refreshed (an honest peer's
+    /// chain may have moved under the read); twice in a row, the claim was
+    /// a lie and the peer is banned. Either way this round ends.
+    fn false_claim(&mut self, peer: PeerId, detail: String) {
+        let times = match self.peers.get_mut(&peer) {
+            Some(p) => {
+                p.false_claims = p.false_claims.saturating_add(1);
+                p.status = None;
+                p.false_claims
+            }
+            None => return,
+        };
+        if times >= MAX_FALSE_CLAIMS {
+            self.ban(peer, "claimed work not delivered", &detail);
+            return;
+        }
+        tracing::debug!(target: "cachecash::network", %peer, "{detail}; refreshing its status");
+        self.back_off(peer);
+        self.request_status(peer);
+    }
+
     fn on_headers(&mut self, peer: PeerId, headers: Vec<Header>) {
         let Some(last) = headers.last().cloned() else {
-            // Its status is stale or it shares nothing with our locator;
-            // refresh before asking again.
+            // Our locator ends at genesis, which every peer on this chain
+            // has: no header after it means its best chain is part of ours.
+            // A claim of more work than ours was false.
+            if self
+                .claimed_work(&peer)
+                .is_some_and(|w| w > self.our_work())
+            {
+                self.false_claim(
+                    peer,
+                    "its status claims more work than ours, but it has no header beyond our chain"
+                        .into(),
+                );
+                return;
+            }
+            // Its status is stale; refresh before asking again.
             self.back_off(peer);
             if let Some(p) = self.peers.get_mut(&peer) {
                 p.status = None;
@@ -1132,7 +1183,33 @@ impl Worker {
             self.request_status(peer);
             return;
         };
-        match sync::verify_headers(&self.chain, headers) {
+        let full = headers.len() >= MAX_HEADERS as usize;
+        let verified = sync::verify_headers(&self.chain, headers, crate::chain::now_ms());
+        // A batch that ends at the peer's head proves its chain's work:
+        // less than its status claimed means the claim was false.
+        if let Ok(v) = &verified
+            && v.complete
+            && !full
+            && let Some(claimed) = self.claimed_work(&peer)
+            && v.tip_work < claimed
+        {
+            let detail = format!(
+                "its headers end at #{} with work {}, less than the {} its status claimed",
+                last.number, v.tip_work, claimed
+            );
+            self.false_claim(peer, detail);
+            return;
+        }
+        if let Ok(v) = &verified
+            && v.complete
+            && let Some(p) = self.peers.get_mut(&peer)
+            && p.status
+                .as_ref()
+                .is_some_and(|s| v.tip_work >= U256::from_big_endian(&s.total_work) || full)
+        {
+            p.false_claims = 0;
+        }
+        match verified.map(|v| v.new) {
             Ok(new) if new.is_empty() => {
                 // All known (our locator is sparse where we forked): ask
                 // again from the last one, a bounded number of times.
@@ -1172,6 +1249,11 @@ impl Worker {
             }
             Err(sync::HeaderError::Store(e)) => {
                 tracing::warn!(target: "cachecash::network", "cannot check headers: {e}");
+            }
+            Err(e @ sync::HeaderError::InFuture { .. }) => {
+                // Clock skew (ours or theirs) is not misbehaviour.
+                tracing::warn!(target: "cachecash::network", %peer, "deferring sync: {e}");
+                self.back_off(peer);
             }
             Err(sync::HeaderError::Unattached { .. }) => {
                 // Our head moved (reorganisation) since the locator was
