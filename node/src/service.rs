@@ -108,6 +108,8 @@ pub struct ModuleContext {
     pub network: Option<NetworkHandle>,
     /// Where the CDN roles publish their state for `cdn_*` RPC.
     pub cdn: Arc<crate::cdn::rpc::CdnRegistry>,
+    /// The bound JSON-RPC address, when the node serves RPC.
+    pub rpc_addr: Option<SocketAddr>,
 }
 
 /// A service hosted by the node (network, CDN roles).
@@ -285,6 +287,7 @@ impl Node {
             pool: pool.clone(),
             network: network.clone(),
             cdn,
+            rpc_addr: rpc.as_ref().map(|(bound, _)| *bound),
         };
         let mut started: Vec<Box<dyn NodeModule>> = Vec::new();
         for mut m in modules {

@@ -91,6 +91,10 @@ pub struct RunArgs {
     /// [default: BASE/chains/ID/network/secret_ed25519].
     #[arg(long, value_name = "PATH")]
     pub node_key_file: Option<PathBuf>,
+    /// Serve the read-only web dashboard on ADDR, e.g. 127.0.0.1:9955
+    /// (keep it on loopback; it needs the RPC).
+    #[arg(long, value_name = "ADDR")]
+    pub dashboard: Option<SocketAddr>,
     /// CDN roles.
     #[command(flatten)]
     pub roles: crate::commands::roles::RoleArgs,
@@ -118,6 +122,7 @@ impl Default for RunArgs {
             reserved_nodes: Vec::new(),
             max_peers: 50,
             node_key_file: None,
+            dashboard: None,
             roles: Default::default(),
         }
     }
@@ -188,7 +193,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         },
         network: Some(network_config(&args, &spec, &base_path)?),
     };
-    let modules = crate::commands::roles::modules(&args.roles, &spec, &base_path)?;
+    let mut modules = crate::commands::roles::modules(&args.roles, &spec, &base_path)?;
+    if let Some(addr) = args.dashboard {
+        if args.no_rpc {
+            anyhow::bail!("--dashboard reads the node over its RPC; drop --no-rpc");
+        }
+        let d =
+            cachecash_node::dashboard::DashboardModule::bind(addr).map_err(anyhow::Error::msg)?;
+        eprintln!("dashboard: http://{}", d.local_addr());
+        modules.push(Box::new(d));
+    }
     let rt = shared::runtime()?;
     rt.block_on(async move {
         let node = Node::start(config, modules).await?;

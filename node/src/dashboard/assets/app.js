@@ -1,0 +1,280 @@
+// The cachecash dashboard: reads the node over its JSON-RPC WebSocket and
+// redraws the current page on every new head. Everything from the node is
+// inserted as text, never as markup.
+"use strict";
+
+const state = { ws: null, next: 1, pending: new Map(), head: null, served: [], busy: false };
+
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+
+function kv(pairs) {
+  const dl = el("dl", null, "kv");
+  for (const [k, v] of pairs) {
+    dl.append(el("dt", k), el("dd", v === undefined || v === null ? "—" : v));
+  }
+  return dl;
+}
+
+function table(headers, rows) {
+  const t = el("table");
+  const tr = el("tr");
+  for (const h of headers) tr.append(el("th", h));
+  t.append(tr);
+  for (const row of rows) {
+    const r = el("tr");
+    for (const cell of row) {
+      if (cell instanceof Node) {
+        const td = el("td");
+        td.append(cell);
+        r.append(td);
+      } else {
+        r.append(el("td", cell, typeof cell === "string" && cell.startsWith("0x") ? "hash" : null));
+      }
+    }
+    t.append(r);
+  }
+  return t;
+}
+
+function section(title, ...children) {
+  const s = el("section");
+  s.append(el("h3", title), ...children);
+  return s;
+}
+
+function link(text, route) {
+  const a = el("a", text);
+  a.href = "#/" + route;
+  return a;
+}
+
+const CCH = 10n ** 12n;
+function cch(units) {
+  try {
+    const v = BigInt(units);
+    const whole = v / CCH;
+    const frac = (v % CCH).toString().padStart(12, "0").replace(/0+$/, "");
+    return (frac ? `${whole}.${frac}` : `${whole}`) + " CCH";
+  } catch (_) {
+    return String(units);
+  }
+}
+
+function mib(bytes) {
+  return (Number(bytes) / 1048576).toFixed(1) + " MiB";
+}
+
+function call(method, params = []) {
+  return new Promise((resolve, reject) => {
+    const id = state.next++;
+    state.pending.set(id, { resolve, reject });
+    state.ws.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
+  });
+}
+
+async function maybe(method, params) {
+  try {
+    return await call(method, params);
+  } catch (e) {
+    return { error: e.message || String(e) };
+  }
+}
+
+function onMessage(event) {
+  const msg = JSON.parse(event.data);
+  if (msg.id !== undefined && state.pending.has(msg.id)) {
+    const p = state.pending.get(msg.id);
+    state.pending.delete(msg.id);
+    if (msg.error) p.reject(new Error(msg.error.message));
+    else p.resolve(msg.result);
+    return;
+  }
+  if (msg.method === "chain_newHead" && msg.params) {
+    state.head = msg.params.result;
+    document.getElementById("live").textContent = `live · block #${state.head.number}`;
+    render();
+  }
+}
+
+async function chainPage(main) {
+  const [name, header, sync, peers] = await Promise.all([
+    maybe("system_chain"), call("chain_getHeader"), maybe("system_syncState"), maybe("system_peers"),
+  ]);
+  main.append(el("h2", `Chain: ${typeof name === "string" ? name : "?"}`));
+  main.append(section("Head", kv([
+    ["block", `#${header.number}`],
+    ["hash", header.hash],
+    ["time", new Date(Number(header.timestamp)).toISOString()],
+    ["target", header.target],
+    ["peers", Array.isArray(peers) ? peers.length : "—"],
+    ["sync", sync && !sync.error ? `${sync.currentBlock} of ${sync.highestBlock}` : "—"],
+  ])));
+  const rows = [];
+  for (let n = header.number; n >= 0 && n > header.number - 10; n--) {
+    const hash = await call("chain_getBlockHash", [n]);
+    if (!hash) break;
+    const block = await call("chain_getBlock", [hash]);
+    rows.push([link(`#${n}`, `explore/${n}`), hash, (block.transactions || []).length,
+      new Date(Number(block.header.timestamp)).toISOString()]);
+  }
+  main.append(section("Recent blocks", table(["block", "hash", "transactions", "time"], rows)));
+}
+
+async function cachePage(main) {
+  main.append(el("h2", "Cache"));
+  const status = await maybe("cdn_cacheStatus");
+  if (status.error) {
+    main.append(section("Not a cache", el("p", status.error, "muted")));
+    return;
+  }
+  state.served.push(Number(status.bytesServed));
+  if (state.served.length > 60) state.served.shift();
+  const bars = el("div", null, "bars");
+  const top = Math.max(1, ...state.served);
+  for (const v of state.served) {
+    const b = el("div");
+    b.style.height = `${Math.max(1, (60 * v) / top)}px`;
+    b.title = mib(v);
+    bars.append(b);
+  }
+  main.append(section("Store", kv([
+    ["held", `${mib(status.bytes)} of ${mib(status.quota)} (${status.chunks} chunks)`],
+    ["hit ratio", `${(100 * status.hitRatio).toFixed(1)} %`],
+    ["served", `${mib(status.bytesServed)} in ${status.chunksServed} chunks`],
+    ["fills", status.fills],
+    ["refused", status.refused],
+  ])), section("Bytes served, by head", bars));
+  const earnings = await maybe("cache_earnings");
+  if (!earnings.error) {
+    const rows = Object.entries(earnings.totals || {}).map(([s, t]) => [s, t.tickets, cch(t.value)]);
+    main.append(section("Earnings", kv([
+      ["account", earnings.account],
+      ["balance", cch(earnings.balance)],
+      ["net earned", cch(earnings.net)],
+      ["fees paid", cch(earnings.fees)],
+    ]), table(["tickets", "count", "value"], rows)));
+  }
+  const tickets = await maybe("cache_tickets", [null, null, 20]);
+  if (!tickets.error) {
+    const rows = (tickets.tickets || []).map((t) => [
+      t.escrow, t.round, t.number, t.state,
+      t.block ? link(`#${t.block[1]}`, `explore/${t.block[1]}`) : (t.reason || ""),
+    ]);
+    main.append(section("Tickets", table(["escrow", "round", "number", "state", "claim block"], rows)));
+  }
+}
+
+async function publisherPage(main) {
+  main.append(el("h2", "Publisher"));
+  const status = await maybe("cdn_publisherStatus");
+  if (status.error) {
+    main.append(section("Not a publisher", el("p", status.error, "muted")));
+    return;
+  }
+  const escrows = await maybe("publisher_escrows");
+  if (Array.isArray(escrows)) {
+    main.append(section("Escrows", table(["escrow", "payment", "penalty", "rounds left", "unlocks at"],
+      escrows.map((e) => [link(e.escrow, `explore/${e.escrow}`), cch(e.payment || 0),
+        cch(e.penalty || 0), e.roundsLeft, `#${e.unlockHeight}`]))));
+  }
+  main.append(section("Caches hired", table(["account", "peer", "health", "blames"],
+    status.caches.map((c) => [c.account, c.peerId, c.healthy ? "healthy" : "avoided", c.blames]))));
+  main.append(section("Catalog", table(["path", "version", "size", "chunks", "type"],
+    status.catalog.map((o) => [o.path, o.version, o.size, o.chunks, o.contentType]))));
+  main.append(section("Activity", kv([
+    ["sessions", status.sessions], ["bundles", status.bundles], ["re-issued", status.reissued],
+    ["secrets", status.secrets], ["fills", status.fills],
+  ])));
+}
+
+async function explorePage(main, query) {
+  main.append(el("h2", "Explorer"));
+  const form = el("form");
+  const input = el("input");
+  input.placeholder = "block number, block hash, account or escrow id (0x…)";
+  input.value = query || "";
+  form.append(input);
+  form.onsubmit = (e) => {
+    e.preventDefault();
+    location.hash = "#/explore/" + encodeURIComponent(input.value.trim());
+  };
+  main.append(form);
+  if (!query) return;
+  const out = el("div");
+  out.id = "result";
+  main.append(out);
+  let hash = null;
+  if (/^\d+$/.test(query)) hash = await maybe("chain_getBlockHash", [Number(query)]);
+  else if (/^0x[0-9a-fA-F]{64}$/.test(query)) hash = query;
+  const block = hash && !hash.error ? await maybe("chain_getBlock", [hash]) : null;
+  if (block && !block.error) {
+    const h = block.header;
+    out.append(section(`Block #${h.number}`, kv([
+      ["hash", h.hash], ["parent", h.parentHash], ["time", new Date(Number(h.timestamp)).toISOString()],
+      ["miner", h.miner], ["state root", h.stateRoot],
+    ]), table(["transaction", "signer", "call"], (block.transactions || []).map((t) => [
+      t.hash, t.signer, Object.keys(t.call || {})[0] || JSON.stringify(t.call),
+    ]))));
+    return;
+  }
+  if (/^0x[0-9a-fA-F]{64}$/.test(query)) {
+    const escrow = await maybe("state_getEscrow", [query]);
+    if (escrow && !escrow.error) {
+      out.append(section("Escrow", kv([
+        ["funder", escrow.funder], ["payment", cch(escrow.payment)], ["penalty", cch(escrow.penalty)],
+        ["penalised", escrow.penalised], ["rounds", `${escrow.terms.firstRound}–${escrow.terms.lastRound}`],
+      ])));
+      return;
+    }
+    const account = await maybe("state_getAccount", [query]);
+    if (account && !account.error) {
+      out.append(section("Account", kv([["account", query], ["balance", cch(account.balance)],
+        ["nonce", account.nonce]])));
+      return;
+    }
+  }
+  out.append(el("p", `Nothing found for ${query}`, "bad"));
+}
+
+async function render() {
+  if (state.busy) return;
+  state.busy = true;
+  try {
+    const [page, ...rest] = (location.hash.replace(/^#\/?/, "") || "chain").split("/");
+    for (const a of document.querySelectorAll("nav a")) {
+      a.classList.toggle("active", a.getAttribute("href") === `#/${page}`);
+    }
+    const main = el("div");
+    if (page === "cache") await cachePage(main);
+    else if (page === "publisher") await publisherPage(main);
+    else if (page === "explore") await explorePage(main, decodeURIComponent(rest.join("/")));
+    else await chainPage(main);
+    document.getElementById("main").replaceChildren(...main.childNodes);
+  } catch (e) {
+    document.getElementById("main").replaceChildren(el("p", `Error: ${e.message}`, "bad"));
+  } finally {
+    state.busy = false;
+  }
+}
+
+async function start() {
+  const config = await (await fetch("/config.json")).json();
+  state.ws = new WebSocket(`ws://${location.hostname}:${config.rpcPort}`);
+  state.ws.onmessage = onMessage;
+  state.ws.onclose = () => {
+    document.getElementById("live").textContent = "disconnected: reload when the node is back";
+  };
+  state.ws.onopen = async () => {
+    document.getElementById("live").textContent = "live";
+    await call("chain_subscribeNewHeads");
+    render();
+  };
+  window.addEventListener("hashchange", render);
+}
+
+start();

@@ -1,0 +1,134 @@
+//! The operator's web dashboard: a read-only single page served by the
+//! node (`--dashboard ADDR`, loopback unless told otherwise).
+//!
+//! # Design
+//!
+//! The page is static (HTML, CSS and a small script, built into the binary
+//! with `include_str!`: no front-end toolchain at build or run time). It
+//! reads everything over the node's own JSON-RPC WebSocket, which the
+//! server names in `/config.json`: it subscribes to new heads
+//! (`chain_subscribeNewHeads`) and refreshes its views when a head
+//! arrives, so an idle chain costs nothing and there is no polling loop.
+//! Pages (hash routes): chain, cache, publisher, and an explorer (a block
+//! by number or hash, an account, an escrow).
+//!
+//! # Safety
+//!
+//! Everything from the chain or the node (object paths, chain names,
+//! messages) is inserted as text (`textContent`), never parsed as markup.
+//! The page calls only safe methods; actions (claim now, close an escrow)
+//! stay with the CLI and its unsafe-RPC policy. The dashboard's origin is
+//! a local one, which the RPC's `--rpc-cors` default allows; served on
+//! another interface, that origin must be added to `--rpc-cors`.
+
+use crate::service::{ModuleContext, NodeModule};
+use axum::http::header;
+use axum::response::IntoResponse;
+use std::net::SocketAddr;
+
+const INDEX: &str = include_str!("assets/index.html");
+const SCRIPT: &str = include_str!("assets/app.js");
+const STYLE: &str = include_str!("assets/style.css");
+
+/// The dashboard as a node module.
+#[derive(Debug)]
+pub struct DashboardModule {
+    listener: Option<std::net::TcpListener>,
+    addr: SocketAddr,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl DashboardModule {
+    /// Binds `addr` now (so a port 0 is known before the node starts).
+    pub fn bind(addr: SocketAddr) -> Result<DashboardModule, String> {
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("cannot listen on {addr} for the dashboard: {e}"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("dashboard socket: {e}"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| format!("dashboard socket: {e}"))?;
+        Ok(DashboardModule {
+            listener: Some(listener),
+            addr,
+            task: None,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> axum::response::Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            // The page runs only its own script and talks only to the node.
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+impl NodeModule for DashboardModule {
+    fn name(&self) -> &'static str {
+        "dashboard"
+    }
+
+    fn start(&mut self, ctx: &ModuleContext) -> Result<(), String> {
+        let rpc = ctx
+            .rpc_addr
+            .ok_or("the dashboard reads the node over its JSON-RPC; do not use --no-rpc")?;
+        let listener = self
+            .listener
+            .take()
+            .ok_or("the dashboard was already started")?;
+        let listener = tokio::net::TcpListener::from_std(listener)
+            .map_err(|e| format!("dashboard socket: {e}"))?;
+        let config = serde_json::json!({ "rpcPort": rpc.port() }).to_string();
+        let app = axum::Router::new()
+            .route(
+                "/",
+                axum::routing::get(|| async { asset("text/html; charset=utf-8", INDEX) }),
+            )
+            .route(
+                "/app.js",
+                axum::routing::get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
+            )
+            .route(
+                "/style.css",
+                axum::routing::get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+            )
+            .route(
+                "/config.json",
+                axum::routing::get(move || {
+                    let c = config.clone();
+                    async move { ([(header::CONTENT_TYPE, "application/json")], c) }
+                }),
+            );
+        if !self.addr.ip().is_loopback() {
+            tracing::warn!(target: "cachecash::dashboard", addr = %self.addr, "the dashboard listens beyond loopback; add its origin to --rpc-cors for the page to reach the RPC");
+        }
+        tracing::info!(target: "cachecash::dashboard", "dashboard on http://{}", self.addr);
+        self.task = Some(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(target: "cachecash::dashboard", "the dashboard stopped: {e}");
+            }
+        }));
+        Ok(())
+    }
+
+    fn stop(&mut self) {
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
