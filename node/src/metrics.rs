@@ -11,6 +11,21 @@ use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// The reasons a peer is banned for (`cachecash_peer_bans_total{reason}`).
+pub const BAN_REASONS: &[&str] = &[
+    "invalid block",
+    "invalid headers",
+    "claimed work not delivered",
+    "malformed sync request",
+    "malformed sync response",
+    "wrong sync response",
+    "wrong block",
+    "too many violations",
+    "malformed transaction",
+    "badly signed transaction",
+    "cdn_malformed",
+];
+
 /// Label set of the labelled metrics.
 pub type Labels = Vec<(&'static str, &'static str)>;
 
@@ -136,6 +151,11 @@ impl Metrics {
             network_bytes.clone(),
         );
         registry.register("peer_bans", "Peers banned, by reason", peer_bans.clone());
+        // Known reasons start at zero, so a dashboard's rate() has a series
+        // before the first ban; any other reason appears when it happens.
+        for reason in BAN_REASONS {
+            peer_bans.get_or_create(&vec![("reason", *reason)]).inc_by(0);
+        }
         registry.register(
             "gossip_messages",
             "Gossip messages validated, by topic and verdict",

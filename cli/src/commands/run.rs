@@ -66,6 +66,10 @@ pub struct RunArgs {
     /// Serve Prometheus metrics on 127.0.0.1:PORT/metrics.
     #[arg(long, value_name = "PORT")]
     pub prometheus_port: Option<u16>,
+    /// Serve Prometheus metrics on all interfaces instead of 127.0.0.1
+    /// (for a scraper on another host or pod; metrics hold no secrets).
+    #[arg(long)]
+    pub prometheus_external: bool,
     /// Most transactions in the mempool.
     #[arg(long, default_value_t = 8192)]
     pub pool_limit: usize,
@@ -114,6 +118,7 @@ impl Default for RunArgs {
             mine: false,
             miner_account: None,
             prometheus_port: None,
+            prometheus_external: false,
             pool_limit: 8192,
             port: 30333,
             listen_addr: Vec::new(),
@@ -183,9 +188,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             cors: args.rpc_cors.clone(),
             ..Default::default()
         },
-        prometheus_addr: args
-            .prometheus_port
-            .map(|p| SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), p)),
+        prometheus_addr: args.prometheus_port.map(|p| {
+            let ip = if args.prometheus_external {
+                Ipv4Addr::UNSPECIFIED
+            } else {
+                Ipv4Addr::LOCALHOST
+            };
+            SocketAddr::new(IpAddr::V4(ip), p)
+        }),
         mine: miner,
         pool_limits: PoolLimits {
             max_transactions: args.pool_limit,
