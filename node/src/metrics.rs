@@ -154,7 +154,9 @@ impl Metrics {
         // Known reasons start at zero, so a dashboard's rate() has a series
         // before the first ban; any other reason appears when it happens.
         for reason in BAN_REASONS {
-            peer_bans.get_or_create(&vec![("reason", *reason)]).inc_by(0);
+            peer_bans
+                .get_or_create(&vec![("reason", *reason)])
+                .inc_by(0);
         }
         registry.register(
             "gossip_messages",

@@ -758,9 +758,20 @@ pub async fn start(
     } else {
         jsonrpsee::server::middleware::http::HostFilterLayer::disable()
     };
-    let middleware = tower::ServiceBuilder::new().layer(hosts).layer(
-        tower_http::validate_request::ValidateRequestHeaderLayer::custom(limits.cors.validator()),
-    );
+    // `GET /health` answers `system_health` (probes, load balancers).
+    let health = jsonrpsee::server::middleware::http::ProxyGetRequestLayer::new([(
+        "/health",
+        "system_health",
+    )])
+    .map_err(std::io::Error::other)?;
+    let middleware = tower::ServiceBuilder::new()
+        .layer(hosts)
+        .layer(
+            tower_http::validate_request::ValidateRequestHeaderLayer::custom(
+                limits.cors.validator(),
+            ),
+        )
+        .layer(health);
     let server = Server::builder()
         .set_config(config)
         .set_http_middleware(middleware)

@@ -62,10 +62,14 @@ pub fn run(cmd: KeyCommand) -> anyhow::Result<()> {
             if json {
                 println!(
                     "{}",
-                    serde_json::json!({"account": account, "secretSeed": shown_seed, "file": output})
+                    serde_json::json!({"account": account, "peerId": peer_id(&account), "secretSeed": shown_seed, "file": output})
                 );
             } else {
                 println!("Account:     {account}");
+                println!(
+                    "Peer id:     {}  (as a node key: --node-key-file)",
+                    peer_id(&account)
+                );
                 match (&shown_seed, &output) {
                     (Some(s), _) => {
                         println!("Secret seed: {s}\nKeep the seed secret: it controls the account.")
@@ -98,13 +102,24 @@ pub fn run(cmd: KeyCommand) -> anyhow::Result<()> {
                 (AccountId::from_signing_key(&k), "key")
             };
             if json {
-                println!("{}", serde_json::json!({"account": account, "input": kind}));
+                println!(
+                    "{}",
+                    serde_json::json!({"account": account, "peerId": peer_id(&account), "input": kind})
+                );
             } else {
                 println!("Account: {account}");
+                println!("Peer id: {}", peer_id(&account));
             }
             Ok(())
         }
     }
+}
+
+/// The libp2p peer id of a node whose node key is this account's key.
+fn peer_id(account: &AccountId) -> String {
+    cachecash_node::cdn::peer_of(account)
+        .map(|p| p.to_string())
+        .unwrap_or_default()
 }
 
 fn validity(a: &AccountId) -> &'static str {

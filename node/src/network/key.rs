@@ -80,6 +80,8 @@ pub fn signing_key(key: &Keypair) -> Result<ed25519_dalek::SigningKey, NodeKeyEr
 }
 
 fn parse(text: &str) -> Result<Keypair, String> {
+    // `cachecash key generate -o FILE` writes the seed with a 0x prefix.
+    let text = text.strip_prefix("0x").unwrap_or(text);
     let mut bytes = hex::decode(text).map_err(|e| format!("not hex: {e}"))?;
     if bytes.len() != 32 {
         return Err(format!("{} bytes instead of 32", bytes.len()));
