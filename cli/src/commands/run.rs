@@ -95,9 +95,14 @@ pub struct RunArgs {
     /// [default: BASE/chains/ID/network/secret_ed25519].
     #[arg(long, value_name = "PATH")]
     pub node_key_file: Option<PathBuf>,
-    /// Serve the read-only web dashboard on ADDR, e.g. 127.0.0.1:9955
-    /// (keep it on loopback; it needs the RPC).
-    #[arg(long, value_name = "ADDR")]
+    /// Serve the read-only web dashboard, on 127.0.0.1:9955 unless ADDR is
+    /// given (keep it on loopback; it reads the node over its RPC).
+    #[arg(
+        long,
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = "127.0.0.1:9955"
+    )]
     pub dashboard: Option<SocketAddr>,
     /// CDN roles.
     #[command(flatten)]
