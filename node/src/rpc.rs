@@ -5,6 +5,11 @@
 //! balances are decimal strings; an omitted `at`/`hash` means the best
 //! block. Errors are JSON-RPC errors whose message says what was wrong.
 //!
+//! Methods that read storage or check signatures (blocks, state, proofs,
+//! escrows, transaction submission) run on the blocking pool
+//! (`register_blocking_method`), so a flood of them cannot occupy the async
+//! workers that drive the network, sync and the CDN services.
+//!
 //! Unsafe (node-changing) methods are served only when the policy allows:
 //! `--rpc-methods auto` (default) allows them on a loopback listener only,
 //! `safe` never, `unsafe` always. When denied they stay listed and answer
@@ -235,7 +240,7 @@ pub fn module(
 ) -> Result<RpcModule<RpcContext>, jsonrpsee::core::RegisterMethodError> {
     let mut m = RpcModule::new(ctx);
 
-    m.register_method("chain_getHeader", |p, c, _| {
+    m.register_blocking_method("chain_getHeader", |p, c, _| {
         let args = positional(&p)?;
         let at = opt_hash(&args, 0, "hash")?;
         match at {
@@ -247,7 +252,7 @@ pub fn module(
         }
     })?;
 
-    m.register_method("chain_getBlock", |p, c, _| {
+    m.register_blocking_method("chain_getBlock", |p, c, _| {
         let args = positional(&p)?;
         let hash = opt_hash(&args, 0, "hash")?.unwrap_or_else(|| c.chain.head().hash);
         match c.chain.block(&hash).map_err(internal)? {
@@ -256,7 +261,7 @@ pub fn module(
         }
     })?;
 
-    m.register_method("chain_getBlockHash", |p, c, _| {
+    m.register_blocking_method("chain_getBlockHash", |p, c, _| {
         let args = positional(&p)?;
         let number = match args.first() {
             None | Some(Value::Null) => {
@@ -316,7 +321,7 @@ pub fn module(
         },
     )?;
 
-    m.register_method("state_getBalance", |p, c, _| {
+    m.register_blocking_method("state_getBalance", |p, c, _| {
         let args = positional(&p)?;
         let account = parse_account(&req_str(&args, 0, "account")?)?;
         let at = opt_hash(&args, 1, "at")?;
@@ -324,7 +329,7 @@ pub fn module(
         Ok::<Value, ErrorObjectOwned>(json!(a.balance.to_string()))
     })?;
 
-    m.register_method("state_getAccount", |p, c, _| {
+    m.register_blocking_method("state_getAccount", |p, c, _| {
         let args = positional(&p)?;
         let account = parse_account(&req_str(&args, 0, "account")?)?;
         let at = opt_hash(&args, 1, "at")?;
@@ -332,7 +337,7 @@ pub fn module(
         Ok::<Value, ErrorObjectOwned>(json!({"balance": a.balance.to_string(), "nonce": a.nonce}))
     })?;
 
-    m.register_method("state_getProof", |p, c, _| {
+    m.register_blocking_method("state_getProof", |p, c, _| {
         let args = positional(&p)?;
         let account = parse_account(&req_str(&args, 0, "account")?)?;
         let at = opt_hash(&args, 1, "at")?;
@@ -348,7 +353,7 @@ pub fn module(
         }))
     })?;
 
-    m.register_method("chain_getTransaction", |p, c, _| {
+    m.register_blocking_method("chain_getTransaction", |p, c, _| {
         let args = positional(&p)?;
         let hash = parse_hash(&req_str(&args, 0, "hash")?, "hash")?;
         let Some(loc) = c.chain.store().tx_location(&hash).map_err(internal)? else {
@@ -383,7 +388,7 @@ pub fn module(
         }))
     })?;
 
-    m.register_method("author_submitTransaction", |p, c, _| {
+    m.register_blocking_method("author_submitTransaction", |p, c, _| {
         let args = positional(&p)?;
         let hex = req_str(&args, 0, "transaction")?;
         let bytes = cachecash_runtime::primitives::decode_hex(&hex)
@@ -498,7 +503,7 @@ pub fn module(
         Ok::<Value, ErrorObjectOwned>(c.info.properties.clone())
     })?;
 
-    m.register_method("state_getEscrow", |p, c, _| {
+    m.register_blocking_method("state_getEscrow", |p, c, _| {
         let args = positional(&p)?;
         let id = parse_hash(&req_str(&args, 0, "escrow id")?, "escrow id")?;
         let at = opt_hash(&args, 1, "at")?;
@@ -509,7 +514,7 @@ pub fn module(
         })
     })?;
 
-    m.register_method("escrow_listByFunder", |p, c, _| {
+    m.register_blocking_method("escrow_listByFunder", |p, c, _| {
         let args = positional(&p)?;
         let funder = parse_account(&req_str(&args, 0, "funder")?)?;
         let at = opt_hash(&args, 1, "at")?;
@@ -517,7 +522,7 @@ pub fn module(
         Ok::<Value, ErrorObjectOwned>(json!(ids))
     })?;
 
-    m.register_method("escrow_getWinners", |p, c, _| {
+    m.register_blocking_method("escrow_getWinners", |p, c, _| {
         let args = positional(&p)?;
         let id = parse_hash(&req_str(&args, 0, "escrow id")?, "escrow id")?;
         let round = req_u64(&args, 1, "round")?;
@@ -525,7 +530,7 @@ pub fn module(
         Ok::<Value, ErrorObjectOwned>(draw.to_json())
     })?;
 
-    m.register_method("escrow_getClaim", |p, c, _| {
+    m.register_blocking_method("escrow_getClaim", |p, c, _| {
         let args = positional(&p)?;
         let id = parse_hash(&req_str(&args, 0, "escrow id")?, "escrow id")?;
         let round = req_u64(&args, 1, "round")?;
