@@ -42,6 +42,7 @@ pub mod genesis;
 pub mod microcash;
 pub mod primitives;
 pub mod serde_balance;
+pub mod signature;
 pub mod state;
 pub mod transaction;
 pub mod verify;

@@ -715,9 +715,10 @@ pub fn batch_root(ticket_hash: &Hash, proof: &BatchProof) -> Result<Hash, Ticket
 }
 
 impl SignedTicket {
-    /// Verifies the signature or batch proof under `signer` (strict ed25519).
+    /// Verifies the signature or batch proof under `signer` (the consensus
+    /// rule, [`crate::signature`]).
     pub fn verify(&self, signer: &AccountId) -> Result<(), TicketError> {
-        let key = signer
+        signer
             .verifying_key()
             .map_err(|_| TicketError::BadSigner(*signer))?;
         let h = self.ticket.hash();
@@ -728,7 +729,7 @@ impl SignedTicket {
                 (batch_payload(&root, proof.size), signature)
             }
         };
-        key.verify_strict(&payload, &ed25519_dalek::Signature::from_bytes(&sig.0))
+        crate::signature::verify(signer, &payload, &sig.0)
             .map_err(|_| TicketError::BadSignature(*signer))
     }
 }

@@ -175,25 +175,28 @@ impl SignedTransaction {
             .map_err(|e| TransactionDecodeError::Undecodable(e.to_string()))
     }
 
-    /// Checks this transaction's signature alone (strict verification).
+    /// Checks this transaction's signature alone (the consensus rule,
+    /// [`crate::signature`]).
     pub fn verify_signature(&self, genesis: &Hash) -> Result<(), crate::error::TxError> {
-        let key = self
-            .tx
+        self.tx
             .signer
             .verifying_key()
             .map_err(crate::error::TxError::BadSigner)?;
-        let sig = ed25519_dalek::Signature::from_bytes(&self.signature.0);
-        key.verify_strict(&self.tx.signing_payload(genesis), &sig)
-            .map_err(|_| crate::error::TxError::BadSignature {
-                signer: self.tx.signer,
-                genesis: *genesis,
-            })
+        crate::signature::verify(
+            &self.tx.signer,
+            &self.tx.signing_payload(genesis),
+            &self.signature.0,
+        )
+        .map_err(|_| crate::error::TxError::BadSignature {
+            signer: self.tx.signer,
+            genesis: *genesis,
+        })
     }
 }
 
-/// Verifies the signatures of `txs` in one ed25519 batch. On failure,
-/// verifies one by one to name the first offender, so the error is precise
-/// and the verdict never depends on batching.
+/// Verifies the signatures of `txs` in one batch. Under the consensus rule
+/// ([`crate::signature`]) a batch passes exactly when every signature does;
+/// on failure each is checked alone to name the first offender.
 pub fn verify_signatures_batch(
     txs: &[SignedTransaction],
     genesis: &Hash,
@@ -201,28 +204,21 @@ pub fn verify_signatures_batch(
     if txs.is_empty() {
         return Ok(());
     }
-    let mut keys = Vec::with_capacity(txs.len());
     for (i, t) in txs.iter().enumerate() {
-        keys.push(
-            t.tx.signer
-                .verifying_key()
-                .map_err(|e| (i, crate::error::TxError::BadSigner(e)))?,
-        );
+        t.tx.signer
+            .verifying_key()
+            .map_err(|e| (i, crate::error::TxError::BadSigner(e)))?;
     }
     let payloads: Vec<Vec<u8>> = txs.iter().map(|t| t.tx.signing_payload(genesis)).collect();
-    let messages: Vec<&[u8]> = payloads.iter().map(|p| p.as_slice()).collect();
-    let sigs: Vec<ed25519_dalek::Signature> = txs
+    let items = txs
         .iter()
-        .map(|t| ed25519_dalek::Signature::from_bytes(&t.signature.0))
-        .collect();
-    if ed25519_dalek::verify_batch(&messages, &sigs, &keys).is_ok() {
+        .zip(&payloads)
+        .map(|(t, p)| (&t.tx.signer, p.as_slice(), &t.signature.0));
+    if crate::signature::verify_batch(items) {
         return Ok(());
     }
     for (i, t) in txs.iter().enumerate() {
         t.verify_signature(genesis).map_err(|e| (i, e))?;
     }
-    // The batch equation failed although every signature verifies alone
-    // (possible only for crafted signatures with small-order components);
-    // the per-signature verdict is the rule.
     Ok(())
 }
