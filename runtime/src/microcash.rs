@@ -715,21 +715,27 @@ pub fn batch_root(ticket_hash: &Hash, proof: &BatchProof) -> Result<Hash, Ticket
 }
 
 impl SignedTicket {
+    /// What the signer signed and the signature: the ticket's own payload,
+    /// or the batch root its inclusion proof leads to.
+    pub fn signed_payload(&self) -> Result<(Vec<u8>, [u8; 64]), TicketError> {
+        let h = self.ticket.hash();
+        Ok(match &self.auth {
+            TicketAuth::Single(sig) => (single_payload(&h), sig.0),
+            TicketAuth::Batch { signature, proof } => {
+                let root = batch_root(&h, proof)?;
+                (batch_payload(&root, proof.size), signature.0)
+            }
+        })
+    }
+
     /// Verifies the signature or batch proof under `signer` (the consensus
     /// rule, [`crate::signature`]).
     pub fn verify(&self, signer: &AccountId) -> Result<(), TicketError> {
         signer
             .verifying_key()
             .map_err(|_| TicketError::BadSigner(*signer))?;
-        let h = self.ticket.hash();
-        let (payload, sig) = match &self.auth {
-            TicketAuth::Single(sig) => (single_payload(&h), sig),
-            TicketAuth::Batch { signature, proof } => {
-                let root = batch_root(&h, proof)?;
-                (batch_payload(&root, proof.size), signature)
-            }
-        };
-        crate::signature::verify(signer, &payload, &sig.0)
+        let (payload, sig) = self.signed_payload()?;
+        crate::signature::verify(signer, &payload, &sig)
             .map_err(|_| TicketError::BadSignature(*signer))
     }
 }
