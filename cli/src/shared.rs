@@ -200,15 +200,29 @@ pub async fn next_nonce(
     use serde_json::{Value, json};
     let account = client.call("state_getAccount", vec![json!(signer)]).await?;
     let mut nonce = account.get("nonce").and_then(Value::as_u64).unwrap_or(0);
-    let pending = client.call("author_pendingTransactions", vec![]).await?;
-    for t in pending.as_array().into_iter().flatten() {
-        let is_signer =
-            t.pointer("/tx/signer").and_then(Value::as_str) == Some(signer.to_hex().as_str());
-        if let (true, Some(n)) = (is_signer, t.pointer("/tx/nonce").and_then(Value::as_u64)) {
-            nonce = nonce.max(n.saturating_add(1));
+    // The pool answers in pages; read them all.
+    const PAGE: u64 = 1024;
+    let mut offset = 0u64;
+    loop {
+        let pending = client
+            .call(
+                "author_pendingTransactions",
+                vec![json!(PAGE), json!(offset)],
+            )
+            .await?;
+        let page = pending.as_array().cloned().unwrap_or_default();
+        for t in &page {
+            let is_signer =
+                t.pointer("/tx/signer").and_then(Value::as_str) == Some(signer.to_hex().as_str());
+            if let (true, Some(n)) = (is_signer, t.pointer("/tx/nonce").and_then(Value::as_u64)) {
+                nonce = nonce.max(n.saturating_add(1));
+            }
         }
+        if (page.len() as u64) < PAGE {
+            return Ok(nonce);
+        }
+        offset += PAGE;
     }
-    Ok(nonce)
 }
 
 /// A submitted transaction.

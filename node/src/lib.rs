@@ -31,6 +31,7 @@ pub mod miner;
 pub mod network;
 pub mod rpc;
 pub mod rpc_access;
+pub mod rpc_server;
 pub mod service;
 pub mod storage;
 

@@ -17,9 +17,10 @@
 
 use crate::chain::{Chain, ChainEvent, ReadError};
 use crate::mempool::{Mempool, PoolError};
+pub use crate::rpc_server::{RpcLimits, start};
 use cachecash_runtime::microcash::{Escrow, EscrowId};
 use cachecash_runtime::{AccountId, Block, Hash, Header, SignedTransaction};
-use jsonrpsee::server::{RpcModule, Server, ServerConfig, ServerHandle};
+use jsonrpsee::server::RpcModule;
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned, Params};
 use parity_scale_codec::Encode;
 use serde_json::{Value, json};
@@ -38,6 +39,10 @@ pub const UNKNOWN_BLOCK: i32 = 1011;
 pub const UNSAFE_DENIED: i32 = 1012;
 /// Error code: the escrow does not exist.
 pub const UNKNOWN_ESCROW: i32 = 1013;
+/// Default page of `author_pendingTransactions`.
+pub const PENDING_PAGE: u64 = 256;
+/// Largest page of `author_pendingTransactions`.
+pub const MAX_PENDING_PAGE: u64 = 1024;
 /// Error code: the node runs without networking.
 pub const NO_NETWORK: i32 = 1014;
 
@@ -397,11 +402,28 @@ pub fn module(
         Ok::<Value, ErrorObjectOwned>(json!(hash))
     })?;
 
-    m.register_method("author_pendingTransactions", |_p, c, _| {
+    m.register_method("author_pendingTransactions", |p, c, _| {
+        // Paged: a full pool would otherwise be one answer of hundreds of MiB.
+        let args = positional(&p)?;
+        let opt = |i: usize, name: &str, default: u64| match args.get(i) {
+            None | Some(Value::Null) => Ok(default),
+            Some(_) => req_u64(&args, i, name),
+        };
+        let limit = opt(0, "limit", PENDING_PAGE)?;
+        if limit == 0 || limit > MAX_PENDING_PAGE {
+            return Err(err(
+                INVALID_PARAMS,
+                format!("limit must be 1 to {MAX_PENDING_PAGE}, got {limit}; page with offset"),
+            ));
+        }
+        let offset = usize::try_from(opt(1, "offset", 0)?).unwrap_or(usize::MAX);
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         Ok::<Value, ErrorObjectOwned>(json!(
             c.pool
                 .pending()
                 .iter()
+                .skip(offset)
+                .take(limit)
                 .map(|(_, t)| transaction_json(t))
                 .collect::<Vec<_>>()
         ))
@@ -703,85 +725,4 @@ fn draw_status(chain: &Chain, id: &EscrowId, round: u64) -> Result<DrawStatus, E
         INTERNAL,
         "the chain reorganised during each of three reads; retry",
     ))
-}
-
-/// RPC server limits and access policy.
-#[derive(Clone, Debug)]
-pub struct RpcLimits {
-    /// Concurrent connections.
-    pub max_connections: u32,
-    /// Largest request body.
-    pub max_request_bytes: u32,
-    /// Largest response body.
-    pub max_response_bytes: u32,
-    /// Subscriptions per connection.
-    pub max_subscriptions_per_connection: u32,
-    /// Calls in one batch request.
-    pub max_batch: u32,
-    /// Origins allowed (`crate::rpc_access`).
-    pub cors: crate::rpc_access::RpcCors,
-}
-
-impl Default for RpcLimits {
-    fn default() -> Self {
-        RpcLimits {
-            max_connections: 100,
-            max_request_bytes: 1024 * 1024,
-            max_response_bytes: 16 * 1024 * 1024,
-            max_subscriptions_per_connection: 64,
-            max_batch: 64,
-            cors: Default::default(),
-        }
-    }
-}
-
-/// Starts the server on `addr`; returns the bound address and the handle.
-pub async fn start(
-    addr: SocketAddr,
-    ctx: RpcContext,
-    limits: RpcLimits,
-    extra: jsonrpsee::Methods,
-) -> std::io::Result<(SocketAddr, ServerHandle)> {
-    let mut module = module(ctx).map_err(std::io::Error::other)?;
-    module.merge(extra).map_err(std::io::Error::other)?;
-    let config = ServerConfig::builder()
-        .max_connections(limits.max_connections)
-        .max_request_body_size(limits.max_request_bytes)
-        .max_response_body_size(limits.max_response_bytes)
-        .max_subscriptions_per_connection(limits.max_subscriptions_per_connection)
-        .set_batch_request_config(jsonrpsee::server::BatchRequestConfig::Limit(
-            limits.max_batch,
-        ))
-        .build();
-    // Host names a DNS-rebinding page could use are refused on loopback;
-    // foreign browser origins everywhere (`crate::rpc_access`).
-    let hosts = if addr.ip().is_loopback() {
-        jsonrpsee::server::middleware::http::HostFilterLayer::new(
-            crate::rpc_access::LOCAL_HOSTS.iter().copied(),
-        )
-        .map_err(std::io::Error::other)?
-    } else {
-        jsonrpsee::server::middleware::http::HostFilterLayer::disable()
-    };
-    // `GET /health` answers `system_health` (probes, load balancers).
-    let health = jsonrpsee::server::middleware::http::ProxyGetRequestLayer::new([(
-        "/health",
-        "system_health",
-    )])
-    .map_err(std::io::Error::other)?;
-    let middleware = tower::ServiceBuilder::new()
-        .layer(hosts)
-        .layer(
-            tower_http::validate_request::ValidateRequestHeaderLayer::custom(
-                limits.cors.validator(),
-            ),
-        )
-        .layer(health);
-    let server = Server::builder()
-        .set_config(config)
-        .set_http_middleware(middleware)
-        .build(addr)
-        .await?;
-    let bound = server.local_addr()?;
-    Ok((bound, server.start(module)))
 }

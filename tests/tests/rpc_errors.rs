@@ -118,6 +118,15 @@ async fn malformed_and_invalid_requests_get_clear_errors() {
     assert!(e.contains("already pending"), "{e}");
     let pending = rpc(a, "author_pendingTransactions", vec![]).await.unwrap();
     assert_eq!(pending.as_array().unwrap().len(), 1);
+    // Paged, and bounded.
+    let page = rpc(a, "author_pendingTransactions", vec![json!(1), json!(1)])
+        .await
+        .unwrap();
+    assert_eq!(page.as_array().unwrap().len(), 0, "offset past the pool");
+    let e = rpc(a, "author_pendingTransactions", vec![json!(100_000)])
+        .await
+        .unwrap_err();
+    assert!(e.contains("limit must be 1 to 1024"), "{e}");
 
     // Every method is listed, and the node still serves.
     let methods = rpc(a, "rpc_methods", vec![]).await.unwrap();
