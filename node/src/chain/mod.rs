@@ -58,6 +58,9 @@ use parking_lot::{Mutex, RwLock};
 use primitive_types::U256;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+
+mod context;
+mod reorg;
 use std::time::Instant;
 use tokio::sync::broadcast;
 
@@ -498,88 +501,6 @@ impl Chain {
         Ok((account, proof, hash, header))
     }
 
-    /// A stored header with its cumulative work.
-    pub fn header_with_work(&self, hash: &Hash) -> Result<Option<(Header, U256)>, StoreError> {
-        Ok(self
-            .store
-            .header(hash)?
-            .map(|s| (s.header, U256::from_big_endian(&s.total_work))))
-    }
-
-    /// Timestamps of `parent` and up to ten of its ancestors, oldest first
-    /// (the median-time-past window of a child of `parent`).
-    pub fn recent_timestamps(&self, parent: &Header) -> Result<Vec<Timestamp>, StoreError> {
-        let mut timestamps = Vec::with_capacity(MEDIAN_TIME_SPAN);
-        timestamps.push(parent.timestamp);
-        let mut cursor = parent.clone();
-        while timestamps.len() < MEDIAN_TIME_SPAN && cursor.number > 0 {
-            // A fork's ancestors may wait in the side pool, not the store.
-            let prev = self
-                .ancestor(&cursor.parent_hash)?
-                .ok_or_else(|| StoreError::Corrupt {
-                    what: format!("ancestor {} of {}", cursor.parent_hash, parent.hash()),
-                    message: "missing".into(),
-                })?;
-            timestamps.push(prev.timestamp);
-            cursor = prev;
-        }
-        timestamps.reverse();
-        Ok(timestamps)
-    }
-
-    /// The context a child of `parent` is checked in, at clock `now`.
-    pub fn context_for(&self, parent: &Header, now: Timestamp) -> Result<ChainContext, StoreError> {
-        let timestamps = self.recent_timestamps(parent)?;
-        let median = consensus::median_time_past(&timestamps);
-        Ok(ChainContext {
-            parent: parent.clone(),
-            median_time_past: median,
-            expected_target: self.next_target(parent)?,
-            now,
-        })
-    }
-
-    /// A stored header, or a side-pool block's header.
-    fn ancestor(&self, hash: &Hash) -> Result<Option<Header>, StoreError> {
-        if let Some(b) = self.side.lock().blocks.get(hash) {
-            return Ok(Some(b.block.header.clone()));
-        }
-        Ok(self.store.header(hash)?.map(|s| s.header))
-    }
-
-    /// The timestamp of block 1 on `parent`'s own branch: ASERT's anchor.
-    /// A branch that forks at genesis has its own block 1, so the walk goes
-    /// back through off-canonical ancestors (the side pool, at most
-    /// [`MAX_SIDE_BLOCKS`] steps) until it meets the canonical chain.
-    pub fn anchor_timestamp(&self, parent: &Header) -> Result<Timestamp, StoreError> {
-        let mut cursor = parent.clone();
-        for _ in 0..=MAX_SIDE_BLOCKS {
-            if cursor.number <= 1 {
-                return Ok(cursor.timestamp);
-            }
-            if self.store.canonical_hash(cursor.number)? == Some(cursor.hash()) {
-                break;
-            }
-            let prev = self
-                .side
-                .lock()
-                .blocks
-                .get(&cursor.parent_hash)
-                .map(|b| b.block.header.clone());
-            cursor = match prev {
-                Some(h) => h,
-                None => match self.store.header(&cursor.parent_hash)? {
-                    Some(stored) => stored.header,
-                    None => break,
-                },
-            };
-        }
-        Ok(self
-            .header_by_number(1)?
-            .map(|h| h.timestamp)
-            .unwrap_or(parent.timestamp))
-    }
-
     /// A block template on `input.parent` (which must be canonical: its
     /// state is read) from `candidates`, under this chain's rules.
     pub fn build_template(
@@ -589,23 +510,6 @@ impl Chain {
     ) -> Result<cachecash_runtime::builder::Template, BlockError> {
         let view = TreeView(self.store.as_ref());
         cachecash_runtime::builder::build_template(&view, &view, input, candidates, &self.params)
-    }
-
-    /// The target required of a child of `parent`.
-    pub fn next_target(&self, parent: &Header) -> Result<Target, StoreError> {
-        let anchor_timestamp = if parent.number >= 1 {
-            self.anchor_timestamp(parent)?
-        } else {
-            parent.timestamp
-        };
-        Ok(consensus::next_target(
-            &self.params,
-            RetargetInput {
-                parent_number: parent.number,
-                parent_timestamp: parent.timestamp,
-                anchor_timestamp,
-            },
-        ))
     }
 
     /// Decodes and imports a block.
@@ -790,125 +694,6 @@ impl Chain {
         Ok(self.commit(executed, total_work, origin)?)
     }
 
-    /// Switches to the heavier branch ending at side block `tip` (see the
-    /// module docs). The write lock must be held.
-    fn reorganize(
-        &self,
-        tip: Hash,
-        old_head: &HeadInfo,
-        origin: BlockOrigin,
-    ) -> Result<Head, ImportError> {
-        // 1. The branch, back to the canonical ancestor.
-        let mut branch: Vec<SideBlock> = Vec::new();
-        let mut cursor = tip;
-        let ancestor = loop {
-            if let Some(b) = self.side.lock().blocks.get(&cursor).cloned() {
-                cursor = b.block.header.parent_hash;
-                branch.push(b);
-                if branch.len() > MAX_SIDE_BLOCKS {
-                    // The pool never holds more; a cycle would be a bug.
-                    return Err(ImportError::UnknownParent {
-                        hash: tip,
-                        parent: cursor,
-                    });
-                }
-                continue;
-            }
-            let stored = self
-                .store
-                .header(&cursor)?
-                .ok_or(ImportError::UnknownParent {
-                    hash: tip,
-                    parent: cursor,
-                })?;
-            if self.store.canonical_hash(stored.header.number)? != Some(cursor) {
-                return Err(ImportError::UnknownParent {
-                    hash: tip,
-                    parent: cursor,
-                });
-            }
-            break stored.header;
-        };
-        branch.reverse();
-        let depth = old_head.header.number.saturating_sub(ancestor.number);
-        if depth > self.max_reorg_depth {
-            return Err(ImportError::ReorgTooDeep {
-                hash: tip,
-                depth,
-                limit: self.max_reorg_depth,
-            });
-        }
-        tracing::info!(
-            target: "cachecash::import",
-            from = %old_head.hash,
-            to = %tip,
-            ancestor = ancestor.number,
-            reverted = depth,
-            applied = branch.len(),
-            "reorganising to a heavier branch"
-        );
-
-        // 2. Revert, keeping the old blocks.
-        let old_blocks = self.revert_locked(ancestor.number)?;
-
-        // 3. Apply the branch.
-        let mut failure = None;
-        for b in &branch {
-            let hash = b.block.hash();
-            match self.execute_and_commit(b.block.clone(), b.total_work, origin) {
-                Ok(_) => self.side.lock().remove(&hash),
-                Err(e) => {
-                    failure = Some((hash, e));
-                    break;
-                }
-            }
-        }
-        let Some((bad, error)) = failure else {
-            let mut side = self.side.lock();
-            for b in old_blocks {
-                side.insert(b.block.hash(), b);
-            }
-            drop(side);
-            self.metrics.reorgs.inc();
-            return Ok(self.store.head()?.ok_or(StoreError::Uninitialized)?);
-        };
-        // 4. Back to where we were. The invalid block and its descendants
-        // are forgotten (and the invalid one refused if sent again); the
-        // valid part of the branch returns to the side pool.
-        tracing::warn!(target: "cachecash::import", "heavier branch at {tip} is invalid at {bad}, staying on {}: {error}", old_head.hash);
-        let applied = self.revert_locked(ancestor.number)?;
-        {
-            let mut side = self.side.lock();
-            side.mark_invalid(bad);
-            let mut past_bad = false;
-            for b in &branch {
-                let h = b.block.hash();
-                past_bad |= h == bad;
-                if past_bad {
-                    side.remove(&h);
-                }
-            }
-            for b in applied {
-                side.insert(b.block.hash(), b);
-            }
-        }
-        let mut old_blocks = old_blocks.into_iter();
-        for b in old_blocks.by_ref() {
-            if let Err(e) =
-                self.execute_and_commit(b.block.clone(), b.total_work, BlockOrigin::Network)
-            {
-                tracing::error!(target: "cachecash::import", "could not restore block {} after a failed reorganisation: {e}", b.block.hash());
-                let mut side = self.side.lock();
-                side.insert(b.block.hash(), b);
-                for rest in old_blocks {
-                    side.insert(rest.block.hash(), rest);
-                }
-                break;
-            }
-        }
-        Err(error)
-    }
-
     fn commit(
         &self,
         executed: ExecutedBlock,
@@ -940,71 +725,5 @@ impl Chain {
             origin,
         });
         Ok(new_head)
-    }
-
-    /// Reverts the canonical chain to block `number`, one atomic step per
-    /// block. Returns the new head.
-    pub fn revert_to(&self, number: BlockNumber) -> Result<Head, StoreError> {
-        let _guard = self.write_lock.lock();
-        self.revert_locked(number)?;
-        self.store.head()?.ok_or(StoreError::Uninitialized)
-    }
-
-    /// Reverts to block `number` (write lock held); returns the reverted
-    /// blocks, oldest first, and announces them.
-    fn revert_locked(&self, number: BlockNumber) -> Result<Vec<SideBlock>, StoreError> {
-        let mut reverted = Vec::new();
-        let mut head = self.store.head()?.ok_or(StoreError::Uninitialized)?;
-        let mut result = Ok(());
-        while head.number > number {
-            let stored = self.store.header(&head.hash)?;
-            let body = self.store.body(&head.hash)?;
-            match self.store.revert_head() {
-                Ok(parent) => head = parent,
-                Err(e) => {
-                    result = Err(e);
-                    break;
-                }
-            }
-            if let (Some(stored), Some(body)) = (stored, body) {
-                reverted.push(SideBlock {
-                    block: Block {
-                        header: stored.header,
-                        transactions: body,
-                    },
-                    total_work: U256::from_big_endian(&stored.total_work),
-                });
-            }
-        }
-        reverted.reverse();
-        // The in-memory head follows the store whatever happened above, so
-        // a failed step never leaves readers on a deleted block.
-        let stored = self.store.header(&head.hash)?.ok_or(StoreError::Corrupt {
-            what: format!("header of head {}", head.hash),
-            message: "missing".into(),
-        })?;
-        *self.head.write() = HeadInfo {
-            hash: head.hash,
-            header: stored.header,
-            total_work: U256::from_big_endian(&stored.total_work),
-        };
-        self.metrics
-            .best_block
-            .set(i64::try_from(head.number).unwrap_or(i64::MAX));
-        if !reverted.is_empty() {
-            let retracted: Vec<_> = reverted
-                .iter()
-                .flat_map(|b| b.block.transactions.iter().cloned())
-                .collect();
-            {
-                let mut queue = self.retracted.lock();
-                queue.extend(retracted.iter().cloned());
-                while queue.len() > MAX_RETRACTED {
-                    queue.pop_front();
-                }
-            }
-            let _ = self.events.send(ChainEvent::Reverted { head, retracted });
-        }
-        result.map(|()| reverted)
     }
 }
