@@ -160,6 +160,19 @@ pub async fn start_publisher(
     (node, state)
 }
 
+/// Starts the mining node of a scenario (rewards to ferdie).
+pub async fn start_miner(spec: &cachecash_chain_spec::ChainSpec, base: &Path) -> Node {
+    start_with_modules(spec, base, Some(dev("ferdie")), vec![], vec![]).await
+}
+
+/// Tells `node` where `publisher` listens, as a bootnode would.
+pub async fn learn_publisher(node: &Node, publisher: &Node) {
+    let mut addr = p2p_addr(publisher);
+    addr.pop();
+    let id = publisher.network().unwrap().local_peer_id();
+    node.network().unwrap().add_addresses(id, vec![addr]).await;
+}
+
 /// A chain, `caches` caches, a publisher on `origin` and a client, with the
 /// default escrow plan.
 pub async fn setup(origin: Origin, caches: usize) -> Net {
@@ -181,14 +194,7 @@ pub async fn setup_with(
         .try_init();
     let spec = fast_dev_spec(100);
     let dir = tempfile::tempdir().unwrap();
-    let chain = start_with_modules(
-        &spec,
-        &dir.path().join("chain"),
-        Some(dev("ferdie")),
-        vec![],
-        vec![],
-    )
-    .await;
+    let chain = start_miner(&spec, &dir.path().join("chain")).await;
     let boot = vec![p2p_addr(&chain)];
     let mut cs = Vec::new();
     for i in 0..caches {
@@ -209,15 +215,7 @@ pub async fn setup_with(
     )
     .await;
     let client = start_with_modules(&spec, &dir.path().join("client"), None, boot, vec![]).await;
-    // The client knows the publisher's address (as a bootnode would give it).
-    let mut publisher_addr = p2p_addr(&publisher);
-    let publisher_id = publisher.network().unwrap().local_peer_id();
-    publisher_addr.pop();
-    client
-        .network()
-        .unwrap()
-        .add_addresses(publisher_id, vec![publisher_addr])
-        .await;
+    learn_publisher(&client, &publisher).await;
     let s = state.clone();
     let end = tokio::time::Instant::now() + DEADLINE;
     while !(s.escrow().is_some() && s.caches.len() == caches) {
@@ -349,12 +347,7 @@ impl Net {
             vec![Box::new(module)],
         )
         .await;
-        let mut publisher_addr = p2p_addr(self.publisher.as_ref().unwrap());
-        publisher_addr.pop();
-        node.network()
-            .unwrap()
-            .add_addresses(self.publisher_peer(), vec![publisher_addr])
-            .await;
+        learn_publisher(&node, self.publisher.as_ref().unwrap()).await;
         GatewayNode {
             node,
             addr,

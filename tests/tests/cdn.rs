@@ -549,14 +549,7 @@ async fn a_publisher_hires_caches_it_discovers_in_the_dht() {
     std::fs::create_dir_all(&origin).unwrap();
     let body = random_bytes(600_000);
     std::fs::write(origin.join("obj"), &body).unwrap();
-    let chain = start_with_modules(
-        &spec,
-        &dir.path().join("chain"),
-        Some(dev("ferdie")),
-        vec![],
-        vec![],
-    )
-    .await;
+    let chain = start_miner(&spec, &dir.path().join("chain")).await;
     let boot = vec![p2p_addr(&chain)];
     let mut caches = Vec::new();
     for i in 0..3 {

@@ -149,14 +149,7 @@ async fn the_dashboard_shows_the_live_head_a_caches_service_and_explorer_lookups
     v["name"] = serde_json::Value::from(PLANTED);
     let spec = cachecash_chain_spec::ChainSpec::from_json_str(&v.to_string()).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let chain = start_with_modules(
-        &spec,
-        &dir.path().join("chain"),
-        Some(dev("ferdie")),
-        vec![],
-        vec![],
-    )
-    .await;
+    let chain = start_miner(&spec, &dir.path().join("chain")).await;
     let boot = vec![p2p_addr(&chain)];
     // The cache node serves the dashboard.
     let dashboard = DashboardModule::bind("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -188,14 +181,8 @@ async fn the_dashboard_shows_the_live_head_a_caches_service_and_explorer_lookups
     })
     .await;
     let client = start_with_modules(&spec, &dir.path().join("client"), None, boot, vec![]).await;
-    let mut addr = p2p_addr(&publisher);
-    addr.pop();
+    learn_publisher(&client, &publisher).await;
     let publisher_peer = publisher.network().unwrap().local_peer_id();
-    client
-        .network()
-        .unwrap()
-        .add_addresses(publisher_peer, vec![addr])
-        .await;
     let mut out = Vec::new();
     fetch(
         client.network().unwrap(),
