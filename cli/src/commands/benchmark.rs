@@ -64,29 +64,24 @@ pub enum BenchmarkCommand {
         #[arg(long)]
         json: bool,
     },
-    /// CDN: a whole CDN on loopback (a mining node, a publisher and N
-    /// caches as separate processes, the client in this one); one cold
-    /// fetch, then timed warm fetches. Reports throughput, time to first
-    /// byte, CPU seconds per GiB and peak RSS.
+    /// CDN load harness: a whole CDN on loopback, every role its own
+    /// process (a mining node, a publisher, N caches, client processes).
+    /// Per concurrency level, a cold and a warm pass over fresh objects:
+    /// aggregate MiB/s, fetch time and time to first byte (p50/p95/p99),
+    /// CPU-seconds per GiB and peak RSS per role, failures, hit ratio and
+    /// the phases of a fetch. Also a crypto-parameter sweep, a soak and a plot.
     ///
     /// Examples:
     ///   cachecash benchmark cdn
-    ///   cachecash benchmark cdn --json --size-mib 1024 --rounds 1
+    ///   cachecash benchmark cdn --json --size-mib 16 --clients 1,10,50,150 --rounds 2 --plot load.svg
+    ///   cachecash benchmark cdn --objects 200 --size-mib 2 --zipf 1.0 --cache-quota 128MiB --clients 50
+    ///   cachecash benchmark cdn --sweep --clients 1 --json
+    ///   cachecash benchmark cdn --soak 10m --clients 150 --size-mib 4 --objects 20
     #[command(verbatim_doc_comment)]
-    Cdn {
-        /// Object size in MiB.
-        #[arg(long, default_value_t = 64)]
-        size_mib: u64,
-        /// Caches.
-        #[arg(long, default_value_t = 5)]
-        caches: usize,
-        /// Warm fetches timed.
-        #[arg(long, default_value_t = 3)]
-        rounds: usize,
-        /// Print one JSON object.
-        #[arg(long)]
-        json: bool,
-    },
+    Cdn(crate::commands::benchmark_cdn::CdnArgs),
+    /// Internal: a client process of `benchmark cdn`.
+    #[command(hide = true)]
+    CdnClient(crate::commands::benchmark_cdn::driver::DriverArgs),
     /// HTTP gateway: a `cachecash testnet` (every role its own process) over
     /// a directory origin; warm throughput of one object through the gateway
     /// and through `cachecash fetch`, time to first byte, and concurrent
@@ -279,43 +274,23 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        BenchmarkCommand::Cdn {
-            size_mib,
-            caches,
-            rounds,
-            json,
-        } => {
-            if caches == 0 || size_mib == 0 {
-                anyhow::bail!("--caches and --size-mib must be positive");
-            }
-            let r = crate::commands::benchmark_cdn::run(size_mib, caches, rounds)?;
-            if json {
+        BenchmarkCommand::Cdn(args) => {
+            let r = crate::commands::benchmark_cdn::run(&args)?;
+            let failed = r["soak"]["verdict"] == "fail";
+            if args.json {
                 println!(
                     "{}",
                     json!({"benchmark": "cdn", "version": env!("CARGO_PKG_VERSION"), "result": r})
                 );
             } else {
-                println!(
-                    "warm fetch of {} MiB through {} caches: {:.0} MiB/s (goal ≥ 300), time to first byte {:.1} ms (goal ≤ 10); cold {:.0} MiB/s",
-                    r["objectMiB"],
-                    r["caches"],
-                    r["warmMiBps"].as_f64().unwrap_or(0.0),
-                    r["ttfbMs"].as_f64().unwrap_or(0.0),
-                    r["coldMiBps"].as_f64().unwrap_or(0.0)
-                );
-                println!(
-                    "CPU per GiB: servers {:.2} s (goal ≤ 1.2), client {:.2} s (goal ≤ 5)",
-                    r["serverCpuSecondsPerGiB"].as_f64().unwrap_or(0.0),
-                    r["clientCpuSecondsPerGiB"].as_f64().unwrap_or(0.0)
-                );
-                println!(
-                    "peak RSS: publisher {:.0} MiB (goal ≤ 64), largest cache {:.0} MiB (goal ≤ 96)",
-                    r["publisherPeakRssMiB"].as_f64().unwrap_or(0.0),
-                    r["cachePeakRssMiB"].as_f64().unwrap_or(0.0)
-                );
+                crate::commands::benchmark_cdn::print(&r);
+            }
+            if failed {
+                anyhow::bail!("the soak failed: {}", r["soak"]["problems"]);
             }
             Ok(())
         }
+        BenchmarkCommand::CdnClient(args) => crate::commands::benchmark_cdn::driver::run(args),
         BenchmarkCommand::Crypto { scale, json } => {
             let r = cachecash_cdn::bench::run(scale).map_err(anyhow::Error::msg)?;
             let gbps = r.two_layer_bytes.median / 1e9;

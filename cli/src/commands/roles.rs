@@ -10,6 +10,11 @@
 //! caches = ["/ip4/10.0.0.5/tcp/30333/p2p/12D3KooW…"]
 //! discover_caches = 20                    # also hire caches found in the DHT
 //! bundle_chunks = 4
+//! chunk_size = 131072                     # bytes per chunk of new manifests
+//! puzzle_rounds = 2                       # rounds R of the colocation puzzle
+//! puzzle_start_range = 8192               # its start range (the solver's work factor)
+//! puzzle_covered = 0                      # chunks it covers; 0 = all, 3 with 4-chunk bundles = "3 of 4"
+//! max_window = 2                          # bundles issued ahead of the paid ones
 //!
 //! [publisher.terms]                       # terms of the escrows it opens
 //! face_value = "1CCH"
@@ -107,6 +112,8 @@ struct PublisherFile {
     bundle_chunks: Option<usize>,
     chunk_size: Option<u32>,
     puzzle_rounds: Option<u8>,
+    puzzle_start_range: Option<u32>,
+    puzzle_covered: Option<usize>,
     max_window: Option<u8>,
     issue_margin: Option<u64>,
     terms: Option<TermsFile>,
@@ -298,6 +305,12 @@ pub fn modules(
         }
         if let Some(v) = pf.puzzle_rounds {
             c.puzzle_rounds = v;
+        }
+        if let Some(v) = pf.puzzle_start_range {
+            c.puzzle_start_range = v;
+        }
+        if let Some(v) = pf.puzzle_covered {
+            c.puzzle_covered = v;
         }
         if let Some(v) = pf.max_window {
             c.max_window = v;

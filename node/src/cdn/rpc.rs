@@ -50,6 +50,12 @@ pub struct CacheStatus {
     pub evictions: u64,
     /// Hits / (hits + misses) since start.
     pub hit_ratio: f64,
+    /// Chunk requests served from the store since start.
+    #[serde(default)]
+    pub hits: u64,
+    /// Chunk requests that needed a fill since start.
+    #[serde(default)]
+    pub misses: u64,
     /// Chunks served since start.
     pub chunks_served: u64,
     /// Bytes served since start.
@@ -183,6 +189,8 @@ impl CdnApiServer for CdnRpc {
             quota: usage.quota,
             evictions: usage.evictions,
             hit_ratio: s.hit_ratio(),
+            hits: c.hits.get(),
+            misses: c.misses.get(),
             chunks_served: c.chunks_served.get(),
             bytes_served: c.bytes_served.get(),
             fills: c.fills.get(),

@@ -247,6 +247,11 @@ impl Opened {
     pub fn meta(&self) -> &ObjectMeta {
         &self.meta
     }
+
+    /// The escrow that pays for this session's bundles.
+    pub fn escrow(&self) -> &cachecash_runtime::Hash {
+        &self.info.escrow
+    }
 }
 
 /// Fetches an object into `out`: [`open`], then [`deliver`].

@@ -62,6 +62,9 @@ pub struct PublisherConfig {
     pub puzzle_rounds: u8,
     /// Puzzle start range.
     pub puzzle_start_range: u32,
+    /// Chunks of a bundle the puzzle covers, the first ones in bundle
+    /// order; 0 covers all (the "3 of 4" variant is 3 with 4-chunk bundles).
+    pub puzzle_covered: usize,
     /// Most bundles in flight per session beyond the paid ones.
     pub max_window: u8,
     /// Blocks of slack between issuing a ticket and its round's draw.
@@ -93,6 +96,7 @@ impl PublisherConfig {
             bundle_chunks: 4,
             puzzle_rounds: DEFAULT_ROUNDS,
             puzzle_start_range: DEFAULT_START_RANGE,
+            puzzle_covered: 0,
             max_window: 2,
             issue_margin: 10,
             default_max_age: 300,
@@ -224,6 +228,12 @@ impl NodeModule for PublisherModule {
                 "bundle size {} is out of range: 1 to {} chunks",
                 self.config.bundle_chunks,
                 cachecash_cdn::puzzle::MAX_BUNDLE_CHUNKS
+            ));
+        }
+        if self.config.puzzle_covered > self.config.bundle_chunks {
+            return Err(format!(
+                "the puzzle cannot cover {} chunks of a {}-chunk bundle; set puzzle_covered to at most bundle_chunks (0 covers all)",
+                self.config.puzzle_covered, self.config.bundle_chunks
             ));
         }
         let ledger: Arc<dyn Ledger> =

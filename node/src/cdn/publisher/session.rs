@@ -311,8 +311,12 @@ impl Session<'_> {
                 ticket_number: *number,
             });
         }
-        let k = chunks.len();
-        let mut rounds = p.state.config.puzzle_rounds;
+        // The covered chunks: all, or the first `puzzle_covered` of them.
+        let k = match p.state.config.puzzle_covered {
+            0 => chunks.len(),
+            c => c.min(chunks.len()),
+        };
+        let mut rounds = p.state.config.puzzle_rounds.max(2);
         if usize::from(rounds) * k < 3 {
             rounds = u8::try_from(3usize.div_ceil(k)).unwrap_or(3);
         }
