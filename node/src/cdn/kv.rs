@@ -34,6 +34,12 @@ impl Kv {
         let mut opts = Options::default();
         opts.create_if_missing(true);
         opts.set_max_open_files(256);
+        // Bounded memory: RocksDB's default memtable is 64 MiB (and up to
+        // two of them); a cache writes a ticket record per chunk served, so
+        // its memtable alone would take 64–128 MiB before a flush. 8 MiB
+        // memtables flush often enough and keep a role's RSS flat.
+        opts.set_write_buffer_size(8 << 20);
+        opts.set_max_write_buffer_number(2);
         let db = DB::open(&opts, path).map_err(|e| KvError {
             path: path.display().to_string(),
             message: format!(

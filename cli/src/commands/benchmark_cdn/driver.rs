@@ -277,10 +277,8 @@ async fn run_pass(
                     Ok(r) => {
                         line.ok = r.bytes == r.object_size;
                         if !line.ok {
-                            line.error = Some(format!(
-                                "delivered {} of {} bytes",
-                                r.bytes, r.object_size
-                            ));
+                            line.error =
+                                Some(format!("delivered {} of {} bytes", r.bytes, r.object_size));
                         }
                         line.bytes = r.bytes;
                         line.ttfb_ms = r.first_byte.unwrap_or_default().as_secs_f64() * 1000.0;
@@ -375,7 +373,10 @@ impl Driver {
 
     /// Sends a pass.
     pub fn start(&mut self, pass: &Pass) -> anyhow::Result<()> {
-        let stdin = self.stdin.as_mut().context("the client process is closed")?;
+        let stdin = self
+            .stdin
+            .as_mut()
+            .context("the client process is closed")?;
         writeln!(stdin, "{}", serde_json::to_string(pass)?)?;
         stdin.flush()?;
         Ok(())

@@ -43,10 +43,11 @@ pub struct CdnArgs {
     /// Concurrency levels: clients fetching at once, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1")]
     pub clients: Vec<usize>,
-    /// Client processes the clients of a level are spread over (at most
-    /// one per client).
-    #[arg(long, default_value_t = 4)]
-    pub client_procs: usize,
+    /// Clients per client process. Clients of one process share its peer
+    /// id, and a cache serves at most 8 streams per peer (each client holds
+    /// one per cache), so more than 8 would see refusals.
+    #[arg(long, default_value_t = 8)]
+    pub clients_per_proc: usize,
     /// Warm fetches per client (and cold fetches per client when there are
     /// several objects).
     #[arg(long, default_value_t = 3)]
@@ -132,7 +133,7 @@ pub fn run(a: &CdnArgs) -> anyhow::Result<Value> {
     let scenario = json!({
         "objectMiB": a.size_mib,
         "caches": a.caches,
-        "clientProcs": a.client_procs,
+        "clientsPerProc": a.clients_per_proc,
         "rounds": a.rounds,
         "objects": a.objects,
         "zipf": a.zipf,
@@ -172,7 +173,7 @@ fn level(
     clients: usize,
 ) -> anyhow::Result<Value> {
     let paths = write_objects(cluster, &format!("c{clients}"), a.objects, a.size_mib)?;
-    let mut drivers = spawn_drivers(cluster, &paths[0], clients, a.client_procs, "c")?;
+    let mut drivers = spawn_drivers(cluster, &paths[0], clients, a.clients_per_proc, "c")?;
     let pass = |fetches: usize, seed: u64| Pass {
         paths: paths.clone(),
         zipf: a.zipf,
@@ -197,22 +198,25 @@ pub fn write_objects(
     (0..n)
         .map(|i| {
             let name = format!("{prefix}-{i}.bin");
-            let seed = name.bytes().fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(b));
+            let seed = name
+                .bytes()
+                .fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(b));
             procs::write_object(&cluster.origin.join(&name), size_mib << 20, seed)?;
             Ok(format!("/{name}"))
         })
         .collect()
 }
 
-/// Starts the client processes of a level and waits until each is ready.
+/// Starts the client processes of a level (`per_proc` clients each, the
+/// rest spread evenly) and waits until each is ready.
 pub fn spawn_drivers(
     cluster: &Cluster,
     probe: &str,
     clients: usize,
-    procs: usize,
+    per_proc: usize,
     tag: &str,
 ) -> anyhow::Result<Vec<Driver>> {
-    let n = procs.clamp(1, clients);
+    let n = clients.div_ceil(per_proc.max(1)).max(1);
     let mut drivers = Vec::new();
     for i in 0..n {
         let share = clients / n + usize::from(i < clients % n);
@@ -414,7 +418,9 @@ pub fn print(r: &Value) {
             );
         }
     }
-    println!("(CPU columns: CPU-seconds per GiB delivered; crypto: decryption + puzzle + verification share of a fetch's phases)");
+    println!(
+        "(CPU columns: CPU-seconds per GiB delivered; crypto: decryption + puzzle + verification share of a fetch's phases)"
+    );
     if let Some(s) = r.get("sweep") {
         sweep::print(s);
     }

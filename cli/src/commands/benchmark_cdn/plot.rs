@@ -51,11 +51,7 @@ fn panel(
             .map_err(|e| anyhow::anyhow!("{e}"))?;
     }
     chart
-        .draw_series(
-            points
-                .iter()
-                .map(|p| Circle::new(*p, 4, BLUE.filled())),
-        )
+        .draw_series(points.iter().map(|p| Circle::new(*p, 4, BLUE.filled())))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     for (p, l) in points.iter().zip(labels) {
         chart

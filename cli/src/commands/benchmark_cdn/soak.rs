@@ -23,7 +23,7 @@ pub fn run(
     duration: Duration,
 ) -> anyhow::Result<Value> {
     let paths = write_objects(cluster, "soak", a.objects, a.size_mib)?;
-    let mut drivers = spawn_drivers(cluster, &paths[0], clients, a.client_procs, "soak")?;
+    let mut drivers = spawn_drivers(cluster, &paths[0], clients, a.clients_per_proc, "soak")?;
     // Fill the caches first, so that the soak is the steady state.
     let warm = Pass {
         paths: paths.clone(),

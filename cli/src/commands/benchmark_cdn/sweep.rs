@@ -46,7 +46,11 @@ fn points() -> Vec<(String, PublisherParams)> {
             },
         ));
     }
-    for (label, c) in [("64 KiB", 64u32 << 10), ("256 KiB", 256 << 10), ("1 MiB", 1 << 20)] {
+    for (label, c) in [
+        ("64 KiB", 64u32 << 10),
+        ("256 KiB", 256 << 10),
+        ("1 MiB", 1 << 20),
+    ] {
         v.push((
             format!("chunk {label}"),
             PublisherParams {

@@ -46,7 +46,7 @@ impl CacheService {
         }
     }
 
-    /// Serves the cache protocol: offers and relays, one per stream.
+    /// Serves the cache protocol: an offer per stream, or a stream of relays.
     pub async fn accept_control(self, mut incoming: libp2p_stream::IncomingStreams) {
         while let Some((peer, stream)) = incoming.next().await {
             if !self.state.enter(peer) {
@@ -60,41 +60,55 @@ impl CacheService {
         }
     }
 
+    /// One control stream: an offer, or relays one after another (the
+    /// publisher keeps a stream per cache for its relays) until the
+    /// publisher closes it or it idles out.
     async fn control_stream(&self, peer: PeerId, mut stream: Stream) {
         let t = self.state.config.io_timeout;
-        let request: ControlRequest = match read_msg(&mut stream, t).await {
-            Ok(r) => r,
-            Err(e) => return self.punish(peer, "cdn_malformed", &e),
-        };
-        match request {
-            ControlRequest::Offer(offer) => {
-                let reply = match self.on_offer(peer, offer) {
-                    Ok(()) => OfferReply::Accepted,
-                    Err(reason) => {
-                        tracing::info!(target: "cachecash::cdn", %peer, "offer refused: {reason}");
-                        OfferReply::Refused(wire_text(&reason))
-                    }
-                };
-                let _ = write_msg(&mut stream, &reply, t).await;
-                let _ = futures::AsyncWriteExt::close(&mut stream).await;
-            }
-            ControlRequest::Relay(relay) => {
-                let reply = match self.on_relay(peer, &relay) {
+        let mut first = true;
+        loop {
+            let wait = if first {
+                t
+            } else {
+                self.state.config.idle_timeout
+            };
+            let request: ControlRequest = match read_msg(&mut stream, wait).await {
+                Ok(r) => r,
+                Err(e) => return self.punish(peer, "cdn_malformed", &e),
+            };
+            first = false;
+            let reply = match request {
+                ControlRequest::Offer(offer) => {
+                    let reply = match self.on_offer(peer, offer) {
+                        Ok(()) => OfferReply::Accepted,
+                        Err(reason) => {
+                            tracing::info!(target: "cachecash::cdn", %peer, "offer refused: {reason}");
+                            OfferReply::Refused(wire_text(&reason))
+                        }
+                    };
+                    let _ = write_msg(&mut stream, &reply, t).await;
+                    let _ =
+                        tokio::time::timeout(t, futures::AsyncWriteExt::close(&mut stream)).await;
+                    return;
+                }
+                ControlRequest::Relay(relay) => match self.on_relay(peer, &relay) {
                     Ok(()) => OfferReply::Accepted,
                     Err(reason) => {
                         tracing::debug!(target: "cachecash::cdn", %peer, "relay refused: {reason}");
                         OfferReply::Refused(wire_text(&reason))
                     }
-                };
-                let _ = write_msg(&mut stream, &reply, t).await;
-                let _ = futures::AsyncWriteExt::close(&mut stream).await;
-            }
-            ControlRequest::Fill(_) | ControlRequest::Open(_) => {
-                self.network.ban_peer(
-                    peer,
-                    "cdn_protocol",
-                    "sent a publisher request on the cache protocol".into(),
-                );
+                },
+                ControlRequest::Fill(_) | ControlRequest::Open(_) => {
+                    self.network.ban_peer(
+                        peer,
+                        "cdn_protocol",
+                        "sent a publisher request on the cache protocol".into(),
+                    );
+                    return;
+                }
+            };
+            if write_msg(&mut stream, &reply, t).await.is_err() {
+                return;
             }
         }
     }

@@ -20,7 +20,7 @@ use super::Publisher;
 use super::escrow::ActiveEscrow;
 use super::placement::{Table, placement_key};
 use crate::cdn::framing::{read_msg, write_msg};
-use cachecash_cdn::messages::{ControlRequest, EscrowOffer, OfferReply, SecretRelay, text};
+use cachecash_cdn::messages::{ControlRequest, EscrowOffer, OfferReply, text};
 use cachecash_runtime::AccountId;
 use libp2p::{Multiaddr, PeerId};
 use parking_lot::RwLock;
@@ -243,63 +243,5 @@ async fn offer(
     {
         OfferReply::Accepted => Ok(()),
         OfferReply::Refused(r) => Err(format!("refused: {}", text(&r))),
-    }
-}
-
-/// Relays a bundle's L2 and secret to one of its caches, retrying a few
-/// times on link failures (a stream dropped by a busy accept queue).
-pub async fn relay(
-    publisher: &Publisher,
-    cache: AccountId,
-    msg: SecretRelay,
-) -> Result<(), String> {
-    let mut attempt = 0u32;
-    loop {
-        match relay_once(publisher, cache, msg.clone()).await {
-            Err(RelayFailure::Link(e)) if attempt < 4 => {
-                attempt += 1;
-                tracing::debug!(target: "cachecash::cdn", attempt, "relay link failed, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
-            }
-            Err(RelayFailure::Link(e)) | Err(RelayFailure::Refused(e)) => return Err(e),
-            Ok(()) => return Ok(()),
-        }
-    }
-}
-
-enum RelayFailure {
-    Link(String),
-    Refused(String),
-}
-
-async fn relay_once(
-    publisher: &Publisher,
-    cache: AccountId,
-    relay: SecretRelay,
-) -> Result<(), RelayFailure> {
-    let t = publisher.state.config.io_timeout;
-    let link = RelayFailure::Link;
-    let peer = crate::cdn::peer_of(&cache)
-        .ok_or_else(|| RelayFailure::Refused("cache key is not a peer key".into()))?;
-    let mut control = publisher.network.stream_control();
-    let mut stream = tokio::time::timeout(
-        t,
-        control.open_stream(
-            peer,
-            crate::cdn::cache_protocol(&publisher.ledger.genesis()),
-        ),
-    )
-    .await
-    .map_err(|_| link("dial timed out".to_string()))?
-    .map_err(|e| link(e.to_string()))?;
-    write_msg(&mut stream, &ControlRequest::Relay(relay), t)
-        .await
-        .map_err(|e| link(e.to_string()))?;
-    match read_msg::<_, OfferReply>(&mut stream, t)
-        .await
-        .map_err(|e| link(e.to_string()))?
-    {
-        OfferReply::Accepted => Ok(()),
-        OfferReply::Refused(r) => Err(RelayFailure::Refused(text(&r))),
     }
 }

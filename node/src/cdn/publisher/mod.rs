@@ -22,6 +22,7 @@ pub mod escrow;
 pub mod hire;
 pub mod origin;
 pub mod placement;
+pub mod relay;
 pub mod session;
 
 use super::framing::{FrameError, read_msg, write_body, write_msg};
@@ -122,6 +123,8 @@ pub struct PublisherCounters {
     pub secrets: Counter,
     /// L2 claims relayed to caches.
     pub relayed: Counter,
+    /// L2 relays dropped (refused, or the cache unreachable).
+    pub relays_failed: Counter,
     /// Fills served.
     pub fills: Counter,
     /// Fills refused.
@@ -152,6 +155,11 @@ impl PublisherCounters {
             "L2 claims relayed to caches",
             &self.relayed,
         );
+        c(
+            "cdn_publisher_relays_failed",
+            "L2 relays refused by caches or dropped after retries",
+            &self.relays_failed,
+        );
         c("cdn_publisher_fills", "Fills served to caches", &self.fills);
         c(
             "cdn_publisher_fills_refused",
@@ -177,6 +185,8 @@ pub struct PublisherState {
     escrow: tokio::sync::OnceCell<Arc<escrow::ActiveEscrow>>,
     numbers: tokio::sync::OnceCell<escrow::Counters>,
     sessions: tokio::sync::Semaphore,
+    /// L2 relays to caches, queued per cache.
+    pub relays: relay::Relays,
 }
 
 impl PublisherState {
@@ -259,6 +269,7 @@ impl NodeModule for PublisherModule {
             escrow: Default::default(),
             numbers: Default::default(),
             sessions: tokio::sync::Semaphore::new(self.config.max_sessions),
+            relays: relay::Relays::default(),
             config: self.config.clone(),
         });
         let svc = Publisher {

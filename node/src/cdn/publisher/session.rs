@@ -135,7 +135,7 @@ pub async fn run(p: &Publisher, peer: PeerId, stream: Stream, open: OpenRequest)
             };
             match request {
                 SessionRequest::Secret { sequence, secret } => {
-                    session.on_secret(sequence, secret)?;
+                    session.on_secret(sequence, secret).await?;
                 }
                 SessionRequest::Blame {
                     sequence,
@@ -168,7 +168,7 @@ pub async fn run(p: &Publisher, peer: PeerId, stream: Stream, open: OpenRequest)
             .await;
         }
     }
-    session.finish();
+    session.finish().await;
 }
 
 fn gone(e: FrameError) -> Failure {
@@ -408,7 +408,7 @@ impl Session<'_> {
         Ok(self.outstanding.remove(i))
     }
 
-    fn on_secret(&mut self, sequence: u64, secret: PuzzleSecret) -> Result<(), Failure> {
+    async fn on_secret(&mut self, sequence: u64, secret: PuzzleSecret) -> Result<(), Failure> {
         let o = self.take(sequence)?;
         if secret.commitment() != o.commitment {
             return Err((
@@ -417,7 +417,7 @@ impl Session<'_> {
             ));
         }
         self.p.state.counters.secrets.inc();
-        self.relay(&o);
+        self.relay(&o).await;
         self.paid.push(o);
         // Only the latest few are kept for the session's bookkeeping.
         if self.paid.len() > 64 {
@@ -529,38 +529,29 @@ impl Session<'_> {
         .map_err(|e| (ErrorKind::Unavailable, e))
     }
 
-    /// Relays a bundle's L2 and secret to its caches, in the background.
-    fn relay(&self, o: &Outstanding) {
-        for cache in o.caches.clone() {
-            let p = self.p.clone();
+    /// Queues a bundle's L2 and secret for each of its caches (waiting
+    /// while a cache's relay queue is full: see [`super::relay`]).
+    async fn relay(&self, o: &Outstanding) {
+        for cache in o.caches.iter().copied() {
             let msg = SecretRelay {
                 escrow: self.escrow.id,
                 client: self.client,
                 sequence: o.sequence,
                 claim: o.claim.clone(),
             };
-            tokio::spawn(async move {
-                match super::hire::relay(&p, cache, msg).await {
-                    Ok(()) => {
-                        p.state.counters.relayed.inc();
-                    }
-                    Err(e) => {
-                        tracing::debug!(target: "cachecash::cdn", %cache, "relay failed: {e}");
-                    }
-                }
-            });
+            self.p.state.relays.send(self.p, cache, msg).await;
         }
     }
 
     /// Relays the secrets of every bundle the client did not pay for.
-    fn finish(mut self) {
+    async fn finish(mut self) {
         let unpaid: Vec<Outstanding> = self
             .outstanding
             .drain(..)
             .chain(self.abandoned.drain(..))
             .collect();
         for o in &unpaid {
-            self.relay(o);
+            self.relay(o).await;
         }
     }
 }
