@@ -4,8 +4,12 @@
 //! number is synced before the caller acts on it.
 
 use parity_scale_codec::{Decode, Encode};
-use rocksdb::{DB, IteratorMode, Options, WriteBatch, WriteOptions};
+use rocksdb::{BlockBasedOptions, Cache, DB, IteratorMode, Options, WriteBatch, WriteOptions};
 use std::path::{Path, PathBuf};
+
+/// The block cache of a CDN database (tables' data, index and filter
+/// blocks).
+const KV_BLOCK_CACHE_BYTES: usize = 16 << 20;
 
 /// A failed store operation.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +44,16 @@ impl Kv {
         // memtables flush often enough and keep a role's RSS flat.
         opts.set_write_buffer_size(8 << 20);
         opts.set_max_write_buffer_number(2);
+        // Index and filter blocks live in one bounded block cache instead
+        // of beside every open table file, where they grow with the number
+        // of tables, that is with the history of tickets served.
+        let cache = Cache::new_lru_cache(KV_BLOCK_CACHE_BYTES);
+        let mut table = BlockBasedOptions::default();
+        table.set_block_cache(&cache);
+        table.set_bloom_filter(10.0, false);
+        table.set_cache_index_and_filter_blocks(true);
+        table.set_pin_l0_filter_and_index_blocks_in_cache(true);
+        opts.set_block_based_table_factory(&table);
         let db = DB::open(&opts, path).map_err(|e| KvError {
             path: path.display().to_string(),
             message: format!(
@@ -179,6 +193,17 @@ impl Kv {
     /// Every (key, value) whose key starts with `prefix`, in key order.
     pub fn scan<T: Decode>(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, T)>, KvError> {
         let mut out = Vec::new();
+        self.for_each(prefix, |k, v: T| out.push((k.to_vec(), v)))?;
+        Ok(out)
+    }
+
+    /// Calls `f` on every record under `prefix`, in key order, without
+    /// collecting them: memory stays flat however many there are.
+    pub fn for_each<T: Decode>(
+        &self,
+        prefix: &[u8],
+        mut f: impl FnMut(&[u8], T),
+    ) -> Result<(), KvError> {
         let iter = self
             .db
             .iterator(IteratorMode::From(prefix, rocksdb::Direction::Forward));
@@ -189,9 +214,9 @@ impl Kv {
             }
             let value = T::decode(&mut &v[..])
                 .map_err(|e| self.err(format!("corrupt value under {}: {e}", hex::encode(&k))))?;
-            out.push((k.to_vec(), value));
+            f(&k, value);
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Counts the keys under `prefix`.

@@ -333,9 +333,24 @@ impl Driver {
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .context("cannot start a client process")?;
+        let stderr = child.stderr.take().context("no stderr")?;
+        let mut log = super::procs::log_file("client", child.id())?;
+        std::thread::spawn(move || {
+            // Drained always, so the client never blocks on a full pipe;
+            // kept only with --log-dir.
+            let mut stderr = stderr;
+            match log.as_mut() {
+                Some(f) => {
+                    let _ = std::io::copy(&mut stderr, f);
+                }
+                None => {
+                    let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+                }
+            }
+        });
         let stdout = child.stdout.take().context("no stdout")?;
         let (tx, lines) = std::sync::mpsc::channel::<String>();
         std::thread::spawn(move || {

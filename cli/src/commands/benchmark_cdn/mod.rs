@@ -86,6 +86,11 @@ pub struct CdnArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Keep every process's log in this directory (servers at info level
+    /// as `ROLE-PID.log`, client processes at warn as `client-PID.log`),
+    /// to see why a fetch failed. Without it the logs are discarded.
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<std::path::PathBuf>,
 }
 
 /// Parses `90s`, `10m`, `1h` or plain seconds.
@@ -124,6 +129,9 @@ pub fn run(a: &CdnArgs) -> anyhow::Result<Value> {
         "the publisher's bundles have 4 chunks on distinct caches: give --caches 4 or more"
     );
     anyhow::ensure!(a.zipf >= 0.0, "--zipf must not be negative");
+    if let Some(dir) = &a.log_dir {
+        procs::set_log_dir(dir)?;
+    }
     let mut cluster = Cluster::start(&ClusterOptions {
         caches: a.caches,
         cache_quota: a.cache_quota.clone(),

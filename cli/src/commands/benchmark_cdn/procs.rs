@@ -44,6 +44,40 @@ impl Proc {
     }
 }
 
+/// Where processes' logs are kept (`--log-dir`); unset: discarded.
+static LOG_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Keeps every process's log in `dir` from now on.
+pub fn set_log_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the log directory {}", dir.display()))?;
+    let _ = LOG_DIR.set(dir.to_path_buf());
+    Ok(())
+}
+
+/// A new log file `NAME-PID.log` in the log directory, if one is set.
+pub fn log_file(name: &str, pid: u32) -> anyhow::Result<Option<std::fs::File>> {
+    let Some(dir) = LOG_DIR.get() else {
+        return Ok(None);
+    };
+    let path = dir.join(format!("{name}-{pid}.log"));
+    let file = std::fs::File::create(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    Ok(Some(file))
+}
+
+/// The role a server's arguments give it, for its log's name.
+fn role_of(args: &[String]) -> &'static str {
+    let has = |f: &str| args.iter().any(|a| a == f);
+    if has("--publisher") {
+        "publisher"
+    } else if has("--cache") {
+        "cache"
+    } else {
+        "miner"
+    }
+}
+
 /// Starts `cachecash ARGS` and reads its log until the p2p address (and the
 /// RPC address, when `rpc`) appear.
 pub fn spawn(args: &[String], rpc: bool) -> anyhow::Result<Proc> {
@@ -57,9 +91,14 @@ pub fn spawn(args: &[String], rpc: bool) -> anyhow::Result<Proc> {
         .spawn()
         .context("cannot start a cachecash process")?;
     let stderr = child.stderr.take().context("no stderr")?;
+    let mut log = log_file(role_of(args), child.id())?;
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     std::thread::spawn(move || {
+        use std::io::Write;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(f) = log.as_mut() {
+                let _ = writeln!(f, "{line}");
+            }
             // Keep draining after the reader is gone so the child never
             // blocks on a full pipe.
             let _ = tx.send(line);

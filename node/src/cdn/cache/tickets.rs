@@ -274,13 +274,11 @@ impl Tickets {
     /// Counts by state.
     pub fn counts(&self) -> Result<TicketCounts, KvError> {
         let mut c = TicketCounts::default();
-        for t in self.all()? {
-            match t.state {
-                TicketState::Serving => c.serving += 1,
-                TicketState::Held => c.held += 1,
-                TicketState::Proven => c.proven += 1,
-            }
-        }
+        self.kv.for_each(b"t/", |_, t: HeldTicket| match t.state {
+            TicketState::Serving => c.serving += 1,
+            TicketState::Held => c.held += 1,
+            TicketState::Proven => c.proven += 1,
+        })?;
         Ok(c)
     }
 }

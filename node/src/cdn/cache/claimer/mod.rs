@@ -29,6 +29,12 @@ use cachecash_runtime::{AccountId, Balance, Call, Hash, Transaction};
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Ticket transitions written per batch: a round of many thousand tickets
+/// is settled in pieces, so a pass's memory does not grow with the round.
+/// Each transition stands alone (it is stored before it acts), so a crash
+/// between batches resumes where the last one ended.
+const SETTLE_BATCH: usize = 1024;
+
 /// The claimer's settings.
 #[derive(Debug, Clone)]
 pub struct ClaimerConfig {
@@ -133,6 +139,11 @@ impl Claimer {
                     .active_in(&escrow, round)
                     .map_err(|e| e.to_string())?
                 {
+                    if updates.len() >= SETTLE_BATCH {
+                        summary.updated += updates.len();
+                        tickets.settle(&updates, None).map_err(|e| e.to_string())?;
+                        updates.clear();
+                    }
                     let slot = (escrow, round, number);
                     let old = tickets.settlement(&slot).map_err(|e| e.to_string())?;
                     let face = old.as_ref().map_or(0, |r| r.face_value);
@@ -174,6 +185,11 @@ impl Claimer {
                 .active_in(&escrow, round)
                 .map_err(|e| e.to_string())?
             {
+                if updates.len() >= SETTLE_BATCH {
+                    summary.updated += updates.len();
+                    tickets.settle(&updates, None).map_err(|e| e.to_string())?;
+                    updates.clear();
+                }
                 let slot = (escrow, round, number);
                 let old = tickets.settlement(&slot).map_err(|e| e.to_string())?;
                 let won = winners.binary_search(&number).is_ok();
@@ -241,7 +257,7 @@ impl Claimer {
             }
         }
         self.draws.retain(|k, _| live.contains(k));
-        summary.updated = updates.len();
+        summary.updated += updates.len();
         if !updates.is_empty() {
             tickets.settle(&updates, None).map_err(|e| e.to_string())?;
         }
