@@ -109,6 +109,23 @@ pub fn decode_addrs(addrs: &[Vec<u8>]) -> Vec<Multiaddr> {
         .collect()
 }
 
+/// How long to wait before retry `attempt` (1, 2, …) of a stream that a
+/// busy peer dropped. libp2p-stream hands inbound streams to the accepting
+/// task through a one-slot channel and drops what arrives while that slot
+/// is full, so a burst (every client of a cold start at once) loses
+/// streams; retries spread over time with random jitter so the burst does
+/// not repeat in step. Exponential from 10 ms, capped at 640 ms, plus up to
+/// as much again at random.
+pub(crate) fn retry_backoff(attempt: u32) -> std::time::Duration {
+    let base = 10u64 << attempt.min(6);
+    let jitter = getrandom::u64().unwrap_or(0) % base.max(1);
+    std::time::Duration::from_millis(base.saturating_add(jitter))
+}
+
+/// Retries of a freshly opened stream that failed at once (see
+/// [`retry_backoff`]): together at most about 2.5 s.
+pub(crate) const STREAM_RETRIES: u32 = 6;
+
 /// Current time in seconds since the Unix epoch.
 pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -119,6 +136,19 @@ pub(crate) fn unix_now() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn retry_backoff_grows_and_stays_within_its_cap_and_jitter() {
+        for attempt in 1..=10u32 {
+            let base = 10u64 << attempt.min(6);
+            let d = super::retry_backoff(attempt).as_millis() as u64;
+            assert!(d >= base && d < 2 * base, "attempt {attempt}: {d} ms");
+        }
+        let total: u64 = (1..=super::STREAM_RETRIES)
+            .map(|a| 2 * (10u64 << a.min(6)))
+            .sum();
+        assert!(total <= 2_600, "worst-case retry time {total} ms");
+    }
+
     use super::*;
 
     #[test]

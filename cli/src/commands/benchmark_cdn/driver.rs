@@ -330,7 +330,7 @@ impl Driver {
             .args(["--clients", &clients.to_string()])
             .arg("--base-path")
             .arg(base_path)
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", super::procs::child_filter("warn"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -66,6 +66,17 @@ pub fn log_file(name: &str, pid: u32) -> anyhow::Result<Option<std::fs::File>> {
     Ok(Some(file))
 }
 
+/// The log filter of a child process: `base` (the servers need `info` for
+/// the addresses they print), refined by the harness's own `RUST_LOG` when
+/// one is set, so `RUST_LOG=cachecash::network=debug cachecash benchmark
+/// cdn --log-dir DIR` keeps every role's network log.
+pub fn child_filter(base: &str) -> String {
+    match std::env::var("RUST_LOG") {
+        Ok(extra) if !extra.trim().is_empty() => format!("{base},{extra}"),
+        _ => base.to_string(),
+    }
+}
+
 /// The role a server's arguments give it, for its log's name.
 fn role_of(args: &[String]) -> &'static str {
     let has = |f: &str| args.iter().any(|a| a == f);
@@ -84,7 +95,7 @@ pub fn spawn(args: &[String], rpc: bool) -> anyhow::Result<Proc> {
     let exe = std::env::current_exe().context("cannot find the cachecash binary")?;
     let mut child = Command::new(exe)
         .args(args)
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", child_filter("info"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

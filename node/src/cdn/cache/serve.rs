@@ -480,10 +480,10 @@ impl CacheService {
         let mut attempt = 0u32;
         loop {
             match self.fill_once(hire, request).await {
-                Err(FillFailure::Link(e)) if attempt < 4 => {
+                Err(FillFailure::Link(e)) if attempt < crate::cdn::STREAM_RETRIES => {
                     attempt += 1;
                     tracing::debug!(target: "cachecash::cdn", attempt, "fill link failed, retrying: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(20 << attempt)).await;
+                    tokio::time::sleep(crate::cdn::retry_backoff(attempt)).await;
                 }
                 Err(FillFailure::Link(e)) => {
                     return Err(format!("fill from the publisher failed: {e}"));

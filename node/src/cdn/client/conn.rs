@@ -133,10 +133,10 @@ async fn link(
                 let fresh = stream.is_none();
                 let r = exchange(&network, &protocol, peer, &mut stream, &job, started).await;
                 match r {
-                    Err(Fault::Stalled) if fresh && attempt < 3 => {
+                    Err(Fault::Stalled) if fresh && attempt < crate::cdn::STREAM_RETRIES => {
                         attempt += 1;
                         stream = None;
-                        tokio::time::sleep(Duration::from_millis(10 << attempt)).await;
+                        tokio::time::sleep(crate::cdn::retry_backoff(attempt)).await;
                     }
                     other => return other,
                 }

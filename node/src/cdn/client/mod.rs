@@ -301,7 +301,7 @@ pub async fn open(
                 // Maybe its address is not known yet: look it up.
                 network.find_peer(request.publisher);
                 tracing::debug!(target: "cachecash::cdn", attempt, "session open failed, retrying: {e}");
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                tokio::time::sleep(crate::cdn::retry_backoff(attempt + 2)).await;
             }
             Err(e) => return Err(e),
         }

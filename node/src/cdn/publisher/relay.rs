@@ -111,7 +111,7 @@ async fn worker(p: Publisher, cache: AccountId, mut rx: mpsc::Receiver<SecretRel
                         p.state.counters.relays_failed.inc();
                         break;
                     }
-                    tokio::time::sleep(Duration::from_millis(20 << attempt)).await;
+                    tokio::time::sleep(crate::cdn::retry_backoff(attempt + 1)).await;
                 }
             }
         }
