@@ -158,10 +158,21 @@ pub fn open_chain(
         .build_genesis()
         .map_err(|e| NodeError::Genesis(e.to_string()))?;
     let store = open_store(base, spec, storage)?;
-    Ok(Arc::new(
-        Chain::open(store, spec.consensus_params(), &genesis, metrics)?
-            .with_max_reorg_depth(spec.max_reorg_depth),
-    ))
+    let chain = Chain::open(store, spec.consensus_params(), &genesis, metrics)?
+        .with_max_reorg_depth(spec.max_reorg_depth);
+    // A crash in the middle of a reorganisation left both branches in the
+    // block index: finish the switch to the heavier one. A branch that
+    // turns out invalid is marked so and the node stays where it is.
+    match chain.resume_best_tip() {
+        Ok(Some(head)) => {
+            tracing::info!(target: "cachecash::import", number = head.number, hash = %head.hash, "resumed an interrupted reorganisation")
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(target: "cachecash::import", "could not resume the interrupted reorganisation: {e}")
+        }
+    }
+    Ok(Arc::new(chain))
 }
 
 /// Tasks aborted when dropped, unless taken out first.

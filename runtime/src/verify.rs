@@ -139,6 +139,22 @@ pub struct StatelessBlock {
 }
 
 impl StatelessBlock {
+    /// Re-admits a block that passed [`UncheckedBlock::check_stateless`]
+    /// once and was then kept in the node's own block index, so a
+    /// reorganisation does not verify its signatures and proof of work a
+    /// second time under the chain's write lock. The node's disk is trusted
+    /// as its memory is (the store checks its own integrity); never call
+    /// this on bytes from anywhere else.
+    pub fn from_trusted_store(block: Block) -> StatelessBlock {
+        let hash = block.header.hash();
+        let tx_hashes = block.transactions.iter().map(|t| t.hash()).collect();
+        StatelessBlock {
+            block,
+            hash,
+            tx_hashes,
+        }
+    }
+
     /// The block.
     pub fn block(&self) -> &Block {
         &self.block

@@ -242,6 +242,36 @@ pub fn mine_on(
     block
 }
 
+/// Builds a valid block with `txs` on `chain`'s head, grinding the nonce
+/// to the target; `salt` shifts the timestamp so siblings differ. Every
+/// candidate must fit.
+pub fn mine_chain_block(
+    chain: &cachecash_node::chain::Chain,
+    txs: Vec<SignedTransaction>,
+    miner: AccountId,
+    salt: u64,
+) -> Block {
+    let head = chain.head();
+    let ctx = chain
+        .context_for(&head.header, cachecash_node::chain::now_ms())
+        .expect("context of the head");
+    let template = chain
+        .build_template(
+            TemplateInput {
+                parent: head.header.clone(),
+                timestamp: ctx.median_time_past.max(head.header.timestamp) + 1 + salt,
+                target: ctx.expected_target,
+                miner,
+            },
+            txs,
+        )
+        .expect("template");
+    assert!(template.rejected.is_empty(), "{:?}", template.rejected);
+    let mut block = template.block;
+    grind(&mut block.header);
+    block
+}
+
 /// Finds a nonce meeting the header's own target.
 pub fn grind(header: &mut Header) {
     let prefix = header.mining_prefix();

@@ -11,7 +11,7 @@ use cachecash_node::storage::{MemoryStore, Store};
 use cachecash_node::{Mempool, PoolLimits};
 use cachecash_runtime::builder::TemplateInput;
 use cachecash_runtime::{AccountId, Block, Call, Hash, SignedTransaction, Transaction};
-use cachecash_tests::{dev, fast_dev_spec, grind};
+use cachecash_tests::{dev, fast_dev_spec, grind, mine_chain_block};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,28 +29,8 @@ fn open(spec: &ChainSpec) -> Arc<Chain> {
     )
 }
 
-/// Builds a valid block on `chain`'s head with `txs`, grinding the nonce to
-/// the target; `salt` shifts the timestamp so siblings differ.
 fn mine(chain: &Chain, txs: Vec<SignedTransaction>, miner: AccountId, salt: u64) -> Block {
-    let head = chain.head();
-    let ctx = chain
-        .context_for(&head.header, cachecash_node::chain::now_ms())
-        .unwrap();
-    let template = chain
-        .build_template(
-            TemplateInput {
-                parent: head.header.clone(),
-                timestamp: ctx.median_time_past.max(head.header.timestamp) + 1 + salt,
-                target: ctx.expected_target,
-                miner,
-            },
-            txs,
-        )
-        .unwrap();
-    assert!(template.rejected.is_empty(), "{:?}", template.rejected);
-    let mut block = template.block;
-    grind(&mut block.header);
-    block
+    mine_chain_block(chain, txs, miner, salt)
 }
 
 fn transfer(genesis: &Hash, nonce: u64, amount: u128) -> SignedTransaction {

@@ -1,6 +1,6 @@
 //! The context a block is checked in: ancestors' timestamps (median time
-//! past), ASERT's anchor and the required target, read through the store
-//! or the side pool for a fork's own ancestry.
+//! past), ASERT's anchor and the required target, read through the block
+//! index, which holds a fork's own ancestry as well as the canonical chain.
 
 use super::*;
 
@@ -20,7 +20,6 @@ impl Chain {
         timestamps.push(parent.timestamp);
         let mut cursor = parent.clone();
         while timestamps.len() < MEDIAN_TIME_SPAN && cursor.number > 0 {
-            // A fork's ancestors may wait in the side pool, not the store.
             let prev = self
                 .ancestor(&cursor.parent_hash)?
                 .ok_or_else(|| StoreError::Corrupt {
@@ -46,45 +45,56 @@ impl Chain {
         })
     }
 
-    /// A stored header, or a side-pool block's header.
+    /// A header of the block index, canonical or not.
     pub(super) fn ancestor(&self, hash: &Hash) -> Result<Option<Header>, StoreError> {
-        if let Some(b) = self.side.lock().blocks.get(hash) {
-            return Ok(Some(b.block.header.clone()));
-        }
         Ok(self.store.header(hash)?.map(|s| s.header))
     }
 
     /// The timestamp of block 1 on `parent`'s own branch: ASERT's anchor.
     /// A branch that forks at genesis has its own block 1, so the walk goes
-    /// back through off-canonical ancestors (the side pool, at most
-    /// [`MAX_SIDE_BLOCKS`] steps) until it meets the canonical chain.
+    /// back through off-canonical ancestors until it meets the canonical
+    /// chain. Every block of a branch has its parent's anchor, so the
+    /// answer is cached per off-canonical block and the walk stops at the
+    /// first cached ancestor: importing a branch of n blocks costs O(n)
+    /// reads in all, not O(n²).
     pub fn anchor_timestamp(&self, parent: &Header) -> Result<Timestamp, StoreError> {
         let mut cursor = parent.clone();
-        for _ in 0..=MAX_SIDE_BLOCKS {
+        let mut walked = Vec::new();
+        let anchor = loop {
             if cursor.number <= 1 {
-                return Ok(cursor.timestamp);
+                break cursor.timestamp;
             }
-            if self.store.canonical_hash(cursor.number)? == Some(cursor.hash()) {
-                break;
+            let hash = cursor.hash();
+            if self.store.canonical_hash(cursor.number)? == Some(hash) {
+                break self
+                    .header_by_number(1)?
+                    .map(|h| h.timestamp)
+                    .unwrap_or(parent.timestamp);
             }
-            let prev = self
-                .side
-                .lock()
-                .blocks
-                .get(&cursor.parent_hash)
-                .map(|b| b.block.header.clone());
-            cursor = match prev {
-                Some(h) => h,
-                None => match self.store.header(&cursor.parent_hash)? {
-                    Some(stored) => stored.header,
-                    None => break,
-                },
+            if let Some(anchor) = self.anchors.lock().get(&hash).copied() {
+                break anchor;
+            }
+            walked.push(hash);
+            cursor = match self.store.header(&cursor.parent_hash)? {
+                Some(stored) => stored.header,
+                None => {
+                    return Err(StoreError::Corrupt {
+                        what: format!("ancestor {} of {}", cursor.parent_hash, hash),
+                        message: "missing from the block index".into(),
+                    });
+                }
             };
+        };
+        if !walked.is_empty() {
+            let mut anchors = self.anchors.lock();
+            if anchors.len().saturating_add(walked.len()) > MAX_CACHED_ANCHORS {
+                anchors.clear();
+            }
+            for hash in walked.into_iter().take(MAX_CACHED_ANCHORS) {
+                anchors.insert(hash, anchor);
+            }
         }
-        Ok(self
-            .header_by_number(1)?
-            .map(|h| h.timestamp)
-            .unwrap_or(parent.timestamp))
+        Ok(anchor)
     }
 
     /// The target required of a child of `parent`.

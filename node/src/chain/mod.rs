@@ -3,39 +3,51 @@
 //! # Import pipeline
 //!
 //! ```text
-//! bytes ─▶ UncheckedBlock ─▶ StatelessBlock ─▶ (parent lookup, context) ─▶ ExecutedBlock ─▶ Store::commit_block ─▶ ChainEvent::NewHead
-//!          decode             signatures, PoW,    MTP, expected target,      state root           one atomic batch
-//!                             tx root             clock                      checked
+//! bytes ─▶ UncheckedBlock ─▶ cheap checks ─────────▶ StatelessBlock ─▶ ExecutedBlock ─▶ Store::commit_block ─▶ ChainEvent::NewHead
+//!          decode,           known? parent known,     signatures,      state root        one atomic batch
+//!          size limit        PoW and target, MTP,     tx root          checked
+//!                            drift, expected target
 //! ```
 //!
-//! Stateless checks run without the write lock; stateful checks and the
-//! commit run under it, so imports and reverts are serialized and the state
-//! tree always holds exactly the canonical chain.
+//! The cheap checks (the parent is known and not invalid, proof of work,
+//! every contextual header rule) come before any signature is verified, so
+//! a block that fails on its header costs one hash. Stateless checks run
+//! without the write lock; stateful checks and the commit run under it, so
+//! imports and reverts are serialized and the state tree always holds
+//! exactly the canonical chain.
 //!
-//! # Fork choice and reorganisations
+//! # The block index, fork choice and reorganisations
 //!
 //! Fork choice is "most cumulative work": every stored header carries the
-//! total work of its chain. Storage and the state tree hold the canonical
-//! chain only; a valid block that does not extend the head (its stateless
-//! checks passed, its parent is known) waits in a bounded in-memory side
-//! pool with its cumulative work ([`ImportOutcome::SideChain`]). When a side
-//! block's work exceeds the head's, the chain reorganises under the write
-//! lock:
-//! 1. walk back through the side pool to the canonical common ancestor;
-//!    refuse if more than the chain spec's `maxReorgDepth` blocks would be
-//!    reverted;
-//! 2. revert to the ancestor, one atomic step per block, keeping the
-//!    reverted blocks in memory, and announce [`ChainEvent::Reverted`] with
-//!    their transactions (the mempool re-admits those still valid);
-//! 3. apply the branch block by block, each through the stateful checks and
-//!    one atomic commit, announcing [`ChainEvent::NewHead`] for each;
-//! 4. if a branch block turns out invalid, revert to the ancestor again and
-//!    re-apply the old blocks, so the node ends where it started.
+//! total work of its chain. Every block that passed the cheap and stateless
+//! checks is stored on disk in the block index (see [`crate::storage`]),
+//! canonical or not; the state tree holds the canonical chain only. A block
+//! that does not extend the head is stored as a side block with status
+//! `Checked` ([`ImportOutcome::SideChain`]). When a side block's work
+//! exceeds the head's, it is recorded as the best tip in the same write,
+//! and the chain reorganises under the write lock:
+//! 1. walk back through the index to the canonical common ancestor (one
+//!    read per block: linear in the branch length); refuse if more than the
+//!    chain spec's `maxReorgDepth` blocks would be reverted, or if a branch
+//!    block is known invalid;
+//! 2. revert to the ancestor, one atomic step per block (reverted blocks
+//!    stay in the index as side blocks), and announce
+//!    [`ChainEvent::Reverted`] with their transactions, bounded in count and
+//!    bytes (the mempool re-admits those still valid);
+//! 3. apply the branch block by block from the index, each through the
+//!    stateful checks (signatures are not verified again: they were when the
+//!    block was stored) and one atomic commit, announcing
+//!    [`ChainEvent::NewHead`] for each;
+//! 4. if a branch block breaks a rule, mark it invalid in the index, revert
+//!    to the ancestor again and re-apply the old blocks, so the node ends
+//!    where it started. A transient failure (the clock, a store error)
+//!    marks nothing: the branch is tried again later.
 //!
-//! The reverted blocks join the side pool, so a later, heavier return to
-//! the old branch is again a reorganisation. Every step is an atomic commit:
-//! a crash mid-reorganisation leaves a consistent head (the ancestor, or part
-//! of either branch), never a mixed state.
+//! Every step is an atomic commit, so a crash mid-reorganisation leaves a
+//! consistent head (the ancestor, or part of either branch). Nothing is
+//! lost: both branches are in the index, and [`Chain::open`] resumes the
+//! switch to the recorded best tip. Side blocks more than `maxReorgDepth`
+//! below the head can never be adopted and are pruned after each commit.
 
 // Import errors carry the block hash and both cumulative works so a log
 // line explains a rejection on its own; they are rare, so their size does
@@ -43,7 +55,7 @@
 #![allow(clippy::result_large_err)]
 
 use crate::metrics::Metrics;
-use crate::storage::{Head, Store, StoreError, TreeView};
+use crate::storage::{BlockStatus, Head, Store, StoreError, TreeView};
 use cachecash_runtime::commitment::{self, AccountProof};
 use cachecash_runtime::consensus::{self, MEDIAN_TIME_SPAN, RetargetInput};
 use cachecash_runtime::genesis::Genesis;
@@ -99,10 +111,11 @@ pub enum BlockOrigin {
 pub enum ImportOutcome {
     /// The block is the new head.
     Imported(Head),
-    /// The block was already in the chain or the side pool.
+    /// The block was already in the block index.
     AlreadyKnown(Hash),
     /// The block is valid as far as can be checked off the canonical chain
-    /// and waits in the side pool: its branch has no more work than the head.
+    /// and is stored in the block index as a side block: its branch has no
+    /// more work than the head.
     SideChain {
         /// Block hash.
         hash: Hash,
@@ -149,6 +162,16 @@ pub enum ImportError {
     /// The block was found invalid before.
     #[error("block {0} was found invalid before and is refused")]
     KnownInvalid(Hash),
+    /// The block builds on a block that broke a rule.
+    #[error(
+        "block {hash} builds on block {ancestor}, which was found invalid; no block built on it is ever adopted"
+    )]
+    InvalidAncestor {
+        /// Block hash.
+        hash: Hash,
+        /// The invalid ancestor.
+        ancestor: Hash,
+    },
     /// A side block forks too far below the head to ever be adopted.
     #[error(
         "block {hash} builds on block #{parent_number}, more than {limit} blocks below the head #{head_number}; such a fork is never adopted"
@@ -228,7 +251,8 @@ pub struct Chain {
     genesis_hash: Hash,
     write_lock: Mutex<()>,
     head: RwLock<HeadInfo>,
-    side: Mutex<SidePool>,
+    invalid: Mutex<KnownInvalid>,
+    anchors: Mutex<HashMap<Hash, Timestamp>>,
     events: broadcast::Sender<ChainEvent>,
     metrics: Arc<Metrics>,
     max_reorg_depth: u64,
@@ -249,68 +273,41 @@ pub const MAX_RETRACTED: usize = 65_536;
 /// or a partition long enough to need a person's attention.
 pub const MAX_REORG_DEPTH: u64 = 1000;
 
-/// Most blocks kept off the canonical chain, oldest evicted first.
-pub const MAX_SIDE_BLOCKS: usize = 4096;
+/// Most encoded bytes of retracted transactions handed to the mempool per
+/// reorganisation (and kept for [`Chain::take_retracted`]), oldest first:
+/// a deep reorganisation of full blocks must not hold every body in memory.
+pub const MAX_RETRACTED_BYTES: usize = 64 * 1024 * 1024;
 
-/// Most encoded bytes kept off the canonical chain, oldest evicted first.
-pub const MAX_SIDE_BYTES: usize = 64 * 1024 * 1024;
-
-/// Hashes of blocks found invalid, remembered so a resent block is refused
-/// before any work (bounded, oldest forgotten first).
+/// Hashes of blocks refused for a header rule (never stored), remembered
+/// so a resent block is refused before any work (bounded, oldest forgotten
+/// first). Blocks that fail execution are marked in the block index.
 pub const MAX_KNOWN_INVALID: usize = 4096;
 
-/// A stateless-checked block that does not extend the head.
-#[derive(Clone, Debug)]
-struct SideBlock {
-    block: Block,
-    total_work: U256,
-}
+/// Most cached ASERT anchors of off-canonical blocks (see
+/// [`Chain::anchor_timestamp`]); the cache is cleared when full.
+const MAX_CACHED_ANCHORS: usize = 4096;
 
-/// Blocks off the canonical chain, bounded in count and bytes, in arrival
-/// order; plus the hashes of blocks found invalid.
+/// Hashes of blocks refused for a header rule, in arrival order.
 #[derive(Debug, Default)]
-struct SidePool {
-    blocks: HashMap<Hash, SideBlock>,
+struct KnownInvalid {
+    set: HashSet<Hash>,
     order: VecDeque<Hash>,
-    bytes: usize,
-    invalid: HashSet<Hash>,
-    invalid_order: VecDeque<Hash>,
 }
 
-impl SidePool {
-    fn insert(&mut self, hash: Hash, block: SideBlock) {
-        let size = block.block.encoded_size();
-        if self.blocks.insert(hash, block).is_none() {
+impl KnownInvalid {
+    fn insert(&mut self, hash: Hash) {
+        if self.set.insert(hash) {
             self.order.push_back(hash);
-            self.bytes = self.bytes.saturating_add(size);
         }
-        while self.order.len() > MAX_SIDE_BLOCKS || self.bytes > MAX_SIDE_BYTES {
-            let Some(old) = self.order.pop_front() else {
-                break;
-            };
-            if let Some(b) = self.blocks.remove(&old) {
-                self.bytes = self.bytes.saturating_sub(b.block.encoded_size());
+        while self.order.len() > MAX_KNOWN_INVALID {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
             }
         }
     }
 
-    fn remove(&mut self, hash: &Hash) {
-        if let Some(b) = self.blocks.remove(hash) {
-            self.bytes = self.bytes.saturating_sub(b.block.encoded_size());
-            self.order.retain(|h| h != hash);
-        }
-    }
-
-    fn mark_invalid(&mut self, hash: Hash) {
-        self.remove(&hash);
-        if self.invalid.insert(hash) {
-            self.invalid_order.push_back(hash);
-        }
-        while self.invalid_order.len() > MAX_KNOWN_INVALID {
-            if let Some(old) = self.invalid_order.pop_front() {
-                self.invalid.remove(&old);
-            }
-        }
+    fn contains(&self, hash: &Hash) -> bool {
+        self.set.contains(hash)
     }
 }
 
@@ -342,12 +339,42 @@ impl Chain {
             genesis_hash: genesis.hash,
             write_lock: Mutex::new(()),
             head: RwLock::new(info),
-            side: Mutex::new(SidePool::default()),
+            invalid: Mutex::new(KnownInvalid::default()),
+            anchors: Mutex::new(HashMap::new()),
             events,
             metrics,
             max_reorg_depth: MAX_REORG_DEPTH,
             retracted: Mutex::new(VecDeque::new()),
         })
+    }
+
+    /// Finishes a reorganisation that a crash interrupted: if the block
+    /// index records a best tip with more work than the head, and it is not
+    /// known invalid, the chain switches to it. Called once at startup,
+    /// after [`Chain::with_max_reorg_depth`]; returns the new head if it
+    /// moved.
+    pub fn resume_best_tip(&self) -> Result<Option<Head>, ImportError> {
+        let Some(tip) = self.store.best_tip()? else {
+            return Ok(None);
+        };
+        let _guard = self.write_lock.lock();
+        let head = self.head();
+        if tip == head.hash
+            || matches!(
+                self.store.block_status(&tip)?,
+                None | Some(BlockStatus::Invalid)
+            )
+        {
+            return Ok(None);
+        }
+        let Some(stored) = self.store.header(&tip)? else {
+            return Ok(None);
+        };
+        if U256::from_big_endian(&stored.total_work) <= head.total_work {
+            return Ok(None);
+        }
+        tracing::info!(target: "cachecash::import", %tip, number = stored.header.number, "resuming the switch to the heavier branch recorded before the last shutdown");
+        self.reorganize(tip, &head, BlockOrigin::Network).map(Some)
     }
 
     /// Takes the transactions of blocks reverted since the last call, in
@@ -405,7 +432,7 @@ impl Chain {
         Ok(self.store.header(hash)?.map(|s| s.header))
     }
 
-    /// A canonical block by hash.
+    /// A stored block by hash (canonical or a side block of the index).
     pub fn block(&self, hash: &Hash) -> Result<Option<Block>, StoreError> {
         let Some(stored) = self.store.header(hash)? else {
             return Ok(None);
@@ -548,86 +575,95 @@ impl Chain {
     ) -> Result<ImportOutcome, ImportError> {
         let started = Instant::now();
         let hash = unchecked.block().hash();
-        {
-            let side = self.side.lock();
-            if side.invalid.contains(&hash) {
-                return Err(ImportError::KnownInvalid(hash));
-            }
-            if side.blocks.contains_key(&hash) {
-                return Ok(ImportOutcome::AlreadyKnown(hash));
-            }
+        if self.invalid.lock().contains(&hash) {
+            return Err(ImportError::KnownInvalid(hash));
         }
-        if self.store.header(&hash)?.is_some() {
-            return Ok(ImportOutcome::AlreadyKnown(hash));
+        match self.store.block_status(&hash)? {
+            Some(BlockStatus::Invalid) => return Err(ImportError::KnownInvalid(hash)),
+            Some(_) => return Ok(ImportOutcome::AlreadyKnown(hash)),
+            None => {}
+        }
+        // Cheap checks first: the parent, proof of work and every header
+        // rule cost a few reads and one hash; signatures come after.
+        let header = unchecked.block().header.clone();
+        let parent = self
+            .store
+            .header(&header.parent_hash)?
+            .ok_or(ImportError::UnknownParent {
+                hash,
+                parent: header.parent_hash,
+            })?;
+        if self.store.block_status(&header.parent_hash)? == Some(BlockStatus::Invalid) {
+            self.invalid.lock().insert(hash);
+            return Err(ImportError::InvalidAncestor {
+                hash,
+                ancestor: header.parent_hash,
+            });
+        }
+        let (parent_header, parent_work) =
+            (parent.header, U256::from_big_endian(&parent.total_work));
+        let invalid = |source: BlockError| ImportError::Invalid {
+            hash,
+            source: Box::new(source),
+        };
+        if header.target > self.params.pow_limit {
+            return Err(invalid(BlockError::WrongTarget {
+                expected: self.params.pow_limit,
+                got: header.target,
+            }));
+        }
+        if !header.target.is_met_by(&hash) {
+            return Err(invalid(BlockError::InsufficientWork {
+                hash,
+                target: header.target,
+            }));
+        }
+        // Only forks that could ever be adopted are stored: a block whose
+        // parent lies deeper than the reorganisation limit is refused.
+        let head = self.head();
+        if header.parent_hash != head.hash
+            && parent_header.number.saturating_add(self.max_reorg_depth) < head.header.number
+        {
+            return Err(ImportError::ForkTooOld {
+                hash,
+                parent_number: parent_header.number,
+                head_number: head.header.number,
+                limit: self.max_reorg_depth,
+            });
+        }
+        // Every contextual header rule (number, median-time-past, the
+        // future-drift limit, the target), on every block, before it is
+        // stored or relayed: a far-future timestamp would otherwise drive
+        // ASERT to the proof-of-work limit for every child on a fork,
+        // making near-free blocks that every node verifies and stores.
+        let ctx = self.context_for(&parent_header, now_ms())?;
+        if let Err(e) = cachecash_runtime::verify::check_header_context(&header, &ctx, &self.params)
+        {
+            // Clock skew is not a rule violation: the block may be offered
+            // again once our clock allows it.
+            if !matches!(e, BlockError::TimestampInFuture { .. }) {
+                self.invalid.lock().insert(hash);
+            }
+            return Err(invalid(e));
         }
         let stateless = unchecked
             .check_stateless(&self.genesis_hash, &self.params)
-            .map_err(|source| ImportError::Invalid {
-                hash,
-                source: Box::new(source),
-            })?;
-        let header = stateless.block().header.clone();
-        let parent = match self.store.header(&header.parent_hash)? {
-            Some(parent) => (parent.header, U256::from_big_endian(&parent.total_work)),
-            None => self
-                .side
-                .lock()
-                .blocks
-                .get(&header.parent_hash)
-                .map(|p| (p.block.header.clone(), p.total_work))
-                .ok_or(ImportError::UnknownParent {
-                    hash,
-                    parent: header.parent_hash,
-                })?,
-        };
-        let (parent_header, parent_work) = parent;
+            .map_err(invalid)?;
         let total_work = parent_work.saturating_add(header.target.work());
 
         let _guard = self.write_lock.lock();
-        // Another import may have committed it while we checked signatures.
-        if self.store.header(&hash)?.is_some() {
+        // Another import may have stored it while we checked signatures.
+        if self.store.block_status(&hash)?.is_some() {
             return Ok(ImportOutcome::AlreadyKnown(hash));
         }
         let head = self.head();
         let outcome = if header.parent_hash == head.hash {
             ImportOutcome::Imported(self.commit_stateless(stateless, total_work, origin)?)
         } else {
-            // Only forks that could ever be adopted, carrying the target
-            // their parent requires, are kept: cheap low-difficulty blocks
-            // or ancient forks cannot fill the side pool.
-            if parent_header.number.saturating_add(self.max_reorg_depth) < head.header.number {
-                return Err(ImportError::ForkTooOld {
-                    hash,
-                    parent_number: parent_header.number,
-                    head_number: head.header.number,
-                    limit: self.max_reorg_depth,
-                });
-            }
-            // Every contextual header rule (number, median-time-past, the
-            // future-drift limit, the target) before the block is stored:
-            // a far-future timestamp would otherwise drive ASERT to the
-            // proof-of-work limit for every child on the fork, making
-            // near-free blocks that every node verifies and stores.
-            let ctx = self.context_for(&parent_header, now_ms())?;
-            if let Err(e) = stateless.check_header_context(&ctx, &self.params) {
-                // Clock skew is not a rule violation: the block may be
-                // offered again once our clock allows it.
-                if !matches!(e, cachecash_runtime::BlockError::TimestampInFuture { .. }) {
-                    self.side.lock().mark_invalid(hash);
-                }
-                return Err(ImportError::Invalid {
-                    hash,
-                    source: Box::new(e),
-                });
-            }
-            self.side.lock().insert(
-                hash,
-                SideBlock {
-                    block: stateless.block().clone(),
-                    total_work,
-                },
-            );
-            if total_work <= head.total_work {
+            let heavier = total_work > head.total_work;
+            self.store
+                .store_block(stateless.block(), total_work.to_big_endian(), heavier)?;
+            if !heavier {
                 tracing::debug!(target: "cachecash::import", %hash, number = header.number, "stored a side-chain block");
                 return Ok(ImportOutcome::SideChain { hash, total_work });
             }
@@ -643,24 +679,6 @@ impl Chain {
             "imported block"
         );
         Ok(outcome)
-    }
-
-    /// Checks `block` against the head (stateless checks again, then the
-    /// stateful stage) and commits it. The write lock must be held.
-    fn execute_and_commit(
-        &self,
-        block: Block,
-        total_work: U256,
-        origin: BlockOrigin,
-    ) -> Result<Head, ImportError> {
-        let hash = block.hash();
-        let stateless = UncheckedBlock::new(block, &self.params)
-            .and_then(|u| u.check_stateless(&self.genesis_hash, &self.params))
-            .map_err(|source| ImportError::Invalid {
-                hash,
-                source: Box::new(source),
-            })?;
-        self.commit_stateless(stateless, total_work, origin)
     }
 
     /// The stateful stage against the head, then the commit. The write lock
@@ -717,6 +735,18 @@ impl Chain {
         self.metrics
             .transactions_imported
             .inc_by(u64::try_from(executed.tx_hashes.len()).unwrap_or(0));
+        // Side blocks this far below the head can never be adopted.
+        let below = new_head.number.saturating_sub(self.max_reorg_depth);
+        match self.store.prune_side_blocks(below) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::debug!(target: "cachecash::import", pruned = n, below, "pruned side blocks out of the reorganisation window")
+            }
+            // Pruning is housekeeping: the commit stands, the next one retries.
+            Err(e) => {
+                tracing::warn!(target: "cachecash::import", "could not prune side blocks below #{below}: {e}")
+            }
+        }
         // Nobody listening is fine.
         let _ = self.events.send(ChainEvent::NewHead {
             header: executed.block.header,

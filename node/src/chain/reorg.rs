@@ -2,9 +2,21 @@
 //! [`crate::chain`]).
 
 use super::*;
+use cachecash_runtime::verify::StatelessBlock;
+
+/// Whether an import failure proves the block breaks a rule (as opposed to
+/// our clock or our storage failing), so it may be marked invalid for good.
+fn breaks_a_rule(error: &ImportError) -> bool {
+    match error {
+        ImportError::Invalid { source, .. } => {
+            !matches!(**source, BlockError::TimestampInFuture { .. })
+        }
+        _ => false,
+    }
+}
 
 impl Chain {
-    /// Switches to the heavier branch ending at side block `tip` (see the
+    /// Switches to the heavier branch ending at stored block `tip` (see the
     /// module docs). The write lock must be held.
     pub(super) fn reorganize(
         &self,
@@ -12,22 +24,11 @@ impl Chain {
         old_head: &HeadInfo,
         origin: BlockOrigin,
     ) -> Result<Head, ImportError> {
-        // 1. The branch, back to the canonical ancestor.
-        let mut branch: Vec<SideBlock> = Vec::new();
+        // 1. The branch, back to the canonical ancestor: one index read per
+        // block, stopping as soon as the fork is known to be too deep.
+        let mut branch: Vec<(Hash, U256)> = Vec::new();
         let mut cursor = tip;
         let ancestor = loop {
-            if let Some(b) = self.side.lock().blocks.get(&cursor).cloned() {
-                cursor = b.block.header.parent_hash;
-                branch.push(b);
-                if branch.len() > MAX_SIDE_BLOCKS {
-                    // The pool never holds more; a cycle would be a bug.
-                    return Err(ImportError::UnknownParent {
-                        hash: tip,
-                        parent: cursor,
-                    });
-                }
-                continue;
-            }
             let stored = self
                 .store
                 .header(&cursor)?
@@ -35,13 +36,25 @@ impl Chain {
                     hash: tip,
                     parent: cursor,
                 })?;
-            if self.store.canonical_hash(stored.header.number)? != Some(cursor) {
-                return Err(ImportError::UnknownParent {
+            let number = stored.header.number;
+            if self.store.canonical_hash(number)? == Some(cursor) {
+                break stored.header;
+            }
+            if number.saturating_add(self.max_reorg_depth) < old_head.header.number {
+                return Err(ImportError::ReorgTooDeep {
                     hash: tip,
-                    parent: cursor,
+                    depth: old_head.header.number.saturating_sub(number),
+                    limit: self.max_reorg_depth,
                 });
             }
-            break stored.header;
+            if self.store.block_status(&cursor)? == Some(BlockStatus::Invalid) {
+                return Err(ImportError::InvalidAncestor {
+                    hash: tip,
+                    ancestor: cursor,
+                });
+            }
+            branch.push((cursor, U256::from_big_endian(&stored.total_work)));
+            cursor = stored.header.parent_hash;
         };
         branch.reverse();
         let depth = old_head.header.number.saturating_sub(ancestor.number);
@@ -62,84 +75,82 @@ impl Chain {
             "reorganising to a heavier branch"
         );
 
-        // 2. Revert, keeping the old blocks.
+        // 2. Revert; the old blocks stay in the index.
         let old_blocks = self.revert_locked(ancestor.number)?;
 
-        // 3. Apply the branch.
+        // 3. Apply the branch from the index.
         let mut failure = None;
-        for b in &branch {
-            let hash = b.block.hash();
-            match self.execute_and_commit(b.block.clone(), b.total_work, origin) {
-                Ok(_) => self.side.lock().remove(&hash),
-                Err(e) => {
-                    failure = Some((hash, e));
-                    break;
-                }
+        for (hash, work) in &branch {
+            if let Err(e) = self.apply_stored(*hash, *work, origin) {
+                failure = Some((*hash, e));
+                break;
             }
         }
         let Some((bad, error)) = failure else {
-            let mut side = self.side.lock();
-            for b in old_blocks {
-                side.insert(b.block.hash(), b);
-            }
-            drop(side);
             self.metrics.reorgs.inc();
             return Ok(self.store.head()?.ok_or(StoreError::Uninitialized)?);
         };
-        // 4. Back to where we were. The invalid block and its descendants
-        // are forgotten (and the invalid one refused if sent again); the
-        // valid part of the branch returns to the side pool.
-        tracing::warn!(target: "cachecash::import", "heavier branch at {tip} is invalid at {bad}, staying on {}: {error}", old_head.hash);
-        let applied = self.revert_locked(ancestor.number)?;
-        {
-            let mut side = self.side.lock();
-            side.mark_invalid(bad);
-            let mut past_bad = false;
-            for b in &branch {
-                let h = b.block.hash();
-                past_bad |= h == bad;
-                if past_bad {
-                    side.remove(&h);
-                }
-            }
-            for b in applied {
-                side.insert(b.block.hash(), b);
-            }
+        // 4. Back to where we were. A block that broke a rule is marked
+        // invalid in the index (its descendants are refused through it); a
+        // transient failure marks nothing, so the branch is tried again.
+        tracing::warn!(target: "cachecash::import", "heavier branch at {tip} failed at {bad}, staying on {}: {error}", old_head.hash);
+        if breaks_a_rule(&error) {
+            self.store.mark_invalid(&bad)?;
         }
-        let mut old_blocks = old_blocks.into_iter();
-        for b in old_blocks.by_ref() {
-            if let Err(e) =
-                self.execute_and_commit(b.block.clone(), b.total_work, BlockOrigin::Network)
-            {
-                tracing::error!(target: "cachecash::import", "could not restore block {} after a failed reorganisation: {e}", b.block.hash());
-                let mut side = self.side.lock();
-                side.insert(b.block.hash(), b);
-                for rest in old_blocks {
-                    side.insert(rest.block.hash(), rest);
-                }
+        self.revert_locked(ancestor.number)?;
+        for (hash, work) in old_blocks {
+            if let Err(e) = self.apply_stored(hash, work, BlockOrigin::Network) {
+                tracing::error!(target: "cachecash::import", "could not restore block {hash} after a failed reorganisation: {e}");
                 break;
             }
         }
         Err(error)
     }
 
+    /// Reads a block of the index and applies it on the head (stateful
+    /// checks, then the commit). The write lock must be held.
+    fn apply_stored(
+        &self,
+        hash: Hash,
+        total_work: U256,
+        origin: BlockOrigin,
+    ) -> Result<Head, ImportError> {
+        let block = self.block(&hash)?.ok_or_else(|| StoreError::Corrupt {
+            what: format!("block {hash} of the index"),
+            message: "missing".into(),
+        })?;
+        self.commit_stateless(
+            StatelessBlock::from_trusted_store(block),
+            total_work,
+            origin,
+        )
+    }
+
     /// Reverts the canonical chain to block `number`, one atomic step per
-    /// block. Returns the new head.
+    /// block, and forgets the best tip so the next start stays here.
+    /// Returns the new head.
     pub fn revert_to(&self, number: BlockNumber) -> Result<Head, StoreError> {
         let _guard = self.write_lock.lock();
+        self.store.clear_best_tip()?;
         self.revert_locked(number)?;
         self.store.head()?.ok_or(StoreError::Uninitialized)
     }
 
     /// Reverts to block `number` (write lock held); returns the reverted
-    /// blocks, oldest first, and announces them.
-    pub(super) fn revert_locked(&self, number: BlockNumber) -> Result<Vec<SideBlock>, StoreError> {
+    /// blocks' hashes and cumulative works, oldest first, and announces
+    /// their transactions (the oldest, up to [`MAX_RETRACTED`] and
+    /// [`MAX_RETRACTED_BYTES`]).
+    pub(super) fn revert_locked(
+        &self,
+        number: BlockNumber,
+    ) -> Result<Vec<(Hash, U256)>, StoreError> {
         let mut reverted = Vec::new();
+        let mut bodies = Vec::new();
         let mut head = self.store.head()?.ok_or(StoreError::Uninitialized)?;
         let mut result = Ok(());
         while head.number > number {
             let stored = self.store.header(&head.hash)?;
-            let body = self.store.body(&head.hash)?;
+            let reverting = head.hash;
             match self.store.revert_head() {
                 Ok(parent) => head = parent,
                 Err(e) => {
@@ -147,19 +158,15 @@ impl Chain {
                     break;
                 }
             }
-            if let (Some(stored), Some(body)) = (stored, body) {
-                reverted.push(SideBlock {
-                    block: Block {
-                        header: stored.header,
-                        transactions: body,
-                    },
-                    total_work: U256::from_big_endian(&stored.total_work),
-                });
+            if let Some(stored) = stored {
+                reverted.push((reverting, U256::from_big_endian(&stored.total_work)));
             }
+            bodies.push(reverting);
         }
         reverted.reverse();
+        bodies.reverse();
         // The in-memory head follows the store whatever happened above, so
-        // a failed step never leaves readers on a deleted block.
+        // a failed step never leaves readers on a reverted block.
         let stored = self.store.header(&head.hash)?.ok_or(StoreError::Corrupt {
             what: format!("header of head {}", head.hash),
             message: "missing".into(),
@@ -172,11 +179,8 @@ impl Chain {
         self.metrics
             .best_block
             .set(i64::try_from(head.number).unwrap_or(i64::MAX));
-        if !reverted.is_empty() {
-            let retracted: Vec<_> = reverted
-                .iter()
-                .flat_map(|b| b.block.transactions.iter().cloned())
-                .collect();
+        if !bodies.is_empty() {
+            let retracted = self.retracted_transactions(&bodies)?;
             {
                 let mut queue = self.retracted.lock();
                 queue.extend(retracted.iter().cloned());
@@ -187,5 +191,26 @@ impl Chain {
             let _ = self.events.send(ChainEvent::Reverted { head, retracted });
         }
         result.map(|()| reverted)
+    }
+
+    /// The transactions of the reverted blocks `hashes` (oldest first),
+    /// read back from the index, bounded in count and bytes.
+    fn retracted_transactions(
+        &self,
+        hashes: &[Hash],
+    ) -> Result<Vec<cachecash_runtime::SignedTransaction>, StoreError> {
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        for hash in hashes {
+            for tx in self.store.body(hash)?.unwrap_or_default() {
+                bytes = bytes.saturating_add(tx.encoded_size());
+                if out.len() >= MAX_RETRACTED || bytes > MAX_RETRACTED_BYTES {
+                    tracing::warn!(target: "cachecash::import", "a deep reorganisation retracted more transactions than the mempool takes back at once; the rest are dropped");
+                    return Ok(out);
+                }
+                out.push(tx);
+            }
+        }
+        Ok(out)
     }
 }

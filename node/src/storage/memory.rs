@@ -1,20 +1,20 @@
 //! The in-memory backend, for tests and ephemeral dev nodes.
 //!
 //! It has exactly the semantics of [`super::RocksStore`]: the same head
-//! checks, the same errors, the same records removed on revert. Every
+//! checks, the same errors, the same block index. Every
 //! write runs under one write lock, so each commit or revert is atomic with
 //! respect to readers. Nothing survives the process.
 
 use super::rocks::{check_extends, check_update_version};
-use super::{Head, Store, StoreError, StoreResult, StoredHeader, TxLocation};
+use super::{BlockStatus, Head, Store, StoreError, StoreResult, StoredHeader, TxLocation};
 use cachecash_runtime::commitment::MemoryTree;
 use cachecash_runtime::genesis::Genesis;
 use cachecash_runtime::verify::ExecutedBlock;
-use cachecash_runtime::{BlockNumber, Hash, SignedTransaction};
+use cachecash_runtime::{Block, BlockNumber, Hash, SignedTransaction};
 use jmt::storage::{Node, NodeKey, TreeReader};
 use jmt::{KeyHash, OwnedValue, Version};
 use parking_lot::RwLock;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The path reported in errors.
 const PATH: &str = "memory";
@@ -28,6 +28,9 @@ struct Inner {
     canonical: BTreeMap<BlockNumber, Hash>,
     tx_index: HashMap<Hash, TxLocation>,
     tree: MemoryTree,
+    status: HashMap<Hash, BlockStatus>,
+    side: BTreeSet<(BlockNumber, Hash)>,
+    best_tip: Option<Hash>,
 }
 
 impl Inner {
@@ -58,6 +61,8 @@ impl Inner {
         self.headers.insert(hash, header);
         self.bodies.insert(hash, transactions);
         self.canonical.insert(number, hash);
+        self.status.insert(hash, BlockStatus::Valid);
+        self.side.remove(&(number, hash));
         self.tree.apply(update);
         let head = Head { hash, number };
         self.head = Some(head);
@@ -206,9 +211,10 @@ impl Store for MemoryStore {
                 message: "record is missing".into(),
             });
         }
-        // Nothing can fail past this point.
-        inner.headers.remove(&head.hash);
-        let body = inner.bodies.remove(&head.hash).unwrap_or_default();
+        // Nothing can fail past this point. The block stays in the index,
+        // now a side block.
+        let body = inner.bodies.get(&head.hash).cloned().unwrap_or_default();
+        inner.side.insert((head.number, head.hash));
         for tx in &body {
             let tx_hash = tx.hash();
             // Only remove entries that point at this block.
@@ -228,5 +234,78 @@ impl Store for MemoryStore {
         };
         inner.head = Some(parent);
         Ok(parent)
+    }
+
+    fn store_block(&self, block: &Block, total_work: [u8; 32], best_tip: bool) -> StoreResult<()> {
+        let mut inner = self.inner.write();
+        let hash = block.header.hash();
+        if !inner.headers.contains_key(&hash) {
+            inner.headers.insert(
+                hash,
+                StoredHeader {
+                    header: block.header.clone(),
+                    total_work,
+                },
+            );
+            inner.bodies.insert(hash, block.transactions.clone());
+            inner.status.insert(hash, BlockStatus::Checked);
+            inner.side.insert((block.header.number, hash));
+        }
+        if best_tip {
+            inner.best_tip = Some(hash);
+        }
+        Ok(())
+    }
+
+    fn block_status(&self, hash: &Hash) -> StoreResult<Option<BlockStatus>> {
+        let inner = self.inner.read();
+        Ok(match inner.status.get(hash) {
+            Some(s) => Some(*s),
+            None => inner.headers.get(hash).map(|_| BlockStatus::Valid),
+        })
+    }
+
+    fn mark_invalid(&self, hash: &Hash) -> StoreResult<()> {
+        let mut inner = self.inner.write();
+        if inner.headers.contains_key(hash) {
+            inner.status.insert(*hash, BlockStatus::Invalid);
+            if inner.best_tip == Some(*hash) {
+                inner.best_tip = None;
+            }
+        }
+        Ok(())
+    }
+
+    fn best_tip(&self) -> StoreResult<Option<Hash>> {
+        Ok(self.inner.read().best_tip)
+    }
+
+    fn clear_best_tip(&self) -> StoreResult<()> {
+        self.inner.write().best_tip = None;
+        Ok(())
+    }
+
+    fn prune_side_blocks(&self, below: BlockNumber) -> StoreResult<usize> {
+        let mut inner = self.inner.write();
+        let old: Vec<(BlockNumber, Hash)> = inner
+            .side
+            .iter()
+            .take_while(|(n, _)| *n < below)
+            .copied()
+            .collect();
+        let mut removed = 0usize;
+        for (number, hash) in old {
+            inner.side.remove(&(number, hash));
+            if inner.canonical.get(&number) != Some(&hash) {
+                inner.headers.remove(&hash);
+                inner.bodies.remove(&hash);
+                inner.status.remove(&hash);
+                if inner.best_tip == Some(hash) {
+                    inner.best_tip = None;
+                }
+                removed = removed.saturating_add(1);
+            }
+        }
+        Ok(removed)
     }
 }

@@ -12,7 +12,29 @@
 //! | `state_nodes` | version (u64 BE) ‖ borsh(NodeKey) | borsh(Node) |
 //! | `state_values` | key hash ‖ version (u64 BE) | SCALE `Option<Vec<u8>>` |
 //! | `undo` | number (u64 BE) | SCALE `Vec<[u8; 32]>`: key hashes written at that version |
-//! | `meta` | `format_version`, `genesis`, `head` | u32 LE, hash, SCALE [`Head`] |
+//! | `block_status` | block hash | SCALE [`BlockStatus`] |
+//! | `side_blocks` | number (u64 BE) ‖ block hash | empty: the stored blocks off the canonical chain |
+//! | `meta` | `format_version`, `genesis`, `head`, `best_tip` | u32 LE, hash, SCALE [`Head`], hash |
+//!
+//! # The block index
+//!
+//! `headers` and `bodies` hold every block this node has checked, not
+//! only the canonical chain: a block with valid proof of work that passed
+//! the header rules against its parent and the stateless checks is stored
+//! by [`Store::store_block`] before it is ever executed, and a reverted
+//! block stays where it was. `block_status` says what is known of each
+//! ([`BlockStatus`]); a stored header with no status record is canonical
+//! history from format version 1 and reads as [`BlockStatus::Valid`].
+//! `side_blocks` lists the stored blocks that are off the canonical chain
+//! by height, so [`Store::prune_side_blocks`] can drop those that fell out
+//! of the reorganisation window: the index never grows with history beyond
+//! the canonical chain itself. Headers are never stored without their
+//! body (both go in one batch), so "data missing" never arises.
+//!
+//! `best_tip` names the block of most work this node has stored. The chain
+//! writes it with the block that starts a reorganisation, so a node killed
+//! in the middle of one finds the heavier branch again when it reopens and
+//! finishes the switch.
 //!
 //! # Correctness
 //!
@@ -28,14 +50,15 @@
 //! - The state tree is versioned by block number; versions above the head
 //!   never exist on disk after a commit or revert returns.
 //! - The format version is written when the database is created and checked
-//!   at every open.
+//!   at every open. Version 1 (canonical blocks only, reverted blocks
+//!   deleted) is a subset of version 2 and is upgraded in place.
 
 pub mod memory;
 pub mod rocks;
 
 use cachecash_runtime::genesis::Genesis;
 use cachecash_runtime::verify::ExecutedBlock;
-use cachecash_runtime::{BlockNumber, Hash, Header, SignedTransaction};
+use cachecash_runtime::{Block, BlockNumber, Hash, Header, SignedTransaction};
 use jmt::storage::{Node, NodeKey};
 use jmt::{KeyHash, OwnedValue, Version};
 use parity_scale_codec::{Decode, Encode};
@@ -44,7 +67,24 @@ pub use memory::MemoryStore;
 pub use rocks::RocksStore;
 
 /// On-disk format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The oldest on-disk format version this build upgrades in place.
+pub const OLDEST_UPGRADABLE_FORMAT: u32 = 1;
+
+/// What the block index knows about a stored block (SCALE: one byte,
+/// `0` checked, `1` valid, `2` invalid).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
+pub enum BlockStatus {
+    /// Its proof of work, header rules and stateless checks (signatures,
+    /// transaction root) passed; it has never been executed.
+    Checked,
+    /// It was executed and committed to the canonical chain at least once.
+    Valid,
+    /// Executing it broke a rule: it, and every block built on it, is
+    /// never adopted.
+    Invalid,
+}
 
 /// The canonical head.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Encode, Decode)]
@@ -174,8 +214,34 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// `total_work` is the block's cumulative work.
     fn commit_block(&self, block: &ExecutedBlock, total_work: [u8; 32]) -> StoreResult<Head>;
 
-    /// Removes the head block atomically and returns the new head.
+    /// Removes the head block from the canonical chain atomically and
+    /// returns the new head. The block stays in the block index, listed
+    /// among the side blocks.
     fn revert_head(&self) -> StoreResult<Head>;
+
+    /// Stores a checked block off the canonical chain (header, body,
+    /// [`BlockStatus::Checked`] unless a status is known, side-block
+    /// entry) in one atomic write; with `best_tip`, also records it as the
+    /// block of most work. Storing a block twice changes nothing.
+    fn store_block(&self, block: &Block, total_work: [u8; 32], best_tip: bool) -> StoreResult<()>;
+
+    /// What the index knows of a block: `None` if it is not stored.
+    fn block_status(&self, hash: &Hash) -> StoreResult<Option<BlockStatus>>;
+
+    /// Records that a stored block broke a rule when executed (and forgets
+    /// it as the best tip).
+    fn mark_invalid(&self, hash: &Hash) -> StoreResult<()>;
+
+    /// The block of most work recorded by [`Store::store_block`], if any.
+    fn best_tip(&self) -> StoreResult<Option<Hash>>;
+
+    /// Forgets the best tip (an operator's revert must not be undone by
+    /// the next start resuming a switch to it).
+    fn clear_best_tip(&self) -> StoreResult<()>;
+
+    /// Deletes the side blocks below height `below` (header, body, status),
+    /// returning how many were removed. Canonical blocks are never touched.
+    fn prune_side_blocks(&self, below: BlockNumber) -> StoreResult<usize>;
 }
 
 /// The store's canonical index answers the lottery's draw-block lookups:

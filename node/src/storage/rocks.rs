@@ -19,8 +19,12 @@
 //! - `undo`: the key hashes a version wrote to `state_values`, which are
 //!   not otherwise findable by version; reverting the version deletes
 //!   exactly those `key hash ‖ version` entries.
+//! - `block_status`: the 32-byte block hash as key, SCALE
+//!   [`BlockStatus`](super::BlockStatus) as value.
+//! - `side_blocks`: block number (u64 big-endian) ‖ block hash, empty
+//!   value, so the side blocks below a height are one prefix scan.
 //! - `meta`: the ASCII keys `format_version` (u32 little-endian), `genesis`
-//!   (32-byte hash) and `head` (SCALE [`Head`]).
+//!   (32-byte hash), `head` (SCALE [`Head`]) and `best_tip` (32-byte hash).
 //!
 //! # Crash safety
 //!
@@ -39,10 +43,13 @@
 //! concurrent writers can never both pass a check against the same head.
 //! Readers take no lock; each read sees some committed state.
 
-use super::{FORMAT_VERSION, Head, Store, StoreError, StoreResult, StoredHeader, TxLocation};
+use super::{
+    BlockStatus, FORMAT_VERSION, Head, OLDEST_UPGRADABLE_FORMAT, Store, StoreError, StoreResult,
+    StoredHeader, TxLocation,
+};
 use cachecash_runtime::genesis::Genesis;
 use cachecash_runtime::verify::ExecutedBlock;
-use cachecash_runtime::{BlockNumber, Hash, SignedTransaction};
+use cachecash_runtime::{Block, BlockNumber, Hash, SignedTransaction};
 use jmt::storage::{Node, NodeKey, TreeUpdateBatch};
 use jmt::{KeyHash, OwnedValue, Version};
 use parity_scale_codec::{Decode, DecodeAll, Encode};
@@ -60,10 +67,12 @@ const CF_TX_INDEX: &str = "tx_index";
 const CF_STATE_NODES: &str = "state_nodes";
 const CF_STATE_VALUES: &str = "state_values";
 const CF_UNDO: &str = "undo";
+const CF_BLOCK_STATUS: &str = "block_status";
+const CF_SIDE_BLOCKS: &str = "side_blocks";
 const CF_META: &str = "meta";
 
 /// Every column family this build uses.
-const COLUMN_FAMILIES: [&str; 8] = [
+const COLUMN_FAMILIES: [&str; 10] = [
     CF_HEADERS,
     CF_BODIES,
     CF_CANONICAL,
@@ -71,12 +80,15 @@ const COLUMN_FAMILIES: [&str; 8] = [
     CF_STATE_NODES,
     CF_STATE_VALUES,
     CF_UNDO,
+    CF_BLOCK_STATUS,
+    CF_SIDE_BLOCKS,
     CF_META,
 ];
 
 const META_FORMAT_VERSION: &[u8] = b"format_version";
 const META_GENESIS: &[u8] = b"genesis";
 const META_HEAD: &[u8] = b"head";
+const META_BEST_TIP: &[u8] = b"best_tip";
 
 /// Size of the block cache shared by all column families.
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
@@ -155,14 +167,23 @@ impl RocksStore {
                         what: "meta format_version".into(),
                         message: format!("expected 4 bytes, found {}", bytes.len()),
                     })?;
-                if found != FORMAT_VERSION {
-                    return Err(StoreError::FormatVersion {
-                        path: self.path.clone(),
-                        found,
-                        expected: FORMAT_VERSION,
-                    });
+                if found == FORMAT_VERSION {
+                    return Ok(());
                 }
-                Ok(())
+                if (OLDEST_UPGRADABLE_FORMAT..FORMAT_VERSION).contains(&found) {
+                    // Version 1 is version 2 without side blocks and block
+                    // statuses (a header without a status reads as valid):
+                    // upgrading is recording the new number.
+                    tracing::info!(target: "cachecash::storage", path = %self.path, from = found, to = FORMAT_VERSION, "upgrading the database format");
+                    let mut batch = WriteBatch::default();
+                    batch.put_cf(meta, META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes());
+                    return self.write(batch);
+                }
+                Err(StoreError::FormatVersion {
+                    path: self.path.clone(),
+                    found,
+                    expected: FORMAT_VERSION,
+                })
             }
             None => {
                 if let Some(name) = self.first_non_empty_cf()? {
@@ -350,6 +371,11 @@ impl Store for RocksStore {
             genesis.block.transactions.encode(),
         );
         batch.put_cf(self.cf(CF_CANONICAL)?, 0u64.to_be_bytes(), genesis.hash.0);
+        batch.put_cf(
+            self.cf(CF_BLOCK_STATUS)?,
+            genesis.hash.0,
+            BlockStatus::Valid.encode(),
+        );
         let tx_cf = self.cf(CF_TX_INDEX)?;
         for (index, tx) in genesis.block.transactions.iter().enumerate() {
             let location = TxLocation {
@@ -444,6 +470,12 @@ impl Store for RocksStore {
             block.block.transactions.encode(),
         );
         batch.put_cf(self.cf(CF_CANONICAL)?, number.to_be_bytes(), hash.0);
+        batch.put_cf(
+            self.cf(CF_BLOCK_STATUS)?,
+            hash.0,
+            BlockStatus::Valid.encode(),
+        );
+        batch.delete_cf(self.cf(CF_SIDE_BLOCKS)?, side_key(number, &hash));
         let tx_cf = self.cf(CF_TX_INDEX)?;
         for (index, tx_hash) in block.tx_hashes.iter().enumerate() {
             let location = TxLocation {
@@ -489,8 +521,8 @@ impl Store for RocksStore {
         }
 
         let mut batch = WriteBatch::default();
-        batch.delete_cf(self.cf(CF_HEADERS)?, head.hash.0);
-        batch.delete_cf(self.cf(CF_BODIES)?, head.hash.0);
+        // The block itself stays in the index, now a side block.
+        batch.put_cf(self.cf(CF_SIDE_BLOCKS)?, side_key(number, &head.hash), []);
         batch.delete_cf(self.cf(CF_CANONICAL)?, number.to_be_bytes());
         let tx_cf = self.cf(CF_TX_INDEX)?;
         for tx in &body {
@@ -514,6 +546,132 @@ impl Store for RocksStore {
         self.write(batch)?;
         Ok(parent)
     }
+
+    fn store_block(&self, block: &Block, total_work: [u8; 32], best_tip: bool) -> StoreResult<()> {
+        let _guard = self.write_lock.lock();
+        let hash = block.header.hash();
+        let mut batch = WriteBatch::default();
+        if self.header(&hash)?.is_none() {
+            let stored = StoredHeader {
+                header: block.header.clone(),
+                total_work,
+            };
+            batch.put_cf(self.cf(CF_HEADERS)?, hash.0, stored.encode());
+            batch.put_cf(self.cf(CF_BODIES)?, hash.0, block.transactions.encode());
+            batch.put_cf(
+                self.cf(CF_BLOCK_STATUS)?,
+                hash.0,
+                BlockStatus::Checked.encode(),
+            );
+            batch.put_cf(
+                self.cf(CF_SIDE_BLOCKS)?,
+                side_key(block.header.number, &hash),
+                [],
+            );
+        }
+        if best_tip {
+            batch.put_cf(self.cf(CF_META)?, META_BEST_TIP, hash.0);
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        self.write(batch)
+    }
+
+    fn block_status(&self, hash: &Hash) -> StoreResult<Option<BlockStatus>> {
+        let status: Option<BlockStatus> =
+            self.get_decoded(CF_BLOCK_STATUS, &hash.0, || format!("block_status {hash}"))?;
+        match status {
+            Some(s) => Ok(Some(s)),
+            // Format version 1 stored canonical blocks only.
+            None => Ok(self.header(hash)?.map(|_| BlockStatus::Valid)),
+        }
+    }
+
+    fn mark_invalid(&self, hash: &Hash) -> StoreResult<()> {
+        let _guard = self.write_lock.lock();
+        if self.header(hash)?.is_none() {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(
+            self.cf(CF_BLOCK_STATUS)?,
+            hash.0,
+            BlockStatus::Invalid.encode(),
+        );
+        if self.best_tip()? == Some(*hash) {
+            batch.delete_cf(self.cf(CF_META)?, META_BEST_TIP);
+        }
+        self.write(batch)
+    }
+
+    fn best_tip(&self) -> StoreResult<Option<Hash>> {
+        match self.get(self.cf(CF_META)?, META_BEST_TIP)? {
+            None => Ok(None),
+            Some(bytes) => hash_from_slice(&bytes, || "meta best_tip".into()).map(Some),
+        }
+    }
+
+    fn clear_best_tip(&self) -> StoreResult<()> {
+        let _guard = self.write_lock.lock();
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf(CF_META)?, META_BEST_TIP);
+        self.write(batch)
+    }
+
+    fn prune_side_blocks(&self, below: BlockNumber) -> StoreResult<usize> {
+        let _guard = self.write_lock.lock();
+        let side_cf = self.cf(CF_SIDE_BLOCKS)?;
+        let best_tip = self.best_tip()?;
+        let mut batch = WriteBatch::default();
+        let mut removed = 0usize;
+        let mut it = self.db.raw_iterator_cf(side_cf);
+        it.seek_to_first();
+        while let Some(key) = it.key() {
+            let Some((number, hash)) = parse_side_key(key) else {
+                return Err(StoreError::Corrupt {
+                    what: format!("side_blocks key {}", hex::encode(key)),
+                    message: "expected 40 bytes: number (u64 BE) and block hash".into(),
+                });
+            };
+            if number >= below {
+                break;
+            }
+            batch.delete_cf(side_cf, key);
+            // A canonical block listed here would be a bug; never delete one.
+            if self.canonical_hash(number)? != Some(hash) {
+                batch.delete_cf(self.cf(CF_HEADERS)?, hash.0);
+                batch.delete_cf(self.cf(CF_BODIES)?, hash.0);
+                batch.delete_cf(self.cf(CF_BLOCK_STATUS)?, hash.0);
+                if best_tip == Some(hash) {
+                    batch.delete_cf(self.cf(CF_META)?, META_BEST_TIP);
+                }
+                removed = removed.saturating_add(1);
+            }
+            it.next();
+        }
+        it.status().map_err(|e| self.backend(e))?;
+        drop(it);
+        if !batch.is_empty() {
+            self.write(batch)?;
+        }
+        Ok(removed)
+    }
+}
+
+/// `number (u64 BE) ‖ block hash`: a `side_blocks` key.
+fn side_key(number: BlockNumber, hash: &Hash) -> [u8; 40] {
+    let mut out = [0u8; 40];
+    let (number_part, hash_part) = out.split_at_mut(8);
+    number_part.copy_from_slice(&number.to_be_bytes());
+    hash_part.copy_from_slice(&hash.0);
+    out
+}
+
+fn parse_side_key(key: &[u8]) -> Option<(BlockNumber, Hash)> {
+    let (number, hash) = key.split_at_checked(8)?;
+    let number = BlockNumber::from_be_bytes(number.try_into().ok()?);
+    Some((number, Hash(hash.try_into().ok()?)))
 }
 
 /// `key hash ‖ version (u64 BE)`.

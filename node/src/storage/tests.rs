@@ -463,8 +463,13 @@ fn revert_removes_block_state_and_index(s: &dyn Store) -> anyhow::Result<()> {
         }
     );
     assert_eq!(s.head()?, Some(parent));
-    assert_eq!(s.header(&b2.hash)?, None);
-    assert_eq!(s.body(&b2.hash)?, None);
+    // The block stays in the index as a side block, still known valid.
+    assert_eq!(
+        s.header(&b2.hash)?.map(|h| h.header),
+        Some(b2.block.header.clone())
+    );
+    assert_eq!(s.body(&b2.hash)?, Some(b2.block.transactions.clone()));
+    assert_eq!(s.block_status(&b2.hash)?, Some(BlockStatus::Valid));
     assert_eq!(s.canonical_hash(2)?, None);
     for tx in &b2.tx_hashes {
         assert_eq!(s.tx_location(tx)?, None);
@@ -512,7 +517,7 @@ fn a_different_block_can_replace_a_reverted_one(s: &dyn Store) -> anyhow::Result
         }
     );
     assert_eq!(s.canonical_hash(1)?, Some(b1b.hash));
-    assert_eq!(s.header(&b1.hash)?, None);
+    assert!(s.header(&b1.hash)?.is_some(), "b1 stays in the index");
     assert_eq!(root_at(&TreeView(s), 1)?, b1b.block.header.state_root);
     assert_eq!(balance(s, MINER, 1)?, None);
     assert_eq!(balance(s, OTHER_MINER, 1)?, Some(REWARD + FEE));
@@ -640,6 +645,61 @@ fn concurrent_commits_of_one_block_succeed_once(s: &dyn Store) -> anyhow::Result
     Ok(())
 }
 
+fn side_blocks_are_indexed_off_the_canonical_chain_and_pruned_below_the_window(
+    s: &dyn Store,
+) -> anyhow::Result<()> {
+    let chain = Chain::new();
+    chain.init(s)?;
+    let b1 = chain.extend_with_transfers(s, MINER, 1)?;
+    s.revert_head()?;
+    let b1b = chain.build(s, OTHER_MINER, vec![])?;
+    let work = chain.total_work(s, &b1b)?;
+    chain.commit(s, &b1)?;
+    let before = snapshot(s)?;
+
+    s.store_block(&b1b.block, work, false)?;
+    assert_eq!(s.block_status(&b1b.hash)?, Some(BlockStatus::Checked));
+    assert_eq!(s.block_status(&b1.hash)?, Some(BlockStatus::Valid));
+    assert_eq!(s.body(&b1b.hash)?, Some(b1b.block.transactions.clone()));
+    assert_eq!(s.best_tip()?, None);
+    // Storing a side block touches neither the canonical chain nor state.
+    assert_eq!(snapshot(s)?, before);
+    // Nothing at or above the cut-off height goes.
+    assert_eq!(s.prune_side_blocks(1)?, 0);
+    assert!(s.header(&b1b.hash)?.is_some());
+    assert_eq!(s.prune_side_blocks(2)?, 1);
+    assert_eq!(s.header(&b1b.hash)?, None);
+    assert_eq!(s.body(&b1b.hash)?, None);
+    assert_eq!(s.block_status(&b1b.hash)?, None);
+    // The canonical block of that height is never pruned.
+    assert_eq!(snapshot(s)?, before);
+    assert_eq!(s.prune_side_blocks(u64::MAX)?, 0);
+    Ok(())
+}
+
+fn best_tip_is_recorded_cleared_and_forgotten_when_invalid(s: &dyn Store) -> anyhow::Result<()> {
+    let chain = Chain::new();
+    chain.init(s)?;
+    let b1 = chain.build(s, MINER, vec![])?;
+    let work = chain.total_work(s, &b1)?;
+    s.store_block(&b1.block, work, true)?;
+    assert_eq!(s.best_tip()?, Some(b1.hash));
+    s.clear_best_tip()?;
+    assert_eq!(s.best_tip()?, None);
+    s.store_block(&b1.block, work, true)?;
+    assert_eq!(s.best_tip()?, Some(b1.hash));
+    s.mark_invalid(&b1.hash)?;
+    assert_eq!(s.block_status(&b1.hash)?, Some(BlockStatus::Invalid));
+    assert_eq!(s.best_tip()?, None);
+    // Storing it again changes nothing: it stays invalid.
+    s.store_block(&b1.block, work, false)?;
+    assert_eq!(s.block_status(&b1.hash)?, Some(BlockStatus::Invalid));
+    // A block that is not stored cannot be marked.
+    s.mark_invalid(&Hash([7; 32]))?;
+    assert_eq!(s.block_status(&Hash([7; 32]))?, None);
+    Ok(())
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_memory {
@@ -673,6 +733,8 @@ on_both_backends!(
     state_root_after_commit_matches_header,
     revert_removes_block_state_and_index,
     a_different_block_can_replace_a_reverted_one,
+    side_blocks_are_indexed_off_the_canonical_chain_and_pruned_below_the_window,
+    best_tip_is_recorded_cleared_and_forgotten_when_invalid,
     revert_of_genesis_is_refused,
     commit_not_on_head_is_refused,
     revert_and_recommit_many_blocks_round_trips,
@@ -696,6 +758,8 @@ fn raw_db(path: &Path) -> rocksdb::DB {
         "state_nodes",
         "state_values",
         "undo",
+        "block_status",
+        "side_blocks",
         "meta",
     ];
     rocksdb::DB::open_cf(&opts, path, cfs).expect("raw open")
@@ -769,6 +833,44 @@ fn rocksdb_format_version_mismatch_is_refused() -> anyhow::Result<()> {
         other => panic!("expected FormatVersion, got {other:?}"),
     }
     Ok(())
+}
+
+#[test]
+fn rocksdb_format_version_1_is_upgraded_in_place_and_its_blocks_read_as_valid() -> anyhow::Result<()>
+{
+    let dir = tempfile::TempDir::new()?;
+    let chain = Chain::new();
+    let b1 = {
+        let s = RocksStore::open(dir.path())?;
+        chain.init(&s)?;
+        chain.extend_with_transfers(&s, MINER, 1)?
+    };
+    {
+        // What version 1 wrote: no status records, version 1.
+        let db = raw_db(dir.path());
+        let meta = db.cf_handle("meta").context("meta cf")?;
+        db.put_cf(meta, b"format_version", 1u32.to_le_bytes())?;
+        let status = db.cf_handle("block_status").context("status cf")?;
+        db.delete_cf(status, b1.hash.0)?;
+    }
+    let s = RocksStore::open(dir.path())?;
+    assert_eq!(s.block_status(&b1.hash)?, Some(BlockStatus::Valid));
+    assert_eq!(head(&s)?.hash, b1.hash);
+    drop(s);
+    let db = raw_db(dir.path());
+    let meta = db.cf_handle("meta").context("meta cf")?;
+    assert_eq!(
+        db.get_cf(meta, b"format_version")?,
+        Some(FORMAT_VERSION.to_le_bytes().to_vec())
+    );
+    Ok(())
+}
+
+#[test]
+fn block_status_encodings_are_stable() {
+    assert_eq!(BlockStatus::Checked.encode(), [0]);
+    assert_eq!(BlockStatus::Valid.encode(), [1]);
+    assert_eq!(BlockStatus::Invalid.encode(), [2]);
 }
 
 #[test]
