@@ -2,11 +2,20 @@
 //!
 //! Verifying a block (signatures, execution, state root) or a transaction
 //! takes real CPU time, so the swarm task never does it: it hands jobs to
-//! this task over a bounded channel (`try_send`; a full queue means the
+//! this task through a [`JobQueue`] (`try_send`; a full queue means the
 //! gossip message is ignored, and sync simply waits), and the task runs
-//! each on the blocking pool, in order, and reports the verdict back. The
-//! swarm task then tells gossipsub whether to forward the message, and bans
-//! the peer if the data was invalid.
+//! each on the blocking pool and reports the verdict back. The swarm task
+//! then tells gossipsub whether to forward the message, and bans the peer
+//! if the data was invalid.
+//!
+//! # Bounds and priority
+//!
+//! The queue has two lanes, each bounded by count and by encoded bytes:
+//! blocks (sync batches and gossiped blocks, [`MAX_QUEUED_BLOCK_BYTES`])
+//! and gossiped transactions ([`MAX_QUEUED_TX_BYTES`]). A count bound
+//! alone would let 256 maximal blocks hold 4 GiB. The importer always
+//! takes a waiting block job first, so a flood of transactions never
+//! delays a block or the sync that keeps the node on the best chain.
 
 use crate::chain::{BlockOrigin, Chain, ImportError, ImportOutcome};
 use crate::mempool::{Mempool, PoolError};
@@ -14,10 +23,129 @@ use cachecash_runtime::{BlockError, Hash, SignedTransaction, TxError};
 use libp2p::PeerId;
 use libp2p::gossipsub::{MessageAcceptance, MessageId};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::sync::mpsc;
 
-/// Capacity of the job queue.
+/// Most jobs waiting in each lane.
 pub const JOB_QUEUE: usize = 256;
+
+/// Most encoded bytes of blocks waiting for import (one job larger than
+/// this is still taken when the lane is empty).
+pub const MAX_QUEUED_BLOCK_BYTES: usize = 64 * 1024 * 1024;
+
+/// Most encoded bytes of gossiped transactions waiting for admission.
+pub const MAX_QUEUED_TX_BYTES: usize = 8 * 1024 * 1024;
+
+/// The sending side of the import queue (see the module docs).
+#[derive(Debug, Clone)]
+pub struct JobQueue {
+    blocks: mpsc::Sender<Job>,
+    transactions: mpsc::Sender<Job>,
+    bytes: Arc<[AtomicUsize; 2]>,
+}
+
+/// The receiving side of the import queue.
+#[derive(Debug)]
+pub struct JobReceiver {
+    blocks: mpsc::Receiver<Job>,
+    transactions: mpsc::Receiver<Job>,
+    bytes: Arc<[AtomicUsize; 2]>,
+}
+
+/// A new, empty import queue.
+pub fn job_queue() -> (JobQueue, JobReceiver) {
+    let (blocks_tx, blocks_rx) = mpsc::channel(JOB_QUEUE);
+    let (txs_tx, txs_rx) = mpsc::channel(JOB_QUEUE);
+    let bytes = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0)]);
+    (
+        JobQueue {
+            blocks: blocks_tx,
+            transactions: txs_tx,
+            bytes: bytes.clone(),
+        },
+        JobReceiver {
+            blocks: blocks_rx,
+            transactions: txs_rx,
+            bytes,
+        },
+    )
+}
+
+impl Job {
+    /// Lane 0 (blocks) or 1 (transactions).
+    fn lane(&self) -> usize {
+        match self {
+            Job::Sync(_) | Job::Block { .. } => 0,
+            Job::Transaction { .. } => 1,
+        }
+    }
+
+    /// Encoded bytes the job holds.
+    pub fn bytes(&self) -> usize {
+        match self {
+            Job::Sync(blocks) => blocks.iter().map(|r| r.bytes.len()).sum(),
+            Job::Block { bytes, .. } | Job::Transaction { bytes, .. } => bytes.len(),
+        }
+    }
+}
+
+impl JobQueue {
+    /// Queues `job` if its lane has room in count and bytes; otherwise
+    /// hands it back.
+    pub fn try_send(&self, job: Job) -> Result<(), Job> {
+        let lane = job.lane();
+        let limit = if lane == 0 {
+            MAX_QUEUED_BLOCK_BYTES
+        } else {
+            MAX_QUEUED_TX_BYTES
+        };
+        let size = job.bytes();
+        let counter = &self.bytes[lane];
+        let reserved = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |queued| {
+            let after = queued.saturating_add(size);
+            (queued == 0 || after <= limit).then_some(after)
+        });
+        if reserved.is_err() {
+            return Err(job);
+        }
+        let sender = if lane == 0 {
+            &self.blocks
+        } else {
+            &self.transactions
+        };
+        sender.try_send(job).map_err(|e| {
+            counter.fetch_sub(size, Ordering::AcqRel);
+            match e {
+                mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => {
+                    job
+                }
+            }
+        })
+    }
+
+    /// Bytes waiting in the block lane and the transaction lane.
+    pub fn queued_bytes(&self) -> (usize, usize) {
+        (
+            self.bytes[0].load(Ordering::Acquire),
+            self.bytes[1].load(Ordering::Acquire),
+        )
+    }
+}
+
+impl JobReceiver {
+    /// The next job: a waiting block job before any transaction. `None`
+    /// once both lanes are closed and empty.
+    pub async fn recv(&mut self) -> Option<Job> {
+        let job = tokio::select! {
+            biased;
+            Some(job) = self.blocks.recv() => job,
+            Some(job) = self.transactions.recv() => job,
+            else => return None,
+        };
+        self.bytes[job.lane()].fetch_sub(job.bytes(), Ordering::AcqRel);
+        Some(job)
+    }
+}
 
 /// Work for the import task.
 #[derive(Debug)]
@@ -105,7 +233,7 @@ pub struct SyncFailure {
 pub async fn run(
     chain: Arc<Chain>,
     pool: Arc<Mempool>,
-    mut jobs: mpsc::Receiver<Job>,
+    mut jobs: JobReceiver,
     reports: mpsc::Sender<Report>,
 ) {
     while let Some(job) = jobs.recv().await {
@@ -265,5 +393,86 @@ pub fn transaction_verdict(result: Result<Hash, PoolError>) -> Verdict {
             }
         }
         Err(e) => verdict(MessageAcceptance::Ignore, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_job(bytes: usize) -> Job {
+        Job::Block {
+            peer: PeerId::random(),
+            id: MessageId::new(&[1]),
+            bytes: vec![0; bytes],
+        }
+    }
+
+    fn tx_job(bytes: usize) -> Job {
+        Job::Transaction {
+            peer: PeerId::random(),
+            id: MessageId::new(&[2]),
+            bytes: vec![0; bytes],
+        }
+    }
+
+    #[tokio::test]
+    async fn waiting_block_jobs_are_taken_before_any_transaction() {
+        let (queue, mut rx) = job_queue();
+        for _ in 0..5 {
+            queue.try_send(tx_job(100)).unwrap();
+        }
+        queue.try_send(block_job(1000)).unwrap();
+        assert!(matches!(rx.recv().await, Some(Job::Block { .. })));
+        for _ in 0..5 {
+            assert!(matches!(rx.recv().await, Some(Job::Transaction { .. })));
+        }
+        assert_eq!(queue.queued_bytes(), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn each_lane_is_bounded_by_bytes_and_a_refused_job_is_handed_back() {
+        let (queue, mut rx) = job_queue();
+        let half = MAX_QUEUED_BLOCK_BYTES / 2;
+        queue.try_send(block_job(half)).unwrap();
+        queue.try_send(block_job(half)).unwrap();
+        let refused = queue.try_send(block_job(1)).unwrap_err();
+        assert_eq!(refused.bytes(), 1, "the job comes back whole");
+        assert_eq!(queue.queued_bytes(), (MAX_QUEUED_BLOCK_BYTES, 0));
+        // A full block lane does not stop transactions, and the reverse.
+        let tx_half = MAX_QUEUED_TX_BYTES / 2;
+        queue.try_send(tx_job(tx_half)).unwrap();
+        queue.try_send(tx_job(tx_half)).unwrap();
+        assert!(queue.try_send(tx_job(1)).is_err());
+        // Taking a job frees its bytes.
+        rx.recv().await.unwrap();
+        assert_eq!(queue.queued_bytes(), (half, MAX_QUEUED_TX_BYTES));
+        queue.try_send(block_job(half)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_job_larger_than_its_lane_is_taken_only_when_the_lane_is_empty() {
+        let (queue, mut rx) = job_queue();
+        queue.try_send(block_job(10)).unwrap();
+        assert!(
+            queue
+                .try_send(block_job(MAX_QUEUED_BLOCK_BYTES + 1))
+                .is_err()
+        );
+        rx.recv().await.unwrap();
+        queue
+            .try_send(block_job(MAX_QUEUED_BLOCK_BYTES + 1))
+            .unwrap();
+        assert_eq!(rx.recv().await.unwrap().bytes(), MAX_QUEUED_BLOCK_BYTES + 1);
+    }
+
+    #[tokio::test]
+    async fn the_lanes_are_bounded_by_count_too() {
+        let (queue, _rx) = job_queue();
+        for _ in 0..JOB_QUEUE {
+            queue.try_send(tx_job(1)).unwrap();
+        }
+        assert!(queue.try_send(tx_job(1)).is_err());
+        assert_eq!(queue.queued_bytes(), (0, JOB_QUEUE));
     }
 }

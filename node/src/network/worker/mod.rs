@@ -134,7 +134,7 @@ struct Worker {
     user_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, String>>>,
     /// Kademlia provider lookups asked for through the handle.
     provider_queries: HashMap<kad::QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
-    jobs: mpsc::Sender<Job>,
+    jobs: import::JobQueue,
     serve: mpsc::Sender<(PeerId, ResponseChannel<SyncResponse>, SyncRequest)>,
     last_redial: Instant,
     last_forgive: Instant,
@@ -257,7 +257,7 @@ pub async fn start(
         ..Default::default()
     }));
     let (commands_tx, commands_rx) = mpsc::channel(COMMAND_QUEUE);
-    let (jobs_tx, jobs_rx) = mpsc::channel(import::JOB_QUEUE);
+    let (jobs_tx, jobs_rx) = import::job_queue();
     let (reports_tx, reports_rx) = mpsc::channel(import::JOB_QUEUE);
     let (serve_tx, serve_rx) = mpsc::channel(SERVE_QUEUE);
     let (served_tx, served_rx) = mpsc::channel(SERVE_QUEUE);
@@ -318,7 +318,12 @@ pub async fn start(
         jobs_rx,
         reports_tx,
     ));
-    let server = tokio::spawn(serve(chain.clone(), serve_rx, served_tx));
+    let server = tokio::spawn(serve(
+        chain.clone(),
+        serve_rx,
+        served_tx,
+        serving::SERVE_BYTES_PER_SECOND,
+    ));
     let events = chain.subscribe();
     let local_txs = pool.subscribe_local();
     let main = tokio::spawn(async move {

@@ -273,8 +273,7 @@ impl Worker {
             let bytes = batch.iter().map(|r| r.bytes.len()).sum();
             match self.jobs.try_send(Job::Sync(batch)) {
                 Ok(()) => self.sync.job_started(n, bytes),
-                Err(mpsc::error::TrySendError::Full(Job::Sync(batch)))
-                | Err(mpsc::error::TrySendError::Closed(Job::Sync(batch))) => {
+                Err(Job::Sync(batch)) => {
                     self.sync.untake(batch);
                     break;
                 }
