@@ -59,6 +59,8 @@ pub struct Metrics {
     pub peer_bans: Family<Labels, Counter>,
     /// Gossip messages validated, by `topic` and `verdict`.
     pub gossip_messages: Family<Labels, Counter>,
+    /// Connections the node closed on arrival, by `reason`.
+    pub peers_refused: Family<Labels, Counter>,
     /// Height of the best block any peer reports (sync target).
     pub sync_highest_block: Gauge,
     registry: parking_lot::Mutex<Registry>,
@@ -143,6 +145,7 @@ impl Metrics {
         let network_bytes = Family::<Labels, Counter>::default();
         let peer_bans = Family::<Labels, Counter>::default();
         let gossip_messages = Family::<Labels, Counter>::default();
+        let peers_refused = Family::<Labels, Counter>::default();
         let sync_highest_block = Gauge::default();
         registry.register("peers", "Connected peers", peers.clone());
         registry.register(
@@ -164,6 +167,14 @@ impl Metrics {
             gossip_messages.clone(),
         );
         registry.register(
+            "peers_refused",
+            "Connections closed on arrival, by reason",
+            peers_refused.clone(),
+        );
+        peers_refused
+            .get_or_create(&vec![("reason", "per_ip_limit")])
+            .inc_by(0);
+        registry.register(
             "sync_highest_block",
             "Height of the best block reported by any peer",
             sync_highest_block.clone(),
@@ -173,6 +184,7 @@ impl Metrics {
             network_bytes,
             peer_bans,
             gossip_messages,
+            peers_refused,
             sync_highest_block,
             reorgs,
             best_block,

@@ -27,6 +27,7 @@ use primitive_types::U256;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
+mod admission;
 mod gossip;
 mod serving;
 mod sync_driver;
@@ -618,6 +619,9 @@ impl Worker {
                 num_established,
                 ..
             } if num_established.get() == 1 => {
+                if !self.admit(peer_id, &endpoint) {
+                    return;
+                }
                 tracing::debug!(target: "cachecash::network", %peer_id, "connected");
                 self.peers.insert(
                     peer_id,
