@@ -308,16 +308,66 @@ impl Mempool {
             }
         };
 
-        let mut inner = self.inner.lock();
-        if inner.by_hash.contains_key(&hash) {
-            return Err(PoolError::AlreadyPending(hash));
-        }
+        // The sender's pending sequence is copied out and replayed without
+        // the pool's lock (the replay reads escrows from storage); the lock
+        // is taken again to insert, and if the sequence changed meanwhile
+        // (a concurrent admission for the same sender), the check runs
+        // again on the new one.
         let signer = tx.tx.signer;
-        let pending: Vec<Entry> = inner
-            .by_account
-            .get(&signer)
-            .map(|s| s.values().cloned().collect())
-            .unwrap_or_default();
+        let mut attempts = 0u32;
+        loop {
+            let pending: Vec<Entry> = {
+                let inner = self.inner.lock();
+                if inner.by_hash.contains_key(&hash) {
+                    return Err(PoolError::AlreadyPending(hash));
+                }
+                inner
+                    .by_account
+                    .get(&signer)
+                    .map(|s| s.values().cloned().collect())
+                    .unwrap_or_default()
+            };
+            self.check_sequence(&tx, &pending, &head, state_account, &params)?;
+            let mut inner = self.inner.lock();
+            let unchanged = inner
+                .by_account
+                .get(&signer)
+                .map(|s| s.values().map(|e| e.hash).collect::<Vec<_>>())
+                .unwrap_or_default()
+                == pending.iter().map(|e| e.hash).collect::<Vec<_>>();
+            if !unchanged && attempts < 8 {
+                attempts = attempts.saturating_add(1);
+                continue;
+            }
+            if !unchanged {
+                return Err(PoolError::Backend(format!(
+                    "the pending transactions of {signer} kept changing during admission; submit again"
+                )));
+            }
+            if inner.by_hash.contains_key(&hash) {
+                return Err(PoolError::AlreadyPending(hash));
+            }
+            let replacing = pending
+                .iter()
+                .find(|e| e.tx.tx.nonce == tx.tx.nonce)
+                .cloned();
+            return self.insert_checked(&mut inner, tx, hash, size, replacing);
+        }
+    }
+
+    /// Checks `tx` against the sender's `pending` sequence on the head
+    /// state: nonce order, the per-account limit, replacement fees, and a
+    /// replay of the sequence with `tx` in place (balance and nonce checked
+    /// exactly as a block would). Reads storage; no lock is held.
+    fn check_sequence(
+        &self,
+        tx: &SignedTransaction,
+        pending: &[Entry],
+        head: &crate::chain::HeadInfo,
+        state_account: Account,
+        params: &cachecash_runtime::ConsensusParams,
+    ) -> Result<(), PoolError> {
+        let signer = tx.tx.signer;
         let next_nonce = state_account
             .nonce
             .saturating_add(u64::try_from(pending.len()).unwrap_or(u64::MAX));
@@ -373,11 +423,25 @@ impl Mempool {
             .filter(|e| e.tx.tx.nonce != tx.tx.nonce)
             .map(|e| &e.tx)
             .collect();
-        sequence.push(&tx);
+        sequence.push(tx);
         sequence.sort_by_key(|t| t.tx.nonce);
         for t in sequence.iter().filter(|t| t.tx.nonce <= tx.tx.nonce) {
-            apply_transaction(&mut overlay, &t.tx, &params)?;
+            apply_transaction(&mut overlay, &t.tx, params)?;
         }
+        Ok(())
+    }
+
+    /// Makes room (evicting lower-fee transactions of other senders) and
+    /// inserts a checked transaction, under the pool's lock.
+    fn insert_checked(
+        &self,
+        inner: &mut Inner,
+        tx: SignedTransaction,
+        hash: Hash,
+        size: usize,
+        replacing: Option<Entry>,
+    ) -> Result<Hash, PoolError> {
+        let signer = tx.tx.signer;
         // Room: evict if full (never this sender's own sequence).
         let freed = replacing.as_ref().map(|e| e.size).unwrap_or(0);
         let extra_count = usize::from(replacing.is_none());
@@ -414,7 +478,6 @@ impl Mempool {
             .metrics()
             .mempool_size
             .set(i64::try_from(inner.len()).unwrap_or(i64::MAX));
-        drop(inner);
         self.generation.fetch_add(1, Ordering::AcqRel);
         Ok(hash)
     }
@@ -562,7 +625,13 @@ impl Mempool {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Re-checks every sender's sequence against the head state.
+    /// Re-checks every sender's sequence against the head state. Storage
+    /// is read without the pool's lock held: each sender's transactions
+    /// are copied out and replayed on the head state in nonce order, and
+    /// each one that no longer applies is removed (a stale nonce that a
+    /// block used already; or one that cannot pay, after which every later
+    /// one fails on the nonce gap). Call it off the async runtime: it reads
+    /// storage.
     pub fn revalidate(&self) {
         let params = self.chain.params().clone();
         let view = TreeView(self.chain.store().as_ref());
@@ -572,9 +641,12 @@ impl Mempool {
             number: head.header.number.saturating_add(1),
             history: &view,
         };
-        let mut inner = self.inner.lock();
-        let senders: Vec<AccountId> = inner.by_account.keys().copied().collect();
+        let senders: Vec<AccountId> = self.inner.lock().by_account.keys().copied().collect();
         for signer in senders {
+            let sequence: Vec<(Nonce, Entry)> = match self.inner.lock().by_account.get(&signer) {
+                Some(seq) => seq.iter().map(|(n, e)| (*n, e.clone())).collect(),
+                None => continue,
+            };
             let account = match self.chain.account(&signer, None) {
                 Ok((a, _, _)) => a,
                 Err(e) => {
@@ -588,36 +660,47 @@ impl Mempool {
                 head: &head_state,
             };
             let mut overlay = Overlay::with_env(&base, env);
-            let nonces: Vec<Nonce> = inner
-                .by_account
-                .get(&signer)
-                .map(|s| s.keys().copied().collect())
-                .unwrap_or_default();
-            let mut failed = false;
-            for n in nonces {
-                let keep = !failed
-                    && inner
+            let mut failing: Vec<(Nonce, Hash)> = Vec::new();
+            for (i, (n, e)) in sequence.iter().enumerate() {
+                match apply_transaction(&mut overlay, &e.tx.tx, &params) {
+                    Ok(_) => {}
+                    // Refused before touching the overlay: the rest of the
+                    // sequence may still apply.
+                    Err(err @ TxError::StaleNonce { .. }) => {
+                        tracing::debug!(target: "cachecash::mempool", hash = %e.hash, "dropped after new block: {err}");
+                        failing.push((*n, e.hash));
+                    }
+                    // Anything else may have left a partial write on the
+                    // overlay, and every later transaction builds on this
+                    // one: drop it and the rest.
+                    Err(err) => {
+                        tracing::debug!(target: "cachecash::mempool", hash = %e.hash, "dropped after new block, with the {} after it: {err}", sequence.len() - i - 1);
+                        failing.extend(sequence.iter().skip(i).map(|(n, e)| (*n, e.hash)));
+                        break;
+                    }
+                }
+            }
+            if !failing.is_empty() {
+                let mut inner = self.inner.lock();
+                for (n, hash) in failing {
+                    // Only the entry that was checked: a replacement that
+                    // arrived meanwhile was checked on its own admission.
+                    if inner
                         .by_account
                         .get(&signer)
-                        .and_then(|s| s.get(&n))
-                        .map(|e| match apply_transaction(&mut overlay, &e.tx.tx, &params) {
-                            Ok(_) => true,
-                            Err(err) => {
-                                tracing::debug!(target: "cachecash::mempool", hash = %e.hash, "dropped after new block: {err}");
-                                false
-                            }
-                        })
-                        .unwrap_or(false);
-                if !keep {
-                    failed = true;
-                    inner.remove(&signer, n);
+                        .and_then(|seq| seq.get(&n))
+                        .is_some_and(|e| e.hash == hash)
+                    {
+                        inner.remove(&signer, n);
+                    }
                 }
             }
         }
+        let size = self.inner.lock().len();
         self.chain
             .metrics()
             .mempool_size
-            .set(i64::try_from(inner.len()).unwrap_or(i64::MAX));
+            .set(i64::try_from(size).unwrap_or(i64::MAX));
     }
 }
 
@@ -650,14 +733,22 @@ pub async fn maintain(
 ) {
     use tokio::sync::broadcast::error::RecvError;
     loop {
-        match events.recv().await {
-            Ok(ev) => pool.on_chain_event(&ev),
+        // Re-validation reads storage: it runs on the blocking pool, one
+        // event at a time, never on the async runtime.
+        let pool = pool.clone();
+        let step = match events.recv().await {
+            Ok(ev) => tokio::task::spawn_blocking(move || pool.on_chain_event(&ev)),
             Err(RecvError::Lagged(n)) => {
                 tracing::warn!(target: "cachecash::mempool", "missed {n} chain events; re-validating the whole pool");
-                pool.revalidate();
-                pool.readmit_retracted();
+                tokio::task::spawn_blocking(move || {
+                    pool.revalidate();
+                    pool.readmit_retracted();
+                })
             }
             Err(RecvError::Closed) => break,
+        };
+        if let Err(e) = step.await {
+            tracing::error!(target: "cachecash::mempool", "pool upkeep failed: {e}");
         }
     }
 }

@@ -255,6 +255,9 @@ pub struct Ready {
 pub struct SyncState {
     /// The outstanding header request and the peer it went to.
     pub headers_request: Option<(OutboundRequestId, PeerId)>,
+    /// A header batch from this peer is being verified on the blocking
+    /// pool; its result is used only while this is still set.
+    pub verifying_headers: Option<PeerId>,
     /// Blocks (height, hash) still to request, in height order.
     pub queue: VecDeque<(u64, Hash)>,
     /// Body requests in flight.
@@ -283,6 +286,7 @@ impl SyncState {
     /// Whether a round is in progress.
     pub fn active(&self) -> bool {
         self.headers_request.is_some()
+            || self.verifying_headers.is_some()
             || !self.queue.is_empty()
             || !self.inflight.is_empty()
             || !self.ready.is_empty()
@@ -307,6 +311,7 @@ impl SyncState {
     /// Import jobs already handed over finish and are reported.
     pub fn reset(&mut self) {
         self.headers_request = None;
+        self.verifying_headers = None;
         self.queue.clear();
         self.inflight.clear();
         self.ready.clear();

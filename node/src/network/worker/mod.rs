@@ -132,6 +132,8 @@ struct Worker {
     reserved: HashMap<PeerId, Multiaddr>,
     sync: SyncState,
     status_requests: HashMap<OutboundRequestId, PeerId>,
+    /// Header batches verified on the blocking pool come back here.
+    header_checks: mpsc::Sender<sync_driver::HeaderCheck>,
     user_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, String>>>,
     /// Kademlia provider lookups asked for through the handle.
     provider_queries: HashMap<kad::QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
@@ -262,6 +264,7 @@ pub async fn start(
     let (reports_tx, reports_rx) = mpsc::channel(import::JOB_QUEUE);
     let (serve_tx, serve_rx) = mpsc::channel(SERVE_QUEUE);
     let (served_tx, served_rx) = mpsc::channel(SERVE_QUEUE);
+    let (checks_tx, checks_rx) = mpsc::channel(4);
     let syncing = Arc::new(AtomicBool::new(false));
     let handle = NetworkHandle {
         peer_id,
@@ -289,6 +292,7 @@ pub async fn start(
             ..Default::default()
         },
         status_requests: HashMap::new(),
+        header_checks: checks_tx,
         user_requests: HashMap::new(),
         provider_queries: HashMap::new(),
         jobs: jobs_tx,
@@ -329,7 +333,14 @@ pub async fn start(
     let local_txs = pool.subscribe_local();
     let main = tokio::spawn(async move {
         worker
-            .run(commands_rx, reports_rx, served_rx, events, local_txs)
+            .run(
+                commands_rx,
+                reports_rx,
+                served_rx,
+                checks_rx,
+                events,
+                local_txs,
+            )
             .await
     });
     Ok((handle, vec![main, importer, server]))
@@ -341,6 +352,7 @@ impl Worker {
         mut commands: mpsc::Receiver<Command>,
         mut reports: mpsc::Receiver<Report>,
         mut served: mpsc::Receiver<(ResponseChannel<SyncResponse>, SyncResponse)>,
+        mut header_checks: mpsc::Receiver<sync_driver::HeaderCheck>,
         mut events: broadcast::Receiver<ChainEvent>,
         mut local_txs: broadcast::Receiver<cachecash_runtime::SignedTransaction>,
     ) {
@@ -354,6 +366,7 @@ impl Worker {
                     None => break,
                 },
                 Some(report) = reports.recv() => self.on_report(report),
+                Some(check) = header_checks.recv() => self.on_header_check(check),
                 Some((channel, response)) = served.recv() => {
                     // The peer may have gone; nothing to do then.
                     let _ = self.swarm.behaviour_mut().sync.send_response(channel, response);

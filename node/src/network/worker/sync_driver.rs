@@ -5,6 +5,15 @@
 
 use super::*;
 
+/// A header batch verified on the blocking pool.
+#[derive(Debug)]
+pub(super) struct HeaderCheck {
+    peer: PeerId,
+    last: Header,
+    full: bool,
+    verified: Result<sync::VerifiedHeaders, sync::HeaderError>,
+}
+
 impl Worker {
     /// The cumulative work `peer`'s status claims, if any.
     pub(super) fn claimed_work(&self, peer: &PeerId) -> Option<U256> {
@@ -60,8 +69,47 @@ impl Worker {
             self.request_status(peer);
             return;
         };
+        // Verifying up to 2,000 headers (proof of work, storage reads for
+        // the context) runs on the blocking pool, never on the swarm task;
+        // the round waits for it.
         let full = headers.len() >= MAX_HEADERS as usize;
-        let verified = sync::verify_headers(&self.chain, headers, crate::chain::now_ms());
+        self.sync.verifying_headers = Some(peer);
+        let chain = self.chain.clone();
+        let checks = self.header_checks.clone();
+        tokio::spawn(async move {
+            let verified = tokio::task::spawn_blocking(move || {
+                sync::verify_headers(&chain, headers, crate::chain::now_ms())
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Err(sync::HeaderError::Store(format!(
+                    "header verification failed: {e}"
+                )))
+            });
+            let _ = checks
+                .send(HeaderCheck {
+                    peer,
+                    last,
+                    full,
+                    verified,
+                })
+                .await;
+        });
+    }
+
+    /// Continues a header round once its batch is verified.
+    pub(super) fn on_header_check(&mut self, check: HeaderCheck) {
+        let HeaderCheck {
+            peer,
+            last,
+            full,
+            verified,
+        } = check;
+        if self.sync.verifying_headers != Some(peer) {
+            // The round was abandoned meanwhile.
+            return;
+        }
+        self.sync.verifying_headers = None;
         // A batch that ends at the peer's head proves its chain's work:
         // less than its status claimed means the claim was false.
         if let Ok(v) = &verified
