@@ -92,7 +92,7 @@ impl Job {
 impl JobQueue {
     /// Queues `job` if its lane has room in count and bytes; otherwise
     /// hands it back.
-    pub fn try_send(&self, job: Job) -> Result<(), Job> {
+    pub fn try_send(&self, job: Job) -> Result<(), Box<Job>> {
         let lane = job.lane();
         let limit = if lane == 0 {
             MAX_QUEUED_BLOCK_BYTES
@@ -106,7 +106,7 @@ impl JobQueue {
             (queued == 0 || after <= limit).then_some(after)
         });
         if reserved.is_err() {
-            return Err(job);
+            return Err(Box::new(job));
         }
         let sender = if lane == 0 {
             &self.blocks
@@ -117,7 +117,7 @@ impl JobQueue {
             counter.fetch_sub(size, Ordering::AcqRel);
             match e {
                 mpsc::error::TrySendError::Full(job) | mpsc::error::TrySendError::Closed(job) => {
-                    job
+                    Box::new(job)
                 }
             }
         })

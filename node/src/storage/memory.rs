@@ -239,14 +239,11 @@ impl Store for MemoryStore {
     fn store_block(&self, block: &Block, total_work: [u8; 32], best_tip: bool) -> StoreResult<()> {
         let mut inner = self.inner.write();
         let hash = block.header.hash();
-        if !inner.headers.contains_key(&hash) {
-            inner.headers.insert(
-                hash,
-                StoredHeader {
-                    header: block.header.clone(),
-                    total_work,
-                },
-            );
+        if let std::collections::hash_map::Entry::Vacant(slot) = inner.headers.entry(hash) {
+            slot.insert(StoredHeader {
+                header: block.header.clone(),
+                total_work,
+            });
             inner.bodies.insert(hash, block.transactions.clone());
             inner.status.insert(hash, BlockStatus::Checked);
             inner.side.insert((block.header.number, hash));

@@ -321,11 +321,12 @@ impl Worker {
             let bytes = batch.iter().map(|r| r.bytes.len()).sum();
             match self.jobs.try_send(Job::Sync(batch)) {
                 Ok(()) => self.sync.job_started(n, bytes),
-                Err(Job::Sync(batch)) => {
-                    self.sync.untake(batch);
+                Err(job) => {
+                    if let Job::Sync(batch) = *job {
+                        self.sync.untake(batch);
+                    }
                     break;
                 }
-                Err(_) => break,
             }
         }
     }
