@@ -59,8 +59,9 @@ pub const MAX_TOKEN_DECIMALS: u8 = 38;
 /// Default `maxReorgDepth`.
 pub const DEFAULT_MAX_REORG_DEPTH: u64 = 1000;
 
-/// Largest accepted `maxReorgDepth`: the node keeps at most 4096 blocks off
-/// the canonical chain, so a deeper branch could never be assembled.
+/// Largest accepted `maxReorgDepth`: the window bounds the side blocks the
+/// block index keeps and the states a pruning node keeps, so it stays a
+/// few hours of blocks, not an unbounded history.
 pub const MAX_MAX_REORG_DEPTH: u64 = 4000;
 
 fn default_max_reorg_depth() -> u64 {

@@ -130,6 +130,13 @@ pub struct ImportReport {
     pub transfers_per_second: f64,
     /// Accounts in the state.
     pub accounts: usize,
+    /// State pruning mode (`window` or `archive`).
+    pub state_pruning: String,
+    /// Reorganisation window (blocks of state kept by `window`).
+    pub reorg_depth: u64,
+    /// Bytes of the database directory after a full compaction (RocksDB
+    /// only).
+    pub db_bytes: Option<u64>,
 }
 
 /// Imports pre-built blocks into a fresh chain (RocksDB in a temporary
@@ -139,19 +146,29 @@ pub fn import_benchmark(
     blocks: usize,
     per_block: usize,
     rocks: bool,
+    state_pruning: crate::chain::StatePruning,
+    reorg_depth: u64,
 ) -> Result<ImportReport, String> {
     let params = bench_params();
     let keys = bench_keys(accounts);
     let genesis = bench_genesis(&params, &keys);
     let prepared = build_transfer_blocks(&params, &keys, &genesis, blocks, per_block);
     let dir = tempfile_dir()?;
-    let store: Arc<dyn Store> = if rocks {
-        Arc::new(RocksStore::open(dir.path()).map_err(|e| e.to_string())?)
+    let rocks_store = if rocks {
+        Some(Arc::new(
+            RocksStore::open(dir.path()).map_err(|e| e.to_string())?,
+        ))
     } else {
-        Arc::new(MemoryStore::new())
+        None
+    };
+    let store: Arc<dyn Store> = match &rocks_store {
+        Some(r) => r.clone(),
+        None => Arc::new(MemoryStore::new()),
     };
     let chain = Chain::open(store, params, &genesis, Arc::new(Metrics::new()))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.to_string())?
+        .with_max_reorg_depth(reorg_depth)
+        .with_state_pruning(state_pruning);
     let started = Instant::now();
     for b in prepared {
         chain
@@ -159,6 +176,15 @@ pub fn import_benchmark(
             .map_err(|e| e.to_string())?;
     }
     let seconds = started.elapsed().as_secs_f64();
+    drop(chain);
+    let db_bytes = match rocks_store {
+        Some(r) => {
+            r.compact().map_err(|e| e.to_string())?;
+            drop(r);
+            Some(directory_bytes(dir.path()))
+        }
+        None => None,
+    };
     let transfers = blocks * per_block;
     Ok(ImportReport {
         backend: if rocks { "rocksdb" } else { "memory" }.into(),
@@ -167,7 +193,29 @@ pub fn import_benchmark(
         seconds,
         transfers_per_second: transfers as f64 / seconds.max(1e-9),
         accounts,
+        state_pruning: match state_pruning {
+            crate::chain::StatePruning::Window => "window",
+            crate::chain::StatePruning::Archive => "archive",
+        }
+        .into(),
+        reorg_depth,
+        db_bytes,
     })
+}
+
+/// Total size of the files under `dir`.
+fn directory_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => directory_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }
 
 fn tempfile_dir() -> Result<TempDir, String> {

@@ -52,6 +52,8 @@ pub struct NodeConfig {
     pub pool_limits: PoolLimits,
     /// Peer-to-peer networking; `None` runs the node alone.
     pub network: Option<NetworkConfig>,
+    /// How much state history to keep.
+    pub state_pruning: crate::chain::StatePruning,
 }
 
 /// Why the node did not start.
@@ -154,12 +156,24 @@ pub fn open_chain(
     storage: &Storage,
     metrics: Arc<Metrics>,
 ) -> Result<Arc<Chain>, NodeError> {
+    open_chain_with(base, spec, storage, metrics, Default::default())
+}
+
+/// [`open_chain`] with a state pruning mode.
+pub fn open_chain_with(
+    base: &Path,
+    spec: &ChainSpec,
+    storage: &Storage,
+    metrics: Arc<Metrics>,
+    state_pruning: crate::chain::StatePruning,
+) -> Result<Arc<Chain>, NodeError> {
     let genesis = spec
         .build_genesis()
         .map_err(|e| NodeError::Genesis(e.to_string()))?;
     let store = open_store(base, spec, storage)?;
     let chain = Chain::open(store, spec.consensus_params(), &genesis, metrics)?
-        .with_max_reorg_depth(spec.max_reorg_depth);
+        .with_max_reorg_depth(spec.max_reorg_depth)
+        .with_state_pruning(state_pruning);
     // A crash in the middle of a reorganisation left both branches in the
     // block index: finish the switch to the heavier one. A branch that
     // turns out invalid is marked so and the node stays where it is.
@@ -207,11 +221,12 @@ impl Node {
         modules: Vec<Box<dyn NodeModule>>,
     ) -> Result<Node, NodeError> {
         let metrics = Arc::new(Metrics::new());
-        let chain = open_chain(
+        let chain = open_chain_with(
             &config.base_path,
             &config.spec,
             &config.storage,
             metrics.clone(),
+            config.state_pruning,
         )?;
         let pool = Arc::new(Mempool::new(chain.clone(), config.pool_limits));
         let tasks = vec![tokio::spawn(crate::mempool::maintain(

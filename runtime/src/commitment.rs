@@ -472,6 +472,30 @@ impl MemoryTree {
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
+
+    /// Number of stored values (every version of every key).
+    pub fn value_count(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Removes a node (state pruning).
+    pub fn remove_node(&mut self, key: &NodeKey) -> bool {
+        self.nodes.remove(key).is_some()
+    }
+
+    /// Removes the newest version of `key` at or below `max_version`
+    /// (state pruning); returns whether there was one.
+    pub fn remove_value_at_or_before(&mut self, key: KeyHash, max_version: Version) -> bool {
+        let found = self
+            .values
+            .range((key, 0)..=(key, max_version))
+            .next_back()
+            .map(|(k, _)| *k);
+        match found {
+            Some(k) => self.values.remove(&k).is_some(),
+            None => false,
+        }
+    }
 }
 
 impl TreeReader for MemoryTree {

@@ -63,6 +63,7 @@ pub async fn start_node_with(
         mine: miner,
         pool_limits: PoolLimits::default(),
         network: None,
+        state_pruning: Default::default(),
     };
     adjust(&mut config);
     Node::start(config, Vec::new()).await.expect("node starts")
@@ -189,6 +190,7 @@ pub async fn start_with_modules_on(
         mine: miner,
         pool_limits: PoolLimits::default(),
         network: Some(net),
+        state_pruning: Default::default(),
     };
     Node::start(config, modules).await.expect("node starts")
 }

@@ -20,9 +20,14 @@ use std::sync::Arc;
 const BLOCK_BYTES: u32 = 16 * 1024;
 
 fn spec() -> ChainSpec {
+    spec_with_reorg_depth(1000)
+}
+
+fn spec_with_reorg_depth(depth: u64) -> ChainSpec {
     let mut v: serde_json::Value =
         serde_json::from_str(&fast_dev_spec(150).to_json(false).unwrap()).unwrap();
     v["consensus"]["maxBlockBytes"] = serde_json::Value::from(BLOCK_BYTES);
+    v["maxReorgDepth"] = serde_json::Value::from(depth);
     ChainSpec::from_json_str(&v.to_string()).unwrap()
 }
 
@@ -244,4 +249,61 @@ fn a_node_killed_between_the_revert_and_the_apply_of_a_reorganisation_ends_on_th
     drop(n);
     let n = node(&spec, dir.path());
     assert_eq!(n.head().header.number, 2);
+}
+
+#[test]
+fn a_pruning_node_keeps_the_states_of_its_reorganisation_window_and_can_still_reorganise_through_it()
+ {
+    let spec = spec_with_reorg_depth(10);
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (producer(&spec), producer(&spec));
+    let (mut alice_nonce, mut bob_nonce) = (0, 0);
+    let shared = mine_full(&spec, &a, 20, "alice", &mut alice_nonce, 0);
+    import_all(&b, &shared);
+    let n = node(&spec, dir.path());
+    import_all(&n, &shared);
+    let branch_a = mine_full(&spec, &a, 10, "alice", &mut alice_nonce, 0);
+    import_all(&n, &branch_a);
+    assert_eq!(n.head().header.number, 30);
+    let oldest = n.store().pruned_below().unwrap();
+    assert_eq!(
+        oldest, 20,
+        "the states of the last 10 blocks and up are kept"
+    );
+
+    // Inside the window, historical reads answer; below it, a clear error.
+    let at = |number: u64| {
+        let hash = n.canonical_hash(number).unwrap().unwrap();
+        n.account(&dev("alice"), Some(hash))
+    };
+    assert!(at(20).is_ok());
+    assert!(at(25).is_ok());
+    let e = at(19).unwrap_err().to_string();
+    assert!(e.contains("pruned") && e.contains("archive"), "{e}");
+
+    // A 10-block reorganisation, as deep as the window, still works.
+    let mut branch_b = mine_full(&spec, &b, 10, "bob", &mut bob_nonce, 3);
+    while b.head().total_work <= a.head().total_work {
+        branch_b.extend(mine_full(&spec, &b, 1, "bob", &mut bob_nonce, 3));
+    }
+    import_all(&n, &branch_b);
+    assert_canonical(&n, &branch_b);
+    assert_eq!(balance(&n, "bob"), balance(&b, "bob"));
+    assert_eq!(balance(&n, "alice"), balance(&b, "alice"));
+
+    // An archive node of the same chain keeps every state.
+    let archive_dir = tempfile::tempdir().unwrap();
+    let archive = cachecash_node::service::open_chain_with(
+        archive_dir.path(),
+        &spec,
+        &Storage::Rocks,
+        Arc::new(Metrics::new()),
+        cachecash_node::chain::StatePruning::Archive,
+    )
+    .unwrap();
+    import_all(&archive, &shared);
+    import_all(&archive, &branch_a);
+    assert_eq!(archive.store().pruned_below().unwrap(), 0);
+    let first = archive.canonical_hash(1).unwrap().unwrap();
+    assert!(archive.account(&dev("alice"), Some(first)).is_ok());
 }

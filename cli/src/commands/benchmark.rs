@@ -140,6 +140,7 @@ pub enum BenchmarkCommand {
     /// Examples:
     ///   cachecash benchmark ledger
     ///   cachecash benchmark ledger --json --state-sizes 10000,100000,1000000
+    ///   cachecash benchmark ledger --blocks 2000 --per-block 50 --reorg-depth 100 --state-pruning archive
     #[command(verbatim_doc_comment)]
     Ledger {
         /// Funded accounts sending transfers.
@@ -154,6 +155,14 @@ pub enum BenchmarkCommand {
         /// Import into memory instead of RocksDB.
         #[arg(long)]
         memory: bool,
+        /// State history kept during the import: `window` or `archive`
+        /// (the database size after the import shows the difference).
+        #[arg(long, value_name = "MODE", default_value = "window")]
+        state_pruning: cachecash_node::chain::StatePruning,
+        /// Reorganisation window of the imported chain (the state `window`
+        /// keeps).
+        #[arg(long, default_value_t = cachecash_node::chain::MAX_REORG_DEPTH)]
+        reorg_depth: u64,
         /// State sizes (accounts) for the state-root measurement.
         #[arg(long, value_delimiter = ',', default_values_t = vec![10_000usize, 100_000, 1_000_000])]
         state_sizes: Vec<usize>,
@@ -414,6 +423,8 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
             blocks,
             per_block,
             memory,
+            state_pruning,
+            reorg_depth,
             state_sizes,
             changed,
             samples,
@@ -425,8 +436,15 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
                     "--accounts, --blocks, --per-block and --samples must be positive and --changed at least 2"
                 );
             }
-            let import = import_benchmark(accounts, blocks, per_block, !memory)
-                .map_err(anyhow::Error::msg)?;
+            let import = import_benchmark(
+                accounts,
+                blocks,
+                per_block,
+                !memory,
+                state_pruning,
+                reorg_depth,
+            )
+            .map_err(anyhow::Error::msg)?;
             if !json {
                 println!(
                     "import: {} transfers in {} blocks into {} in {:.3} s = {:.0} transfers/s (one core; goal ≥ 10,000)",
@@ -436,6 +454,14 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
                     import.seconds,
                     import.transfers_per_second
                 );
+                if let Some(bytes) = import.db_bytes {
+                    println!(
+                        "database: {:.1} MiB after compaction (state pruning {}, window {} blocks)",
+                        bytes as f64 / (1024.0 * 1024.0),
+                        import.state_pruning,
+                        import.reorg_depth
+                    );
+                }
             }
             let mut roots = Vec::new();
             for n in state_sizes {

@@ -123,6 +123,7 @@ pub fn run(args: FetchArgs) -> anyhow::Result<()> {
         mine: None,
         pool_limits: Default::default(),
         network: Some(net),
+        state_pruning: Default::default(),
     };
     let options = FetchOptions {
         window: args.window.max(1),

@@ -91,6 +91,11 @@ pub struct RunArgs {
     /// Most connected peers.
     #[arg(long, default_value_t = 50)]
     pub max_peers: u32,
+    /// State history to keep: `window` keeps the states of the last
+    /// maxReorgDepth blocks (historical queries reach that far), `archive`
+    /// keeps every state (e.g. `--state-pruning archive` for an explorer).
+    #[arg(long, value_name = "MODE", default_value = "window")]
+    pub state_pruning: cachecash_node::chain::StatePruning,
     /// Node key file (64 hex characters); created if missing
     /// [default: BASE/chains/ID/network/secret_ed25519].
     #[arg(long, value_name = "PATH")]
@@ -131,6 +136,7 @@ impl Default for RunArgs {
             bootnodes: Vec::new(),
             reserved_nodes: Vec::new(),
             max_peers: 50,
+            state_pruning: Default::default(),
             node_key_file: None,
             dashboard: None,
             roles: Default::default(),
@@ -207,6 +213,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
             ..PoolLimits::default()
         },
         network: Some(network_config(&args, &spec, &base_path)?),
+        state_pruning: args.state_pruning,
     };
     let mut modules = crate::commands::roles::modules(&args.roles, &spec, &base_path)?;
     if let Some(addr) = args.dashboard {

@@ -84,6 +84,31 @@ pub fn now_ms() -> Timestamp {
         .unwrap_or(0)
 }
 
+/// How much state history the node keeps (see the storage module's
+/// "State pruning").
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum StatePruning {
+    /// The states of the reorganisation window: `maxReorgDepth` blocks
+    /// below the head and up. Older states are deleted after each commit.
+    #[default]
+    Window,
+    /// Every state ever, for queries at any historical block.
+    Archive,
+}
+
+impl std::str::FromStr for StatePruning {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "window" => Ok(StatePruning::Window),
+            "archive" => Ok(StatePruning::Archive),
+            other => Err(format!(
+                "unknown state pruning mode `{other}`: use `window` (keep the states of the reorganisation window) or `archive` (keep every state)"
+            )),
+        }
+    }
+}
+
 /// The canonical head, cached.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HeadInfo {
@@ -256,6 +281,7 @@ pub struct Chain {
     events: broadcast::Sender<ChainEvent>,
     metrics: Arc<Metrics>,
     max_reorg_depth: u64,
+    state_pruning: StatePruning,
     retracted: Mutex<VecDeque<cachecash_runtime::SignedTransaction>>,
 }
 
@@ -344,6 +370,7 @@ impl Chain {
             events,
             metrics,
             max_reorg_depth: MAX_REORG_DEPTH,
+            state_pruning: StatePruning::Window,
             retracted: Mutex::new(VecDeque::new()),
         })
     }
@@ -389,6 +416,13 @@ impl Chain {
     /// spec's `maxReorgDepth`; [`MAX_REORG_DEPTH`] by default).
     pub fn with_max_reorg_depth(mut self, depth: u64) -> Chain {
         self.max_reorg_depth = depth;
+        self
+    }
+
+    /// Sets how much state history the chain keeps ([`StatePruning::Window`]
+    /// by default).
+    pub fn with_state_pruning(mut self, mode: StatePruning) -> Chain {
+        self.state_pruning = mode;
         self
     }
 
@@ -471,9 +505,17 @@ impl Chain {
                 let header = self
                     .header(&hash)?
                     .ok_or_else(|| ReadError::UnknownBlock(hash.to_hex()))?;
-                // Only canonical blocks have state.
+                // Only canonical blocks have state, and only those the
+                // pruning horizon keeps.
                 if self.store.canonical_hash(header.number)? != Some(hash) {
                     return Err(ReadError::UnknownBlock(hash.to_hex()));
+                }
+                let oldest = self.store.pruned_below()?;
+                if header.number < oldest {
+                    return Err(ReadError::Store(StoreError::StatePruned {
+                        number: header.number,
+                        oldest,
+                    }));
                 }
                 Ok((hash, header))
             }
@@ -746,6 +788,11 @@ impl Chain {
             Err(e) => {
                 tracing::warn!(target: "cachecash::import", "could not prune side blocks below #{below}: {e}")
             }
+        }
+        if self.state_pruning == StatePruning::Window
+            && let Err(e) = self.store.prune_state(below)
+        {
+            tracing::warn!(target: "cachecash::import", "could not prune state below #{below}: {e}")
         }
         // Nobody listening is fine.
         let _ = self.events.send(ChainEvent::NewHead {

@@ -31,6 +31,10 @@ struct Inner {
     status: HashMap<Hash, BlockStatus>,
     side: BTreeSet<(BlockNumber, Hash)>,
     best_tip: Option<Hash>,
+    /// Nodes each version made stale, and keys each version wrote.
+    stale: BTreeMap<BlockNumber, Vec<NodeKey>>,
+    written: BTreeMap<BlockNumber, Vec<KeyHash>>,
+    pruned_below: BlockNumber,
 }
 
 impl Inner {
@@ -63,6 +67,18 @@ impl Inner {
         self.canonical.insert(number, hash);
         self.status.insert(hash, BlockStatus::Valid);
         self.side.remove(&(number, hash));
+        self.stale.insert(
+            number,
+            update
+                .stale_node_index_batch
+                .iter()
+                .map(|s| s.node_key.clone())
+                .collect(),
+        );
+        self.written.insert(
+            number,
+            update.node_batch.values().keys().map(|(_, k)| *k).collect(),
+        );
         self.tree.apply(update);
         let head = Head { hash, number };
         self.head = Some(head);
@@ -188,6 +204,12 @@ impl Store for MemoryStore {
         let Some(parent_number) = head.number.checked_sub(1) else {
             return Err(StoreError::RevertGenesis);
         };
+        if parent_number < inner.pruned_below {
+            return Err(StoreError::StatePruned {
+                number: parent_number,
+                oldest: inner.pruned_below,
+            });
+        }
         let parent_hash = inner
             .headers
             .get(&head.hash)
@@ -227,6 +249,8 @@ impl Store for MemoryStore {
             }
         }
         inner.canonical.remove(&head.number);
+        inner.stale.remove(&head.number);
+        inner.written.remove(&head.number);
         inner.tree.revert_to(parent_number);
         let parent = Head {
             hash: parent_hash,
@@ -275,6 +299,33 @@ impl Store for MemoryStore {
 
     fn best_tip(&self) -> StoreResult<Option<Hash>> {
         Ok(self.inner.read().best_tip)
+    }
+
+    fn pruned_below(&self) -> StoreResult<BlockNumber> {
+        Ok(self.inner.read().pruned_below)
+    }
+
+    fn prune_state(&self, below: BlockNumber) -> StoreResult<usize> {
+        let mut inner = self.inner.write();
+        let head = inner.head.ok_or(StoreError::Uninitialized)?;
+        let done = inner.pruned_below;
+        let target = below.min(head.number);
+        let mut removed = 0usize;
+        for version in done.saturating_add(1)..=target {
+            for key in inner.stale.remove(&version).unwrap_or_default() {
+                removed = removed.saturating_add(usize::from(inner.tree.remove_node(&key)));
+            }
+            let written = inner.written.remove(&version).unwrap_or_default();
+            if let Some(before) = version.checked_sub(1) {
+                for key in written {
+                    removed = removed.saturating_add(usize::from(
+                        inner.tree.remove_value_at_or_before(key, before),
+                    ));
+                }
+            }
+        }
+        inner.pruned_below = inner.pruned_below.max(target);
+        Ok(removed)
     }
 
     fn clear_best_tip(&self) -> StoreResult<()> {

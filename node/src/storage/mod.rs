@@ -14,6 +14,7 @@
 //! | `undo` | number (u64 BE) | SCALE `Vec<[u8; 32]>`: key hashes written at that version |
 //! | `block_status` | block hash | SCALE [`BlockStatus`] |
 //! | `side_blocks` | number (u64 BE) ‖ block hash | empty: the stored blocks off the canonical chain |
+//! | `stale_nodes` | version (u64 BE) ‖ `state_nodes` key | empty: the nodes that version replaced |
 //! | `meta` | `format_version`, `genesis`, `head`, `best_tip` | u32 LE, hash, SCALE [`Head`], hash |
 //!
 //! # The block index
@@ -49,6 +50,17 @@
 //!   so a crash mid-revert leaves a consistent, shorter chain.
 //! - The state tree is versioned by block number; versions above the head
 //!   never exist on disk after a commit or revert returns.
+//!
+//! # State pruning
+//!
+//! Every commit records the tree nodes it made stale (`stale_nodes`) and,
+//! in its undo record, the keys it wrote. [`Store::prune_state`] deletes,
+//! version by version up to a horizon, the nodes that became stale there and
+//! the value each written key had before, then the version's undo record:
+//! the state of every version at or above the horizon stays whole (and
+//! readable, and revertible), and nothing older is kept. The chain prunes
+//! to `maxReorgDepth` below the head after each commit unless the node is an
+//! archive node. Records written before this existed are never pruned.
 //! - The format version is written when the database is created and checked
 //!   at every open. Version 1 (canonical blocks only, reverted blocks
 //!   deleted) is a subset of version 2 and is upgraded in place.
@@ -173,6 +185,16 @@ pub enum StoreError {
     /// Revert below genesis.
     #[error("cannot revert the genesis block")]
     RevertGenesis,
+    /// The state of that block was pruned.
+    #[error(
+        "the state of block #{number} was pruned (this node keeps the state of block #{oldest} onwards); an archive node (`--state-pruning archive`) keeps every state"
+    )]
+    StatePruned {
+        /// The block asked for.
+        number: BlockNumber,
+        /// The oldest block whose state is kept.
+        oldest: BlockNumber,
+    },
     /// Not initialized.
     #[error("database is not initialized with a genesis block")]
     Uninitialized,
@@ -242,6 +264,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
     /// Deletes the side blocks below height `below` (header, body, status),
     /// returning how many were removed. Canonical blocks are never touched.
     fn prune_side_blocks(&self, below: BlockNumber) -> StoreResult<usize>;
+
+    /// Deletes the state-tree nodes and values that no state at version
+    /// `below` or later reads (never past the head), a bounded number of
+    /// versions per call, and their undo records; returns how many records
+    /// went. States below the new horizon can no longer be read or reverted
+    /// to.
+    fn prune_state(&self, below: BlockNumber) -> StoreResult<usize>;
+
+    /// The oldest version whose state is whole: 0 unless pruned.
+    fn pruned_below(&self) -> StoreResult<BlockNumber>;
 }
 
 /// The store's canonical index answers the lottery's draw-block lookups:

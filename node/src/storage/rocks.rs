@@ -23,8 +23,12 @@
 //!   [`BlockStatus`](super::BlockStatus) as value.
 //! - `side_blocks`: block number (u64 big-endian) ‖ block hash, empty
 //!   value, so the side blocks below a height are one prefix scan.
+//! - `stale_nodes`: the version a node became stale at (u64 big-endian) ‖
+//!   the node's `state_nodes` key, empty value: what
+//!   [`Store::prune_state`] deletes, one version's range at a time.
 //! - `meta`: the ASCII keys `format_version` (u32 little-endian), `genesis`
-//!   (32-byte hash), `head` (SCALE [`Head`]) and `best_tip` (32-byte hash).
+//!   (32-byte hash), `head` (SCALE [`Head`]), `best_tip` (32-byte hash) and
+//!   `pruned_below` (u64 big-endian).
 //!
 //! # Crash safety
 //!
@@ -69,10 +73,11 @@ const CF_STATE_VALUES: &str = "state_values";
 const CF_UNDO: &str = "undo";
 const CF_BLOCK_STATUS: &str = "block_status";
 const CF_SIDE_BLOCKS: &str = "side_blocks";
+const CF_STALE_NODES: &str = "stale_nodes";
 const CF_META: &str = "meta";
 
 /// Every column family this build uses.
-const COLUMN_FAMILIES: [&str; 10] = [
+const COLUMN_FAMILIES: [&str; 11] = [
     CF_HEADERS,
     CF_BODIES,
     CF_CANONICAL,
@@ -82,6 +87,7 @@ const COLUMN_FAMILIES: [&str; 10] = [
     CF_UNDO,
     CF_BLOCK_STATUS,
     CF_SIDE_BLOCKS,
+    CF_STALE_NODES,
     CF_META,
 ];
 
@@ -89,6 +95,12 @@ const META_FORMAT_VERSION: &[u8] = b"format_version";
 const META_GENESIS: &[u8] = b"genesis";
 const META_HEAD: &[u8] = b"head";
 const META_BEST_TIP: &[u8] = b"best_tip";
+const META_PRUNED_BELOW: &[u8] = b"pruned_below";
+
+/// Versions whose stale state one [`Store::prune_state`] call removes, at
+/// most: a node that turns pruning on over a long history catches up a
+/// bounded batch at a time.
+const MAX_VERSIONS_PER_PRUNE: u64 = 64;
 
 /// Size of the block cache shared by all column families.
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
@@ -154,6 +166,19 @@ impl RocksStore {
     /// The database path.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// Flushes every column family and compacts it fully, so that the
+    /// files on disk hold live data only (deletions applied). For
+    /// measurements and maintenance; a running node leaves this to
+    /// RocksDB's background compaction.
+    pub fn compact(&self) -> StoreResult<()> {
+        for name in COLUMN_FAMILIES {
+            let cf = self.cf(name)?;
+            self.db.flush_cf(cf).map_err(|e| self.backend(e))?;
+            self.db.compact_range_cf(cf, None::<&[u8]>, None::<&[u8]>);
+        }
+        Ok(())
     }
 
     fn check_format_version(&self) -> StoreResult<()> {
@@ -285,6 +310,12 @@ impl RocksStore {
                 message: format!("cannot encode state-tree node: {e}"),
             })?;
             batch.put_cf(nodes_cf, self.node_db_key(key)?, value);
+        }
+        let stale_cf = self.cf(CF_STALE_NODES)?;
+        for stale in &update.stale_node_index_batch {
+            let mut key = stale.stale_since_version.to_be_bytes().to_vec();
+            key.extend_from_slice(&self.node_db_key(&stale.node_key)?);
+            batch.put_cf(stale_cf, key, []);
         }
         let mut undo: Vec<[u8; 32]> = Vec::with_capacity(update.node_batch.values().len());
         for ((version, key_hash), value) in update.node_batch.values() {
@@ -496,6 +527,13 @@ impl Store for RocksStore {
         let Some(parent_number) = head.number.checked_sub(1) else {
             return Err(StoreError::RevertGenesis);
         };
+        let pruned_below = self.pruned_below()?;
+        if parent_number < pruned_below {
+            return Err(StoreError::StatePruned {
+                number: parent_number,
+                oldest: pruned_below,
+            });
+        }
         let number = head.number;
         let header = self
             .header(&head.hash)?
@@ -537,6 +575,14 @@ impl Store for RocksStore {
             }
         }
         self.delete_nodes_of_version(&mut batch, number)?;
+        // The nodes this version made stale are live again.
+        if let Some(next) = number.checked_add(1) {
+            batch.delete_range_cf(
+                self.cf(CF_STALE_NODES)?,
+                number.to_be_bytes(),
+                next.to_be_bytes(),
+            );
+        }
         let values_cf = self.cf(CF_STATE_VALUES)?;
         for key_hash in &undo {
             batch.delete_cf(values_cf, value_db_key(&KeyHash(*key_hash), number));
@@ -610,6 +656,80 @@ impl Store for RocksStore {
             None => Ok(None),
             Some(bytes) => hash_from_slice(&bytes, || "meta best_tip".into()).map(Some),
         }
+    }
+
+    fn pruned_below(&self) -> StoreResult<BlockNumber> {
+        match self.get(self.cf(CF_META)?, META_PRUNED_BELOW)? {
+            None => Ok(0),
+            Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
+                .map(u64::from_be_bytes)
+                .map_err(|_| StoreError::Corrupt {
+                    what: "meta pruned_below".into(),
+                    message: format!("expected 8 bytes, found {}", bytes.len()),
+                }),
+        }
+    }
+
+    fn prune_state(&self, below: BlockNumber) -> StoreResult<usize> {
+        let _guard = self.write_lock.lock();
+        let done = self.pruned_below()?;
+        let head = self.read_head()?.ok_or(StoreError::Uninitialized)?;
+        // Never past the head: its state must stay whole.
+        let target = below
+            .min(head.number)
+            .min(done.saturating_add(MAX_VERSIONS_PER_PRUNE));
+        if target <= done {
+            return Ok(0);
+        }
+        let nodes_cf = self.cf(CF_STATE_NODES)?;
+        let values_cf = self.cf(CF_STATE_VALUES)?;
+        let stale_cf = self.cf(CF_STALE_NODES)?;
+        let undo_cf = self.cf(CF_UNDO)?;
+        let mut batch = WriteBatch::default();
+        let mut removed = 0usize;
+        for version in done.saturating_add(1)..=target {
+            // Nodes that stopped being part of the tree at `version`.
+            let prefix = version.to_be_bytes();
+            let mut it = self.db.raw_iterator_cf(stale_cf);
+            it.seek(prefix);
+            while let Some(key) = it.key() {
+                let Some(node_key) = key.strip_prefix(&prefix[..]) else {
+                    break;
+                };
+                batch.delete_cf(nodes_cf, node_key);
+                batch.delete_cf(stale_cf, key);
+                removed = removed.saturating_add(1);
+                it.next();
+            }
+            it.status().map_err(|e| self.backend(e))?;
+            drop(it);
+            // Values that `version` overwrote: the previous version of each
+            // key it wrote is read by no state at or after `version`.
+            let undo: Vec<[u8; 32]> = self
+                .get_decoded(CF_UNDO, &version.to_be_bytes(), || {
+                    format!("undo {version}")
+                })?
+                .unwrap_or_default();
+            if let Some(before) = version.checked_sub(1) {
+                let mut it = self.db.raw_iterator_cf(values_cf);
+                for key_hash in &undo {
+                    it.seek_for_prev(value_db_key(&KeyHash(*key_hash), before));
+                    if let Some(found) = it.key()
+                        && found.len() == 40
+                        && found.starts_with(key_hash)
+                    {
+                        batch.delete_cf(values_cf, found);
+                        removed = removed.saturating_add(1);
+                    }
+                }
+                it.status().map_err(|e| self.backend(e))?;
+            }
+            // No revert reaches this version any more.
+            batch.delete_cf(undo_cf, version.to_be_bytes());
+        }
+        batch.put_cf(self.cf(CF_META)?, META_PRUNED_BELOW, target.to_be_bytes());
+        self.write(batch)?;
+        Ok(removed)
     }
 
     fn clear_best_tip(&self) -> StoreResult<()> {

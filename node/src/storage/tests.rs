@@ -700,6 +700,54 @@ fn best_tip_is_recorded_cleared_and_forgotten_when_invalid(s: &dyn Store) -> any
     Ok(())
 }
 
+fn state_pruning_keeps_every_state_from_the_horizon_up_and_refuses_what_it_dropped(
+    s: &dyn Store,
+) -> anyhow::Result<()> {
+    let chain = Chain::new();
+    chain.init(s)?;
+    for i in 0..8 {
+        chain.extend_with_transfers(s, if i % 2 == 0 { MINER } else { OTHER_MINER }, 2)?;
+    }
+    let before = snapshot(s)?;
+    assert_eq!(s.pruned_below()?, 0);
+    let removed = s.prune_state(5)?;
+    assert!(removed > 0, "eight blocks of transfers left stale nodes");
+    assert_eq!(s.pruned_below()?, 5);
+    assert_eq!(s.prune_state(5)?, 0, "pruning is idempotent");
+    // Every state from the horizon up reads as before.
+    for n in 5..=8u64 {
+        let i = usize::try_from(n)?;
+        assert_eq!(root_at(&TreeView(s), n)?, before.roots[i]);
+        for (j, who) in [ALICE, BOB, MINER, OTHER_MINER].iter().enumerate() {
+            assert_eq!(
+                read_account(&TreeView(s), &account(*who), n)?,
+                before.accounts[i][j],
+                "account {who} at #{n}"
+            );
+        }
+    }
+    // Reverting down to the horizon works; below it is refused, clearly.
+    for _ in 0..3 {
+        s.revert_head()?;
+    }
+    assert_eq!(head(s)?.number, 5);
+    assert!(matches!(
+        s.revert_head(),
+        Err(StoreError::StatePruned {
+            number: 4,
+            oldest: 5
+        })
+    ));
+    // The chain keeps growing on the pruned store, with the right roots.
+    let next = chain.extend_with_transfers(s, MINER, 3)?;
+    assert_eq!(root_at(&TreeView(s), 6)?, next.block.header.state_root);
+    // The horizon never passes the head.
+    s.prune_state(u64::MAX)?;
+    assert_eq!(s.pruned_below()?, 6);
+    assert_eq!(root_at(&TreeView(s), 6)?, next.block.header.state_root);
+    Ok(())
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod on_memory {
@@ -735,6 +783,7 @@ on_both_backends!(
     a_different_block_can_replace_a_reverted_one,
     side_blocks_are_indexed_off_the_canonical_chain_and_pruned_below_the_window,
     best_tip_is_recorded_cleared_and_forgotten_when_invalid,
+    state_pruning_keeps_every_state_from_the_horizon_up_and_refuses_what_it_dropped,
     revert_of_genesis_is_refused,
     commit_not_on_head_is_refused,
     revert_and_recommit_many_blocks_round_trips,
@@ -760,6 +809,7 @@ fn raw_db(path: &Path) -> rocksdb::DB {
         "undo",
         "block_status",
         "side_blocks",
+        "stale_nodes",
         "meta",
     ];
     rocksdb::DB::open_cf(&opts, path, cfs).expect("raw open")

@@ -167,6 +167,7 @@ pub fn run(args: DriverArgs) -> anyhow::Result<()> {
                 mine: None,
                 pool_limits: Default::default(),
                 network: Some(net),
+                state_pruning: Default::default(),
             },
             Vec::new(),
         )
