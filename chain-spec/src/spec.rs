@@ -134,6 +134,14 @@ pub struct ConsensusConfig {
     pub max_block_bytes: u32,
     /// Percentage of a forfeited penalty paid to the duplicate's reporter.
     pub duplicate_reporter_share_percent: u8,
+    /// Fee per encoded byte of a signed transaction (above `minimumFee`);
+    /// `"0"` when absent, the rule of specs written before it existed.
+    #[serde(with = "cachecash_runtime::serde_balance", default = "zero_balance")]
+    pub fee_per_byte: Balance,
+}
+
+fn zero_balance() -> Balance {
+    0
 }
 
 impl ConsensusConfig {
@@ -150,6 +158,7 @@ impl ConsensusConfig {
             max_block_transactions: self.max_block_transactions,
             max_block_bytes: self.max_block_bytes,
             duplicate_reporter_share_percent: self.duplicate_reporter_share_percent,
+            fee_per_byte: self.fee_per_byte,
         }
     }
 
@@ -166,6 +175,7 @@ impl ConsensusConfig {
             max_block_transactions: p.max_block_transactions,
             max_block_bytes: p.max_block_bytes,
             duplicate_reporter_share_percent: p.duplicate_reporter_share_percent,
+            fee_per_byte: p.fee_per_byte,
         }
     }
 }
@@ -276,6 +286,9 @@ impl ChainSpec {
                 max_block_transactions: 20_000,
                 max_block_bytes: 4 * 1024 * 1024,
                 duplicate_reporter_share_percent: 50,
+                // Transactions up to 1,000 bytes pay the flat minimum;
+                // larger ones pay by the byte (a 64 KiB one, 65.5×).
+                fee_per_byte: 1_000,
             },
             genesis: dev_genesis(),
             genesis_hash: None,
@@ -311,6 +324,9 @@ impl ChainSpec {
                 max_block_transactions: 20_000,
                 max_block_bytes: 4 * 1024 * 1024,
                 duplicate_reporter_share_percent: 50,
+                // Transactions up to 1,000 bytes pay the flat minimum;
+                // larger ones pay by the byte (a 64 KiB one, 65.5×).
+                fee_per_byte: 1_000,
             },
             genesis: dev_genesis(),
             genesis_hash: None,

@@ -183,13 +183,32 @@ pub async fn facts(client: &NodeClient) -> anyhow::Result<ChainFacts> {
     })
 }
 
-/// The chain's minimum fee, as the node reports it.
-pub async fn minimum_fee(client: &NodeClient) -> anyhow::Result<cachecash_runtime::Balance> {
+/// The smallest fee a transaction carrying `call` may pay on the node's
+/// chain: the flat minimum, or the per-byte price of its signed size if
+/// that is more (a node that does not report `feePerByte` has none).
+pub async fn minimum_fee(
+    client: &NodeClient,
+    call: &cachecash_runtime::Call,
+) -> anyhow::Result<cachecash_runtime::Balance> {
     let v = client.call("state_getConsensusParams", vec![]).await?;
-    v.get("minimumFee")
-        .and_then(serde_json::Value::as_str)
-        .and_then(|s| s.parse().ok())
-        .context("the node did not report its minimum fee")
+    let balance = |name: &str| {
+        v.get(name)
+            .and_then(serde_json::Value::as_str)
+            .and_then(|s| s.parse::<cachecash_runtime::Balance>().ok())
+    };
+    let minimum = balance("minimumFee").context("the node did not report its minimum fee")?;
+    let per_byte = balance("feePerByte").unwrap_or(0);
+    // The size does not depend on the signer, nonce or fee values.
+    let size = cachecash_runtime::Transaction {
+        signer: cachecash_runtime::AccountId([0; 32]),
+        nonce: 0,
+        fee: 0,
+        call: call.clone(),
+    }
+    .signed_size();
+    let size =
+        cachecash_runtime::Balance::try_from(size).unwrap_or(cachecash_runtime::Balance::MAX);
+    Ok(per_byte.saturating_mul(size).max(minimum))
 }
 
 /// The signer's next nonce, counting its pending transactions.

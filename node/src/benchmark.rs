@@ -27,6 +27,7 @@ pub fn bench_params() -> ConsensusParams {
         max_block_transactions: 20_000,
         max_block_bytes: 16 * 1024 * 1024,
         duplicate_reporter_share_percent: 50,
+        fee_per_byte: 0,
     }
 }
 

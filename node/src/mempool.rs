@@ -127,12 +127,12 @@ pub enum PoolError {
     },
     /// Pool full.
     #[error(
-        "the transaction pool is full and fee {fee} does not beat the lowest evictable fee {lowest}; pay more or retry later"
+        "the transaction pool is full and a fee of {rate} per KiB does not beat the lowest evictable {lowest} per KiB; pay more or retry later"
     )]
     PoolFull {
-        /// Offered fee.
-        fee: Balance,
-        /// Lowest evictable fee.
+        /// Offered fee per KiB.
+        rate: Balance,
+        /// Lowest evictable fee per KiB.
         lowest: Balance,
     },
     /// State backend failure.
@@ -145,6 +145,19 @@ struct Entry {
     tx: SignedTransaction,
     hash: Hash,
     size: usize,
+}
+
+/// Fee per KiB of `size` encoded bytes: how the pool orders, evicts and
+/// prices transactions, since block space is what a fee buys.
+pub fn fee_rate(fee: Balance, size: usize) -> Balance {
+    let size = Balance::try_from(size.max(1)).unwrap_or(Balance::MAX);
+    fee.saturating_mul(1024) / size
+}
+
+impl Entry {
+    fn fee_rate(&self) -> Balance {
+        fee_rate(self.tx.tx.fee, self.size)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -179,11 +192,13 @@ impl Inner {
     }
 
     /// The lowest-fee transaction that ends its sender's sequence.
+    /// The last transaction of the sender whose last transaction pays the
+    /// least per byte, with that fee rate.
     fn eviction_candidate(&self) -> Option<(AccountId, Nonce, Balance)> {
         self.by_account
             .iter()
-            .filter_map(|(a, seq)| seq.iter().next_back().map(|(n, e)| (*a, *n, e.tx.tx.fee)))
-            .min_by_key(|(_, _, fee)| *fee)
+            .filter_map(|(a, seq)| seq.iter().next_back().map(|(n, e)| (*a, *n, e.fee_rate())))
+            .min_by_key(|(_, _, rate)| *rate)
     }
 }
 
@@ -275,10 +290,11 @@ impl Mempool {
         let params = self.chain.params().clone();
         let hash = tx.hash();
         let size = tx.encoded_size();
-        if tx.tx.fee < params.minimum_fee {
+        let minimum = params.minimum_fee_for(size);
+        if tx.tx.fee < minimum {
             return Err(TxError::FeeTooLow {
                 fee: tx.tx.fee,
-                minimum: params.minimum_fee,
+                minimum,
             }
             .into());
         }
@@ -449,18 +465,16 @@ impl Mempool {
         while inner.len().saturating_add(extra_count) > self.limits.max_transactions
             || inner.bytes.saturating_add(size).saturating_sub(freed) > self.limits.max_bytes
         {
-            let Some((a, n, fee)) = inner.eviction_candidate() else {
+            let Some((a, n, lowest)) = inner.eviction_candidate() else {
                 break;
             };
-            if a == signer || fee >= tx.tx.fee {
+            let rate = fee_rate(tx.tx.fee, size);
+            if a == signer || lowest >= rate {
                 // Undo evictions made for this attempt.
                 for e in evicted {
                     inner.insert(e);
                 }
-                return Err(PoolError::PoolFull {
-                    fee: tx.tx.fee,
-                    lowest: fee,
-                });
+                return Err(PoolError::PoolFull { rate, lowest });
             }
             if let Some(e) = inner.remove(&a, n) {
                 evicted.push(e);
@@ -487,7 +501,8 @@ impl Mempool {
     pub fn ready(&self, max: usize) -> Vec<SignedTransaction> {
         #[derive(PartialEq, Eq, PartialOrd, Ord)]
         struct Head {
-            fee: Balance,
+            /// Fee per KiB.
+            rate: Balance,
             // Lower nonce first among equal fees; older senders first.
             rev_nonce: std::cmp::Reverse<Nonce>,
             signer: AccountId,
@@ -517,7 +532,7 @@ impl Mempool {
         fn item(e: &Entry) -> Item<'_> {
             Item {
                 head: Head {
-                    fee: e.tx.tx.fee,
+                    rate: e.fee_rate(),
                     rev_nonce: std::cmp::Reverse(e.tx.tx.nonce),
                     signer: e.tx.tx.signer,
                 },

@@ -386,6 +386,7 @@ pub fn module(
             "retargetWindow": p.retarget_window,
             "blockReward": p.block_reward.to_string(),
             "minimumFee": p.minimum_fee.to_string(),
+            "feePerByte": p.fee_per_byte.to_string(),
             "maxFutureDriftMs": p.max_future_drift_ms,
             "maxBlockTransactions": p.max_block_transactions,
             "maxBlockBytes": p.max_block_bytes,

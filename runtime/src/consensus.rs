@@ -138,6 +138,19 @@ pub struct ConsensusParams {
     /// Percentage of a forfeited penalty deposit paid to the reporter of a
     /// duplicate-ticket proof; the rest is burnt.
     pub duplicate_reporter_share_percent: u8,
+    /// Fee per encoded byte of a signed transaction: a transaction pays at
+    /// least the larger of `minimum_fee` and `fee_per_byte` × its size, so
+    /// block space is priced by the byte, not by the transaction.
+    pub fee_per_byte: Balance,
+}
+
+impl ConsensusParams {
+    /// The smallest fee a signed transaction of `size` encoded bytes may
+    /// pay: `max(minimum_fee, fee_per_byte × size)`.
+    pub fn minimum_fee_for(&self, size: usize) -> Balance {
+        let size = Balance::try_from(size).unwrap_or(Balance::MAX);
+        self.fee_per_byte.saturating_mul(size).max(self.minimum_fee)
+    }
 }
 
 /// A consensus parameter set that cannot work.
@@ -315,7 +328,31 @@ mod tests {
             max_block_transactions: 1000,
             max_block_bytes: 1 << 20,
             duplicate_reporter_share_percent: 50,
+            fee_per_byte: 0,
         }
+    }
+
+    #[test]
+    fn the_minimum_fee_is_per_byte_above_the_flat_floor() {
+        let p = ConsensusParams {
+            minimum_fee: 1_000_000,
+            fee_per_byte: 1_000,
+            ..params(0)
+        };
+        assert_eq!(p.minimum_fee_for(150), 1_000_000, "small: the floor");
+        assert_eq!(p.minimum_fee_for(1_000), 1_000_000);
+        assert_eq!(p.minimum_fee_for(1_001), 1_001_000);
+        assert_eq!(p.minimum_fee_for(64 * 1024), 65_536_000);
+        assert_eq!(params(0).minimum_fee_for(64 * 1024), 1, "no per-byte price");
+        assert_eq!(
+            ConsensusParams {
+                fee_per_byte: Balance::MAX,
+                ..params(0)
+            }
+            .minimum_fee_for(2),
+            Balance::MAX,
+            "saturates"
+        );
     }
 
     #[test]

@@ -399,10 +399,11 @@ pub fn apply_transaction<S: StateReader + ?Sized>(
     tx: &Transaction,
     params: &ConsensusParams,
 ) -> Result<Balance, TxError> {
-    if tx.fee < params.minimum_fee {
+    let minimum = params.minimum_fee_for(tx.signed_size());
+    if tx.fee < minimum {
         return Err(TxError::FeeTooLow {
             fee: tx.fee,
-            minimum: params.minimum_fee,
+            minimum,
         });
     }
     let mut sender = overlay.get(&tx.signer)?;

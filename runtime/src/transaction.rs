@@ -108,7 +108,18 @@ pub struct Transaction {
     pub call: Call,
 }
 
+/// Encoded bytes of a signature in a [`SignedTransaction`].
+pub const SIGNATURE_BYTES: usize = 64;
+
 impl Transaction {
+    /// Encoded bytes of this transaction once signed: what its fee is
+    /// priced by ([`crate::ConsensusParams::minimum_fee_for`]). The size
+    /// does not depend on the fee's value (it is a fixed-width integer), so
+    /// a signer can price a transaction before choosing its fee.
+    pub fn signed_size(&self) -> usize {
+        self.encoded_size().saturating_add(SIGNATURE_BYTES)
+    }
+
     /// The exact bytes the signer signs on the chain with `genesis`.
     pub fn signing_payload(&self, genesis: &Hash) -> Vec<u8> {
         let mut out = Vec::with_capacity(SIGNING_DOMAIN.len().saturating_add(160));

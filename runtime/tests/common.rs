@@ -19,6 +19,7 @@ pub fn params() -> ConsensusParams {
         max_block_transactions: 1000,
         max_block_bytes: 1 << 20,
         duplicate_reporter_share_percent: 50,
+        fee_per_byte: 0,
     }
 }
 

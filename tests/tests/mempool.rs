@@ -168,3 +168,64 @@ fn a_sender_that_can_no_longer_pay_loses_the_unpayable_transaction_and_all_after
         pool.pending()
     );
 }
+
+#[test]
+fn a_large_transaction_pays_by_the_byte_and_a_small_one_the_flat_minimum() {
+    use parity_scale_codec::{Decode, Encode};
+    let spec = fast_dev_spec(150);
+    let chain = open(&spec);
+    let pool = Mempool::new(chain.clone(), PoolLimits::default());
+    let params = chain.params().clone();
+    assert!(params.fee_per_byte > 0, "the dev chain prices bytes");
+    // A transfer is far below 1,000 bytes: the flat minimum.
+    let small = transfer(&spec, "alice", 0, 1);
+    assert_eq!(
+        params.minimum_fee_for(small.encoded_size()),
+        params.minimum_fee
+    );
+    pool.submit(small).unwrap();
+
+    // A claim of 16 tickets is several KiB: the flat minimum is refused,
+    // and the error names the fee its size requires.
+    let key = cachecash_chain_spec::dev_accounts::dev_signing_key("bob").unwrap();
+    let item = cachecash_runtime::transaction::TicketClaimItem {
+        ticket: cachecash_runtime::microcash::SignedTicket::decode(&mut &[0u8; 512][..]).unwrap(),
+        preimage: [1; 32],
+    };
+    let claim = |fee| {
+        Transaction {
+            signer: dev("bob"),
+            nonce: 0,
+            fee,
+            call: Call::TicketClaim {
+                claims: vec![item.clone(); 16],
+            },
+        }
+        .sign(&key, &spec.genesis_hash().unwrap())
+    };
+    let size = claim(0).encoded_size();
+    assert!(size > 4_000, "{size} bytes");
+    let required = params.minimum_fee_for(size);
+    assert_eq!(
+        required,
+        params.fee_per_byte * u128::try_from(size).unwrap()
+    );
+    match pool.submit(claim(params.minimum_fee)) {
+        Err(PoolError::Invalid(cachecash_runtime::TxError::FeeTooLow { minimum, .. })) => {
+            assert_eq!(minimum, required)
+        }
+        other => panic!("a flat fee on {size} bytes: {other:?}"),
+    }
+    // Paying by the byte passes the fee rule (the dummy tickets then fail
+    // on their escrow, which is another check).
+    let result = pool.submit(claim(required));
+    assert!(
+        !matches!(
+            result,
+            Err(PoolError::Invalid(
+                cachecash_runtime::TxError::FeeTooLow { .. }
+            ))
+        ),
+        "the per-byte fee is enough: {result:?}"
+    );
+}

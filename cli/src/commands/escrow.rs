@@ -193,7 +193,7 @@ pub async fn send(
     let key = shared::resolve_key(from, f)?;
     let fee = match &submit.fee {
         Some(x) => parse_amount(x, f.decimals, &f.symbol)?,
-        None => shared::minimum_fee(client).await?,
+        None => shared::minimum_fee(client, &call).await?,
     };
     let s = shared::submit(client, f, &key, call, fee).await?;
     eprintln!(

@@ -146,11 +146,12 @@ async fn transfer(args: TransferArgs) -> anyhow::Result<()> {
     let signer = cachecash_runtime::AccountId::from_signing_key(&key);
     let dest = shared::resolve_account(&args.to, &f)?;
     let amount = parse_amount(&args.amount, f.decimals, &f.symbol)?;
+    let call = Call::Transfer { dest, amount };
     let fee = match &args.fee {
         Some(x) => parse_amount(x, f.decimals, &f.symbol)?,
-        None => shared::minimum_fee(&client).await?,
+        None => shared::minimum_fee(&client, &call).await?,
     };
-    let submitted = shared::submit(&client, &f, &key, Call::Transfer { dest, amount }, fee).await?;
+    let submitted = shared::submit(&client, &f, &key, call, fee).await?;
     if !args.json {
         println!(
             "Submitted {}: {} {} from {signer} to {dest} (fee {}, nonce {})",

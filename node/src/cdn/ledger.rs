@@ -36,10 +36,11 @@ pub trait Ledger: Send + Sync + std::fmt::Debug + 'static {
     fn state_nonce(&self, account: &AccountId) -> Result<u64, String>;
     /// The balance of `account` in the best state.
     fn balance(&self, account: &AccountId) -> Result<Balance, String>;
-    /// A fee likely to get a transaction into the next block: the chain
-    /// minimum, or just above the cheapest transaction of a full next block
-    /// when the pool holds more than a block.
-    fn fee_estimate(&self) -> Balance;
+    /// A fee likely to get a transaction of `size` signed bytes into the
+    /// next block: the chain minimum for that size, or just above the
+    /// cheapest fee per byte of a full next block when the pool holds more
+    /// than a block.
+    fn fee_estimate(&self, size: usize) -> Balance;
     /// The transactions of the canonical block at `number`.
     fn block_transactions(&self, number: u64) -> Result<Vec<SignedTransaction>, String>;
 }
@@ -135,22 +136,30 @@ impl Ledger for ChainLedger {
             .map_err(|e| e.to_string())
     }
 
-    fn fee_estimate(&self) -> Balance {
+    fn fee_estimate(&self, size: usize) -> Balance {
         let p = self.chain.params();
+        let minimum = p.minimum_fee_for(size);
         let cap = usize::try_from(p.max_block_transactions).unwrap_or(usize::MAX);
         let ready = self.pool.ready(cap.saturating_add(1));
         if ready.len() > cap {
-            // The pool holds more than a block: beat its cheapest entrant.
-            ready
+            // The pool holds more than a block: beat its cheapest entrant's
+            // fee per KiB.
+            let Some(lowest) = ready
                 .iter()
                 .take(cap)
-                .map(|t| t.tx.fee)
+                .map(|t| crate::mempool::fee_rate(t.tx.fee, t.tx.signed_size()))
                 .min()
-                .unwrap_or(p.minimum_fee)
+            else {
+                return minimum;
+            };
+            let bytes = Balance::try_from(size).unwrap_or(Balance::MAX);
+            lowest
                 .saturating_add(1)
-                .max(p.minimum_fee)
+                .saturating_mul(bytes)
+                .div_ceil(1024)
+                .max(minimum)
         } else {
-            p.minimum_fee
+            minimum
         }
     }
 

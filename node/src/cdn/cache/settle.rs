@@ -341,16 +341,17 @@ pub fn report_duplicate(
             return None;
         }
     };
-    let tx = cachecash_runtime::Transaction {
+    let mut tx = cachecash_runtime::Transaction {
         signer: me,
         nonce,
-        fee: ledger.fee_estimate(),
+        fee: 0,
         call: cachecash_runtime::Call::DuplicateTicketProof {
             first: Box::new(first),
             second: Box::new(l1.clone()),
         },
-    }
-    .sign(key, &ledger.genesis());
+    };
+    tx.fee = ledger.fee_estimate(tx.signed_size());
+    let tx = tx.sign(key, &ledger.genesis());
     let hash = tx.hash();
     if let Err(e) = tickets.save_duplicate_report(&t.escrow, &hash) {
         tracing::warn!(target: "cachecash::settle", "cannot record a duplicate proof: {e}");

@@ -129,7 +129,7 @@ impl Ledger for MemLedger {
     fn balance(&self, _: &AccountId) -> Result<Balance, String> {
         Ok(0)
     }
-    fn fee_estimate(&self) -> Balance {
+    fn fee_estimate(&self, _size: usize) -> Balance {
         1
     }
     fn block_transactions(&self, number: u64) -> Result<Vec<SignedTransaction>, String> {

@@ -401,7 +401,17 @@ impl Claimer {
                 .iter()
                 .map(|r| r.face_value)
                 .fold(0, Balance::saturating_add);
-            let fee = self.ledger.fee_estimate();
+            let call = Call::TicketClaim {
+                claims: batch.iter().map(|r| r.item.clone()).collect(),
+            };
+            let size = Transaction {
+                signer: self.me,
+                nonce: 0,
+                fee: 0,
+                call: call.clone(),
+            }
+            .signed_size();
+            let fee = self.ledger.fee_estimate(size);
             let deadline = batch.iter().map(|r| r.deadline).min().unwrap_or(0);
             let urgent = deadline.saturating_sub(head) <= self.config.urgent_blocks;
             let cheap = fee.saturating_mul(100)
@@ -445,9 +455,7 @@ impl Claimer {
                 signer: self.me,
                 nonce,
                 fee,
-                call: Call::TicketClaim {
-                    claims: batch.iter().map(|r| r.item.clone()).collect(),
-                },
+                call,
             }
             .sign(&self.key, &genesis);
             let hash = tx.hash();
