@@ -20,7 +20,6 @@
 //! - [`metrics`]: Prometheus metrics.
 //! - [`service`]: configuration, startup, shutdown, hosted modules.
 
-pub mod benchmark;
 pub mod blockfile;
 pub mod cdn;
 pub mod chain;

@@ -189,7 +189,7 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
             if tickets == 0 || claims == 0 {
                 anyhow::bail!("--tickets and --claims must be positive");
             }
-            let r = cachecash_node::benchmark::microcash_benchmark(tickets, claims)
+            let r = cachecash_bench::microcash_benchmark(tickets, claims)
                 .map_err(anyhow::Error::msg)?;
             if json {
                 println!(
@@ -386,7 +386,7 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
             }
             let rt = crate::shared::runtime()?;
             let r = rt
-                .block_on(cachecash_node::benchmark::network_benchmark(
+                .block_on(cachecash_bench::network_benchmark(
                     blocks,
                     per_block,
                     samples,
@@ -430,7 +430,7 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
             samples,
             json,
         } => {
-            use cachecash_node::benchmark::{import_benchmark, state_root_benchmark};
+            use cachecash_bench::{import_benchmark, state_root_benchmark};
             if accounts == 0 || per_block == 0 || blocks == 0 || changed < 2 || samples == 0 {
                 anyhow::bail!(
                     "--accounts, --blocks, --per-block and --samples must be positive and --changed at least 2"

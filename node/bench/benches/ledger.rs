@@ -9,7 +9,7 @@
 //! `cachecash benchmark ledger --json` measures the same paths at larger
 //! sizes; docs/performance.md records both.
 
-use cachecash_node::benchmark::{bench_genesis, bench_keys, bench_params, build_transfer_blocks};
+use cachecash_bench::{bench_genesis, bench_keys, bench_params, build_transfer_blocks};
 use cachecash_node::chain::{BlockOrigin, Chain};
 use cachecash_node::metrics::Metrics;
 use cachecash_node::storage::{MemoryStore, Store};

@@ -1,9 +1,11 @@
-//! Ledger benchmarks shared by `cachecash benchmark ledger` and the
-//! criterion benches. They report rates; no test asserts on time.
+//! Ledger and network benchmarks shared by `cachecash benchmark` and the
+//! criterion benches. They report rates; no test asserts on time. They
+//! live in their own crate, outside the node's production library, and
+//! reach the node only through its public interface.
 
-use crate::chain::{BlockOrigin, Chain};
-use crate::metrics::Metrics;
-use crate::storage::{MemoryStore, RocksStore, Store};
+use cachecash_node::chain::{BlockOrigin, Chain};
+use cachecash_node::metrics::Metrics;
+use cachecash_node::storage::{MemoryStore, RocksStore, Store};
 use cachecash_runtime::builder::TemplateInput;
 use cachecash_runtime::commitment::{MemoryTree, compute_update};
 use cachecash_runtime::consensus::ConsensusParams;
@@ -147,7 +149,7 @@ pub fn import_benchmark(
     blocks: usize,
     per_block: usize,
     rocks: bool,
-    state_pruning: crate::chain::StatePruning,
+    state_pruning: cachecash_node::chain::StatePruning,
     reorg_depth: u64,
 ) -> Result<ImportReport, String> {
     let params = bench_params();
@@ -195,8 +197,8 @@ pub fn import_benchmark(
         transfers_per_second: transfers as f64 / seconds.max(1e-9),
         accounts,
         state_pruning: match state_pruning {
-            crate::chain::StatePruning::Window => "window",
-            crate::chain::StatePruning::Archive => "archive",
+            cachecash_node::chain::StatePruning::Window => "window",
+            cachecash_node::chain::StatePruning::Archive => "archive",
         }
         .into(),
         reorg_depth,
@@ -574,7 +576,7 @@ pub struct NetworkReport {
 
 struct BenchNode {
     chain: Arc<Chain>,
-    handle: crate::network::NetworkHandle,
+    handle: cachecash_node::network::NetworkHandle,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     _dir: TempDir,
 }
@@ -584,7 +586,7 @@ impl BenchNode {
         params: &ConsensusParams,
         genesis: &Genesis,
         rocks: bool,
-        bootnodes: Vec<crate::network::Multiaddr>,
+        bootnodes: Vec<cachecash_node::network::Multiaddr>,
         discovery: bool,
     ) -> Result<BenchNode, String> {
         let dir = tempfile_dir()?;
@@ -597,11 +599,15 @@ impl BenchNode {
             Chain::open(store, params.clone(), genesis, Arc::new(Metrics::new()))
                 .map_err(|e| e.to_string())?,
         );
-        let pool = Arc::new(crate::Mempool::new(chain.clone(), Default::default()));
-        let mut config = crate::network::NetworkConfig::loopback(dir.path().join("node_key"));
+        let pool = Arc::new(cachecash_node::Mempool::new(
+            chain.clone(),
+            Default::default(),
+        ));
+        let mut config =
+            cachecash_node::network::NetworkConfig::loopback(dir.path().join("node_key"));
         config.bootnodes = bootnodes;
         config.discovery = discovery;
-        let (handle, tasks) = crate::network::start(config, chain.clone(), pool)
+        let (handle, tasks) = cachecash_node::network::start(config, chain.clone(), pool)
             .await
             .map_err(|e| e.to_string())?;
         Ok(BenchNode {
@@ -612,7 +618,7 @@ impl BenchNode {
         })
     }
 
-    fn addr(&self) -> Result<crate::network::Multiaddr, String> {
+    fn addr(&self) -> Result<cachecash_node::network::Multiaddr, String> {
         self.handle
             .listen_addresses()
             .into_iter()
