@@ -52,8 +52,9 @@ pub struct NodeConfig {
     pub pool_limits: PoolLimits,
     /// Peer-to-peer networking; `None` runs the node alone.
     pub network: Option<NetworkConfig>,
-    /// How much state history to keep.
-    pub state_pruning: crate::chain::StatePruning,
+    /// How much state history to keep; `None` keeps the database's own
+    /// mode (pruning for a new one).
+    pub state_pruning: Option<crate::chain::StatePruning>,
 }
 
 /// Why the node did not start.
@@ -83,6 +84,14 @@ pub enum NodeError {
     /// The miner thread could not start.
     #[error("could not start the miner thread: {0}")]
     Miner(std::io::Error),
+    /// The database prunes state and an archive node was asked for.
+    #[error(
+        "the database at {path} prunes old states (it was run with --state-pruning window), so it cannot become an archive node: its older states are gone; purge it (`cachecash purge-chain`) and resync with --state-pruning archive"
+    )]
+    NotAnArchive {
+        /// The base path.
+        path: String,
+    },
     /// A module failed to start.
     #[error("module {name} failed to start: {message}")]
     Module {
@@ -156,24 +165,46 @@ pub fn open_chain(
     storage: &Storage,
     metrics: Arc<Metrics>,
 ) -> Result<Arc<Chain>, NodeError> {
-    open_chain_with(base, spec, storage, metrics, Default::default())
+    open_chain_with(base, spec, storage, metrics, None)
 }
 
-/// [`open_chain`] with a state pruning mode.
+/// [`open_chain`] with a state pruning mode. The mode is recorded in the
+/// database: `None` keeps the recorded one (maintenance commands never
+/// change it), an archive database may switch to pruning, and a pruning
+/// one cannot become an archive (its older states are gone).
 pub fn open_chain_with(
     base: &Path,
     spec: &ChainSpec,
     storage: &Storage,
     metrics: Arc<Metrics>,
-    state_pruning: crate::chain::StatePruning,
+    state_pruning: Option<crate::chain::StatePruning>,
 ) -> Result<Arc<Chain>, NodeError> {
+    use crate::chain::StatePruning;
     let genesis = spec
         .build_genesis()
         .map_err(|e| NodeError::Genesis(e.to_string()))?;
     let store = open_store(base, spec, storage)?;
+    let recorded = store.archive_mode()?;
+    let mode = match (recorded, state_pruning) {
+        (Some(false), Some(StatePruning::Archive)) => {
+            return Err(NodeError::NotAnArchive {
+                path: base.display().to_string(),
+            });
+        }
+        (_, Some(mode)) => mode,
+        (Some(true), None) => StatePruning::Archive,
+        (Some(false) | None, None) => StatePruning::Window,
+    };
+    let archive = mode == StatePruning::Archive;
+    if recorded != Some(archive) {
+        if recorded == Some(true) {
+            tracing::info!(target: "cachecash::storage", "this archive database starts pruning old states now");
+        }
+        store.set_archive_mode(archive)?;
+    }
     let chain = Chain::open(store, spec.consensus_params(), &genesis, metrics)?
         .with_max_reorg_depth(spec.max_reorg_depth)
-        .with_state_pruning(state_pruning);
+        .with_state_pruning(mode);
     // A crash in the middle of a reorganisation left both branches in the
     // block index: finish the switch to the heavier one. A branch that
     // turns out invalid is marked so and the node stays where it is.

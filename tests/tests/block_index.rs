@@ -298,7 +298,7 @@ fn a_pruning_node_keeps_the_states_of_its_reorganisation_window_and_can_still_re
         &spec,
         &Storage::Rocks,
         Arc::new(Metrics::new()),
-        cachecash_node::chain::StatePruning::Archive,
+        Some(cachecash_node::chain::StatePruning::Archive),
     )
     .unwrap();
     import_all(&archive, &shared);
@@ -306,4 +306,27 @@ fn a_pruning_node_keeps_the_states_of_its_reorganisation_window_and_can_still_re
     assert_eq!(archive.store().pruned_below().unwrap(), 0);
     let first = archive.canonical_hash(1).unwrap().unwrap();
     assert!(archive.account(&dev("alice"), Some(first)).is_ok());
+
+    // The mode is recorded: a maintenance command (no mode asked) keeps
+    // the archive an archive while it imports more blocks.
+    drop(archive);
+    let archive = node(&spec, archive_dir.path());
+    import_all(&archive, &branch_b);
+    assert_eq!(archive.store().pruned_below().unwrap(), 0);
+    drop(archive);
+    // A pruning database cannot become an archive: its old states are gone.
+    drop(n);
+    let e = cachecash_node::service::open_chain_with(
+        dir.path(),
+        &spec,
+        &Storage::Rocks,
+        Arc::new(Metrics::new()),
+        Some(cachecash_node::chain::StatePruning::Archive),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("cannot become an archive") && e.contains("purge-chain"),
+        "{e}"
+    );
 }

@@ -94,8 +94,11 @@ pub struct RunArgs {
     /// State history to keep: `window` keeps the states of the last
     /// maxReorgDepth blocks (historical queries reach that far), `archive`
     /// keeps every state (e.g. `--state-pruning archive` for an explorer).
-    #[arg(long, value_name = "MODE", default_value = "window")]
-    pub state_pruning: cachecash_node::chain::StatePruning,
+    /// Recorded in the database: without the flag a node keeps its
+    /// database's mode (window for a new one); a window database cannot
+    /// become an archive.
+    #[arg(long, value_name = "MODE")]
+    pub state_pruning: Option<cachecash_node::chain::StatePruning>,
     /// Node key file (64 hex characters); created if missing
     /// [default: BASE/chains/ID/network/secret_ed25519].
     #[arg(long, value_name = "PATH")]

@@ -35,6 +35,7 @@ struct Inner {
     stale: BTreeMap<BlockNumber, Vec<NodeKey>>,
     written: BTreeMap<BlockNumber, Vec<KeyHash>>,
     pruned_below: BlockNumber,
+    archive: Option<bool>,
 }
 
 impl Inner {
@@ -326,6 +327,15 @@ impl Store for MemoryStore {
         }
         inner.pruned_below = inner.pruned_below.max(target);
         Ok(removed)
+    }
+
+    fn archive_mode(&self) -> StoreResult<Option<bool>> {
+        Ok(self.inner.read().archive)
+    }
+
+    fn set_archive_mode(&self, archive: bool) -> StoreResult<()> {
+        self.inner.write().archive = Some(archive);
+        Ok(())
     }
 
     fn clear_best_tip(&self) -> StoreResult<()> {

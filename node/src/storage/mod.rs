@@ -15,7 +15,7 @@
 //! | `block_status` | block hash | SCALE [`BlockStatus`] |
 //! | `side_blocks` | number (u64 BE) ‖ block hash | empty: the stored blocks off the canonical chain |
 //! | `stale_nodes` | version (u64 BE) ‖ `state_nodes` key | empty: the nodes that version replaced |
-//! | `meta` | `format_version`, `genesis`, `head`, `best_tip` | u32 LE, hash, SCALE [`Head`], hash |
+//! | `meta` | `format_version`, `genesis`, `head`, `best_tip`, `pruned_below`, `archive` | u32 LE, hash, SCALE [`Head`], hash, u64 BE, one byte |
 //!
 //! # The block index
 //!
@@ -274,6 +274,13 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// The oldest version whose state is whole: 0 unless pruned.
     fn pruned_below(&self) -> StoreResult<BlockNumber>;
+
+    /// Whether the database keeps every state (`Some(true)`), prunes
+    /// (`Some(false)`), or has not been told yet (`None`).
+    fn archive_mode(&self) -> StoreResult<Option<bool>>;
+
+    /// Records the state pruning mode.
+    fn set_archive_mode(&self, archive: bool) -> StoreResult<()>;
 }
 
 /// The store's canonical index answers the lottery's draw-block lookups:

@@ -96,6 +96,7 @@ const META_GENESIS: &[u8] = b"genesis";
 const META_HEAD: &[u8] = b"head";
 const META_BEST_TIP: &[u8] = b"best_tip";
 const META_PRUNED_BELOW: &[u8] = b"pruned_below";
+const META_ARCHIVE: &[u8] = b"archive";
 
 /// Versions whose stale state one [`Store::prune_state`] call removes, at
 /// most: a node that turns pruning on over a long history catches up a
@@ -730,6 +731,25 @@ impl Store for RocksStore {
         batch.put_cf(self.cf(CF_META)?, META_PRUNED_BELOW, target.to_be_bytes());
         self.write(batch)?;
         Ok(removed)
+    }
+
+    fn archive_mode(&self) -> StoreResult<Option<bool>> {
+        match self.get(self.cf(CF_META)?, META_ARCHIVE)?.as_deref() {
+            None => Ok(None),
+            Some([0]) => Ok(Some(false)),
+            Some([1]) => Ok(Some(true)),
+            Some(other) => Err(StoreError::Corrupt {
+                what: "meta archive".into(),
+                message: format!("expected one byte 0 or 1, found {}", hex::encode(other)),
+            }),
+        }
+    }
+
+    fn set_archive_mode(&self, archive: bool) -> StoreResult<()> {
+        let _guard = self.write_lock.lock();
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META)?, META_ARCHIVE, [u8::from(archive)]);
+        self.write(batch)
     }
 
     fn clear_best_tip(&self) -> StoreResult<()> {
