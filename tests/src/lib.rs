@@ -244,6 +244,36 @@ pub fn mine_on(
     block
 }
 
+/// A chain of `spec` in memory, without a node around it.
+pub fn memory_chain(spec: &ChainSpec) -> cachecash_node::chain::Chain {
+    cachecash_node::chain::Chain::open(
+        std::sync::Arc::new(cachecash_node::storage::MemoryStore::new()),
+        spec.consensus_params(),
+        &spec.build_genesis().expect("valid genesis"),
+        std::sync::Arc::new(cachecash_node::metrics::Metrics::new()),
+    )
+    .expect("a memory chain opens")
+}
+
+/// A transfer of `amount` from dev account `from` to `to` on `spec`'s
+/// chain, paying the flat minimum fee.
+pub fn spec_transfer(
+    spec: &ChainSpec,
+    from: &str,
+    nonce: u64,
+    to: AccountId,
+    amount: u128,
+) -> SignedTransaction {
+    let key = cachecash_chain_spec::dev_accounts::dev_signing_key(from).expect("dev key");
+    Transaction {
+        signer: dev(from),
+        nonce,
+        fee: spec.consensus.minimum_fee,
+        call: Call::Transfer { dest: to, amount },
+    }
+    .sign(&key, &spec.genesis_hash().expect("genesis hash"))
+}
+
 /// Builds a valid block with `txs` on `chain`'s head, grinding the nonce
 /// to the target; `salt` shifts the timestamp so siblings differ. Every
 /// candidate must fit.

@@ -8,9 +8,9 @@ use cachecash_chain_spec::ChainSpec;
 use cachecash_node::chain::{BlockOrigin, Chain, ImportOutcome};
 use cachecash_node::metrics::Metrics;
 use cachecash_node::service::{Storage, open_chain};
-use cachecash_node::storage::{BlockStatus, MemoryStore};
-use cachecash_runtime::{AccountId, Block, Call, SignedTransaction, Transaction};
-use cachecash_tests::{dev, fast_dev_spec, mine_chain_block};
+use cachecash_node::storage::BlockStatus;
+use cachecash_runtime::{AccountId, Block, SignedTransaction};
+use cachecash_tests::{dev, fast_dev_spec, memory_chain, mine_chain_block, spec_transfer};
 use parity_scale_codec::Encode;
 use primitive_types::U256;
 use std::path::Path;
@@ -33,13 +33,7 @@ fn spec_with_reorg_depth(depth: u64) -> ChainSpec {
 
 /// A chain in memory: the producer of one branch.
 fn producer(spec: &ChainSpec) -> Chain {
-    Chain::open(
-        Arc::new(MemoryStore::new()),
-        spec.consensus_params(),
-        &spec.build_genesis().unwrap(),
-        Arc::new(Metrics::new()),
-    )
-    .unwrap()
+    memory_chain(spec)
 }
 
 /// The node under test, on RocksDB under `base`, opened as the node
@@ -49,17 +43,7 @@ fn node(spec: &ChainSpec, base: &Path) -> Arc<Chain> {
 }
 
 fn transfer(spec: &ChainSpec, from: &str, nonce: u64, to: AccountId) -> SignedTransaction {
-    let key = cachecash_chain_spec::dev_accounts::dev_signing_key(from).unwrap();
-    Transaction {
-        signer: dev(from),
-        nonce,
-        fee: spec.consensus.minimum_fee,
-        call: Call::Transfer {
-            dest: to,
-            amount: 1,
-        },
-    }
-    .sign(&key, &spec.genesis_hash().unwrap())
+    spec_transfer(spec, from, nonce, to, 1)
 }
 
 /// Mines `count` blocks on `chain`, each filled to the size limit with

@@ -6,27 +6,15 @@
 
 use cachecash_chain_spec::ChainSpec;
 use cachecash_node::chain::{BlockOrigin, Chain, ImportError, ImportOutcome};
-use cachecash_node::metrics::Metrics;
-use cachecash_node::storage::{MemoryStore, Store};
 use cachecash_node::{Mempool, PoolLimits};
 use cachecash_runtime::builder::TemplateInput;
 use cachecash_runtime::{AccountId, Block, Call, Hash, SignedTransaction, Transaction};
-use cachecash_tests::{dev, fast_dev_spec, grind, mine_chain_block};
+use cachecash_tests::{dev, fast_dev_spec, grind, memory_chain, mine_chain_block};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn open(spec: &ChainSpec) -> Arc<Chain> {
-    let genesis = spec.build_genesis().unwrap();
-    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
-    Arc::new(
-        Chain::open(
-            store,
-            spec.consensus_params(),
-            &genesis,
-            Arc::new(Metrics::new()),
-        )
-        .unwrap(),
-    )
+    Arc::new(memory_chain(spec))
 }
 
 fn mine(chain: &Chain, txs: Vec<SignedTransaction>, miner: AccountId, salt: u64) -> Block {

@@ -5,37 +5,17 @@
 
 use cachecash_chain_spec::ChainSpec;
 use cachecash_node::chain::{BlockOrigin, Chain};
-use cachecash_node::metrics::Metrics;
-use cachecash_node::storage::MemoryStore;
 use cachecash_node::{Mempool, PoolError, PoolLimits};
 use cachecash_runtime::{Call, SignedTransaction, Transaction};
-use cachecash_tests::{dev, fast_dev_spec, mine_chain_block};
+use cachecash_tests::{dev, fast_dev_spec, memory_chain, mine_chain_block, spec_transfer};
 use std::sync::Arc;
 
 fn open(spec: &ChainSpec) -> Arc<Chain> {
-    Arc::new(
-        Chain::open(
-            Arc::new(MemoryStore::new()),
-            spec.consensus_params(),
-            &spec.build_genesis().unwrap(),
-            Arc::new(Metrics::new()),
-        )
-        .unwrap(),
-    )
+    Arc::new(memory_chain(spec))
 }
 
 fn transfer(spec: &ChainSpec, from: &str, nonce: u64, amount: u128) -> SignedTransaction {
-    let key = cachecash_chain_spec::dev_accounts::dev_signing_key(from).unwrap();
-    Transaction {
-        signer: dev(from),
-        nonce,
-        fee: spec.consensus.minimum_fee,
-        call: Call::Transfer {
-            dest: dev("charlie"),
-            amount,
-        },
-    }
-    .sign(&key, &spec.genesis_hash().unwrap())
+    spec_transfer(spec, from, nonce, dev("charlie"), amount)
 }
 
 fn apply(pool: &Mempool, chain: &Chain, block: cachecash_runtime::Block) {
