@@ -148,6 +148,15 @@ fn a_heavier_but_invalid_branch_leaves_the_node_where_it_was() {
     let err = import(&a, &forged).unwrap_err();
     assert!(matches!(err, ImportError::Invalid { .. }), "{err}");
     assert_eq!(a.head().hash, a2.hash());
+    assert_eq!(
+        a.store().best_tip().unwrap(),
+        None,
+        "an invalid branch is not retried at the next start"
+    );
+    assert_eq!(
+        a.store().block_status(&forged.hash()).unwrap(),
+        Some(cachecash_node::storage::BlockStatus::Invalid)
+    );
     assert_eq!(a.store().canonical_hash(2).unwrap(), Some(a2.hash()));
     // Sent again, the forged block is refused at once; the valid sibling
     // is still held for a later, honest extension of its branch.

@@ -48,6 +48,10 @@ impl Chain {
                 });
             }
             if self.store.block_status(&cursor)? == Some(BlockStatus::Invalid) {
+                // Never the best tip again (a restart would retry it).
+                if self.store.best_tip()? == Some(tip) {
+                    self.store.clear_best_tip()?;
+                }
                 return Err(ImportError::InvalidAncestor {
                     hash: tip,
                     ancestor: cursor,
@@ -96,6 +100,11 @@ impl Chain {
         tracing::warn!(target: "cachecash::import", "heavier branch at {tip} failed at {bad}, staying on {}: {error}", old_head.hash);
         if breaks_a_rule(&error) {
             self.store.mark_invalid(&bad)?;
+            // The tip descends from the invalid block: forget it as the
+            // best tip, or every restart would try the branch again.
+            if self.store.best_tip()? == Some(tip) {
+                self.store.clear_best_tip()?;
+            }
         }
         self.revert_locked(ancestor.number)?;
         for (hash, work) in old_blocks {
