@@ -73,6 +73,8 @@ use std::sync::Arc;
 
 mod context;
 mod reorg;
+mod state_pruning;
+pub use state_pruning::StatePruning;
 use std::time::Instant;
 use tokio::sync::broadcast;
 
@@ -82,31 +84,6 @@ pub fn now_ms() -> Timestamp {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
-}
-
-/// How much state history the node keeps (see the storage module's
-/// "State pruning").
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum StatePruning {
-    /// The states of the reorganisation window: `maxReorgDepth` blocks
-    /// below the head and up. Older states are deleted after each commit.
-    #[default]
-    Window,
-    /// Every state ever, for queries at any historical block.
-    Archive,
-}
-
-impl std::str::FromStr for StatePruning {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "window" => Ok(StatePruning::Window),
-            "archive" => Ok(StatePruning::Archive),
-            other => Err(format!(
-                "unknown state pruning mode `{other}`: use `window` (keep the states of the reorganisation window) or `archive` (keep every state)"
-            )),
-        }
-    }
 }
 
 /// The canonical head, cached.

@@ -29,6 +29,8 @@ use std::sync::Arc;
 
 mod admission;
 mod gossip;
+mod peer;
+use peer::{Bucket, Peer};
 mod serving;
 mod sync_driver;
 use serving::{locator_of, serve, status};
@@ -55,67 +57,9 @@ const STALLED_SYNC: Duration = Duration::from_secs(30);
 /// Timeout of one sync request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A token bucket: `rate` per second, bursts of twice that.
-#[derive(Debug)]
-struct Bucket {
-    tokens: f64,
-    rate: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn new(rate: u32) -> Bucket {
-        Bucket {
-            tokens: f64::from(rate) * 2.0,
-            rate: f64::from(rate),
-            last: Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + refill).min(self.rate * 2.0);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 /// Header rounds in a row that may fall short of a peer's claimed work
 /// before it is banned for the claim.
 const MAX_FALSE_CLAIMS: u32 = 2;
-
-#[derive(Debug)]
-struct Peer {
-    address: Multiaddr,
-    inbound: bool,
-    status: Option<Status>,
-    status_pending: bool,
-    status_at: Instant,
-    agent: Option<String>,
-    requests: Bucket,
-    gossip: Bucket,
-    strikes: u32,
-    /// Not asked for sync data before this (it refused, failed, or made no
-    /// progress).
-    retry_after: Instant,
-    /// Consecutive requests that made no progress.
-    stalls: u32,
-    /// Consecutive header rounds that did not deliver the work its status
-    /// claimed.
-    false_claims: u32,
-}
-
-impl Peer {
-    fn available(&self, now: Instant) -> bool {
-        self.retry_after <= now
-    }
-}
 
 struct Worker {
     swarm: Swarm<Behaviour>,
