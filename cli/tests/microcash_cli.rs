@@ -195,8 +195,13 @@ fn escrow_and_ticket_commands_run_the_whole_cycle() {
     assert!(!ok);
     assert!(err.contains("out of range"), "{err}");
 
-    // After the draw, exactly two of the four win.
-    let report = check_until(tickets, &url, |o| o.matches("WINNING").count() == 2);
+    // After the draw, exactly two of the four win. Each ticket is checked
+    // with its own RPC call while the node mines, so wait until none of the
+    // four reports "not drawn" before judging the split.
+    let report = check_until(tickets, &url, |o| {
+        !o.contains("not drawn") && o.lines().filter(|l| l.contains("valid")).count() == 4
+    });
+    assert_eq!(report.matches("WINNING").count(), 2, "{report}");
     let winners: Vec<usize> = report
         .lines()
         .enumerate()
