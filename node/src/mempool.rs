@@ -736,8 +736,18 @@ impl StateReader for SingleAccount<'_> {
     fn escrow(&self, id: &EscrowId) -> Result<Option<Escrow>, StateError> {
         self.head.escrow(id)
     }
-    fn funder_escrows(&self, funder: &AccountId) -> Result<Vec<EscrowId>, StateError> {
-        self.head.funder_escrows(funder)
+    fn funder_escrow_count(&self, funder: &AccountId) -> Result<u64, StateError> {
+        self.head.funder_escrow_count(funder)
+    }
+    fn funder_escrow_at(
+        &self,
+        funder: &AccountId,
+        slot: u64,
+    ) -> Result<Option<EscrowId>, StateError> {
+        self.head.funder_escrow_at(funder, slot)
+    }
+    fn escrow_slot(&self, id: &EscrowId) -> Result<Option<u64>, StateError> {
+        self.head.escrow_slot(id)
     }
 }
 

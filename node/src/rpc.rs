@@ -43,6 +43,10 @@ pub const UNKNOWN_ESCROW: i32 = 1013;
 pub const PENDING_PAGE: u64 = 256;
 /// Largest page of `author_pendingTransactions`.
 pub const MAX_PENDING_PAGE: u64 = 1024;
+/// Default page of `escrow_listByFunder`.
+pub const FUNDER_PAGE: u64 = 256;
+/// Largest page of `escrow_listByFunder`.
+pub const MAX_FUNDER_PAGE: u64 = 1024;
 /// Error code: the node runs without networking.
 pub const NO_NETWORK: i32 = 1014;
 
@@ -541,7 +545,18 @@ pub fn module(
         let args = positional(&p)?;
         let funder = parse_account(&req_str(&args, 0, "funder")?)?;
         let at = opt_hash(&args, 1, "at")?;
-        let ids = c.chain.funder_escrows(&funder, at).map_err(read_err)?;
+        let start = opt_u64(&args, 2, "start")?.unwrap_or(0);
+        let limit = opt_u64(&args, 3, "limit")?.unwrap_or(FUNDER_PAGE);
+        if limit == 0 || limit > MAX_FUNDER_PAGE {
+            return Err(err(
+                INVALID_PARAMS,
+                format!("limit must be 1 to {MAX_FUNDER_PAGE}, got {limit}; page with start"),
+            ));
+        }
+        let ids = c
+            .chain
+            .funder_escrows(&funder, at, start, limit)
+            .map_err(read_err)?;
         Ok::<Value, ErrorObjectOwned>(json!(ids))
     })?;
 
@@ -598,6 +613,13 @@ pub fn module(
         Ok::<Value, ErrorObjectOwned>(json!({"methods": names}))
     })?;
     Ok(m)
+}
+
+fn opt_u64(args: &[Value], i: usize, name: &str) -> Result<Option<u64>, ErrorObjectOwned> {
+    match args.get(i) {
+        None | Some(Value::Null) => Ok(None),
+        Some(_) => req_u64(args, i, name).map(Some),
+    }
 }
 
 fn req_u64(args: &[Value], i: usize, name: &str) -> Result<u64, ErrorObjectOwned> {

@@ -67,8 +67,12 @@ pub fn account_key(id: &AccountId) -> KeyHash {
 
 /// Domain of escrow keys in the tree.
 pub const ESCROW_KEY_DOMAIN: &[u8] = b"cachecash/state/escrow";
-/// Domain of funder-index keys in the tree.
-pub const FUNDER_KEY_DOMAIN: &[u8] = b"cachecash/state/funder-escrows";
+/// Domain of a funder's open-escrow count.
+pub const FUNDER_COUNT_DOMAIN: &[u8] = b"cachecash/state/funder-count";
+/// Domain of a funder's index slots.
+pub const FUNDER_SLOT_DOMAIN: &[u8] = b"cachecash/state/funder-slot";
+/// Domain of an escrow's slot in its funder's index.
+pub const ESCROW_SLOT_DOMAIN: &[u8] = b"cachecash/state/escrow-slot";
 
 /// The tree key of an escrow: SHA-256(domain ‖ escrow id). Account keys hash
 /// 32 bytes alone, so the key spaces cannot meet.
@@ -76,9 +80,23 @@ pub fn escrow_key(id: &EscrowId) -> KeyHash {
     KeyHash(Hash::of_parts(&[ESCROW_KEY_DOMAIN, id.as_bytes()]).0)
 }
 
-/// The tree key of a funder's list of open escrows.
-pub fn funder_key(funder: &AccountId) -> KeyHash {
-    KeyHash(Hash::of_parts(&[FUNDER_KEY_DOMAIN, funder.as_bytes()]).0)
+/// The tree key of a funder's open-escrow count (value: u64 SCALE).
+///
+/// The hashed inputs of the key spaces have pairwise different lengths
+/// (account 32, escrow 54, escrow slot 59, funder count 60, funder slot 67
+/// bytes), so no two spaces can produce the same preimage.
+pub fn funder_count_key(funder: &AccountId) -> KeyHash {
+    KeyHash(Hash::of_parts(&[FUNDER_COUNT_DOMAIN, funder.as_bytes()]).0)
+}
+
+/// The tree key of slot `slot` of a funder's index (value: escrow id).
+pub fn funder_slot_key(funder: &AccountId, slot: u64) -> KeyHash {
+    KeyHash(Hash::of_parts(&[FUNDER_SLOT_DOMAIN, funder.as_bytes(), &slot.to_le_bytes()]).0)
+}
+
+/// The tree key of the slot an escrow occupies (value: u64 SCALE).
+pub fn escrow_slot_key(id: &EscrowId) -> KeyHash {
+    KeyHash(Hash::of_parts(&[ESCROW_SLOT_DOMAIN, id.as_bytes()]).0)
 }
 
 /// The tree value of an account.
@@ -140,8 +158,8 @@ pub fn compute_update<R: TreeReader>(
 }
 
 /// Like [`compute_update`] for every kind of state change: accounts,
-/// escrows (SCALE, or deleted) and funder indexes (SCALE list, deleted
-/// when empty).
+/// escrows (SCALE, or deleted) and the funder index entries (counts, slots
+/// and escrow slots; SCALE, deleted when zero or `None`).
 pub fn compute_state_update<R: TreeReader>(
     reader: &R,
     changes: &StateChanges,
@@ -165,9 +183,21 @@ pub fn compute_state_update<R: TreeReader>(
     );
     set.extend(
         changes
-            .funders
+            .funder_counts
             .iter()
-            .map(|(id, list)| (funder_key(id), (!list.is_empty()).then(|| list.encode()))),
+            .map(|(id, n)| (funder_count_key(id), (*n != 0).then(|| n.encode()))),
+    );
+    set.extend(changes.funder_slots.iter().map(|((funder, slot), id)| {
+        (
+            funder_slot_key(funder, *slot),
+            id.as_ref().map(Encode::encode),
+        )
+    }));
+    set.extend(
+        changes
+            .escrow_slots
+            .iter()
+            .map(|(id, slot)| (escrow_slot_key(id), slot.as_ref().map(Encode::encode))),
     );
     let (root, batch) = Tree::new(reader).put_value_set(set, version)?;
     Ok(StateUpdate {
@@ -200,18 +230,6 @@ pub fn read_escrow<R: TreeReader>(
     version: Version,
 ) -> Result<Option<Escrow>, CommitmentError> {
     read_value(reader, escrow_key(id), version, || format!("escrow {id}"))
-}
-
-/// Reads a funder's open escrows at `version`.
-pub fn read_funder_escrows<R: TreeReader>(
-    reader: &R,
-    funder: &AccountId,
-    version: Version,
-) -> Result<Vec<EscrowId>, CommitmentError> {
-    Ok(read_value(reader, funder_key(funder), version, || {
-        format!("escrow index of {funder}")
-    })?
-    .unwrap_or_default())
 }
 
 /// Reads an account at `version` directly from the versioned values.
@@ -249,8 +267,33 @@ impl<R: TreeReader> StateReader for TreeState<'_, R> {
     fn escrow(&self, id: &EscrowId) -> Result<Option<Escrow>, StateError> {
         Ok(read_escrow(self.reader, id, self.version)?)
     }
-    fn funder_escrows(&self, funder: &AccountId) -> Result<Vec<EscrowId>, StateError> {
-        Ok(read_funder_escrows(self.reader, funder, self.version)?)
+    fn funder_escrow_count(&self, funder: &AccountId) -> Result<u64, StateError> {
+        Ok(
+            read_value(self.reader, funder_count_key(funder), self.version, || {
+                format!("escrow count of {funder}")
+            })?
+            .unwrap_or(0),
+        )
+    }
+    fn funder_escrow_at(
+        &self,
+        funder: &AccountId,
+        slot: u64,
+    ) -> Result<Option<EscrowId>, StateError> {
+        Ok(read_value(
+            self.reader,
+            funder_slot_key(funder, slot),
+            self.version,
+            || format!("escrow slot {slot} of {funder}"),
+        )?)
+    }
+    fn escrow_slot(&self, id: &EscrowId) -> Result<Option<u64>, StateError> {
+        Ok(read_value(
+            self.reader,
+            escrow_slot_key(id),
+            self.version,
+            || format!("index slot of escrow {id}"),
+        )?)
     }
 }
 

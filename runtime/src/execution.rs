@@ -136,9 +136,7 @@ fn apply_microcash<S: StateReader + ?Sized>(
                     claimed: Vec::new(),
                 }),
             );
-            let mut list = overlay.get_funder_escrows(&tx.signer)?;
-            list.push(id);
-            overlay.set_funder_escrows(tx.signer, list);
+            overlay.index_escrow(tx.signer, id)?;
             Ok(())
         }
         Call::EscrowTopUp {
@@ -215,9 +213,7 @@ fn apply_microcash<S: StateReader + ?Sized>(
                 .ok_or(TxError::Overflow("escrow refund"))?;
             credit(overlay, &e.funder, refund)?;
             overlay.set_escrow(*escrow, None);
-            let mut list = overlay.get_funder_escrows(&e.funder)?;
-            list.retain(|id| id != escrow);
-            overlay.set_funder_escrows(e.funder, list);
+            overlay.unindex_escrow(e.funder, *escrow)?;
             Ok(())
         }
         Call::TicketClaim { claims } => {

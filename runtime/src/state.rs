@@ -29,13 +29,28 @@ pub struct StateError(pub String);
 
 /// Read access to the state at one block: accounts, escrows, and the
 /// index of open escrows by funder.
+///
+/// The funder index is a dense array per funder, stored as one state entry
+/// per element so that opening or closing an escrow writes a constant
+/// number of entries whatever the funder holds: a count, one slot per open
+/// escrow, and each escrow's slot. Closing moves the funder's last escrow
+/// into the freed slot (swap-remove), so slot order is opening order until
+/// the first close.
 pub trait StateReader {
     /// The account, or `None` if it has never been written.
     fn account(&self, id: &AccountId) -> Result<Option<Account>, StateError>;
     /// The escrow, or `None` if it does not exist (never opened or closed).
     fn escrow(&self, id: &EscrowId) -> Result<Option<Escrow>, StateError>;
-    /// Ids of the open escrows funded by `funder`, in opening order.
-    fn funder_escrows(&self, funder: &AccountId) -> Result<Vec<EscrowId>, StateError>;
+    /// How many open escrows `funder` has.
+    fn funder_escrow_count(&self, funder: &AccountId) -> Result<u64, StateError>;
+    /// The open escrow in `slot` of `funder`'s index (`slot < count`).
+    fn funder_escrow_at(
+        &self,
+        funder: &AccountId,
+        slot: u64,
+    ) -> Result<Option<EscrowId>, StateError>;
+    /// The slot an open escrow occupies in its funder's index.
+    fn escrow_slot(&self, id: &EscrowId) -> Result<Option<u64>, StateError>;
 }
 
 impl<T: StateReader + ?Sized> StateReader for &T {
@@ -45,9 +60,43 @@ impl<T: StateReader + ?Sized> StateReader for &T {
     fn escrow(&self, id: &EscrowId) -> Result<Option<Escrow>, StateError> {
         (**self).escrow(id)
     }
-    fn funder_escrows(&self, funder: &AccountId) -> Result<Vec<EscrowId>, StateError> {
-        (**self).funder_escrows(funder)
+    fn funder_escrow_count(&self, funder: &AccountId) -> Result<u64, StateError> {
+        (**self).funder_escrow_count(funder)
     }
+    fn funder_escrow_at(
+        &self,
+        funder: &AccountId,
+        slot: u64,
+    ) -> Result<Option<EscrowId>, StateError> {
+        (**self).funder_escrow_at(funder, slot)
+    }
+    fn escrow_slot(&self, id: &EscrowId) -> Result<Option<u64>, StateError> {
+        (**self).escrow_slot(id)
+    }
+}
+
+/// Up to `limit` of `funder`'s open escrows from slot `start` on, in slot
+/// order; reads `limit + 1` entries at most.
+pub fn funder_escrows_page<S: StateReader + ?Sized>(
+    state: &S,
+    funder: &AccountId,
+    start: u64,
+    limit: u64,
+) -> Result<Vec<EscrowId>, StateError> {
+    let count = state.funder_escrow_count(funder)?;
+    let end = start.saturating_add(limit).min(count);
+    let mut out = Vec::new();
+    for slot in start..end {
+        match state.funder_escrow_at(funder, slot)? {
+            Some(id) => out.push(id),
+            None => {
+                return Err(StateError(format!(
+                    "escrow index of {funder} is corrupt: slot {slot} of {count} is empty"
+                )));
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Canonical block hashes of the chain a block extends: the lottery draws
@@ -99,8 +148,12 @@ pub struct StateChanges {
     pub accounts: BTreeMap<AccountId, Account>,
     /// Changed escrows; `None` deletes.
     pub escrows: BTreeMap<EscrowId, Option<Escrow>>,
-    /// Changed funder indexes; an empty list deletes.
-    pub funders: BTreeMap<AccountId, Vec<EscrowId>>,
+    /// Changed funder-index counts; `0` deletes.
+    pub funder_counts: BTreeMap<AccountId, u64>,
+    /// Changed funder-index slots; `None` deletes.
+    pub funder_slots: BTreeMap<(AccountId, u64), Option<EscrowId>>,
+    /// Changed escrow slots; `None` deletes.
+    pub escrow_slots: BTreeMap<EscrowId, Option<u64>>,
     /// Coins destroyed (duplicate-ticket penalties not paid to a reporter).
     /// Not stored: supply accounting only.
     pub burnt: Balance,
@@ -109,7 +162,11 @@ pub struct StateChanges {
 impl StateChanges {
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.accounts.is_empty() && self.escrows.is_empty() && self.funders.is_empty()
+        self.accounts.is_empty()
+            && self.escrows.is_empty()
+            && self.funder_counts.is_empty()
+            && self.funder_slots.is_empty()
+            && self.escrow_slots.is_empty()
     }
 }
 
@@ -193,17 +250,46 @@ impl<'a, S: StateReader + ?Sized> Overlay<'a, S> {
         self.changes.escrows.insert(id, escrow);
     }
 
-    /// The funder's open escrows as changed so far.
-    pub fn get_funder_escrows(&self, funder: &AccountId) -> Result<Vec<EscrowId>, StateError> {
-        if let Some(v) = self.changes.funders.get(funder) {
-            return Ok(v.clone());
-        }
-        self.base.funder_escrows(funder)
+    /// Appends `id` to `funder`'s index: three entries written.
+    pub fn index_escrow(&mut self, funder: AccountId, id: EscrowId) -> Result<(), StateError> {
+        let slot = self.funder_escrow_count(&funder)?;
+        let count = slot
+            .checked_add(1)
+            .ok_or_else(|| StateError(format!("escrow index of {funder} overflows")))?;
+        self.changes.funder_slots.insert((funder, slot), Some(id));
+        self.changes.escrow_slots.insert(id, Some(slot));
+        self.changes.funder_counts.insert(funder, count);
+        Ok(())
     }
 
-    /// Records the funder's open escrows.
-    pub fn set_funder_escrows(&mut self, funder: AccountId, ids: Vec<EscrowId>) {
-        self.changes.funders.insert(funder, ids);
+    /// Removes `id` from `funder`'s index by moving the last escrow into
+    /// its slot: at most five entries written.
+    pub fn unindex_escrow(&mut self, funder: AccountId, id: EscrowId) -> Result<(), StateError> {
+        let corrupt =
+            |what: String| StateError(format!("escrow index of {funder} is corrupt: {what}"));
+        let slot = self
+            .escrow_slot(&id)?
+            .ok_or_else(|| corrupt(format!("open escrow {id} has no slot")))?;
+        let count = self.funder_escrow_count(&funder)?;
+        let last = count
+            .checked_sub(1)
+            .ok_or_else(|| corrupt(format!("escrow {id} in slot {slot} of an empty index")))?;
+        if slot > last || self.funder_escrow_at(&funder, slot)? != Some(id) {
+            return Err(corrupt(format!("slot {slot} does not hold escrow {id}")));
+        }
+        if slot != last {
+            let moved = self
+                .funder_escrow_at(&funder, last)?
+                .ok_or_else(|| corrupt(format!("last slot {last} is empty")))?;
+            self.changes
+                .funder_slots
+                .insert((funder, slot), Some(moved));
+            self.changes.escrow_slots.insert(moved, Some(slot));
+        }
+        self.changes.funder_slots.insert((funder, last), None);
+        self.changes.escrow_slots.insert(id, None);
+        self.changes.funder_counts.insert(funder, last);
+        Ok(())
     }
 
     /// Records coins destroyed.
@@ -252,8 +338,27 @@ impl<S: StateReader + ?Sized> StateReader for Overlay<'_, S> {
     fn escrow(&self, id: &EscrowId) -> Result<Option<Escrow>, StateError> {
         self.get_escrow(id)
     }
-    fn funder_escrows(&self, funder: &AccountId) -> Result<Vec<EscrowId>, StateError> {
-        self.get_funder_escrows(funder)
+    fn funder_escrow_count(&self, funder: &AccountId) -> Result<u64, StateError> {
+        match self.changes.funder_counts.get(funder) {
+            Some(n) => Ok(*n),
+            None => self.base.funder_escrow_count(funder),
+        }
+    }
+    fn funder_escrow_at(
+        &self,
+        funder: &AccountId,
+        slot: u64,
+    ) -> Result<Option<EscrowId>, StateError> {
+        match self.changes.funder_slots.get(&(*funder, slot)) {
+            Some(v) => Ok(*v),
+            None => self.base.funder_escrow_at(funder, slot),
+        }
+    }
+    fn escrow_slot(&self, id: &EscrowId) -> Result<Option<u64>, StateError> {
+        match self.changes.escrow_slots.get(id) {
+            Some(v) => Ok(*v),
+            None => self.base.escrow_slot(id),
+        }
     }
 }
 
@@ -264,8 +369,12 @@ pub struct MemoryState {
     pub accounts: BTreeMap<AccountId, Account>,
     /// Every escrow.
     pub escrows: BTreeMap<EscrowId, Escrow>,
-    /// Open escrows by funder.
-    pub funders: BTreeMap<AccountId, Vec<EscrowId>>,
+    /// Funder-index counts.
+    pub funder_counts: BTreeMap<AccountId, u64>,
+    /// Funder-index slots.
+    pub funder_slots: BTreeMap<(AccountId, u64), EscrowId>,
+    /// Escrow slots.
+    pub escrow_slots: BTreeMap<EscrowId, u64>,
 }
 
 impl MemoryState {
@@ -280,13 +389,33 @@ impl MemoryState {
                 None => self.escrows.remove(id),
             };
         }
-        for (id, v) in &changes.funders {
-            if v.is_empty() {
-                self.funders.remove(id);
+        for (id, n) in &changes.funder_counts {
+            if *n == 0 {
+                self.funder_counts.remove(id);
             } else {
-                self.funders.insert(*id, v.clone());
+                self.funder_counts.insert(*id, *n);
             }
         }
+        for (key, v) in &changes.funder_slots {
+            match v {
+                Some(e) => self.funder_slots.insert(*key, *e),
+                None => self.funder_slots.remove(key),
+            };
+        }
+        for (id, v) in &changes.escrow_slots {
+            match v {
+                Some(slot) => self.escrow_slots.insert(*id, *slot),
+                None => self.escrow_slots.remove(id),
+            };
+        }
+    }
+
+    /// Every open escrow of `funder`, in slot order.
+    pub fn funder_escrows(&self, funder: &AccountId) -> Vec<EscrowId> {
+        self.funder_slots
+            .range((*funder, 0)..=(*funder, u64::MAX))
+            .map(|(_, id)| *id)
+            .collect()
     }
 }
 
@@ -297,8 +426,18 @@ impl StateReader for MemoryState {
     fn escrow(&self, id: &EscrowId) -> Result<Option<Escrow>, StateError> {
         Ok(self.escrows.get(id).cloned())
     }
-    fn funder_escrows(&self, funder: &AccountId) -> Result<Vec<EscrowId>, StateError> {
-        Ok(self.funders.get(funder).cloned().unwrap_or_default())
+    fn funder_escrow_count(&self, funder: &AccountId) -> Result<u64, StateError> {
+        Ok(self.funder_counts.get(funder).copied().unwrap_or(0))
+    }
+    fn funder_escrow_at(
+        &self,
+        funder: &AccountId,
+        slot: u64,
+    ) -> Result<Option<EscrowId>, StateError> {
+        Ok(self.funder_slots.get(&(*funder, slot)).copied())
+    }
+    fn escrow_slot(&self, id: &EscrowId) -> Result<Option<u64>, StateError> {
+        Ok(self.escrow_slots.get(id).copied())
     }
 }
 

@@ -948,13 +948,7 @@ fn an_escrow_closes_only_for_its_funder_and_only_after_the_last_window() {
         before + refund - world.params.minimum_fee
     );
     assert!(!world.state.escrows.contains_key(&id));
-    assert!(
-        !world
-            .state
-            .funders
-            .get(&account(FUNDER))
-            .is_some_and(|ids| ids.contains(&id))
-    );
+    assert!(!world.state.funder_escrows(&account(FUNDER)).contains(&id));
     assert_eq!(world.supply(), world.genesis_supply);
     // A closed escrow is gone: no second refund, no late claim.
     let err = world.submit(FUNDER, close, unlock + 1).unwrap_err();
@@ -1023,7 +1017,7 @@ fn opening_an_escrow_requires_full_cover_valid_terms_and_a_future_first_round() 
             claimed: Vec::new(),
         }
     );
-    assert_eq!(world.state.funders[&account(FUNDER)], [id]);
+    assert_eq!(world.state.funder_escrows(&account(FUNDER)), [id]);
     assert_eq!(
         world.balance(FUNDER),
         RICH - (required + 5) - 70 - world.params.minimum_fee
@@ -1049,7 +1043,7 @@ fn opening_an_escrow_requires_full_cover_valid_terms_and_a_future_first_round() 
         escrow_id(&world.history[&0], &account(FUNDER), nonce + 1)
     );
     assert_ne!(id2, id);
-    assert_eq!(world.state.funders[&account(FUNDER)], [id, id2]);
+    assert_eq!(world.state.funder_escrows(&account(FUNDER)), [id, id2]);
     assert_eq!(world.supply(), world.genesis_supply);
 }
 

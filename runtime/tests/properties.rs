@@ -289,3 +289,79 @@ fn stateful_checks_reject_bad_time_target_root_and_parent() {
     ));
     assert!(check(template.block, &ctx).is_ok());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever the order of opens and closes, the funder index committed
+    /// to the state tree lists exactly the open escrows of each funder,
+    /// every escrow's slot points back at it, and one open or close writes
+    /// at most five index entries however many escrows the funder holds.
+    #[test]
+    fn the_funder_index_lists_exactly_the_open_escrows_at_constant_cost(
+        ops in prop::collection::vec((any::<bool>(), 0u8..2, any::<prop::sample::Index>()), 1..80),
+    ) {
+        use cachecash_runtime::commitment::compute_state_update;
+        use cachecash_runtime::state::funder_escrows_page;
+        use std::collections::BTreeSet;
+        let mut tree = MemoryTree::new();
+        let funders = [account(1), account(2)];
+        let mut open: [BTreeSet<cachecash_runtime::Hash>; 2] = Default::default();
+        let mut next_id = 0u32;
+        let mut version = 0u64;
+        for (opening, f, pick) in ops {
+            let who = usize::from(f);
+            let funder = funders[who];
+            let state = (version > 0).then(|| TreeState::new(&tree, version - 1));
+            let empty = cachecash_runtime::state::MemoryState::default();
+            let base: &dyn StateReader = match &state { Some(s) => s, None => &empty };
+            let mut overlay = Overlay::new(base);
+            if opening || open[who].is_empty() {
+                next_id += 1;
+                let id = cachecash_runtime::Hash::of(&next_id.to_le_bytes());
+                overlay.index_escrow(funder, id).unwrap();
+                open[who].insert(id);
+            } else {
+                let id = **pick.get(&open[who].iter().collect::<Vec<_>>());
+                overlay.unindex_escrow(funder, id).unwrap();
+                open[who].remove(&id);
+            }
+            let changes = overlay.into_changes();
+            let written = changes.funder_counts.len() + changes.funder_slots.len() + changes.escrow_slots.len();
+            prop_assert!(written <= 5, "{written} index entries written");
+            let update = compute_state_update(&tree, &changes, version).unwrap();
+            tree.apply(&update.batch);
+            let state = TreeState::new(&tree, version);
+            for (i, funder) in funders.iter().enumerate() {
+                let listed = funder_escrows_page(&state, funder, 0, u64::MAX).unwrap();
+                prop_assert_eq!(listed.len(), open[i].len());
+                prop_assert_eq!(listed.iter().copied().collect::<BTreeSet<_>>(), open[i].clone());
+                for (slot, id) in listed.iter().enumerate() {
+                    prop_assert_eq!(state.escrow_slot(id).unwrap(), Some(slot as u64));
+                }
+                // Pages cover the list without gaps or repeats.
+                let mut paged = Vec::new();
+                let mut start = 0;
+                loop {
+                    let page = funder_escrows_page(&state, funder, start, 3).unwrap();
+                    start += page.len() as u64;
+                    let last = page.len() < 3;
+                    paged.extend(page);
+                    if last { break; }
+                }
+                prop_assert_eq!(&paged, &listed);
+            }
+            version += 1;
+        }
+    }
+}
+
+#[test]
+fn closing_an_escrow_missing_from_the_index_is_a_backend_error_not_a_panic() {
+    let state = cachecash_runtime::state::MemoryState::default();
+    let mut overlay = Overlay::new(&state);
+    let err = overlay
+        .unindex_escrow(account(1), cachecash_runtime::Hash::of(b"never opened"))
+        .unwrap_err();
+    assert!(err.to_string().contains("has no slot"), "{err}");
+}

@@ -303,9 +303,28 @@ async fn show(id: Option<String>, funder: Option<String>, rpc: &RpcArgs) -> anyh
     if let Some(funder) = funder {
         let f = shared::facts(&client).await?;
         let account = shared::resolve_account(&funder, &f)?;
-        let ids = client
-            .call("escrow_listByFunder", vec![json!(account)])
-            .await?;
+        // Page through the index at one block, so a concurrent open or
+        // close cannot skip or repeat an escrow.
+        const PAGE: usize = 1024;
+        let at = client.call("chain_getBlockHash", vec![]).await?;
+        let mut ids: Vec<Value> = Vec::new();
+        loop {
+            let page = client
+                .call(
+                    "escrow_listByFunder",
+                    vec![json!(account), at.clone(), json!(ids.len()), json!(PAGE)],
+                )
+                .await?;
+            let page = page
+                .as_array()
+                .cloned()
+                .context("the node returned a malformed escrow list")?;
+            let last = page.len() < PAGE;
+            ids.extend(page);
+            if last {
+                break;
+            }
+        }
         println!("{}", serde_json::to_string_pretty(&ids)?);
         return Ok(());
     }

@@ -524,14 +524,19 @@ impl Chain {
         Ok((escrow, hash, header))
     }
 
-    /// The open escrows funded by `funder` at a block (the head for `None`).
+    /// Up to `limit` open escrows funded by `funder` from index slot
+    /// `start` on, at a block (the head for `None`).
     pub fn funder_escrows(
         &self,
         funder: &AccountId,
         at: Option<Hash>,
+        start: u64,
+        limit: u64,
     ) -> Result<Vec<EscrowId>, ReadError> {
         let (_, header) = self.resolve(at)?;
-        commitment::read_funder_escrows(&TreeView(self.store.as_ref()), funder, header.number)
+        let view = TreeView(self.store.as_ref());
+        let state = commitment::TreeState::new(&view, header.number);
+        cachecash_runtime::state::funder_escrows_page(&state, funder, start, limit)
             .map_err(|e| ReadError::State(e.to_string()))
     }
 

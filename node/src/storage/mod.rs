@@ -24,8 +24,9 @@
 //! the header rules against its parent and the stateless checks is stored
 //! by [`Store::store_block`] before it is ever executed, and a reverted
 //! block stays where it was. `block_status` says what is known of each
-//! ([`BlockStatus`]); a stored header with no status record is canonical
-//! history from format version 1 and reads as [`BlockStatus::Valid`].
+//! ([`BlockStatus`]); a stored header with no status record reads as
+//! [`BlockStatus::Valid`] (only canonical blocks are ever written without
+//! one).
 //! `side_blocks` lists the stored blocks that are off the canonical chain
 //! by height, so [`Store::prune_side_blocks`] can drop those that fell out
 //! of the reorganisation window: the index never grows with history beyond
@@ -79,10 +80,12 @@ pub use memory::MemoryStore;
 pub use rocks::RocksStore;
 
 /// On-disk format version this build reads and writes.
-pub const FORMAT_VERSION: u32 = 2;
-
-/// The oldest on-disk format version this build upgrades in place.
-pub const OLDEST_UPGRADABLE_FORMAT: u32 = 1;
+///
+/// Version 3 changed the state layout (the funder index became one entry
+/// per escrow), so the state roots of older databases cannot be carried
+/// over: they are refused, and the operator resyncs (`purge-chain`, or
+/// `export-blocks` with the old release and `import-blocks` with this one).
+pub const FORMAT_VERSION: u32 = 3;
 
 /// What the block index knows about a stored block (SCALE: one byte,
 /// `0` checked, `1` valid, `2` invalid).

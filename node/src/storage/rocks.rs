@@ -48,8 +48,7 @@
 //! Readers take no lock; each read sees some committed state.
 
 use super::{
-    BlockStatus, FORMAT_VERSION, Head, OLDEST_UPGRADABLE_FORMAT, Store, StoreError, StoreResult,
-    StoredHeader, TxLocation,
+    BlockStatus, FORMAT_VERSION, Head, Store, StoreError, StoreResult, StoredHeader, TxLocation,
 };
 use cachecash_runtime::genesis::Genesis;
 use cachecash_runtime::verify::ExecutedBlock;
@@ -198,15 +197,6 @@ impl RocksStore {
                     })?;
                 if found == FORMAT_VERSION {
                     return Ok(());
-                }
-                if (OLDEST_UPGRADABLE_FORMAT..FORMAT_VERSION).contains(&found) {
-                    // Version 1 is version 2 without side blocks and block
-                    // statuses (a header without a status reads as valid):
-                    // upgrading is recording the new number.
-                    tracing::info!(target: "cachecash::storage", path = %self.path, from = found, to = FORMAT_VERSION, "upgrading the database format");
-                    let mut batch = WriteBatch::default();
-                    batch.put_cf(meta, META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes());
-                    return self.write(batch);
                 }
                 Err(StoreError::FormatVersion {
                     path: self.path.clone(),
@@ -633,7 +623,7 @@ impl Store for RocksStore {
             self.get_decoded(CF_BLOCK_STATUS, &hash.0, || format!("block_status {hash}"))?;
         match status {
             Some(s) => Ok(Some(s)),
-            // Format version 1 stored canonical blocks only.
+            // Canonical blocks written without a status record.
             None => Ok(self.header(hash)?.map(|_| BlockStatus::Valid)),
         }
     }

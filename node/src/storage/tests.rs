@@ -887,33 +887,32 @@ fn rocksdb_format_version_mismatch_is_refused() -> anyhow::Result<()> {
 }
 
 #[test]
-fn rocksdb_format_version_1_is_upgraded_in_place_and_its_blocks_read_as_valid() -> anyhow::Result<()>
-{
-    let dir = tempfile::TempDir::new()?;
-    let chain = Chain::new();
-    let b1 = {
-        let s = RocksStore::open(dir.path())?;
-        chain.init(&s)?;
-        chain.extend_with_transfers(&s, MINER, 1)?
-    };
-    {
-        // What version 1 wrote: no status records, version 1.
-        let db = raw_db(dir.path());
-        let meta = db.cf_handle("meta").context("meta cf")?;
-        db.put_cf(meta, b"format_version", 1u32.to_le_bytes())?;
-        let status = db.cf_handle("block_status").context("status cf")?;
-        db.delete_cf(status, b1.hash.0)?;
+fn rocksdb_older_formats_are_refused_with_resync_advice() -> anyhow::Result<()> {
+    // Format 3 changed the state layout: a format-2 (or 1) database's state
+    // roots cannot be carried over, so it must be resynced, not reused.
+    for old in [1u32, 2] {
+        let dir = tempfile::TempDir::new()?;
+        {
+            let s = RocksStore::open(dir.path())?;
+            Chain::new().init(&s)?;
+        }
+        {
+            let db = raw_db(dir.path());
+            let meta = db.cf_handle("meta").context("meta cf")?;
+            db.put_cf(meta, b"format_version", old.to_le_bytes())?;
+        }
+        match RocksStore::open(dir.path()) {
+            Err(
+                e @ StoreError::FormatVersion {
+                    found, expected, ..
+                },
+            ) => {
+                assert_eq!((found, expected), (old, FORMAT_VERSION));
+                assert!(e.to_string().contains("purge-chain"), "{e}");
+            }
+            other => panic!("expected FormatVersion, got {other:?}"),
+        }
     }
-    let s = RocksStore::open(dir.path())?;
-    assert_eq!(s.block_status(&b1.hash)?, Some(BlockStatus::Valid));
-    assert_eq!(head(&s)?.hash, b1.hash);
-    drop(s);
-    let db = raw_db(dir.path());
-    let meta = db.cf_handle("meta").context("meta cf")?;
-    assert_eq!(
-        db.get_cf(meta, b"format_version")?,
-        Some(FORMAT_VERSION.to_le_bytes().to_vec())
-    );
     Ok(())
 }
 
