@@ -24,6 +24,7 @@ pub mod blockfile;
 pub mod cdn;
 pub mod chain;
 pub mod dashboard;
+pub mod ledger;
 pub mod mempool;
 pub mod metrics;
 pub mod miner;

@@ -123,6 +123,16 @@ pub struct ModuleContext {
     pub rpc_addr: Option<SocketAddr>,
 }
 
+impl ModuleContext {
+    /// The async ledger interface of modules.
+    pub fn ledger(&self) -> Arc<dyn crate::ledger::LedgerClient> {
+        Arc::new(crate::ledger::ChainLedger::new(
+            self.chain.clone(),
+            self.pool.clone(),
+        ))
+    }
+}
+
 /// A service hosted by the node (network, CDN roles).
 pub trait NodeModule: Send + std::fmt::Debug {
     /// Name for logs.

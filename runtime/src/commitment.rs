@@ -326,7 +326,7 @@ pub fn prove<R: TreeReader>(
     id: &AccountId,
     version: Version,
 ) -> Result<(Option<Account>, AccountProof), CommitmentError> {
-    let (value, proof) = Tree::new(reader).get_with_proof(account_key(id), version)?;
+    let (value, proof) = prove_key(reader, account_key(id), version)?;
     let account = match value {
         None => None,
         Some(bytes) => Some(
@@ -334,8 +334,37 @@ pub fn prove<R: TreeReader>(
                 .map_err(|e| CommitmentError(format!("stored account {id} is corrupt: {e}")))?,
         ),
     };
+    Ok((account, proof))
+}
+
+/// Proves the escrow `id` (open, or absent: never opened or closed) at
+/// `version`. The proof has the same shape as an account's; verify it with
+/// [`verify_escrow_proof`].
+pub fn prove_escrow<R: TreeReader>(
+    reader: &R,
+    id: &EscrowId,
+    version: Version,
+) -> Result<(Option<Escrow>, AccountProof), CommitmentError> {
+    let (value, proof) = prove_key(reader, escrow_key(id), version)?;
+    let escrow = match value {
+        None => None,
+        Some(bytes) => Some(
+            Escrow::decode(&mut &bytes[..])
+                .map_err(|e| CommitmentError(format!("stored escrow {id} is corrupt: {e}")))?,
+        ),
+    };
+    Ok((escrow, proof))
+}
+
+/// The raw value at `key` and its Merkle path at `version`.
+fn prove_key<R: TreeReader>(
+    reader: &R,
+    key: KeyHash,
+    version: Version,
+) -> Result<(Option<OwnedValue>, AccountProof), CommitmentError> {
+    let (value, proof) = Tree::new(reader).get_with_proof(key, version)?;
     let bytes = borsh::to_vec(&proof).map_err(|e| CommitmentError(e.to_string()))?;
-    Ok((account, parse_jmt_proof(&bytes)?))
+    Ok((value, parse_jmt_proof(&bytes)?))
 }
 
 /// Reads the tree library's canonical (borsh) proof encoding into
@@ -434,17 +463,39 @@ pub fn verify_proof(
     account: Option<&Account>,
     proof: &AccountProof,
 ) -> Result<(), ProofError> {
+    let value = account.map(account_value);
+    verify_key(root, account_key(id), value.as_deref(), proof)
+}
+
+/// Checks that `proof` shows `escrow` (or its absence, for `None`) under
+/// `root`: the algorithm of [`verify_proof`] on the escrow's key.
+pub fn verify_escrow_proof(
+    root: &Hash,
+    id: &EscrowId,
+    escrow: Option<&Escrow>,
+    proof: &AccountProof,
+) -> Result<(), ProofError> {
+    let value = escrow.map(Encode::encode);
+    verify_key(root, escrow_key(id), value.as_deref(), proof)
+}
+
+fn verify_key(
+    root: &Hash,
+    key: KeyHash,
+    value: Option<&[u8]>,
+    proof: &AccountProof,
+) -> Result<(), ProofError> {
     let n = proof.siblings.len();
     if n > 256 {
         return Err(ProofError::TooLong(n));
     }
-    let key = account_key(id).0;
-    let mut current = match (account, &proof.leaf) {
+    let key = key.0;
+    let mut current = match (value, &proof.leaf) {
         (Some(a), Some(leaf)) => {
             if leaf.key_hash.0 != key {
                 return Err(ProofError::NotInclusion);
             }
-            let vh = Hash::of(&account_value(a));
+            let vh = Hash::of(a);
             if vh != leaf.value_hash {
                 return Err(ProofError::ValueMismatch);
             }

@@ -39,7 +39,10 @@ pub mod client;
 pub mod framing;
 pub mod gateway;
 pub mod kv;
-pub mod ledger;
+/// The ledger interfaces, re-exported where the services always found them.
+pub mod ledger {
+    pub use crate::ledger::*;
+}
 pub mod publisher;
 pub mod rpc;
 pub mod settle_rpc;

@@ -552,6 +552,20 @@ impl Chain {
         Ok((account, proof, hash, header))
     }
 
+    /// An escrow (or its absence) with its Merkle proof against the block's
+    /// state root.
+    pub fn escrow_proof(
+        &self,
+        id: &EscrowId,
+        at: Option<Hash>,
+    ) -> Result<(Option<Escrow>, AccountProof, Hash, Header), ReadError> {
+        let (hash, header) = self.resolve(at)?;
+        let (escrow, proof) =
+            commitment::prove_escrow(&TreeView(self.store.as_ref()), id, header.number)
+                .map_err(|e| ReadError::State(e.to_string()))?;
+        Ok((escrow, proof, hash, header))
+    }
+
     /// A block template on `input.parent` (which must be canonical: its
     /// state is read) from `candidates`, under this chain's rules.
     pub fn build_template(

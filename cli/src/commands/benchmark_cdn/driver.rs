@@ -211,7 +211,7 @@ async fn wait_ready(
             Ok(o) => match ledger.escrow(o.escrow()) {
                 Ok(Some(_)) => return Ok(()),
                 Ok(None) => "the escrow is not on this node's chain yet".to_string(),
-                Err(e) => e,
+                Err(e) => e.to_string(),
             },
             Err(e) => e.to_string(),
         };

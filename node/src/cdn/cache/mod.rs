@@ -356,8 +356,11 @@ impl NodeModule for CacheModule {
             network.signing_key(),
             self.state.config.claimer.clone(),
         );
-        self.tasks
-            .push(tokio::spawn(claimer::run(claimer, Duration::from_secs(2))));
+        self.tasks.push(tokio::spawn(claimer::run(
+            claimer,
+            Duration::from_secs(2),
+            ctx.ledger().head_events(1),
+        )));
         // Discovery: announce this cache in the DHT, and again before the
         // record expires.
         let announce = network.clone();

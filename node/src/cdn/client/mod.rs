@@ -189,7 +189,10 @@ async fn wait_escrow(
 ) -> Result<cachecash_runtime::microcash::Escrow, FetchError> {
     let deadline = Instant::now() + wait;
     loop {
-        if let Some(e) = ledger.escrow(id).map_err(FetchError::Escrow)? {
+        if let Some(e) = ledger
+            .escrow(id)
+            .map_err(|e| FetchError::Escrow(e.to_string()))?
+        {
             return Ok(e);
         }
         if Instant::now() >= deadline {

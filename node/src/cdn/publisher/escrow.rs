@@ -17,7 +17,7 @@
 //! byte and ticket numbers are split between instances by residue.
 
 use super::super::kv::{Kv, KvError, key};
-use super::super::ledger::Ledger;
+use super::super::ledger::{HeadEvent, Ledger, LedgerClient};
 use cachecash_cdn::keys::EscrowSecret;
 use cachecash_runtime::microcash::{EscrowId, EscrowTerms, escrow_id};
 use cachecash_runtime::{AccountId, Balance, Call, Transaction};
@@ -123,8 +123,11 @@ pub fn rounds_left(terms: &EscrowTerms, head: u64) -> u64 {
 /// funder, while the plan's budget allows and the chain still accepts a
 /// top-up (before the last round begins, never after a penalty). Re-reads
 /// the terms from the chain so issuance sees the new rounds.
+///
+/// It wakes on each new best block (the ledger's head events), reads the
+/// escrow and the pool on the blocking pool, and never polls.
 pub async fn keep_funded(
-    ledger: std::sync::Arc<dyn Ledger>,
+    ledger: std::sync::Arc<dyn LedgerClient>,
     escrow: std::sync::Arc<ActiveEscrow>,
     funder: std::sync::Arc<SigningKey>,
     plan: EscrowPlan,
@@ -132,17 +135,29 @@ pub async fn keep_funded(
     let funder_account = AccountId::from_signing_key(&funder);
     let mut pending: Option<(cachecash_runtime::Hash, u64)> = None;
     let mut warned = false;
+    let mut heads = ledger.head_events(1);
     loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let Ok(Some(e)) = ledger.escrow(&escrow.id) else {
-            continue;
+        match heads.next().await {
+            None => return,
+            Some(HeadEvent::NewBest(_)) => {}
+            Some(_) => continue,
+        }
+        let e = match ledger.escrow(escrow.id, None).await {
+            Ok(p) => match p.value {
+                Some(e) => e,
+                None => continue,
+            },
+            Err(err) => {
+                tracing::warn!(target: "cachecash::cdn", escrow = %escrow.id, "escrow top-up: {err}");
+                continue;
+            }
         };
         if e.terms != escrow.terms() {
             tracing::info!(target: "cachecash::cdn", escrow = %escrow.id, last_round = e.terms.last_round, "escrow terms updated from the chain");
             escrow.set_terms(e.terms.clone());
             pending = None;
         }
-        let head = ledger.head_number();
+        let head = ledger.best().number;
         if plan.top_up_rounds == 0 || e.penalised {
             continue;
         }
@@ -152,7 +167,11 @@ pub async fn keep_funded(
         }
         // One top-up at a time: wait for the last one to land or vanish.
         if let Some((tx, at)) = pending {
-            if ledger.is_pending(&tx) || head < at.saturating_add(3) {
+            let waiting = matches!(
+                ledger.transaction_status(tx, 1).await,
+                Ok(crate::ledger::TxStatus::Pending)
+            );
+            if waiting || head < at.saturating_add(3) {
                 continue;
             }
             pending = None;
@@ -181,7 +200,7 @@ pub async fn keep_funded(
             }
             continue;
         }
-        let nonce = match ledger.next_nonce(&funder_account) {
+        let nonce = match ledger.next_nonce(funder_account).await {
             Ok(n) => n,
             Err(err) => {
                 tracing::warn!(target: "cachecash::cdn", "escrow top-up: {err}");
@@ -199,7 +218,7 @@ pub async fn keep_funded(
             },
         }
         .sign(&funder, &ledger.genesis());
-        match ledger.submit(tx) {
+        match ledger.submit(tx).await {
             Ok(hash) => {
                 tracing::info!(target: "cachecash::cdn", escrow = %escrow.id, rounds_left = left, extra_rounds = plan.top_up_rounds, payment = %extra, tx = %hash, "topping up the escrow");
                 pending = Some((hash, head));

@@ -275,6 +275,7 @@ impl NodeModule for PublisherModule {
         let svc = Publisher {
             state: state.clone(),
             ledger,
+            client: ctx.ledger(),
             network: network.clone(),
             me: AccountId(key.verifying_key().to_bytes()),
         };
@@ -303,6 +304,8 @@ impl NodeModule for PublisherModule {
 pub struct Publisher {
     pub(crate) state: Arc<PublisherState>,
     pub(crate) ledger: Arc<dyn Ledger>,
+    /// The async ledger (watches, head events) for code on the runtime.
+    pub(crate) client: Arc<dyn crate::ledger::LedgerClient>,
     pub(crate) network: NetworkHandle,
     pub(crate) me: AccountId,
 }
@@ -338,7 +341,7 @@ impl Publisher {
         // Both run for the module's life (aborted with this task at stop).
         let funding = match self.state.config.escrow.clone() {
             escrow::EscrowSource::Open { funder, plan } => futures::future::Either::Left(
-                escrow::keep_funded(self.ledger.clone(), est.clone(), funder, plan),
+                escrow::keep_funded(self.client.clone(), est.clone(), funder, plan),
             ),
             escrow::EscrowSource::Existing(_) => {
                 futures::future::Either::Right(std::future::pending::<()>())

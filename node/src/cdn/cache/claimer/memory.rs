@@ -5,7 +5,7 @@
 
 use super::{Claimer, ClaimerConfig};
 use crate::cdn::cache::{CacheConfig, CacheModule, CacheState};
-use crate::cdn::ledger::Ledger;
+use crate::cdn::ledger::{Ledger, LedgerError};
 use cachecash_cdn::bundle::{BatchAuth, BundleRemainder, CacheRequest, L2Claim, TicketRequest};
 use cachecash_cdn::keys::PuzzleSecret;
 use cachecash_cdn::l2::SealedL2;
@@ -91,14 +91,14 @@ impl Ledger for MemLedger {
             .copied()
             .unwrap_or(0)
     }
-    fn escrow(&self, id: &EscrowId) -> Result<Option<Escrow>, String> {
+    fn escrow(&self, id: &EscrowId) -> Result<Option<Escrow>, LedgerError> {
         Ok((*id == self.id).then(|| self.escrow.clone()))
     }
-    fn next_nonce(&self, _: &AccountId) -> Result<u64, String> {
+    fn next_nonce(&self, _: &AccountId) -> Result<u64, LedgerError> {
         let c = self.chain.lock();
         Ok(c.nonce + c.pool.len() as u64)
     }
-    fn submit(&self, tx: SignedTransaction) -> Result<Hash, String> {
+    fn submit(&self, tx: SignedTransaction) -> Result<Hash, LedgerError> {
         let h = tx.hash();
         let mut c = self.chain.lock();
         if !c.pool.iter().any(|t| t.hash() == h) {
@@ -106,10 +106,10 @@ impl Ledger for MemLedger {
         }
         Ok(h)
     }
-    fn canonical_hash(&self, number: u64) -> Result<Option<Hash>, String> {
+    fn canonical_hash(&self, number: u64) -> Result<Option<Hash>, LedgerError> {
         Ok(self.chain.lock().canon.get(&number).copied())
     }
-    fn transaction_block(&self, tx: &Hash) -> Result<Option<(u64, Hash)>, String> {
+    fn transaction_block(&self, tx: &Hash) -> Result<Option<(u64, Hash)>, LedgerError> {
         let c = self.chain.lock();
         Ok(c.canon
             .iter()
@@ -123,16 +123,16 @@ impl Ledger for MemLedger {
     fn is_pending(&self, tx: &Hash) -> bool {
         self.chain.lock().pool.iter().any(|t| t.hash() == *tx)
     }
-    fn state_nonce(&self, _: &AccountId) -> Result<u64, String> {
+    fn state_nonce(&self, _: &AccountId) -> Result<u64, LedgerError> {
         Ok(self.chain.lock().nonce)
     }
-    fn balance(&self, _: &AccountId) -> Result<Balance, String> {
+    fn balance(&self, _: &AccountId) -> Result<Balance, LedgerError> {
         Ok(0)
     }
     fn fee_estimate(&self, _size: usize) -> Balance {
         1
     }
-    fn block_transactions(&self, number: u64) -> Result<Vec<SignedTransaction>, String> {
+    fn block_transactions(&self, number: u64) -> Result<Vec<SignedTransaction>, LedgerError> {
         let c = self.chain.lock();
         Ok(c.canon
             .get(&number)

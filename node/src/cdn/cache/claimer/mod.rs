@@ -22,7 +22,7 @@
 
 use super::CacheState;
 use super::settle::{ClaimRecord, Record, Settle, Slot, Update};
-use crate::cdn::ledger::Ledger;
+use crate::cdn::ledger::{HeadEvents, Ledger};
 use cachecash_runtime::microcash::{self as mc, EscrowId, MAX_CLAIMS_PER_TRANSACTION};
 use cachecash_runtime::transaction::TicketClaimItem;
 use cachecash_runtime::{AccountId, Balance, Call, Hash, Transaction};
@@ -520,24 +520,27 @@ impl Claimer {
     }
 }
 
-/// Runs the claimer until the task is aborted: a pass on every new head,
-/// and at least every `idle`.
-pub async fn run(claimer: Claimer, idle: std::time::Duration) {
+/// Runs the claimer until the task is aborted or the chain shuts down: a
+/// pass on the blocking pool after every change of the canonical chain
+/// (`heads`: new blocks and reorganisations, several coalesced into one
+/// pass), and at least every `idle`.
+pub async fn run(claimer: Claimer, idle: std::time::Duration, mut heads: HeadEvents) {
     let claimer = Arc::new(parking_lot::Mutex::new(claimer));
-    let ledger = claimer.lock().ledger.clone();
-    let mut last = (u64::MAX, std::time::Instant::now());
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
     loop {
-        tick.tick().await;
-        let head = ledger.head_number();
-        if head == last.0 && last.1.elapsed() < idle {
-            continue;
+        tokio::select! {
+            e = heads.next() => {
+                if e.is_none() {
+                    return;
+                }
+                // Coalesce a burst (a sync, a reorganisation) into one pass.
+                while heads.try_next().is_some() {}
+            }
+            () = tokio::time::sleep(idle) => {}
         }
-        last = (head, std::time::Instant::now());
         let c = claimer.clone();
         match tokio::task::spawn_blocking(move || c.lock().pass()).await {
             Ok(Ok(s)) if s.sent > 0 || s.updated > 0 => {
-                tracing::debug!(target: "cachecash::settle", head, updated = s.updated, sent = s.sent, held_back = s.held_back, "claimer pass");
+                tracing::debug!(target: "cachecash::settle", updated = s.updated, sent = s.sent, held_back = s.held_back, "claimer pass");
             }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
