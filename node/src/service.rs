@@ -2,9 +2,12 @@
 //! hosted modules, and stops them in reverse order.
 //!
 //! Modules ([`NodeModule`]) are the seam for the CDN services (publisher,
-//! cache, client) and the network: each receives a [`ModuleContext`] with
-//! the chain and the pool — the narrow ledger interface — and runs until
-//! the node stops.
+//! cache, gateway, dashboard): each receives a [`ModuleContext`] with the
+//! ledger interface ([`ModuleContext::ledger`]), the network (where it
+//! registers its own protocols, [`ModuleContext::register_protocol`]) and
+//! the RPC registry, and runs until the node stops. Start and stop are
+//! async and awaited in order (stop in reverse), and stop waits for the
+//! module's tasks.
 
 use crate::chain::Chain;
 use crate::mempool::{Mempool, PoolLimits};
@@ -131,16 +134,109 @@ impl ModuleContext {
             self.pool.clone(),
         ))
     }
+
+    /// The network, or the error naming `module` that needs it.
+    pub fn network_for(&self, module: &'static str) -> Result<NetworkHandle, ModuleError> {
+        self.network
+            .clone()
+            .ok_or(ModuleError::NeedsNetwork { module })
+    }
+
+    /// Registers a libp2p stream protocol of the module: `name` (such as
+    /// `cdn/cache/1`) is namespaced by the chain's genesis, and inbound
+    /// streams for it arrive on the returned receiver. No edit of the
+    /// node's shared network behaviour is needed; a protocol can be
+    /// registered once per node.
+    pub fn register_protocol(
+        &self,
+        module: &'static str,
+        name: &str,
+    ) -> Result<(libp2p::StreamProtocol, libp2p_stream::IncomingStreams), ModuleError> {
+        let protocol = crate::network::protocol::protocol_name(&self.chain.genesis_hash(), name);
+        self.register_stream_protocol(module, protocol)
+    }
+
+    /// [`ModuleContext::register_protocol`] for a full protocol name.
+    pub fn register_stream_protocol(
+        &self,
+        module: &'static str,
+        protocol: libp2p::StreamProtocol,
+    ) -> Result<(libp2p::StreamProtocol, libp2p_stream::IncomingStreams), ModuleError> {
+        let incoming = self
+            .network_for(module)?
+            .stream_control()
+            .accept(protocol.clone())
+            .map_err(|_| ModuleError::ProtocolInUse {
+                protocol: protocol.to_string(),
+            })?;
+        Ok((protocol, incoming))
+    }
 }
 
-/// A service hosted by the node (network, CDN roles).
+/// Why a module could not start. The node stops the modules started
+/// before it and reports this.
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    /// The module needs peer-to-peer networking, which is off.
+    #[error("{module} needs peer-to-peer networking; do not run it with networking off")]
+    NeedsNetwork {
+        /// The module.
+        module: &'static str,
+    },
+    /// Another module (or a second instance) serves the protocol already.
+    #[error(
+        "protocol {protocol} is already served on this node; run one instance of the role per node"
+    )]
+    ProtocolInUse {
+        /// The protocol name.
+        protocol: String,
+    },
+    /// Any other reason, said in full.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for ModuleError {
+    fn from(message: String) -> Self {
+        ModuleError::Failed(message)
+    }
+}
+
+impl From<&str> for ModuleError {
+    fn from(message: &str) -> Self {
+        ModuleError::Failed(message.to_string())
+    }
+}
+
+/// A service hosted by the node (the CDN roles, the gateway, the
+/// dashboard).
+///
+/// Lifecycle: the node awaits [`NodeModule::start`] of each module in
+/// order once its ledger, network and RPC run; a module starts its tasks
+/// there and returns. At shutdown the node awaits [`NodeModule::stop`] in
+/// reverse order, before the network and the RPC server go down; a module
+/// stops its tasks, waits for them to end ([`stop_tasks`]) and flushes what
+/// it holds.
+#[async_trait::async_trait]
 pub trait NodeModule: Send + std::fmt::Debug {
     /// Name for logs.
     fn name(&self) -> &'static str;
     /// Starts the module's tasks.
-    fn start(&mut self, ctx: &ModuleContext) -> Result<(), String>;
-    /// Stops them.
-    fn stop(&mut self);
+    async fn start(&mut self, ctx: &ModuleContext) -> Result<(), ModuleError>;
+    /// Stops them and waits until they are gone.
+    async fn stop(&mut self);
+}
+
+/// Aborts `tasks` and waits until each has ended, so whatever they hold
+/// (files, databases, connections) is released when this returns.
+pub async fn stop_tasks(tasks: impl IntoIterator<Item = tokio::task::JoinHandle<()>>) {
+    let tasks: Vec<_> = tasks.into_iter().collect();
+    for t in &tasks {
+        t.abort();
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
 }
 
 /// Database directory for `spec` under `base`.
@@ -358,13 +454,13 @@ impl Node {
         };
         let mut started: Vec<Box<dyn NodeModule>> = Vec::new();
         for mut m in modules {
-            if let Err(message) = m.start(&ctx) {
+            if let Err(e) = m.start(&ctx).await {
                 for s in started.iter_mut().rev() {
-                    s.stop();
+                    s.stop().await;
                 }
                 return Err(NodeError::Module {
                     name: m.name(),
-                    message,
+                    message: e.to_string(),
                 });
             }
             started.push(m);
@@ -426,7 +522,7 @@ impl Node {
             tokio::task::block_in_place(|| m.stop());
         }
         for m in self.modules.iter_mut().rev() {
-            m.stop();
+            m.stop().await;
         }
         // The swarm task goes first: no more blocks arrive while the rest
         // winds down, and its connections close.

@@ -21,7 +21,7 @@
 //! a local one, which the RPC's `--rpc-cors` default allows; served on
 //! another interface, that origin must be added to `--rpc-cors`.
 
-use crate::service::{ModuleContext, NodeModule};
+use crate::service::{ModuleContext, ModuleError, NodeModule, stop_tasks};
 use axum::http::header;
 use axum::response::IntoResponse;
 use std::net::SocketAddr;
@@ -78,12 +78,13 @@ fn asset(content_type: &'static str, body: &'static str) -> axum::response::Resp
         .into_response()
 }
 
+#[async_trait::async_trait]
 impl NodeModule for DashboardModule {
     fn name(&self) -> &'static str {
         "dashboard"
     }
 
-    fn start(&mut self, ctx: &ModuleContext) -> Result<(), String> {
+    async fn start(&mut self, ctx: &ModuleContext) -> Result<(), ModuleError> {
         let rpc = ctx
             .rpc_addr
             .ok_or("the dashboard reads the node over its JSON-RPC; do not use --no-rpc")?;
@@ -126,9 +127,7 @@ impl NodeModule for DashboardModule {
         Ok(())
     }
 
-    fn stop(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
+    async fn stop(&mut self) {
+        stop_tasks(self.task.take()).await;
     }
 }

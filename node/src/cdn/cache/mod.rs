@@ -33,7 +33,7 @@ pub mod tickets;
 
 use super::kv::Kv;
 use super::ledger::Ledger;
-use crate::service::{ModuleContext, NodeModule};
+use crate::service::{ModuleContext, ModuleError, NodeModule, stop_tasks};
 use cachecash_runtime::microcash::{Escrow, EscrowId};
 use cachecash_runtime::{AccountId, Balance};
 use prometheus_client::metrics::counter::Counter;
@@ -305,16 +305,14 @@ impl CacheModule {
     }
 }
 
+#[async_trait::async_trait]
 impl NodeModule for CacheModule {
     fn name(&self) -> &'static str {
         "cache"
     }
 
-    fn start(&mut self, ctx: &ModuleContext) -> Result<(), String> {
-        let network = ctx
-            .network
-            .clone()
-            .ok_or("the cache needs networking; do not run it with networking off")?;
+    async fn start(&mut self, ctx: &ModuleContext) -> Result<(), ModuleError> {
+        let network = ctx.network_for("the cache")?;
         let ledger: Arc<dyn Ledger> = Arc::new(super::ledger::ChainLedger::new(
             ctx.chain.clone(),
             ctx.pool.clone(),
@@ -326,14 +324,11 @@ impl NodeModule for CacheModule {
             network: network.clone(),
             me,
         };
-        let mut control = network.stream_control();
         let genesis = ledger.genesis();
-        let incoming_control = control.accept(super::cache_protocol(&genesis)).map_err(
-            |_| "the CDN cache protocol is already served on this node (one cache per node)",
-        )?;
-        let incoming_chunks = control
-            .accept(super::chunk_protocol(&genesis))
-            .map_err(|_| "the CDN chunk protocol is already served on this node")?;
+        let (_, incoming_control) =
+            ctx.register_stream_protocol("the cache", super::cache_protocol(&genesis))?;
+        let (_, incoming_chunks) =
+            ctx.register_stream_protocol("the cache", super::chunk_protocol(&genesis))?;
         self.tasks
             .push(tokio::spawn(svc.clone().accept_control(incoming_control)));
         self.tasks
@@ -379,10 +374,8 @@ impl NodeModule for CacheModule {
         Ok(())
     }
 
-    fn stop(&mut self) {
-        for t in self.tasks.drain(..) {
-            t.abort();
-        }
+    async fn stop(&mut self) {
+        stop_tasks(self.tasks.drain(..)).await;
         if let Err(e) = self.state.tickets.sync() {
             tracing::error!(target: "cachecash::cdn", "ticket log sync at stop failed: {e}");
         }

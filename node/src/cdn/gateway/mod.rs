@@ -39,7 +39,7 @@ pub mod http;
 use crate::cdn::client::{self, FetchError, FetchOptions, FetchRequest, ObjectMeta};
 use crate::cdn::ledger::{ChainLedger, Ledger};
 use crate::network::NetworkHandle;
-use crate::service::{ModuleContext, NodeModule};
+use crate::service::{ModuleContext, ModuleError, NodeModule, stop_tasks};
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
@@ -202,16 +202,14 @@ impl GatewayModule {
     }
 }
 
+#[async_trait::async_trait]
 impl NodeModule for GatewayModule {
     fn name(&self) -> &'static str {
         "gateway"
     }
 
-    fn start(&mut self, ctx: &ModuleContext) -> Result<(), String> {
-        let network = ctx
-            .network
-            .clone()
-            .ok_or("the gateway needs the network (do not disable it)")?;
+    async fn start(&mut self, ctx: &ModuleContext) -> Result<(), ModuleError> {
+        let network = ctx.network_for("the gateway")?;
         let listener = self
             .listener
             .take()
@@ -250,10 +248,8 @@ impl NodeModule for GatewayModule {
         Ok(())
     }
 
-    fn stop(&mut self) {
-        if let Some(t) = self.task.take() {
-            t.abort();
-        }
+    async fn stop(&mut self) {
+        stop_tasks(self.task.take()).await;
     }
 }
 

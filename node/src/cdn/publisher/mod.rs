@@ -29,7 +29,7 @@ use super::framing::{FrameError, read_msg, write_body, write_msg};
 use super::kv::Kv;
 use super::ledger::{ChainLedger, Ledger};
 use crate::network::NetworkHandle;
-use crate::service::{ModuleContext, NodeModule};
+use crate::service::{ModuleContext, ModuleError, NodeModule, stop_tasks};
 use cachecash_cdn::manifest::chunk_digest;
 use cachecash_cdn::messages::{ControlRequest, FillReply, FillRequest, wire_text};
 use cachecash_cdn::puzzle::{DEFAULT_ROUNDS, DEFAULT_START_RANGE};
@@ -221,16 +221,14 @@ impl PublisherModule {
     }
 }
 
+#[async_trait::async_trait]
 impl NodeModule for PublisherModule {
     fn name(&self) -> &'static str {
         "publisher"
     }
 
-    fn start(&mut self, ctx: &ModuleContext) -> Result<(), String> {
-        let network = ctx
-            .network
-            .clone()
-            .ok_or("the publisher needs networking; do not run it with networking off")?;
+    async fn start(&mut self, ctx: &ModuleContext) -> Result<(), ModuleError> {
+        let network = ctx.network_for("the publisher")?;
         if self.config.bundle_chunks == 0
             || self.config.bundle_chunks > cachecash_cdn::puzzle::MAX_BUNDLE_CHUNKS
         {
@@ -238,13 +236,15 @@ impl NodeModule for PublisherModule {
                 "bundle size {} is out of range: 1 to {} chunks",
                 self.config.bundle_chunks,
                 cachecash_cdn::puzzle::MAX_BUNDLE_CHUNKS
-            ));
+            )
+            .into());
         }
         if self.config.puzzle_covered > self.config.bundle_chunks {
             return Err(format!(
                 "the puzzle cannot cover {} chunks of a {}-chunk bundle; set puzzle_covered to at most bundle_chunks (0 covers all)",
                 self.config.puzzle_covered, self.config.bundle_chunks
-            ));
+            )
+            .into());
         }
         let ledger: Arc<dyn Ledger> =
             Arc::new(ChainLedger::new(ctx.chain.clone(), ctx.pool.clone()));
@@ -279,10 +279,10 @@ impl NodeModule for PublisherModule {
             network: network.clone(),
             me: AccountId(key.verifying_key().to_bytes()),
         };
-        let mut control = network.stream_control();
-        let incoming = control
-            .accept(super::publisher_protocol(&svc.ledger.genesis()))
-            .map_err(|_| "the CDN publisher protocol is already served on this node (one publisher per node)")?;
+        let (_, incoming) = ctx.register_stream_protocol(
+            "the publisher",
+            super::publisher_protocol(&svc.ledger.genesis()),
+        )?;
         self.tasks.push(tokio::spawn(svc.clone().accept(incoming)));
         self.tasks.push(tokio::spawn(svc.run_escrow()));
         tracing::info!(target: "cachecash::cdn", publisher = %network.local_peer_id(), dir = %self.config.dir.display(), "publisher started");
@@ -292,10 +292,8 @@ impl NodeModule for PublisherModule {
         Ok(())
     }
 
-    fn stop(&mut self) {
-        for t in self.tasks.drain(..) {
-            t.abort();
-        }
+    async fn stop(&mut self) {
+        stop_tasks(self.tasks.drain(..)).await;
     }
 }
 
