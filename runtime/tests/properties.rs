@@ -308,8 +308,7 @@ proptest! {
         let funders = [account(1), account(2)];
         let mut open: [BTreeSet<cachecash_runtime::Hash>; 2] = Default::default();
         let mut next_id = 0u32;
-        let mut version = 0u64;
-        for (opening, f, pick) in ops {
+        for (version, (opening, f, pick)) in (0u64..).zip(ops) {
             let who = usize::from(f);
             let funder = funders[who];
             let state = (version > 0).then(|| TreeState::new(&tree, version - 1));
@@ -351,7 +350,6 @@ proptest! {
                 }
                 prop_assert_eq!(&paged, &listed);
             }
-            version += 1;
         }
     }
 }
