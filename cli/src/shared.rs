@@ -75,7 +75,9 @@ pub struct RpcArgs {
     pub rpc: String,
 }
 
-/// A JSON-RPC client for a node.
+/// A JSON-RPC client for a node: the typed clients of the node's
+/// namespaces (`cachecash_node::rpc::api`, `cdn`, `cache`, `publisher`)
+/// over HTTP, with errors that say which call failed and why.
 pub struct NodeClient {
     client: jsonrpsee::http_client::HttpClient,
     url: String,
@@ -94,29 +96,36 @@ impl NodeClient {
         })
     }
 
-    /// Calls `method` with positional `params`.
-    pub async fn call(
+    /// The typed client: call the generated methods of the namespace
+    /// traits on it, inside [`NodeClient::run`].
+    pub fn api(&self) -> &jsonrpsee::http_client::HttpClient {
+        &self.client
+    }
+
+    /// Awaits a typed call named `method`, turning its error into one
+    /// that says what failed: the node's refusal (with the reason it
+    /// gave), or an unreachable node.
+    pub async fn run<T>(
         &self,
         method: &str,
-        params: Vec<serde_json::Value>,
-    ) -> anyhow::Result<serde_json::Value> {
-        use jsonrpsee::core::client::ClientT;
-        let mut p = jsonrpsee::core::params::ArrayParams::new();
-        for v in params {
-            p.insert(v).context("cannot encode RPC parameters")?;
-        }
-        self.client
-            .request::<serde_json::Value, _>(method, p)
-            .await
-            .map_err(|e| match e {
-                jsonrpsee::core::client::Error::Call(obj) => {
-                    anyhow::anyhow!("{method} failed: {}", obj.message())
+        call: impl std::future::Future<Output = Result<T, jsonrpsee::core::client::Error>>,
+    ) -> anyhow::Result<T> {
+        call.await.map_err(|e| match e {
+            jsonrpsee::core::client::Error::Call(obj) => match obj.data() {
+                Some(data) => {
+                    anyhow::anyhow!("{method} failed: {}: {}", obj.message(), data.get())
                 }
-                other => anyhow::anyhow!(
-                    "cannot reach the node at {} ({method}): {other}; is it running, with RPC on that address?",
-                    self.url
-                ),
-            })
+                None => anyhow::anyhow!("{method} failed: {}", obj.message()),
+            },
+            jsonrpsee::core::client::Error::ParseError(p) => anyhow::anyhow!(
+                "{method}: the node at {} answered in a shape this build does not know ({p}); is it the same cachecash version?",
+                self.url
+            ),
+            other => anyhow::anyhow!(
+                "cannot reach the node at {} ({method}): {other}; is it running, with RPC on that address?",
+                self.url
+            ),
+        })
     }
 }
 
@@ -159,14 +168,17 @@ pub struct ChainFacts {
 
 /// Asks the node for its genesis hash and token properties.
 pub async fn facts(client: &NodeClient) -> anyhow::Result<ChainFacts> {
-    use serde_json::{Value, json};
-    let g = client.call("chain_getBlockHash", vec![json!(0)]).await?;
-    let genesis = cachecash_runtime::Hash::from_hex(g.as_str().unwrap_or_default())
+    use cachecash_node::rpc::api::{ChainApiClient, SystemApiClient};
+    use serde_json::Value;
+    let api = client.api();
+    let genesis = client
+        .run("chain_getBlockHash", api.block_hash(Some(0.into())))
+        .await?
         .context("the node returned no genesis hash")?;
-    let props = client.call("system_properties", vec![]).await?;
-    let chain_type = client.call("system_chainType", vec![]).await?;
-    let chain_type =
-        serde_json::from_value(chain_type).context("the node reported an unknown chain type")?;
+    let props = client.run("system_properties", api.properties()).await?;
+    let chain_type = client.run("system_chainType", api.chain_type()).await?;
+    let chain_type = serde_json::from_value(Value::String(chain_type))
+        .context("the node reported an unknown chain type")?;
     Ok(ChainFacts {
         chain_type,
         genesis,
@@ -183,21 +195,24 @@ pub async fn facts(client: &NodeClient) -> anyhow::Result<ChainFacts> {
     })
 }
 
+/// The node's consensus parameters.
+pub async fn consensus(
+    client: &NodeClient,
+) -> anyhow::Result<cachecash_node::rpc::api::ConsensusView> {
+    use cachecash_node::rpc::api::StateApiClient;
+    client
+        .run("state_getConsensusParams", client.api().consensus_params())
+        .await
+}
+
 /// The smallest fee a transaction carrying `call` may pay on the node's
 /// chain: the flat minimum, or the per-byte price of its signed size if
-/// that is more (a node that does not report `feePerByte` has none).
+/// that is more.
 pub async fn minimum_fee(
     client: &NodeClient,
     call: &cachecash_runtime::Call,
 ) -> anyhow::Result<cachecash_runtime::Balance> {
-    let v = client.call("state_getConsensusParams", vec![]).await?;
-    let balance = |name: &str| {
-        v.get(name)
-            .and_then(serde_json::Value::as_str)
-            .and_then(|s| s.parse::<cachecash_runtime::Balance>().ok())
-    };
-    let minimum = balance("minimumFee").context("the node did not report its minimum fee")?;
-    let per_byte = balance("feePerByte").unwrap_or(0);
+    let p = consensus(client).await?;
     // The size does not depend on the signer, nonce or fee values.
     let size = cachecash_runtime::Transaction {
         signer: cachecash_runtime::AccountId([0; 32]),
@@ -208,7 +223,29 @@ pub async fn minimum_fee(
     .signed_size();
     let size =
         cachecash_runtime::Balance::try_from(size).unwrap_or(cachecash_runtime::Balance::MAX);
-    Ok(per_byte.saturating_mul(size).max(minimum))
+    Ok(p.fee_per_byte.saturating_mul(size).max(p.minimum_fee))
+}
+
+/// An account's balance and nonce at the best block.
+pub async fn account(
+    client: &NodeClient,
+    id: &cachecash_runtime::AccountId,
+) -> anyhow::Result<cachecash_node::rpc::api::AccountView> {
+    use cachecash_node::rpc::api::StateApiClient;
+    client
+        .run("state_getAccount", client.api().account(*id, None))
+        .await
+}
+
+/// An open escrow at the best block (`None`: never opened, or closed).
+pub async fn escrow(
+    client: &NodeClient,
+    id: &cachecash_runtime::microcash::EscrowId,
+) -> anyhow::Result<Option<cachecash_node::rpc::api::EscrowView>> {
+    use cachecash_node::rpc::api::StateApiClient;
+    client
+        .run("state_getEscrow", client.api().escrow(*id, None))
+        .await
 }
 
 /// The signer's next nonce, counting its pending transactions.
@@ -216,25 +253,22 @@ pub async fn next_nonce(
     client: &NodeClient,
     signer: &cachecash_runtime::AccountId,
 ) -> anyhow::Result<u64> {
-    use serde_json::{Value, json};
-    let account = client.call("state_getAccount", vec![json!(signer)]).await?;
-    let mut nonce = account.get("nonce").and_then(Value::as_u64).unwrap_or(0);
+    use cachecash_node::rpc::api::AuthorApiClient;
+    let mut nonce = account(client, signer).await?.nonce;
     // The pool answers in pages; read them all.
     const PAGE: u64 = 1024;
     let mut offset = 0u64;
     loop {
-        let pending = client
-            .call(
+        let page = client
+            .run(
                 "author_pendingTransactions",
-                vec![json!(PAGE), json!(offset)],
+                client.api().pending_transactions(Some(PAGE), Some(offset)),
             )
             .await?;
-        let page = pending.as_array().cloned().unwrap_or_default();
         for t in &page {
-            let is_signer =
-                t.pointer("/tx/signer").and_then(Value::as_str) == Some(signer.to_hex().as_str());
-            if let (true, Some(n)) = (is_signer, t.pointer("/tx/nonce").and_then(Value::as_u64)) {
-                nonce = nonce.max(n.saturating_add(1));
+            let tx = &t.transaction.tx;
+            if tx.signer == *signer {
+                nonce = nonce.max(tx.nonce.saturating_add(1));
             }
         }
         if (page.len() as u64) < PAGE {
@@ -248,7 +282,7 @@ pub async fn next_nonce(
 #[derive(Debug, Clone)]
 pub struct Submitted {
     /// Its hash, as the node returned it.
-    pub hash: String,
+    pub hash: cachecash_runtime::Hash,
     /// The nonce used.
     pub nonce: u64,
 }
@@ -261,6 +295,7 @@ pub async fn submit(
     call: cachecash_runtime::Call,
     fee: cachecash_runtime::Balance,
 ) -> anyhow::Result<Submitted> {
+    use cachecash_node::rpc::api::AuthorApiClient;
     use parity_scale_codec::Encode;
     let signer = cachecash_runtime::AccountId::from_signing_key(key);
     let nonce = next_nonce(client, &signer).await?;
@@ -272,32 +307,30 @@ pub async fn submit(
     }
     .sign(key, &facts.genesis);
     let hash = client
-        .call(
+        .run(
             "author_submitTransaction",
-            vec![serde_json::json!(
-                cachecash_runtime::primitives::encode_hex(&tx.encode())
-            )],
+            client
+                .api()
+                .submit_transaction(cachecash_runtime::primitives::encode_hex(&tx.encode())),
         )
         .await?;
-    Ok(Submitted {
-        hash: hash.as_str().unwrap_or_default().to_string(),
-        nonce,
-    })
+    Ok(Submitted { hash, nonce })
 }
 
 /// Waits (polling the node, up to `timeout_s`) until the transaction is in
-/// the canonical chain; returns `chain_getTransaction`'s answer.
+/// the canonical chain; returns where it was included.
 pub async fn wait_included(
     client: &NodeClient,
-    hash: &str,
+    hash: &cachecash_runtime::Hash,
     timeout_s: u64,
-) -> anyhow::Result<serde_json::Value> {
+) -> anyhow::Result<cachecash_node::rpc::api::TransactionLookup> {
+    use cachecash_node::rpc::api::ChainApiClient;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_s);
     loop {
         let found = client
-            .call("chain_getTransaction", vec![serde_json::json!(hash)])
+            .run("chain_getTransaction", client.api().transaction(*hash))
             .await?;
-        if !found.is_null() {
+        if let Some(found) = found {
             return Ok(found);
         }
         if std::time::Instant::now() >= deadline {
@@ -310,18 +343,11 @@ pub async fn wait_included(
 }
 
 /// "Included in block #N (hash) at index I".
-pub fn inclusion_line(found: &serde_json::Value) -> String {
-    use serde_json::Value;
+pub fn inclusion_line(found: &cachecash_node::rpc::api::TransactionLookup) -> String {
     format!(
         "Included in block #{} ({}) at index {}",
-        found
-            .get("blockNumber")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-        found
-            .get("blockHash")
-            .and_then(Value::as_str)
-            .unwrap_or("?"),
-        found.get("index").and_then(Value::as_u64).unwrap_or(0)
+        found.block_number.unwrap_or(0),
+        found.block_hash,
+        found.index
     )
 }

@@ -44,6 +44,7 @@ pub async fn start(
 ) -> std::io::Result<(SocketAddr, ServerHandle)> {
     let mut module = module(ctx).map_err(std::io::Error::other)?;
     module.merge(extra).map_err(std::io::Error::other)?;
+    let module = crate::rpc::with_rpc_methods(module).map_err(std::io::Error::other)?;
     let config = ServerConfig::builder()
         .max_connections(limits.max_connections)
         .max_request_body_size(limits.max_request_bytes)

@@ -82,9 +82,11 @@ pub async fn rpc(addr: SocketAddr, method: &str, params: Vec<Value>) -> Result<V
         .request::<Value, _>(method, p)
         .await
         .map_err(|e| match e {
-            jsonrpsee::core::client::Error::Call(obj) => {
-                format!("{}: {}", obj.code(), obj.message())
-            }
+            // The reason a parameter was refused is in `data`.
+            jsonrpsee::core::client::Error::Call(obj) => match obj.data() {
+                Some(data) => format!("{}: {}: {}", obj.code(), obj.message(), data.get()),
+                None => format!("{}: {}", obj.code(), obj.message()),
+            },
             other => other.to_string(),
         })
 }

@@ -39,10 +39,16 @@ fn rig() -> Rig {
 }
 
 impl Rig {
-    /// Mines one block on the head holding the whole pool.
-    fn mine(&self, salt: u64) -> Hash {
-        let txs = self.pool.pending().into_iter().map(|(_, t)| t).collect();
-        let block = mine_chain_block(&self.chain, txs, dev("ferdie"), salt);
+    /// Mines one block on the head holding the whole pool (`with_pool`;
+    /// the pool forgets included transactions asynchronously, so only a
+    /// block right after a submission takes it) or nothing.
+    fn mine(&self, with_pool: bool) -> Hash {
+        let txs = if with_pool {
+            self.pool.pending().into_iter().map(|(_, t)| t).collect()
+        } else {
+            Vec::new()
+        };
+        let block = mine_chain_block(&self.chain, txs, dev("ferdie"), 0);
         let hash = block.hash();
         self.chain.import_block(block, BlockOrigin::Mined).unwrap();
         hash
@@ -115,7 +121,7 @@ async fn proven_reads_verify_against_the_state_root_and_a_tampered_value_does_no
     }
     .sign(&alice, &genesis);
     r.ledger.submit(open).await.unwrap();
-    r.mine(0);
+    r.mine(true);
     let id = escrow_id(&genesis, &dev("alice"), 0);
 
     let account = r.ledger.account(dev("alice"), None).await.unwrap();
@@ -157,7 +163,7 @@ async fn a_watched_transaction_goes_pending_in_block_final_and_back_when_its_blo
     let mut watch = r.ledger.watch_transaction(hash, 3);
     assert_eq!(next(&mut watch, "pending").await, TxStatus::Pending);
 
-    let b1 = r.mine(0);
+    let b1 = r.mine(true);
     let in_block = BlockRef {
         number: 1,
         hash: b1,
@@ -169,8 +175,8 @@ async fn a_watched_transaction_goes_pending_in_block_final_and_back_when_its_blo
             confirmations: 1
         }
     );
-    r.mine(0);
-    r.mine(0);
+    r.mine(false);
+    r.mine(false);
     let seen = until(&mut watch, "finality", |s| {
         matches!(s, TxStatus::Final { .. })
     })
@@ -199,7 +205,7 @@ async fn a_watched_transaction_goes_pending_in_block_final_and_back_when_its_blo
         "{seen:?}"
     );
     // Mined again on the new branch, it is found in its new block.
-    let b6 = r.mine(0);
+    let b6 = r.mine(true);
     let seen = until(&mut watch, "re-inclusion", |s| {
         matches!(s, TxStatus::InBlock { .. })
     })
@@ -228,7 +234,7 @@ async fn head_events_name_every_new_and_retracted_block_and_finality_at_depth() 
             hash: genesis
         })
     );
-    let ours: Vec<Hash> = (0..3).map(|_| r.mine(0)).collect();
+    let ours: Vec<Hash> = (0..3).map(|_| r.mine(false)).collect();
     let seen = until(
         &mut events,
         "block 2 final",
@@ -337,7 +343,7 @@ async fn an_escrow_watch_reports_its_opening_and_its_disappearance_on_a_reorg() 
     }
     .sign(&alice, &genesis);
     r.ledger.submit(open).await.unwrap();
-    let b1 = r.mine(0);
+    let b1 = r.mine(true);
     let update = next(&mut watch, "the opening").await;
     assert_eq!(update.block.hash, b1);
     assert_eq!(update.escrow.unwrap().terms, terms);

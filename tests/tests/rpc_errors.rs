@@ -54,7 +54,10 @@ async fn malformed_and_invalid_requests_get_clear_errors() {
         .unwrap_err();
     assert!(e.contains("expected exactly 32 bytes"), "{e}");
     let e = rpc(a, "state_getBalance", vec![]).await.unwrap_err();
-    assert!(e.contains("missing parameter 1 (account)"), "{e}");
+    assert!(
+        e.starts_with("-32602") && e.contains("No more params"),
+        "{e}"
+    );
     let e = rpc(
         a,
         "state_getBalance",
@@ -204,7 +207,7 @@ async fn escrow_methods_reject_bad_input_with_clear_errors() {
     let e = rpc(a, "state_getEscrow", vec![json!("0xnothex")])
         .await
         .unwrap_err();
-    assert!(e.starts_with("-32602") && e.contains("escrow id"), "{e}");
+    assert!(e.starts_with("-32602") && e.contains("hex"), "{e}");
     assert_eq!(
         rpc(a, "state_getEscrow", vec![unknown.clone()])
             .await
@@ -218,7 +221,7 @@ async fn escrow_methods_reject_bad_input_with_clear_errors() {
     let e = rpc(a, "escrow_getWinners", vec![unknown.clone(), json!("one")])
         .await
         .unwrap_err();
-    assert!(e.starts_with("-32602") && e.contains("round"), "{e}");
+    assert!(e.starts_with("-32602") && e.contains("expected u64"), "{e}");
     let e = rpc(a, "escrow_listByFunder", vec![json!("0x12")])
         .await
         .unwrap_err();

@@ -3,10 +3,9 @@
 //! JSON-RPC (`cache_*`).
 
 use crate::shared::{self, NodeClient, RpcArgs};
-use cachecash_node::cdn::settle_rpc::{Earnings, Reconciliation, TicketPage};
+use cachecash_node::cdn::settle_rpc::{CacheApiClient, Earnings, Reconciliation, TicketPage};
 use cachecash_runtime::primitives::format_balance;
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
 
 /// Cache commands.
 #[derive(Debug, Subcommand)]
@@ -69,14 +68,12 @@ pub fn run(cmd: CacheCommand) -> anyhow::Result<()> {
     shared::runtime()?.block_on(async move {
         match cmd {
             CacheCommand::Earnings(o) => {
-                let v = NodeClient::new(&o.rpc.rpc)?
-                    .call("cache_earnings", vec![])
-                    .await?;
+                let c = NodeClient::new(&o.rpc.rpc)?;
+                let e: Earnings = c.run("cache_earnings", c.api().earnings()).await?;
                 if o.json {
-                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    println!("{}", serde_json::to_string_pretty(&e)?);
                     return Ok(());
                 }
-                let e: Earnings = serde_json::from_value(v)?;
                 println!("cache {}  balance {}", e.account, cch(&e.balance));
                 for (state, t) in &e.totals {
                     println!("  {state:<10} {:>8} tickets  {}", t.tickets, cch(&t.value));
@@ -101,17 +98,14 @@ pub fn run(cmd: CacheCommand) -> anyhow::Result<()> {
                 limit,
                 out,
             } => {
-                let v = NodeClient::new(&out.rpc.rpc)?
-                    .call(
-                        "cache_tickets",
-                        vec![json!(state), json!(after), json!(limit)],
-                    )
+                let c = NodeClient::new(&out.rpc.rpc)?;
+                let page: TicketPage = c
+                    .run("cache_tickets", c.api().tickets(state, after, Some(limit)))
                     .await?;
                 if out.json {
-                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    println!("{}", serde_json::to_string_pretty(&page)?);
                     return Ok(());
                 }
-                let page: TicketPage = serde_json::from_value(v)?;
                 for t in &page.tickets {
                     let mut line = format!(
                         "{} r{} #{} {}",
@@ -137,12 +131,10 @@ pub fn run(cmd: CacheCommand) -> anyhow::Result<()> {
                 Ok(())
             }
             CacheCommand::Reconcile(o) => {
-                let v: Value = NodeClient::new(&o.rpc.rpc)?
-                    .call("cache_reconcile", vec![])
-                    .await?;
-                let r: Reconciliation = serde_json::from_value(v.clone())?;
+                let c = NodeClient::new(&o.rpc.rpc)?;
+                let r: Reconciliation = c.run("cache_reconcile", c.api().reconcile()).await?;
                 if o.json {
-                    println!("{}", serde_json::to_string_pretty(&v)?);
+                    println!("{}", serde_json::to_string_pretty(&r)?);
                 } else {
                     println!(
                         "blocks #{}..#{}: recorded {} · on chain {}",

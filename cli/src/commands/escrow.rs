@@ -7,7 +7,6 @@ use cachecash_runtime::microcash::{EscrowId, EscrowTerms, escrow_id};
 use cachecash_runtime::primitives::format_balance;
 use cachecash_runtime::{Balance, Call, Hash};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
 
 /// Escrow commands.
 #[derive(Debug, Subcommand)]
@@ -189,7 +188,7 @@ pub async fn send(
     from: &str,
     call: Call,
     submit: &SubmitArgs,
-) -> anyhow::Result<Value> {
+) -> anyhow::Result<cachecash_node::rpc::api::TransactionLookup> {
     let key = shared::resolve_key(from, f)?;
     let fee = match &submit.fee {
         Some(x) => parse_amount(x, f.decimals, &f.symbol)?,
@@ -218,12 +217,15 @@ async fn open(a: OpenArgs) -> anyhow::Result<()> {
     if a.round_length == 0 {
         anyhow::bail!("--round-length must be at least 1 block");
     }
-    let head = client
-        .call("chain_getHeader", vec![])
-        .await?
-        .get("number")
-        .and_then(Value::as_u64)
-        .context("the node returned no best block number")?;
+    let head = {
+        use cachecash_node::rpc::api::ChainApiClient;
+        client
+            .run("chain_getHeader", client.api().header(None))
+            .await?
+            .context("the node returned no best block")?
+            .header
+            .number
+    };
     let first_round = match a.first_round {
         Some(r) => r,
         // The round after the one the next block falls in: the opening
@@ -254,11 +256,9 @@ async fn open(a: OpenArgs) -> anyhow::Result<()> {
     let penalty: Balance = match &a.penalty {
         Some(p) => parse_amount(p, f.decimals, &f.symbol)?,
         None => {
-            let params = client.call("state_getConsensusParams", vec![]).await?;
-            let share = params["duplicateReporterSharePercent"]
-                .as_u64()
-                .and_then(|s| u8::try_from(s).ok())
-                .context("the node did not report duplicateReporterSharePercent; pass --penalty")?;
+            let share = shared::consensus(&client)
+                .await?
+                .duplicate_reporter_share_percent;
             terms
                 .safe_penalty(share)
                 .context("cannot derive a safe penalty; pass --penalty")?
@@ -305,21 +305,22 @@ async fn show(id: Option<String>, funder: Option<String>, rpc: &RpcArgs) -> anyh
         let account = shared::resolve_account(&funder, &f)?;
         // Page through the index at one block, so a concurrent open or
         // close cannot skip or repeat an escrow.
-        const PAGE: usize = 1024;
-        let at = client.call("chain_getBlockHash", vec![]).await?;
-        let mut ids: Vec<Value> = Vec::new();
+        use cachecash_node::rpc::api::{ChainApiClient, EscrowApiClient};
+        const PAGE: u64 = 1024;
+        let at = client
+            .run("chain_getBlockHash", client.api().block_hash(None))
+            .await?;
+        let mut ids = Vec::new();
         loop {
             let page = client
-                .call(
+                .run(
                     "escrow_listByFunder",
-                    vec![json!(account), at.clone(), json!(ids.len()), json!(PAGE)],
+                    client
+                        .api()
+                        .list_by_funder(account, at, Some(ids.len() as u64), Some(PAGE)),
                 )
                 .await?;
-            let page = page
-                .as_array()
-                .cloned()
-                .context("the node returned a malformed escrow list")?;
-            let last = page.len() < PAGE;
+            let last = (page.len() as u64) < PAGE;
             ids.extend(page);
             if last {
                 break;
@@ -330,12 +331,11 @@ async fn show(id: Option<String>, funder: Option<String>, rpc: &RpcArgs) -> anyh
     }
     let id = id.context("give an escrow id, or --funder ACCOUNT to list a funder's escrows")?;
     let escrow = parse_escrow_id(&id)?;
-    let v = client.call("state_getEscrow", vec![json!(escrow)]).await?;
-    if v.is_null() {
+    let Some(v) = shared::escrow(&client, &escrow).await? else {
         anyhow::bail!(
             "escrow {escrow} does not exist at the best block (never opened, or already closed)"
         );
-    }
+    };
     println!("{}", serde_json::to_string_pretty(&v)?);
     Ok(())
 }

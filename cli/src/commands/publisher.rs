@@ -3,7 +3,7 @@
 
 use crate::commands::cache::Output;
 use crate::shared::{self, NodeClient};
-use cachecash_node::cdn::settle_rpc::EscrowView;
+use cachecash_node::cdn::settle_rpc::{EscrowView, PublisherApiClient};
 use cachecash_runtime::primitives::format_balance;
 use clap::Subcommand;
 
@@ -24,14 +24,12 @@ pub enum PublisherCommand {
 pub fn run(cmd: PublisherCommand) -> anyhow::Result<()> {
     shared::runtime()?.block_on(async move {
         let PublisherCommand::Escrows(o) = cmd;
-        let v = NodeClient::new(&o.rpc.rpc)?
-            .call("publisher_escrows", vec![])
-            .await?;
+        let c = NodeClient::new(&o.rpc.rpc)?;
+        let list: Vec<EscrowView> = c.run("publisher_escrows", c.api().escrows()).await?;
         if o.json {
-            println!("{}", serde_json::to_string_pretty(&v)?);
+            println!("{}", serde_json::to_string_pretty(&list)?);
             return Ok(());
         }
-        let list: Vec<EscrowView> = serde_json::from_value(v)?;
         if list.is_empty() {
             println!("no escrow yet (the publisher is still opening it)");
         }

@@ -14,7 +14,7 @@ use cachecash_runtime::transaction::TicketClaimItem;
 use cachecash_runtime::{Call, Hash};
 use clap::{Args, Subcommand};
 use parity_scale_codec::{DecodeAll, Encode};
-use serde_json::{Value, json};
+
 use std::path::PathBuf;
 
 /// Largest ticket file read.
@@ -268,19 +268,16 @@ async fn issue(a: IssueArgs) -> anyhow::Result<()> {
         })
         .collect();
     // Refuse tickets the chain would refuse anyway, when the escrow is known.
-    let e = client.call("state_getEscrow", vec![json!(escrow)]).await?;
-    if e.is_null() {
-        eprintln!("warning: escrow {escrow} does not exist at the best block");
-    } else {
-        let n = e
-            .pointer("/terms/ticketsPerRound")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        if let Some(t) = tickets.iter().find(|t| u64::from(t.number) >= n) {
-            anyhow::bail!(
-                "ticket number {} is out of range: the escrow issues 0..{n}",
-                t.number
-            );
+    match shared::escrow(&client, &escrow).await? {
+        None => eprintln!("warning: escrow {escrow} does not exist at the best block"),
+        Some(e) => {
+            let n = u64::from(e.escrow.terms.tickets_per_round);
+            if let Some(t) = tickets.iter().find(|t| u64::from(t.number) >= n) {
+                anyhow::bail!(
+                    "ticket number {} is out of range: the escrow issues 0..{n}",
+                    t.number
+                );
+            }
         }
     }
     let signed = if a.batch {
@@ -352,15 +349,11 @@ async fn check(inputs: &[String], rpc: &RpcArgs) -> anyhow::Result<()> {
             "ticket {} of round {} of escrow {}",
             t.number, t.round, t.escrow
         );
-        let e = client
-            .call("state_getEscrow", vec![json!(t.escrow)])
-            .await?;
-        if e.is_null() {
+        let Some(escrow) = shared::escrow(&client, &t.escrow).await? else {
             println!("{label}: INVALID — the escrow does not exist (never opened, or closed)");
             continue;
-        }
-        let escrow: cachecash_runtime::microcash::Escrow =
-            serde_json::from_value(e).context("the node returned a malformed escrow")?;
+        };
+        let escrow = escrow.escrow;
         if let Err(err) = escrow.terms.check_slot(t.round, t.number) {
             println!("{label}: INVALID — {err}");
             continue;
@@ -369,27 +362,28 @@ async fn check(inputs: &[String], rpc: &RpcArgs) -> anyhow::Result<()> {
             println!("{label}: INVALID — {err}");
             continue;
         }
-        let c = client
-            .call(
-                "escrow_getClaim",
-                vec![json!(t.escrow), json!(t.round), json!(t.number)],
-            )
-            .await?;
-        let status = c.get("status").and_then(Value::as_str).unwrap_or("?");
-        let draw = c.get("drawHeight").and_then(Value::as_u64).unwrap_or(0);
-        let deadline = c.get("claimDeadline").and_then(Value::as_u64).unwrap_or(0);
-        let why = match status {
-            "notDrawn" => format!("valid, not drawn yet: the draw block is #{draw}"),
-            "lost" => "valid, not a winner of its round".to_string(),
-            "claimable" => format!(
+        let c = {
+            use cachecash_node::rpc::api::EscrowApiClient;
+            client
+                .run(
+                    "escrow_getClaim",
+                    client.api().claim(t.escrow, t.round, t.number),
+                )
+                .await?
+        };
+        let (draw, deadline) = (c.draw_height, c.claim_deadline);
+        use cachecash_node::rpc::api::ClaimStatus;
+        let why = match c.status {
+            ClaimStatus::NotDrawn => format!("valid, not drawn yet: the draw block is #{draw}"),
+            ClaimStatus::Lost => "valid, not a winner of its round".to_string(),
+            ClaimStatus::Claimable => format!(
                 "valid and WINNING: claimable by cache {} until block #{deadline}",
                 t.cache
             ),
-            "claimed" => "valid, winning, already claimed".to_string(),
-            "expired" => {
+            ClaimStatus::Claimed => "valid, winning, already claimed".to_string(),
+            ClaimStatus::Expired => {
                 format!("valid and winning, but EXPIRED: the claim window closed at #{deadline}")
             }
-            other => format!("status {other}"),
         };
         println!("{label}: {why}");
     }

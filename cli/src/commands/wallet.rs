@@ -5,7 +5,7 @@ use anyhow::Context;
 use cachecash_runtime::primitives::format_balance;
 use cachecash_runtime::{Balance, Call};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Wallet commands.
 #[derive(Debug, Subcommand)]
@@ -78,14 +78,8 @@ async fn balance(account: &str, rpc: &RpcArgs, as_json: bool) -> anyhow::Result<
     let client = NodeClient::new(&rpc.rpc)?;
     let f = shared::facts(&client).await?;
     let id = shared::resolve_account(account, &f)?;
-    let a = client.call("state_getAccount", vec![json!(id)]).await?;
-    let balance: Balance = a
-        .get("balance")
-        .and_then(Value::as_str)
-        .unwrap_or("0")
-        .parse()
-        .context("the node returned a malformed balance")?;
-    let nonce = a.get("nonce").and_then(Value::as_u64).unwrap_or(0);
+    let a = shared::account(&client, &id).await?;
+    let (balance, nonce): (Balance, u64) = (a.balance, a.nonce);
     if as_json {
         println!(
             "{}",

@@ -134,7 +134,7 @@ pub enum NetworkError {
 }
 
 /// One connected peer, as `system_peers` shows it.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PeerSummary {
     /// Its PeerId.
@@ -154,7 +154,7 @@ pub struct PeerSummary {
 }
 
 /// Sync progress, as `system_syncState` shows it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncProgress {
     /// Height when the node started.

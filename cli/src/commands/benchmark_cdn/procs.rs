@@ -4,6 +4,8 @@
 
 use crate::shared::NodeClient;
 use anyhow::Context;
+use cachecash_node::cdn::rpc::CdnApiClient;
+use cachecash_node::cdn::settle_rpc::CacheApiClient;
 use cachecash_node::network::PeerId;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -336,9 +338,11 @@ impl Cluster {
         let want = self.caches.len();
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if let Ok(st) = rpc.call("cdn_publisherStatus", vec![]).await
-                && st["escrow"].is_string()
-                && st["caches"].as_array().map(Vec::len) == Some(want)
+            if let Ok(st) = rpc
+                .run("cdn_publisherStatus", rpc.api().publisher_status())
+                .await
+                && st.escrow.is_some()
+                && st.caches.len() == want
             {
                 return Ok(());
             }
@@ -355,7 +359,9 @@ impl Cluster {
     pub async fn cache_status(&self) -> anyhow::Result<Vec<Value>> {
         let mut out = Vec::new();
         for c in &self.caches {
-            out.push(c.rpc()?.call("cdn_cacheStatus", vec![]).await?);
+            let rpc = c.rpc()?;
+            let status = rpc.run("cdn_cacheStatus", rpc.api().cache_status()).await?;
+            out.push(serde_json::to_value(status)?);
         }
         Ok(out)
     }
@@ -364,9 +370,10 @@ impl Cluster {
     pub async fn pending_claims(&self) -> anyhow::Result<u64> {
         let mut n = 0;
         for c in &self.caches {
-            let e = c.rpc()?.call("cache_earnings", vec![]).await?;
+            let rpc = c.rpc()?;
+            let e = rpc.run("cache_earnings", rpc.api().earnings()).await?;
             for state in ["won", "submitted"] {
-                n += e["totals"][state]["tickets"].as_u64().unwrap_or(0);
+                n += e.totals.get(state).map_or(0, |t| t.tickets);
             }
         }
         Ok(n)

@@ -3,8 +3,10 @@
 
 use super::Testnet;
 use crate::shared::NodeClient;
+use cachecash_node::cdn::rpc::CdnApiClient;
+use cachecash_node::cdn::settle_rpc::{ByState, CacheApiClient};
+use cachecash_node::rpc::api::ChainApiClient;
 use cachecash_runtime::primitives::format_balance;
-use serde_json::Value;
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -16,7 +18,11 @@ pub(super) async fn wait_rpc(
 ) -> anyhow::Result<()> {
     let client = NodeClient::new(rpc)?;
     loop {
-        if client.call("chain_getHeader", vec![]).await.is_ok() {
+        if client
+            .run("chain_getHeader", client.api().header(None))
+            .await
+            .is_ok()
+        {
             return Ok(());
         }
         net.check_children()?;
@@ -75,43 +81,28 @@ struct Reading {
     balances: Vec<u128>,
 }
 
-fn num(v: &Value, key: &str) -> u64 {
-    v.get(key).and_then(Value::as_u64).unwrap_or(0)
-}
-
-fn tickets(totals: &Value, states: &[&str]) -> u64 {
+fn tickets(totals: &ByState, states: &[&str]) -> u64 {
     states
         .iter()
-        .map(|s| {
-            totals
-                .get(*s)
-                .and_then(|t| t.get("tickets"))
-                .and_then(Value::as_u64)
-                .unwrap_or(0)
-        })
+        .map(|s| totals.get(*s).map_or(0, |t| t.tickets))
         .sum()
 }
 
 async fn read(miner: &NodeClient, caches: &[NodeClient]) -> Reading {
     let mut r = Reading::default();
-    if let Ok(h) = miner.call("chain_getHeader", vec![]).await {
-        r.head = num(&h, "number");
+    if let Ok(Some(h)) = miner.run("chain_getHeader", miner.api().header(None)).await {
+        r.head = h.header.number;
     }
     for c in caches {
-        if let Ok(s) = c.call("cdn_cacheStatus", vec![]).await {
-            r.served += num(&s, "bytesServed");
-            r.held += num(&s, "ticketsHeld") + num(&s, "ticketsProven");
+        if let Ok(s) = c.run("cdn_cacheStatus", c.api().cache_status()).await {
+            r.served += s.bytes_served;
+            r.held += s.tickets_held + s.tickets_proven;
         }
         let mut balance = 0;
-        if let Ok(e) = c.call("cache_earnings", vec![]).await {
-            let totals = e.get("totals").cloned().unwrap_or(Value::Null);
-            r.won += tickets(&totals, &["won", "submitted", "claimed", "final"]);
-            r.landed += tickets(&totals, &["claimed", "final"]);
-            balance = e
-                .get("balance")
-                .and_then(Value::as_str)
-                .and_then(|b| b.parse().ok())
-                .unwrap_or(0);
+        if let Ok(e) = c.run("cache_earnings", c.api().earnings()).await {
+            r.won += tickets(&e.totals, &["won", "submitted", "claimed", "final"]);
+            r.landed += tickets(&e.totals, &["claimed", "final"]);
+            balance = e.balance.parse().unwrap_or(0);
         }
         r.balances.push(balance);
     }
