@@ -201,3 +201,35 @@ fn a_short_soak_samples_every_role_and_its_verdict_decides_the_exit_status() {
         assert!(samples[0][role]["rssMiB"].as_f64().unwrap() > 4.0);
     }
 }
+
+#[test]
+fn caches_killed_with_sigkill_under_load_lose_no_ticket_and_no_fetch_fails() {
+    // The short form: two kills. `CACHECASH_CACHE_KILLS=30` runs the long
+    // form of docs/reliability.md.
+    let kills = std::env::var("CACHECASH_CACHE_KILLS").unwrap_or_else(|_| "2".into());
+    let (exited_ok, r) = run(&[
+        "--size-mib",
+        "2",
+        "--objects",
+        "3",
+        "--clients",
+        "4",
+        "--kill-caches",
+        &kills,
+    ]);
+    let c = &r["chaos"];
+    assert!(exited_ok, "{c}");
+    assert_eq!(c["verdict"], "pass", "{c}");
+    let events = c["kills"].as_array().unwrap();
+    assert_eq!(events.len().to_string(), kills);
+    for k in events {
+        assert_eq!(k["lost"], 0, "{k}");
+        assert!(
+            k["ticketsAfter"].as_u64().unwrap() >= k["ticketsBefore"].as_u64().unwrap(),
+            "{k}"
+        );
+    }
+    assert!(c["fetches"].as_u64().unwrap() > 0);
+    assert!(c["ticketsHeld"].as_u64().unwrap() > 0, "{c}");
+    assert_eq!(c["duplicateNumbers"], 0);
+}

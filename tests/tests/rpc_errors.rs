@@ -282,8 +282,18 @@ async fn post(url: &str, headers: &[&str], body: &str) -> (u16, String) {
     for h in headers {
         cmd.args(["-H", h]);
     }
+    // The body goes through a file: one argument is at most 128 KiB.
+    let file = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(file.path(), body).expect("body written");
+    let data = format!("@{}", file.path().display());
     let out = cmd
-        .args(["-H", "Content-Type: application/json", "-d", body, url])
+        .args([
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            &data,
+            url,
+        ])
         .output()
         .await
         .expect("curl runs");
@@ -351,5 +361,80 @@ async fn browser_pages_from_foreign_origins_and_rebound_host_names_are_refused()
     );
     // And the node keeps serving.
     assert_eq!(post(&url, &[], call).await.0, 200);
+    node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_json_rpc_input_is_refused_with_clear_errors_and_the_server_stays_up() {
+    let spec = fast_dev_spec(60_000);
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&spec, dir.path(), Storage::Memory, None).await;
+    let addr = node.rpc_addr().unwrap();
+    let url = format!("http://{addr}");
+    let health = r#"{"jsonrpc":"2.0","id":1,"method":"system_health","params":[]}"#;
+    let serves = || async { post(&url, &[], health).await.0 == 200 };
+
+    // Malformed JSON: a parse error, not a dropped connection.
+    let (_, body) = post(&url, &[], r#"{"jsonrpc":"2.0","id":1,"method":"#).await;
+    assert!(body.contains("-32700"), "{body}");
+    // A body over the 1 MiB limit is refused before it is parsed.
+    let huge = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"author_submitTransaction","params":["0x{}"]}}"#,
+        "00".repeat(1024 * 1024)
+    );
+    let (status, body) = post(&url, &[], &huge).await;
+    assert!(
+        status == 413 || body.contains("too big") || body.contains("exceeded"),
+        "{status} {body}"
+    );
+    assert!(serves().await);
+    // Nesting far deeper than the parser allows: a method that reads its
+    // parameters refuses them (serde's recursion limit), one that ignores
+    // them answers; neither overflows the stack.
+    let nested = |method: &str| {
+        format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":[{}{}]}}"#,
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        )
+    };
+    let (_, body) = post(&url, &[], &nested("chain_getBlockHash")).await;
+    assert!(body.contains("-32602") || body.contains("-32700"), "{body}");
+    let (status, _) = post(&url, &[], &nested("system_health")).await;
+    assert_eq!(status, 200);
+    assert!(serves().await);
+    // Wrong types: the parameter's problem is named.
+    let e = rpc(addr, "state_getBalance", vec![json!(123)])
+        .await
+        .unwrap_err();
+    assert!(e.starts_with("-32602") && e.contains("invalid type"), "{e}");
+    let e = rpc(addr, "chain_getBlockHash", vec![json!({"n": 1})])
+        .await
+        .unwrap_err();
+    assert!(e.starts_with("-32602"), "{e}");
+    // An unknown method.
+    let e = rpc(addr, "chain_dropEverything", vec![]).await.unwrap_err();
+    assert!(e.starts_with("-32601"), "{e}");
+
+    // A subscription flood on one WebSocket connection: the first 64 are
+    // served, the rest refused, and the connection keeps answering calls.
+    use cachecash_node::rpc::api::{ChainApiClient, SystemApiClient};
+    let ws = jsonrpsee::ws_client::WsClientBuilder::default()
+        .build(format!("ws://{addr}"))
+        .await
+        .unwrap();
+    let mut subs = Vec::new();
+    let mut refused = 0;
+    for _ in 0..80 {
+        match ws.subscribe_new_heads().await {
+            Ok(s) => subs.push(s),
+            Err(_) => refused += 1,
+        }
+    }
+    assert_eq!(subs.len(), 64, "{refused} refused");
+    assert_eq!(refused, 16);
+    assert!(ws.health().await.is_ok());
+    drop(subs);
+    assert!(serves().await);
     node.stop().await;
 }

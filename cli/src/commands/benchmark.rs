@@ -297,6 +297,9 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
             if failed {
                 anyhow::bail!("the soak failed: {}", r["soak"]["problems"]);
             }
+            if r["chaos"]["verdict"] == "fail" {
+                anyhow::bail!("the cache kill loop failed: {}", r["chaos"]["failures"]);
+            }
             Ok(())
         }
         BenchmarkCommand::CdnClient(args) => crate::commands::benchmark_cdn::driver::run(args),

@@ -618,7 +618,8 @@ impl Chain {
         }
         match self.store.block_status(&hash)? {
             Some(BlockStatus::Invalid) => return Err(ImportError::KnownInvalid(hash)),
-            Some(_) => return Ok(ImportOutcome::AlreadyKnown(hash)),
+            Some(BlockStatus::Checked) => return self.adopt_stored(hash, origin),
+            Some(BlockStatus::Valid) => return Ok(ImportOutcome::AlreadyKnown(hash)),
             None => {}
         }
         // Cheap checks first: the parent, proof of work and every header

@@ -16,6 +16,29 @@ fn breaks_a_rule(error: &ImportError) -> bool {
 }
 
 impl Chain {
+    /// A block already in the index but never executed, offered again:
+    /// adopted if its branch is heavier than the head (a switch a transient
+    /// failure such as a full disk interrupted is completed), else known.
+    pub(super) fn adopt_stored(
+        &self,
+        hash: Hash,
+        origin: BlockOrigin,
+    ) -> Result<ImportOutcome, ImportError> {
+        let Some(stored) = self.store.header(&hash)? else {
+            return Ok(ImportOutcome::AlreadyKnown(hash));
+        };
+        let work = U256::from_big_endian(&stored.total_work);
+        let _guard = self.write_lock.lock();
+        let head = self.head();
+        if work <= head.total_work || head.hash == hash {
+            return Ok(ImportOutcome::AlreadyKnown(hash));
+        }
+        tracing::info!(target: "cachecash::import", %hash, number = stored.header.number, "adopting a stored heavier block whose switch did not complete");
+        Ok(ImportOutcome::Imported(
+            self.reorganize(hash, &head, origin)?,
+        ))
+    }
+
     /// Switches to the heavier branch ending at stored block `tip` (see the
     /// module docs). The write lock must be held.
     pub(super) fn reorganize(

@@ -14,8 +14,10 @@
 //!
 //! `--sweep` varies the publisher's crypto parameters one at a time
 //! ([`sweep`]); `--soak` keeps the clients fetching and fails on growth
-//! ([`soak`]); `--plot` draws the results ([`plot`]).
+//! ([`soak`]); `--kill-caches` SIGKILLs caches under load and checks that
+//! nothing is lost ([`chaos`]); `--plot` draws the results ([`plot`]).
 
+mod chaos;
 pub mod driver;
 mod plot;
 pub mod procs;
@@ -76,6 +78,11 @@ pub struct CdnArgs {
     /// unclaimed tickets grow without bound.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub soak: Option<Duration>,
+    /// Instead of the levels: while the last level's clients keep
+    /// fetching, SIGKILL a cache this many times (restarting it at once)
+    /// and fail on a failed fetch, a lost ticket or a reused number.
+    #[arg(long, value_name = "N")]
+    pub kill_caches: Option<usize>,
     /// Seconds between soak samples.
     #[arg(long, default_value_t = 30)]
     pub sample_secs: u64,
@@ -148,6 +155,11 @@ pub fn run(a: &CdnArgs) -> anyhow::Result<Value> {
         "cacheQuota": a.cache_quota,
         "window": a.window,
     });
+    if let Some(kills) = a.kill_caches {
+        let clients = a.clients.last().copied().unwrap_or(1);
+        let r = chaos::run(&mut cluster, &rt, a, clients, kills)?;
+        return Ok(json!({"scenario": scenario, "chaos": r}));
+    }
     if let Some(d) = a.soak {
         let clients = a.clients.last().copied().unwrap_or(1);
         let r = soak::run(&cluster, &rt, a, clients, d)?;
@@ -385,6 +397,10 @@ pub fn print(r: &Value) {
     let f = |v: &Value| v.as_f64().unwrap_or(0.0);
     if let Some(s) = r.get("soak") {
         soak::print(s);
+        return;
+    }
+    if let Some(c) = r.get("chaos") {
+        chaos::print(c);
         return;
     }
     println!(

@@ -218,6 +218,7 @@ pub struct Cluster {
     /// The origin directory.
     pub origin: PathBuf,
     publisher_args: Vec<String>,
+    cache_args: Vec<Vec<String>>,
     // Last, so the processes stop before their files go.
     dir: tempfile::TempDir,
 }
@@ -256,25 +257,25 @@ impl Cluster {
             false,
         )?;
         let mut caches = Vec::new();
+        let mut cache_args = Vec::new();
         for i in 0..o.caches {
-            caches.push(spawn(
-                &[
-                    s("--chain"),
-                    s("dev"),
-                    s("--base-path"),
-                    base(&format!("cache{i}")),
-                    s("--listen-addr"),
-                    local.clone(),
-                    s("--rpc-port"),
-                    s("0"),
-                    s("--cache"),
-                    s("--cache-quota"),
-                    o.cache_quota.clone(),
-                    s("--bootnodes"),
-                    miner.p2p.clone(),
-                ],
-                true,
-            )?);
+            let args = vec![
+                s("--chain"),
+                s("dev"),
+                s("--base-path"),
+                base(&format!("cache{i}")),
+                s("--listen-addr"),
+                local.clone(),
+                s("--rpc-port"),
+                s("0"),
+                s("--cache"),
+                s("--cache-quota"),
+                o.cache_quota.clone(),
+                s("--bootnodes"),
+                miner.p2p.clone(),
+            ];
+            caches.push(spawn(&args, true)?);
+            cache_args.push(args);
         }
         let hire: Vec<String> = caches.iter().map(|c| c.p2p.clone()).collect();
         let publisher_args = vec![
@@ -309,6 +310,7 @@ impl Cluster {
             publisher_peer,
             origin,
             publisher_args,
+            cache_args,
             dir,
         })
     }
@@ -330,6 +332,41 @@ impl Cluster {
         self.publisher = spawn(&args, true)?;
         self.publisher_peer = peer_of(&self.publisher)?;
         Ok(())
+    }
+
+    /// Kills cache `i` with SIGKILL and starts it again on the same address
+    /// (so the publisher and the clients find it where they knew it) with
+    /// the same database and key; returns how long the restart took.
+    pub fn kill_and_restart_cache(&mut self, i: usize) -> anyhow::Result<Duration> {
+        let cache = self.caches.get_mut(i).context("no such cache")?;
+        // `/ip4/127.0.0.1/tcp/PORT/p2p/ID` → `/ip4/127.0.0.1/tcp/PORT`.
+        let listen = cache
+            .p2p
+            .split("/p2p/")
+            .next()
+            .context("the cache has no p2p address")?
+            .to_string();
+        let mut args = self.cache_args.get(i).context("no such cache")?.clone();
+        if let Some(pos) = args.iter().position(|a| a == "--listen-addr") {
+            args[pos + 1] = listen;
+        }
+        let t0 = Instant::now();
+        cache.child.kill().context("cannot kill the cache")?;
+        let _ = cache.child.wait();
+        // The port may linger for a moment after the kill.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let restarted = loop {
+            match spawn(&args, true) {
+                Ok(p) => break p,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!("cache restart: {e:#}; retrying");
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => return Err(e.context("the killed cache did not restart")),
+            }
+        };
+        self.caches[i] = restarted;
+        Ok(t0.elapsed())
     }
 
     /// Waits until the publisher has its escrow and has hired every cache.

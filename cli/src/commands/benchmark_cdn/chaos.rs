@@ -1,0 +1,169 @@
+//! `--kill-caches N`: while the clients keep fetching, SIGKILL a cache N
+//! times (each time the next one, after 1.5 to 3.5 s) and restart it at
+//! once on the same address with the same database. After each restart
+//! the cache's ticket store must hold at least every ticket it held just
+//! before the kill, and at the end no fetch may have failed (the clients
+//! fail over to the other caches) and no ticket number may appear twice
+//! over every ticket the caches hold (the publisher never reuses one).
+//!
+//! The verdict is the result's `verdict` (`pass` or `fail`), with the
+//! reasons; the command exits non-zero on `fail`.
+
+use super::driver::Pass;
+use super::procs::Cluster;
+use super::{CdnArgs, collect, spawn_drivers, write_objects};
+use crate::shared::NodeClient;
+use cachecash_node::cdn::settle_rpc::CacheApiClient;
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+/// Every ticket a cache holds, as (escrow, round, number), read page by
+/// page.
+async fn tickets(c: &NodeClient) -> anyhow::Result<Vec<(String, u64, u32)>> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = c
+            .run(
+                "cache_tickets",
+                c.api().tickets(None, after.clone(), Some(1000)),
+            )
+            .await?;
+        let done = page.next.is_none() || page.tickets.is_empty();
+        out.extend(
+            page.tickets
+                .into_iter()
+                .map(|t| (t.escrow, t.round, t.number)),
+        );
+        if done {
+            return Ok(out);
+        }
+        after = page.next;
+    }
+}
+
+/// Runs the chaos pass with `clients` clients.
+pub fn run(
+    cluster: &mut Cluster,
+    rt: &tokio::runtime::Runtime,
+    a: &CdnArgs,
+    clients: usize,
+    kills: usize,
+) -> anyhow::Result<Value> {
+    let paths = write_objects(cluster, "chaos", a.objects, a.size_mib)?;
+    let mut drivers = spawn_drivers(cluster, &paths[0], clients, a.clients_per_proc, "chaos")?;
+    // Fill the caches first: the kills land in the steady state.
+    let warm = Pass {
+        paths: paths.clone(),
+        zipf: 0.0,
+        fetches: 1,
+        soak_secs: None,
+        window: a.window,
+        seed: 1,
+    };
+    for d in drivers.iter_mut() {
+        d.start(&warm)?;
+    }
+    let mut failures: Vec<String> = collect(&mut drivers, &warm)?
+        .iter()
+        .filter(|l| l.event == "fetch" && !l.ok)
+        .map(|l| format!("warm-up fetch of {} failed: {:?}", l.path, l.error))
+        .collect();
+
+    let gap = |k: usize| Duration::from_millis(1500 + (k as u64 * 7919) % 2000);
+    let secs: u64 = (0..kills).map(|k| gap(k).as_secs() + 8).sum::<u64>() + 5;
+    let pass = Pass {
+        paths,
+        zipf: a.zipf,
+        fetches: 0,
+        soak_secs: Some(secs),
+        window: a.window,
+        seed: 5,
+    };
+    for d in drivers.iter_mut() {
+        d.start(&pass)?;
+    }
+    let t0 = Instant::now();
+    let mut events = Vec::new();
+    for k in 0..kills {
+        std::thread::sleep(gap(k));
+        let i = k % cluster.caches.len();
+        let client = cluster.caches[i].rpc()?;
+        let before = rt.block_on(tickets(&client))?;
+        let restarted = cluster.kill_and_restart_cache(i)?;
+        let client = cluster.caches[i].rpc()?;
+        let after: HashSet<_> = rt.block_on(tickets(&client))?.into_iter().collect();
+        let lost = before.iter().filter(|t| !after.contains(*t)).count();
+        if lost > 0 {
+            failures.push(format!(
+                "cache {i} lost {lost} of the {} tickets it held before kill {k}",
+                before.len()
+            ));
+        }
+        let row = json!({
+            "kill": k,
+            "cache": i,
+            "atS": t0.elapsed().as_secs_f64(),
+            "ticketsBefore": before.len(),
+            "ticketsAfter": after.len(),
+            "lost": lost,
+            "restartMs": restarted.as_secs_f64() * 1000.0,
+        });
+        eprintln!("chaos: {row}");
+        events.push(row);
+    }
+    let lines = collect(&mut drivers, &pass)?;
+    let fetches = lines.iter().filter(|l| l.event == "fetch").count();
+    for l in lines.iter().filter(|l| l.event == "fetch" && !l.ok) {
+        failures.push(format!("fetch of {} failed: {:?}", l.path, l.error));
+    }
+    // No number twice, over every ticket every cache holds.
+    let mut seen = HashSet::new();
+    let mut held = 0usize;
+    let mut duplicates = 0usize;
+    for c in &cluster.caches {
+        for t in rt.block_on(tickets(&c.rpc()?))? {
+            held += 1;
+            if !seen.insert(t) {
+                duplicates += 1;
+            }
+        }
+    }
+    if duplicates > 0 {
+        failures.push(format!(
+            "{duplicates} ticket numbers appear twice over the caches' {held} tickets"
+        ));
+    }
+    Ok(json!({
+        "kills": events,
+        "fetches": fetches,
+        "ticketsHeld": held,
+        "duplicateNumbers": duplicates,
+        "failures": failures,
+        "verdict": if failures.is_empty() { "pass" } else { "fail" },
+    }))
+}
+
+/// Prints the chaos result for people.
+pub fn print(c: &Value) {
+    for k in c["kills"].as_array().into_iter().flatten() {
+        println!(
+            "kill {} (cache {}) at {:.1} s: {} tickets before, {} after, {} lost, back in {:.0} ms",
+            k["kill"],
+            k["cache"],
+            k["atS"].as_f64().unwrap_or(0.0),
+            k["ticketsBefore"],
+            k["ticketsAfter"],
+            k["lost"],
+            k["restartMs"].as_f64().unwrap_or(0.0)
+        );
+    }
+    println!(
+        "{} fetches, {} tickets held, {} duplicated numbers: {}",
+        c["fetches"], c["ticketsHeld"], c["duplicateNumbers"], c["verdict"]
+    );
+    for f in c["failures"].as_array().into_iter().flatten() {
+        println!("  {f}");
+    }
+}
