@@ -140,3 +140,134 @@ async fn rpc_proofs_verify_with_the_documented_algorithm() {
     ));
     node.stop().await;
 }
+
+/// The documented algorithm for any key and raw value (escrows).
+fn verify_raw(state_root: &[u8], key: &[u8; 32], value: Option<&[u8]>, proof: &Value) -> bool {
+    let siblings: Vec<Vec<u8>> = proof["siblings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(unhex)
+        .collect();
+    let n = siblings.len();
+    if n > 256 {
+        return false;
+    }
+    let leaf = &proof["leaf"];
+    let mut h: [u8; 32] = match (value, leaf.is_null()) {
+        (Some(v), false) => {
+            let value_hash = sha(&[v]);
+            if unhex(&leaf["keyHash"]) != key || unhex(&leaf["valueHash"]) != value_hash {
+                return false;
+            }
+            sha(&[b"JMT::LeafNode", key, &value_hash])
+        }
+        (Some(_), true) => return false,
+        (None, false) => {
+            let other = unhex(&leaf["keyHash"]);
+            if other == key || (0..n).any(|i| bit(&other, i) != bit(key, i)) {
+                return false;
+            }
+            sha(&[b"JMT::LeafNode", &other, &unhex(&leaf["valueHash"])])
+        }
+        (None, true) => *b"SPARSE_MERKLE_PLACEHOLDER_HASH__",
+    };
+    for (i, s) in siblings.iter().enumerate() {
+        h = if bit(key, n - 1 - i) {
+            sha(&[b"JMT::IntrnalNode", s, &h])
+        } else {
+            sha(&[b"JMT::IntrnalNode", &h, s])
+        };
+    }
+    h.as_slice() == state_root
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn escrow_proofs_verify_with_the_documented_algorithm() {
+    use cachecash_runtime::microcash::{Escrow, EscrowTerms, escrow_id};
+    use cachecash_runtime::{Call, Transaction};
+    use parity_scale_codec::{DecodeAll, Encode};
+    let spec = fast_dev_spec(50);
+    let genesis = spec.genesis_hash().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node(&spec, dir.path(), Storage::Memory, Some(dev("eve"))).await;
+    let addr = node.rpc_addr().unwrap();
+    wait_for_height(&node, 1, Duration::from_secs(30)).await;
+    let head = node.chain().head().header.number;
+    let terms = EscrowTerms {
+        signer: dev("alice"),
+        face_value: 1_000,
+        tickets_per_round: 4,
+        winners_per_round: 2,
+        round_length: 1_000,
+        first_round: head / 1_000 + 1,
+        last_round: head / 1_000 + 1,
+        draw_delay: 1,
+        claim_window: 10,
+    };
+    let alice = cachecash_chain_spec::dev_accounts::dev_signing_key("alice").unwrap();
+    let open = Transaction {
+        signer: dev("alice"),
+        nonce: 0,
+        fee: 1_000_000,
+        call: Call::EscrowOpen {
+            payment: terms.payment_required(1).unwrap(),
+            terms: terms.clone(),
+            penalty: 0,
+        },
+    }
+    .sign(&alice, &genesis);
+    let hex = format!("0x{}", hex::encode(open.encode()));
+    rpc(addr, "author_submitTransaction", vec![json!(hex)])
+        .await
+        .unwrap();
+    wait_for_inclusion(&node, open.hash(), Duration::from_secs(30)).await;
+    let id = escrow_id(&genesis, &dev("alice"), 0);
+
+    let key = sha(&[b"cachecash/state/escrow", id.as_bytes()]);
+    let p = rpc(addr, "state_getEscrowProof", vec![json!(id)])
+        .await
+        .unwrap();
+    assert_eq!(unhex(&p["keyHash"]), key);
+    let header = rpc(addr, "chain_getHeader", vec![p["blockHash"].clone()])
+        .await
+        .unwrap();
+    let root = unhex(&header["stateRoot"]);
+    let value = unhex(&p["encodedEscrow"]);
+    assert!(verify_raw(&root, &key, Some(&value), &p["proof"]));
+    // The proven bytes are the escrow with the terms that were opened.
+    let escrow = Escrow::decode_all(&mut &value[..]).unwrap();
+    assert_eq!(escrow.terms, terms);
+    assert_eq!(p["escrow"]["terms"]["faceValue"], json!("1000"));
+    // Tampered terms, a false absence claim or another root fail.
+    let mut forged = escrow.clone();
+    forged.terms.face_value += 1;
+    assert!(!verify_raw(
+        &root,
+        &key,
+        Some(&forged.encode()),
+        &p["proof"]
+    ));
+    assert!(!verify_raw(&root, &key, None, &p["proof"]));
+    let mut other = root.clone();
+    other[0] ^= 1;
+    assert!(!verify_raw(&other, &key, Some(&value), &p["proof"]));
+
+    // An escrow that was never opened is proven absent.
+    let missing = format!("0x{}", "42".repeat(32));
+    let p = rpc(addr, "state_getEscrowProof", vec![json!(missing)])
+        .await
+        .unwrap();
+    assert!(p["escrow"].is_null() && p["encodedEscrow"].is_null());
+    let header = rpc(addr, "chain_getHeader", vec![p["blockHash"].clone()])
+        .await
+        .unwrap();
+    let key = sha(&[b"cachecash/state/escrow", &[0x42; 32]]);
+    assert!(verify_raw(
+        &unhex(&header["stateRoot"]),
+        &key,
+        None,
+        &p["proof"]
+    ));
+    node.stop().await;
+}

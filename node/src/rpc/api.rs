@@ -96,6 +96,27 @@ pub struct ProofView {
     pub proof: AccountProof,
 }
 
+/// An escrow (or its absence) with its Merkle proof
+/// (`state_getEscrowProof`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EscrowProofView {
+    /// The block read.
+    pub block_hash: Hash,
+    /// Its height.
+    pub block_number: u64,
+    /// Its state root.
+    pub state_root: Hash,
+    /// The escrow, `None` when it is not open.
+    pub escrow: Option<EscrowView>,
+    /// The escrow's SCALE encoding (the leaf value), when open.
+    pub encoded_escrow: Option<String>,
+    /// The escrow's key in the tree: SHA-256("cachecash/state/escrow" ‖ id).
+    pub key_hash: Hash,
+    /// The Merkle path.
+    pub proof: AccountProof,
+}
+
 /// The consensus parameters (`state_getConsensusParams`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -273,6 +294,12 @@ pub trait StateApi {
     /// `account` with its Merkle proof against the block's state root.
     #[method(name = "getProof", blocking)]
     fn proof(&self, account: AccountId, at: Option<Hash>) -> RpcResult<ProofView>;
+
+    /// Escrow `id` (or its absence) with its Merkle proof against the
+    /// block's state root, so its terms can be checked without trusting
+    /// this node.
+    #[method(name = "getEscrowProof", blocking)]
+    fn escrow_proof(&self, id: EscrowId, at: Option<Hash>) -> RpcResult<EscrowProofView>;
 
     /// Escrow `id`; `null` when it is not open.
     #[method(name = "getEscrow", blocking)]

@@ -248,6 +248,19 @@ impl StateApiServer for NodeRpc {
         })
     }
 
+    fn escrow_proof(&self, id: EscrowId, at: Option<Hash>) -> RpcResult<EscrowProofView> {
+        let (escrow, proof, hash, header) = self.chain().escrow_proof(&id, at).map_err(read_err)?;
+        Ok(EscrowProofView {
+            block_hash: hash,
+            block_number: header.number,
+            state_root: header.state_root,
+            encoded_escrow: escrow.as_ref().map(|e| encode_hex(&e.encode())),
+            escrow: escrow.map(|e| escrow_view(&id, &e)),
+            key_hash: Hash(cachecash_runtime::commitment::escrow_key(&id).0),
+            proof,
+        })
+    }
+
     fn escrow(&self, id: EscrowId, at: Option<Hash>) -> RpcResult<Option<EscrowView>> {
         let (escrow, _, _) = self.chain().escrow(&id, at).map_err(read_err)?;
         Ok(escrow.map(|e| escrow_view(&id, &e)))

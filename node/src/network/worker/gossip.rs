@@ -4,6 +4,34 @@
 use super::*;
 
 impl Worker {
+    pub(super) fn publish(
+        &mut self,
+        topic: &IdentTopic,
+        data: Vec<u8>,
+        label: &'static str,
+    ) -> bool {
+        let len = data.len() as u64;
+        match self
+            .swarm
+            .behaviour_mut()
+            .gossip
+            .publish(topic.clone(), data)
+        {
+            Ok(_) => {
+                self.metrics
+                    .network_bytes
+                    .get_or_create(&vec![("protocol", label), ("direction", "out")])
+                    .inc_by(len);
+                true
+            }
+            Err(gossipsub::PublishError::Duplicate) => true,
+            Err(e) => {
+                tracing::debug!(target: "cachecash::network", "not published on {label}: {e}");
+                false
+            }
+        }
+    }
+
     pub(super) fn on_gossip(
         &mut self,
         peer: PeerId,

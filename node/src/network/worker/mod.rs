@@ -28,6 +28,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 mod admission;
+mod announce;
 mod gossip;
 mod peer;
 use peer::{Bucket, Peer};
@@ -85,6 +86,9 @@ struct Worker {
     serve: mpsc::Sender<(PeerId, ResponseChannel<SyncResponse>, SyncRequest)>,
     last_redial: Instant,
     last_forgive: Instant,
+    unannounced: announce::Unannounced,
+    /// The pool: whether an unannounced transaction is still pending.
+    pool: Arc<Mempool>,
     /// The head height at the last snapshot, and since when.
     last_head: (u64, Instant),
 }
@@ -243,6 +247,8 @@ pub async fn start(
         serve: serve_tx,
         last_redial: Instant::now(),
         last_forgive: Instant::now(),
+        unannounced: Default::default(),
+        pool: pool.clone(),
         last_head: (chain.head().header.number, Instant::now()),
         config,
     };
@@ -323,7 +329,9 @@ impl Worker {
                 tx = local_txs.recv() => match tx {
                     Ok(tx) => {
                         let topic = self.txs_topic.clone();
-                        self.publish(&topic, tx.encode(), "gossip_transactions");
+                        if !self.publish(&topic, tx.encode(), "gossip_transactions") {
+                            self.unannounced.push(tx);
+                        }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         tracing::debug!(target: "cachecash::network", "{n} local transactions were not announced (announcement queue overflowed)");
@@ -359,29 +367,6 @@ impl Worker {
             Ok(None) => {}
             Err(e) => {
                 tracing::warn!(target: "cachecash::network", "cannot read mined block {hash} to announce it: {e}")
-            }
-        }
-    }
-
-    fn publish(&mut self, topic: &IdentTopic, data: Vec<u8>, label: &'static str) -> bool {
-        let len = data.len() as u64;
-        match self
-            .swarm
-            .behaviour_mut()
-            .gossip
-            .publish(topic.clone(), data)
-        {
-            Ok(_) => {
-                self.metrics
-                    .network_bytes
-                    .get_or_create(&vec![("protocol", label), ("direction", "out")])
-                    .inc_by(len);
-                true
-            }
-            Err(gossipsub::PublishError::Duplicate) => true,
-            Err(e) => {
-                tracing::debug!(target: "cachecash::network", "not published on {label}: {e}");
-                false
             }
         }
     }
@@ -694,6 +679,19 @@ impl Worker {
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        if !self.unannounced.is_empty() {
+            let topic = self.txs_topic.clone();
+            let mut waiting = std::mem::take(&mut self.unannounced);
+            let pool = self.pool.clone();
+            let sent = waiting.retry(
+                |h| pool.contains(h),
+                |tx| self.publish(&topic, tx.encode(), "gossip_transactions"),
+            );
+            if sent > 0 {
+                tracing::debug!(target: "cachecash::network", sent, waiting = waiting.len(), "announced local transactions that had found no peer");
+            }
+            self.unannounced = waiting;
+        }
         // Unban.
         let expired: Vec<PeerId> = self
             .bans
