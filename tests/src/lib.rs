@@ -276,6 +276,31 @@ pub fn spec_transfer(
     .sign(&key, &spec.genesis_hash().expect("genesis hash"))
 }
 
+/// An `EscrowOpen` of `terms` by dev account `funder` at `nonce`, paying
+/// for every round of the terms, with `penalty` and `fee`.
+pub fn escrow_open_tx(
+    spec: &ChainSpec,
+    funder: &str,
+    nonce: u64,
+    terms: &cachecash_runtime::microcash::EscrowTerms,
+    penalty: u128,
+    fee: u128,
+) -> SignedTransaction {
+    let key = cachecash_chain_spec::dev_accounts::dev_signing_key(funder).expect("dev key");
+    let rounds = terms.rounds().expect("valid terms");
+    Transaction {
+        signer: dev(funder),
+        nonce,
+        fee,
+        call: Call::EscrowOpen {
+            terms: terms.clone(),
+            payment: terms.payment_required(rounds).expect("payment fits"),
+            penalty,
+        },
+    }
+    .sign(&key, &spec.genesis_hash().expect("genesis hash"))
+}
+
 /// Builds a valid block with `txs` on `chain`'s head, grinding the nonce
 /// to the target; `salt` shifts the timestamp so siblings differ. Every
 /// candidate must fit.

@@ -8,9 +8,11 @@ use cachecash_chain_spec::ChainSpec;
 use cachecash_node::chain::{BlockOrigin, Chain};
 use cachecash_node::ledger::{BlockRef, ChainLedger, HeadEvent, LedgerClient, TxStatus, Watch};
 use cachecash_node::mempool::{Mempool, PoolLimits};
+use cachecash_runtime::Hash;
 use cachecash_runtime::microcash::{EscrowTerms, escrow_id};
-use cachecash_runtime::{Call, Hash, Transaction};
-use cachecash_tests::{dev, fast_dev_spec, memory_chain, mine_chain_block, spec_transfer};
+use cachecash_tests::{
+    dev, escrow_open_tx, fast_dev_spec, memory_chain, mine_chain_block, spec_transfer,
+};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -55,6 +57,21 @@ impl Rig {
     }
 }
 
+/// One round of four tickets, two winners, starting at block 8.
+fn terms() -> EscrowTerms {
+    EscrowTerms {
+        signer: dev("alice"),
+        face_value: 1_000_000,
+        tickets_per_round: 4,
+        winners_per_round: 2,
+        round_length: 4,
+        first_round: 2,
+        last_round: 2,
+        draw_delay: 1,
+        claim_window: 200,
+    }
+}
+
 /// The next item of a watch, or a failure naming what was awaited.
 async fn next<T>(w: &mut Watch<T>, what: &str) -> T {
     tokio::time::timeout(Duration::from_secs(10), w.next())
@@ -96,30 +113,10 @@ fn heavier_branch(spec: &ChainSpec, len: usize) -> Vec<cachecash_runtime::Block>
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proven_reads_verify_against_the_state_root_and_a_tampered_value_does_not() {
     let r = rig();
-    let alice = cachecash_chain_spec::dev_accounts::dev_signing_key("alice").unwrap();
     let genesis = r.spec.genesis_hash().unwrap();
-    let terms = EscrowTerms {
-        signer: dev("alice"),
-        face_value: 1_000_000,
-        tickets_per_round: 4,
-        winners_per_round: 2,
-        round_length: 4,
-        first_round: 2,
-        last_round: 2,
-        draw_delay: 1,
-        claim_window: 200,
-    };
-    let open = Transaction {
-        signer: dev("alice"),
-        nonce: 0,
-        fee: r.spec.consensus.minimum_fee * 4,
-        call: Call::EscrowOpen {
-            terms: terms.clone(),
-            payment: terms.payment_required(1).unwrap(),
-            penalty: 1_000_000,
-        },
-    }
-    .sign(&alice, &genesis);
+    let terms = terms();
+    let fee = r.spec.consensus.minimum_fee * 4;
+    let open = escrow_open_tx(&r.spec, "alice", 0, &terms, 1_000_000, fee);
     r.ledger.submit(open).await.unwrap();
     r.mine(true);
     let id = escrow_id(&genesis, &dev("alice"), 0);
@@ -315,33 +312,13 @@ async fn head_events_name_every_new_and_retracted_block_and_finality_at_depth() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_escrow_watch_reports_its_opening_and_its_disappearance_on_a_reorg() {
     let r = rig();
-    let alice = cachecash_chain_spec::dev_accounts::dev_signing_key("alice").unwrap();
     let genesis = r.spec.genesis_hash().unwrap();
     let id = escrow_id(&genesis, &dev("alice"), 0);
     let mut watch = r.ledger.watch_escrow(id);
     assert_eq!(next(&mut watch, "the absent escrow").await.escrow, None);
-    let terms = EscrowTerms {
-        signer: dev("alice"),
-        face_value: 1_000_000,
-        tickets_per_round: 4,
-        winners_per_round: 2,
-        round_length: 4,
-        first_round: 2,
-        last_round: 2,
-        draw_delay: 1,
-        claim_window: 200,
-    };
-    let open = Transaction {
-        signer: dev("alice"),
-        nonce: 0,
-        fee: r.spec.consensus.minimum_fee * 4,
-        call: Call::EscrowOpen {
-            terms: terms.clone(),
-            payment: terms.payment_required(1).unwrap(),
-            penalty: 0,
-        },
-    }
-    .sign(&alice, &genesis);
+    let terms = terms();
+    let fee = r.spec.consensus.minimum_fee * 4;
+    let open = escrow_open_tx(&r.spec, "alice", 0, &terms, 0, fee);
     r.ledger.submit(open).await.unwrap();
     let b1 = r.mine(true);
     let update = next(&mut watch, "the opening").await;

@@ -24,7 +24,8 @@ fn bit(key: &[u8], i: usize) -> bool {
     key[i / 8] >> (7 - i % 8) & 1 == 1
 }
 
-/// The documented algorithm. `account` is the claimed (balance, nonce) or None for absent.
+/// The documented algorithm for an account. `account` is the claimed
+/// (balance, nonce) or None for absent.
 fn verify(
     state_root: &[u8],
     account_id: &[u8],
@@ -32,45 +33,12 @@ fn verify(
     proof: &Value,
 ) -> bool {
     let key = sha(&[account_id]);
-    let siblings: Vec<Vec<u8>> = proof["siblings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(unhex)
-        .collect();
-    let n = siblings.len();
-    if n > 256 {
-        return false;
-    }
-    let leaf = &proof["leaf"];
-    let mut h: [u8; 32] = match (account, leaf.is_null()) {
-        (Some((balance, nonce)), false) => {
-            let mut value = nonce.to_le_bytes().to_vec();
-            value.extend_from_slice(&balance.to_le_bytes());
-            let value_hash = sha(&[&value]);
-            if unhex(&leaf["keyHash"]) != key || unhex(&leaf["valueHash"]) != value_hash {
-                return false;
-            }
-            sha(&[b"JMT::LeafNode", &key, &value_hash])
-        }
-        (Some(_), true) => return false,
-        (None, false) => {
-            let other = unhex(&leaf["keyHash"]);
-            if other == key || (0..n).any(|i| bit(&other, i) != bit(&key, i)) {
-                return false;
-            }
-            sha(&[b"JMT::LeafNode", &other, &unhex(&leaf["valueHash"])])
-        }
-        (None, true) => *b"SPARSE_MERKLE_PLACEHOLDER_HASH__",
-    };
-    for (i, s) in siblings.iter().enumerate() {
-        h = if bit(&key, n - 1 - i) {
-            sha(&[b"JMT::IntrnalNode", s, &h])
-        } else {
-            sha(&[b"JMT::IntrnalNode", &h, s])
-        };
-    }
-    h.as_slice() == state_root
+    let value = account.map(|(balance, nonce)| {
+        let mut v = nonce.to_le_bytes().to_vec();
+        v.extend_from_slice(&balance.to_le_bytes());
+        v
+    });
+    verify_raw(state_root, &key, value.as_deref(), proof)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -141,7 +109,8 @@ async fn rpc_proofs_verify_with_the_documented_algorithm() {
     node.stop().await;
 }
 
-/// The documented algorithm for any key and raw value (escrows).
+/// The documented algorithm for any key and raw value (accounts and
+/// escrows).
 fn verify_raw(state_root: &[u8], key: &[u8; 32], value: Option<&[u8]>, proof: &Value) -> bool {
     let siblings: Vec<Vec<u8>> = proof["siblings"]
         .as_array()
@@ -185,7 +154,6 @@ fn verify_raw(state_root: &[u8], key: &[u8; 32], value: Option<&[u8]>, proof: &V
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escrow_proofs_verify_with_the_documented_algorithm() {
     use cachecash_runtime::microcash::{Escrow, EscrowTerms, escrow_id};
-    use cachecash_runtime::{Call, Transaction};
     use parity_scale_codec::{DecodeAll, Encode};
     let spec = fast_dev_spec(50);
     let genesis = spec.genesis_hash().unwrap();
@@ -205,18 +173,7 @@ async fn escrow_proofs_verify_with_the_documented_algorithm() {
         draw_delay: 1,
         claim_window: 10,
     };
-    let alice = cachecash_chain_spec::dev_accounts::dev_signing_key("alice").unwrap();
-    let open = Transaction {
-        signer: dev("alice"),
-        nonce: 0,
-        fee: 1_000_000,
-        call: Call::EscrowOpen {
-            payment: terms.payment_required(1).unwrap(),
-            terms: terms.clone(),
-            penalty: 0,
-        },
-    }
-    .sign(&alice, &genesis);
+    let open = escrow_open_tx(&spec, "alice", 0, &terms, 0, 1_000_000);
     let hex = format!("0x{}", hex::encode(open.encode()));
     rpc(addr, "author_submitTransaction", vec![json!(hex)])
         .await

@@ -228,7 +228,6 @@ async fn escrow_methods_reject_bad_input_with_clear_errors() {
     assert!(e.starts_with("-32602"), "{e}");
 
     // An escrow to ask about: rounds outside it and numbers ≥ n are refused.
-    let alice = cachecash_chain_spec::dev_accounts::dev_signing_key("alice").unwrap();
     let terms = EscrowTerms {
         signer: dev("alice"),
         face_value: 1_000,
@@ -240,17 +239,7 @@ async fn escrow_methods_reject_bad_input_with_clear_errors() {
         draw_delay: 1,
         claim_window: 10,
     };
-    let open = Transaction {
-        signer: dev("alice"),
-        nonce: 0,
-        fee: 1_000_000,
-        call: Call::EscrowOpen {
-            payment: terms.payment_required(1).unwrap(),
-            terms,
-            penalty: 0,
-        },
-    }
-    .sign(&alice, &genesis);
+    let open = escrow_open_tx(&spec, "alice", 0, &terms, 0, 1_000_000);
     rpc(
         a,
         "author_submitTransaction",

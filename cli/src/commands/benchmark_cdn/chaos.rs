@@ -11,7 +11,7 @@
 
 use super::driver::Pass;
 use super::procs::Cluster;
-use super::{CdnArgs, collect, spawn_drivers, write_objects};
+use super::{CdnArgs, collect, fill_caches, spawn_drivers, write_objects};
 use crate::shared::NodeClient;
 use cachecash_node::cdn::settle_rpc::CacheApiClient;
 use serde_json::{Value, json};
@@ -54,18 +54,7 @@ pub fn run(
     let paths = write_objects(cluster, "chaos", a.objects, a.size_mib)?;
     let mut drivers = spawn_drivers(cluster, &paths[0], clients, a.clients_per_proc, "chaos")?;
     // Fill the caches first: the kills land in the steady state.
-    let warm = Pass {
-        paths: paths.clone(),
-        zipf: 0.0,
-        fetches: 1,
-        soak_secs: None,
-        window: a.window,
-        seed: 1,
-    };
-    for d in drivers.iter_mut() {
-        d.start(&warm)?;
-    }
-    let mut failures: Vec<String> = collect(&mut drivers, &warm)?
+    let mut failures: Vec<String> = fill_caches(&mut drivers, &paths, a.window)?
         .iter()
         .filter(|l| l.event == "fetch" && !l.ok)
         .map(|l| format!("warm-up fetch of {} failed: {:?}", l.path, l.error))

@@ -255,6 +255,27 @@ pub fn spawn_drivers(
     Ok(drivers)
 }
 
+/// One fetch of every object by every client, so the caches hold them
+/// before a soak or a chaos pass measures the steady state.
+pub fn fill_caches(
+    drivers: &mut [Driver],
+    paths: &[String],
+    window: u8,
+) -> anyhow::Result<Vec<FetchLine>> {
+    let warm = Pass {
+        paths: paths.to_vec(),
+        zipf: 0.0,
+        fetches: 1,
+        soak_secs: None,
+        window,
+        seed: 1,
+    };
+    for d in drivers.iter_mut() {
+        d.start(&warm)?;
+    }
+    collect(drivers, &warm)
+}
+
 /// Every process of a run, by role.
 fn roles<'a>(cluster: &'a Cluster, drivers: &'a [Driver]) -> Vec<(&'static str, u32)> {
     let mut v = vec![

@@ -10,7 +10,7 @@
 use super::driver::Pass;
 use super::procs::{Cluster, WINNERS_PER_ROUND, usage};
 use super::stats::{Quantiles, grows};
-use super::{CdnArgs, collect, spawn_drivers, write_objects};
+use super::{CdnArgs, collect, fill_caches, spawn_drivers, write_objects};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -25,18 +25,7 @@ pub fn run(
     let paths = write_objects(cluster, "soak", a.objects, a.size_mib)?;
     let mut drivers = spawn_drivers(cluster, &paths[0], clients, a.clients_per_proc, "soak")?;
     // Fill the caches first, so that the soak is the steady state.
-    let warm = Pass {
-        paths: paths.clone(),
-        zipf: 0.0,
-        fetches: 1,
-        soak_secs: None,
-        window: a.window,
-        seed: 1,
-    };
-    for d in drivers.iter_mut() {
-        d.start(&warm)?;
-    }
-    collect(&mut drivers, &warm)?;
+    fill_caches(&mut drivers, &paths, a.window)?;
 
     let mut procs: Vec<(String, u32)> = vec![
         ("publisher".into(), cluster.publisher.pid()),
