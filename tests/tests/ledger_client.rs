@@ -97,6 +97,28 @@ async fn until<T: std::fmt::Debug>(
     }
 }
 
+/// The hashes of the `NewBest` events, in order.
+fn new_best(events: &[HeadEvent]) -> Vec<Hash> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            HeadEvent::NewBest(b) => Some(b.hash),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The heights of the `Final` events, in order.
+fn final_heights(events: &[HeadEvent]) -> Vec<u64> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            HeadEvent::Final(b) => Some(b.number),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A heavier branch from genesis, mined on a separate chain: `len` empty
 /// blocks, timestamps shifted so they differ from the rig's.
 fn heavier_branch(spec: &ChainSpec, len: usize) -> Vec<cachecash_runtime::Block> {
@@ -238,21 +260,12 @@ async fn head_events_name_every_new_and_retracted_block_and_finality_at_depth() 
         |e| matches!(e, HeadEvent::Final(b) if b.number == 2),
     )
     .await;
-    let new: Vec<Hash> = seen
-        .iter()
-        .filter_map(|e| match e {
-            HeadEvent::NewBest(b) => Some(b.hash),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(new, ours, "one NewBest per block, in order: {seen:?}");
-    let finals: Vec<u64> = seen
-        .iter()
-        .filter_map(|e| match e {
-            HeadEvent::Final(b) => Some(b.number),
-            _ => None,
-        })
-        .collect();
+    assert_eq!(
+        new_best(&seen),
+        ours,
+        "one NewBest per block, in order: {seen:?}"
+    );
+    let finals = final_heights(&seen);
     // Depth 2: block n is final when n + 1 is the best.
     assert_eq!(finals, [0, 1, 2], "{seen:?}");
 
@@ -284,27 +297,19 @@ async fn head_events_name_every_new_and_retracted_block_and_finality_at_depth() 
     );
     let gone: Vec<Hash> = retracted.iter().map(|b| b.hash).collect();
     assert_eq!(gone, ours.iter().rev().copied().collect::<Vec<_>>());
-    let new: Vec<Hash> = seen
+    let after_reorg: Vec<HeadEvent> = seen
         .iter()
         .skip_while(|e| !matches!(e, HeadEvent::Reorg { .. }))
-        .filter_map(|e| match e {
-            HeadEvent::NewBest(b) => Some(b.hash),
-            _ => None,
-        })
+        .cloned()
         .collect();
+    let new = new_best(&after_reorg);
     assert_eq!(
         new,
         branch.iter().map(|b| b.hash()).collect::<Vec<_>>(),
         "{seen:?}"
     );
     // Finality restarts on the new branch above the common block.
-    let finals: Vec<u64> = seen
-        .iter()
-        .filter_map(|e| match e {
-            HeadEvent::Final(b) => Some(b.number),
-            _ => None,
-        })
-        .collect();
+    let finals = final_heights(&seen);
     assert_eq!(finals.last(), Some(&4), "{seen:?}");
     assert!(finals.iter().all(|n| *n >= 1), "{seen:?}");
 }
