@@ -252,8 +252,8 @@ fn escrow_and_ticket_commands_run_the_whole_cycle() {
     assert!(!ok);
     assert!(err.contains("2 secrets for 1 tickets"), "{err}");
 
-    // The signer issues number 0 a second time, to another client: anyone
-    // holding both proves it, and the penalty is forfeited.
+    // The signer issues number 0 a second time, to another client: the
+    // cache they name proves it, and the penalty is forfeited.
     let twins = dir.path().join("twins.txt");
     let twins = twins.to_str().unwrap();
     let (ok, _, err) = cachecash(&[
@@ -283,7 +283,7 @@ fn escrow_and_ticket_commands_run_the_whole_cycle() {
         "ticket",
         "prove-duplicate",
         "--from",
-        "eve",
+        "bob",
         &lines[0],
         &lines[1],
         "--rpc",
@@ -295,7 +295,7 @@ fn escrow_and_ticket_commands_run_the_whole_cycle() {
         "ticket",
         "prove-duplicate",
         "--from",
-        "eve",
+        "bob",
         &lines[0],
         twins,
         "--rpc",

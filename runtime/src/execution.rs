@@ -134,6 +134,7 @@ fn apply_microcash<S: StateReader + ?Sized>(
                     penalty: *penalty,
                     penalised: false,
                     claimed: Vec::new(),
+                    closed: false,
                 }),
             );
             overlay.index_escrow(tx.signer, id)?;
@@ -190,7 +191,7 @@ fn apply_microcash<S: StateReader + ?Sized>(
             Ok(())
         }
         Call::EscrowClose { escrow } => {
-            let e = existing_escrow(overlay, escrow)?;
+            let mut e = existing_escrow(overlay, escrow)?;
             if e.funder != tx.signer {
                 return Err(MicrocashError::NotFunder {
                     funder: e.funder,
@@ -207,13 +208,37 @@ fn apply_microcash<S: StateReader + ?Sized>(
                 }
                 .into());
             }
-            let refund = e
-                .payment
-                .checked_add(e.penalty)
-                .ok_or(TxError::Overflow("escrow refund"))?;
+            // The payment deposit returns at unlock; the penalty deposit
+            // only after its grace period, so a late duplicate proof still
+            // finds it. The record stays until then (claims are over: every
+            // window has closed).
+            let release = e.terms.penalty_release_height()?;
+            let keep_penalty = e.penalty > 0 && height < release;
+            if keep_penalty && e.closed {
+                return Err(MicrocashError::PenaltyHeld {
+                    escrow: *escrow,
+                    release,
+                    height,
+                }
+                .into());
+            }
+            let refund = if keep_penalty {
+                e.payment
+            } else {
+                e.payment
+                    .checked_add(e.penalty)
+                    .ok_or(TxError::Overflow("escrow refund"))?
+            };
             credit(overlay, &e.funder, refund)?;
-            overlay.set_escrow(*escrow, None);
-            overlay.unindex_escrow(e.funder, *escrow)?;
+            if keep_penalty {
+                e.payment = 0;
+                e.closed = true;
+                e.prune(height);
+                overlay.set_escrow(*escrow, Some(e));
+            } else {
+                overlay.set_escrow(*escrow, None);
+                overlay.unindex_escrow(e.funder, *escrow)?;
+            }
             Ok(())
         }
         Call::TicketClaim { claims } => {
@@ -250,6 +275,15 @@ fn apply_microcash<S: StateReader + ?Sized>(
             }
             if a == b {
                 return Err(MicrocashError::NotDuplicate("the two tickets are identical").into());
+            }
+            // The reward goes to the sender, so only a cache the tickets
+            // name may send it: a proof copied from the pool pays no one
+            // but the victim.
+            if tx.signer != a.cache && tx.signer != b.cache {
+                return Err(MicrocashError::ReporterNotNamed {
+                    reporter: tx.signer,
+                }
+                .into());
             }
             let mut e = existing_escrow(overlay, &a.escrow)?;
             e.terms.check_slot(a.round, a.number)?;

@@ -35,7 +35,23 @@
 //! `draw_height(r) < H ≤ draw_height(r) + claim_window`: the draw block is
 //! an ancestor, and the window is open. Funds stay locked until every
 //! round's window has closed ([`EscrowTerms::unlock_height`]): that is the
-//! defence against front-running the claims.
+//! defence against the funder draining the deposit before the claims.
+//!
+//! # Closing and the penalty's grace period
+//!
+//! `EscrowClose` from unlock returns the payment deposit. The penalty
+//! deposit stays locked for one more claim window
+//! ([`EscrowTerms::penalty_release_height`]) so that a duplicate which
+//! surfaces late is still punished: the record stays (marked `closed`, no
+//! claims possible) and a duplicate proof against it still forfeits the
+//! penalty. A second close from the release height returns the penalty and
+//! deletes the record. A close after the release height does both at once.
+//!
+//! # Who may report a duplicate
+//!
+//! The reporter's share goes to the sender of the proof, and the sender
+//! must be a cache named in one of the two tickets. Anyone else could copy
+//! a victim's proof from the transaction pool and take its reward.
 //!
 //! # Bounded replay state
 //!
@@ -167,6 +183,18 @@ pub enum MicrocashError {
         "escrow {0} has unlocked (every claim window closed); close it instead of topping it up"
     )]
     Unlocked(EscrowId),
+    /// The penalty deposit is held after the payment was returned.
+    #[error(
+        "escrow {escrow} returned its payment deposit; its penalty deposit stays locked until block #{release} (a grace period for late duplicate proofs), this block is #{height}; close it again then"
+    )]
+    PenaltyHeld {
+        /// The escrow.
+        escrow: EscrowId,
+        /// First block at which the penalty is returned.
+        release: BlockNumber,
+        /// The including block.
+        height: BlockNumber,
+    },
     /// Penalty top-up after a penalty was taken.
     #[error(
         "escrow {0} has already been penalised for duplicate tickets; a new penalty deposit could never be forfeited, so it is refused"
@@ -266,6 +294,14 @@ pub enum MicrocashError {
     /// The penalty was already taken.
     #[error("escrow {0} has already been penalised for duplicate tickets")]
     AlreadyPenalised(EscrowId),
+    /// The reporter of a duplicate is neither ticket's cache.
+    #[error(
+        "the duplicate proof is sent by {reporter}, but only a cache named in one of the two tickets may report it (the reward goes to the sender, so anyone else could copy a victim's proof from the pool); pass the tickets to that cache"
+    )]
+    ReporterNotNamed {
+        /// The transaction signer.
+        reporter: AccountId,
+    },
     /// The genesis hash is not available to the execution context.
     #[error("the genesis hash (canonical block #0) is unavailable; escrow ids cannot be derived")]
     NoGenesis,
@@ -322,7 +358,7 @@ impl EscrowTerms {
                 "an escrow spans at most {MAX_ROUNDS} rounds; top it up later instead"
             )));
         }
-        self.unlock_height()?;
+        self.penalty_release_height()?;
         self.payment_required(self.rounds()?)?;
         Ok(())
     }
@@ -363,6 +399,16 @@ impl EscrowTerms {
         self.claim_deadline(self.last_round)?
             .checked_add(1)
             .ok_or(MicrocashError::Overflow("unlock height"))
+    }
+
+    /// First block at which the penalty deposit is returned: one claim
+    /// window after [`unlock_height`](Self::unlock_height), so a duplicate
+    /// that surfaces late (in the last claims, or from a cache that was
+    /// offline) is still punished.
+    pub fn penalty_release_height(&self) -> Result<BlockNumber, MicrocashError> {
+        self.unlock_height()?
+            .checked_add(u64::from(self.claim_window))
+            .ok_or(MicrocashError::Overflow("penalty release height"))
     }
 
     /// `w·β·rounds`: the payment deposit that covers every winner.
@@ -448,6 +494,9 @@ pub struct Escrow {
     pub penalised: bool,
     /// Claimed numbers of rounds whose window may still be open, ascending by round.
     pub claimed: Vec<RoundClaims>,
+    /// Whether the funder closed it: the payment deposit was returned and
+    /// the record stays only to hold the penalty through its grace period.
+    pub closed: bool,
 }
 
 impl Escrow {

@@ -540,7 +540,7 @@ proptest! {
         let id = world.open_covered(terms(8, 2, 1, 1), penalty, 0);
         let k = key(SIGNER);
         let a = sign_ticket(&k, ticket_for(id, 1, 0, account(CACHES[0])));
-        let b = sign_ticket(&k, ticket_for(id, 1, 0, account(CACHES[1])));
+        let b = sign_ticket(&k, ticket_for(id, 1, 0, account(REPORTER)));
         let changes = world.submit(REPORTER, duplicate(a, b), 2).unwrap();
         let share = penalty * Balance::from(percent) / 100;
         prop_assert_eq!(world.received(REPORTER), share);
@@ -676,7 +676,7 @@ proptest! {
             let err = world.submit(cache, call, height).unwrap_err();
             prop_assert!(expected(&err), "claim of ({round}, {number}): {err}");
             let call = duplicate(signed(round, number, CACHES[0]), signed(round, number, CACHES[1]));
-            let err = world.submit(REPORTER, call, height).unwrap_err();
+            let err = world.submit(CACHES[0], call, height).unwrap_err();
             prop_assert!(expected(&err), "duplicate of ({round}, {number}): {err}");
         }
         prop_assert!(!world.escrow(&id).penalised);
@@ -843,9 +843,9 @@ fn a_duplicate_proof_forfeits_the_penalty_once_and_spares_the_payment_deposit() 
     let id = world.open_covered(t.clone(), penalty, 0);
     let k = key(SIGNER);
     let a = sign_ticket(&k, ticket_for(id, 1, 5, account(CACHES[0])));
-    let b = sign_ticket(&k, ticket_for(id, 1, 5, account(CACHES[1])));
+    let b = sign_ticket(&k, ticket_for(id, 1, 5, account(REPORTER)));
     // A "duplicate" not signed by the escrow's signer proves nothing.
-    let forged = sign_ticket(&key(STRANGER), ticket_for(id, 1, 5, account(CACHES[2])));
+    let forged = sign_ticket(&key(STRANGER), ticket_for(id, 1, 5, account(REPORTER)));
     let err = world
         .submit(REPORTER, duplicate(a.clone(), forged), 3)
         .unwrap_err();
@@ -877,7 +877,7 @@ fn a_duplicate_proof_forfeits_the_penalty_once_and_spares_the_payment_deposit() 
     assert_eq!(world.supply(), world.genesis_supply);
     // Once only: the same proof, the reverse, or another pair.
     let c = sign_ticket(&k, ticket_for(id, 2, 0, account(CACHES[0])));
-    let d = sign_ticket(&k, ticket_for(id, 2, 0, account(CACHES[1])));
+    let d = sign_ticket(&k, ticket_for(id, 2, 0, account(REPORTER)));
     for (x, y) in [(a.clone(), b.clone()), (b, a), (c, d)] {
         let err = world.submit(REPORTER, duplicate(x, y), 4).unwrap_err();
         assert!(
@@ -940,30 +940,121 @@ fn an_escrow_closes_only_for_its_funder_and_only_after_the_last_window() {
     );
     let e = world.escrow(&id);
     assert_eq!(e.payment, t.payment_required(2).unwrap() - 2 * t.face_value);
-    let refund = e.payment + e.penalty;
+    let (payment, penalty) = (e.payment, e.penalty);
+    let fee = world.params.minimum_fee;
     let before = world.balance(FUNDER);
+    // At unlock the payment deposit returns; the penalty stays for its grace
+    // period, and so does the record (closed: no claim can draw on it).
     world.submit(FUNDER, close.clone(), unlock).unwrap();
-    assert_eq!(
-        world.balance(FUNDER),
-        before + refund - world.params.minimum_fee
-    );
-    assert!(!world.state.escrows.contains_key(&id));
-    assert!(!world.state.funder_escrows(&account(FUNDER)).contains(&id));
+    assert_eq!(world.balance(FUNDER), before + payment - fee);
+    let e = world.escrow(&id);
+    assert!(e.closed);
+    assert_eq!((e.payment, e.penalty), (0, penalty));
+    assert!(world.state.funder_escrows(&account(FUNDER)).contains(&id));
     assert_eq!(world.supply(), world.genesis_supply);
-    // A closed escrow is gone: no second refund, no late claim.
-    let err = world.submit(FUNDER, close, unlock + 1).unwrap_err();
-    assert!(
-        matches!(err, TxError::Microcash(MicrocashError::UnknownEscrow(x)) if x == id),
-        "{err}"
-    );
+    let release = t.penalty_release_height().unwrap();
+    assert_eq!(release, unlock + u64::from(t.claim_window));
+    for h in [unlock, release - 1] {
+        let err = world.submit(FUNDER, close.clone(), h).unwrap_err();
+        assert!(
+            matches!(err, TxError::Microcash(MicrocashError::PenaltyHeld { release: r, height, .. })
+                if r == release && height == h),
+            "{err}"
+        );
+    }
+    // No late claim on a closed escrow.
     let issued = issue_round(id, 2, 8, false);
     let nr = world.winners_of(&id, &t, 2)[0];
     let call = claim(vec![item(issued[nr as usize].clone())]);
     let err = world.submit(cache_of(nr), call, unlock).unwrap_err();
     assert!(
+        matches!(err, TxError::Microcash(MicrocashError::WindowClosed { .. })),
+        "{err}"
+    );
+    // From the release height the second close returns the penalty and the
+    // record is gone: no third refund.
+    let before = world.balance(FUNDER);
+    world.submit(FUNDER, close.clone(), release).unwrap();
+    assert_eq!(world.balance(FUNDER), before + penalty - fee);
+    assert!(!world.state.escrows.contains_key(&id));
+    assert!(!world.state.funder_escrows(&account(FUNDER)).contains(&id));
+    assert_eq!(world.supply(), world.genesis_supply);
+    let err = world.submit(FUNDER, close, release + 1).unwrap_err();
+    assert!(
         matches!(err, TxError::Microcash(MicrocashError::UnknownEscrow(x)) if x == id),
         "{err}"
     );
+}
+
+#[test]
+fn a_duplicate_found_in_the_grace_period_after_close_still_forfeits_the_penalty() {
+    let mut world = world();
+    let t = terms(8, 2, 1, 1);
+    let penalty: Balance = 1_000;
+    let id = world.open_covered(t.clone(), penalty, 0);
+    let unlock = t.unlock_height().unwrap();
+    let close = Call::EscrowClose { escrow: id };
+    world.submit(FUNDER, close.clone(), unlock).unwrap();
+    let k = key(SIGNER);
+    let a = sign_ticket(&k, ticket_for(id, 1, 3, account(CACHES[0])));
+    let b = sign_ticket(&k, ticket_for(id, 1, 3, account(REPORTER)));
+    let release = t.penalty_release_height().unwrap();
+    let changes = world
+        .submit(REPORTER, duplicate(a, b), release - 1)
+        .unwrap();
+    assert_eq!(world.received(REPORTER), penalty / 2);
+    assert_eq!(changes.burnt, penalty - penalty / 2);
+    assert!(world.escrow(&id).penalised);
+    // Nothing is left to hold: the next close deletes the record at once.
+    let before = world.balance(FUNDER);
+    world.submit(FUNDER, close, release - 1).unwrap();
+    assert_eq!(world.balance(FUNDER), before - world.params.minimum_fee);
+    assert!(!world.state.escrows.contains_key(&id));
+    assert_eq!(world.supply(), world.genesis_supply);
+}
+
+#[test]
+fn a_close_after_the_grace_period_returns_both_deposits_at_once() {
+    let mut world = world();
+    let t = terms(8, 2, 1, 1);
+    let id = world.open_covered(t.clone(), 700, 0);
+    let e = world.escrow(&id);
+    let before = world.balance(FUNDER);
+    let release = t.penalty_release_height().unwrap();
+    world
+        .submit(FUNDER, Call::EscrowClose { escrow: id }, release)
+        .unwrap();
+    assert_eq!(
+        world.balance(FUNDER),
+        before + e.payment + e.penalty - world.params.minimum_fee
+    );
+    assert!(!world.state.escrows.contains_key(&id));
+    assert!(!world.state.funder_escrows(&account(FUNDER)).contains(&id));
+}
+
+#[test]
+fn only_a_cache_named_in_the_tickets_may_report_a_duplicate() {
+    let mut world = world();
+    let t = terms(8, 2, 1, 1);
+    let penalty: Balance = 800;
+    let id = world.open_covered(t, penalty, 0);
+    let k = key(SIGNER);
+    let a = sign_ticket(&k, ticket_for(id, 1, 2, account(CACHES[0])));
+    let b = sign_ticket(&k, ticket_for(id, 1, 2, account(CACHES[1])));
+    // Someone who copied the proof from the pool gets nothing.
+    let err = world
+        .submit(STRANGER, duplicate(a.clone(), b.clone()), 3)
+        .unwrap_err();
+    assert!(
+        matches!(err, TxError::Microcash(MicrocashError::ReporterNotNamed { reporter })
+            if reporter == account(STRANGER)),
+        "{err}"
+    );
+    assert!(!world.escrow(&id).penalised);
+    // Either named cache may report, in either order.
+    world.submit(CACHES[1], duplicate(a, b), 3).unwrap();
+    assert_eq!(world.received(CACHES[1]), penalty / 2);
+    assert!(world.escrow(&id).penalised);
 }
 
 #[test]
@@ -1015,6 +1106,7 @@ fn opening_an_escrow_requires_full_cover_valid_terms_and_a_future_first_round() 
             penalty: 70,
             penalised: false,
             claimed: Vec::new(),
+            closed: false,
         }
     );
     assert_eq!(world.state.funder_escrows(&account(FUNDER)), [id]);
@@ -1113,8 +1205,9 @@ fn a_top_up_adds_rounds_and_deposit_only_while_it_can_still_matter() {
     );
     let e = world.escrow(&id);
     assert_eq!(e.payment + e.penalty, 6 * per_round - paid + 120);
+    let release = world.escrow(&id).terms.penalty_release_height().unwrap();
     world
-        .submit(FUNDER, Call::EscrowClose { escrow: id }, unlock)
+        .submit(FUNDER, Call::EscrowClose { escrow: id }, release)
         .unwrap();
     let f = world.account(FUNDER);
     assert_eq!(f.balance + Balance::from(f.nonce) * fee, RICH - paid);
@@ -1337,6 +1430,7 @@ fn escrow_record_encoding_is_stable() {
             round: 9,
             numbers: vec![1, 7],
         }],
+        closed: true,
     };
     let enc = e.encode();
     assert_eq!(hex::encode(&enc), GOLDEN_ESCROW);
@@ -1409,7 +1503,7 @@ const GOLDEN_TICKET: &str = "111111111111111111111111111111111111111111111111111
 const GOLDEN_TICKET_HASH: &str =
     "0x8469583c10c0aee3e4b751095ec8ad92eb854aa2ce731cec190852fc1d15926b";
 const GOLDEN_TERMS: &str = "666666666666666666666666666666666666666666666666666666666666666640420f0000000000000000000000000064000000030000000a000000070000000000000000010000000000000200000078563412";
-const GOLDEN_ESCROW: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa666666666666666666666666666666666666666666666666666666666666666640420f0000000000000000000000000064000000030000000a000000070000000000000000010000000000000200000078563412881300000000000000000000000000000700000000000000000000000000000001040900000000000000080100000007000000";
+const GOLDEN_ESCROW: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa666666666666666666666666666666666666666666666666666666666666666640420f0000000000000000000000000064000000030000000a00000007000000000000000001000000000000020000007856341288130000000000000000000000000000070000000000000000000000000000000104090000000000000008010000000700000001";
 const GOLDEN_BATCH_AUTH: &str = "017777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777777701000000030000000888888888888888888888888888888888888888888888888888888888888888889999999999999999999999999999999999999999999999999999999999999999";
 const GOLDEN_ESCROW_ID: &str = "0xd58fe94ba4082714caeed7588dd0f66eb3bed798442fa05824ae922fb3b7f7d0";
 const GOLDEN_SECRET_COMMITMENT: &str =

@@ -101,7 +101,9 @@ pub fn plan() -> EscrowPlan {
         rounds: 20,
         draw_delay: 2,
         claim_window: 100,
-        penalty: 10 * UNIT,
+        // The safe penalty of these terms at the presets' 50 % reporter
+        // share, which caches require: w·β·(⌈c/L⌉ + ⌈d/L⌉ + 1)/(1 − s).
+        penalty: 2 * 3 * UNIT * 2,
         fee: 1_000_000,
         top_up_rounds: 0,
         budget: 0,

@@ -543,45 +543,13 @@ async fn rpc_reports_each_roles_status_and_refuses_roles_not_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_publisher_hires_caches_it_discovers_in_the_dht() {
-    let spec = fast_dev_spec(100);
-    let dir = tempfile::tempdir().unwrap();
-    let origin = dir.path().join("origin");
-    std::fs::create_dir_all(&origin).unwrap();
-    let body = random_bytes(600_000);
-    std::fs::write(origin.join("obj"), &body).unwrap();
-    let chain = start_miner(&spec, &dir.path().join("chain")).await;
-    let boot = vec![p2p_addr(&chain)];
-    let mut caches = Vec::new();
-    for i in 0..3 {
-        let base = dir.path().join(format!("cache{i}"));
-        caches.push(start_cache(&spec, &base, boot.clone(), 1 << 30, None).await);
-    }
-    // No --hire: the publisher finds the caches' provider records.
-    let alice = cachecash_chain_spec::dev_accounts::dev_signing_key("alice").unwrap();
-    let mut config = PublisherConfig::new(
-        dir.path().join("publisher").join("publisher"),
-        Origin::Dir(origin),
-        EscrowSource::Open {
-            funder: Arc::new(alice),
-            plan: plan(),
-        },
-    );
-    config.discover = 3;
-    let module = PublisherModule::new(config);
-    let handle = module.handle();
-    let publisher = start_with_modules(
-        &spec,
-        &dir.path().join("publisher"),
-        None,
-        boot.clone(),
-        vec![Box::new(module)],
-    )
-    .await;
-    let state = handle.get().cloned().unwrap();
+    // Loopback: every cache shares 127.0.0.1, so allow three per address.
+    let (dir, spec, chain, caches, publisher, state, body) = discovery_net(3).await;
     wait_until("three caches discovered and hired", DEADLINE, || {
         state.escrow().is_some() && state.caches.len() == 3
     })
     .await;
+    let boot = vec![p2p_addr(&chain)];
     let client = start_with_modules(&spec, &dir.path().join("client"), None, boot, vec![]).await;
     let ledger = Arc::new(ChainLedger::new(
         client.chain().clone(),
@@ -609,4 +577,85 @@ async fn a_publisher_hires_caches_it_discovers_in_the_dht() {
         n.stop().await;
     }
     chain.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sybil_caches_behind_one_address_are_hired_once() {
+    // Three cache keys on one address (127.0.0.1), one hire per address:
+    // the publisher hires one of them and declines the others on every
+    // discovery pass, so minting keys wins no more bundles.
+    let (_dir, _spec, chain, caches, publisher, state, _) = discovery_net(1).await;
+    wait_until(
+        "one cache hired, the others declined twice each",
+        DEADLINE,
+        || state.escrow().is_some() && state.counters.hires_declined.get() >= 4,
+    )
+    .await;
+    let hired = state.caches.hired();
+    assert_eq!(hired.len(), 1, "{hired:?}");
+    assert_eq!(
+        hired[0].1.discovered_at,
+        Some(std::net::IpAddr::from([127, 0, 0, 1]))
+    );
+    // Only the hired cache is in the placement table.
+    let table = state.caches.table().expect("a placement table");
+    assert_eq!(table.caches(), [hired[0].0]);
+    publisher.stop().await;
+    for (n, _) in caches {
+        n.stop().await;
+    }
+    chain.stop().await;
+}
+
+/// A miner, three caches announcing themselves in the DHT, and a publisher
+/// hiring by discovery only, `per_address` per network address.
+#[allow(clippy::type_complexity)]
+async fn discovery_net(
+    per_address: usize,
+) -> (
+    tempfile::TempDir,
+    cachecash_chain_spec::ChainSpec,
+    Node,
+    Vec<(Node, Arc<CacheState>)>,
+    Node,
+    Arc<cachecash_node::cdn::publisher::PublisherState>,
+    Vec<u8>,
+) {
+    let spec = fast_dev_spec(100);
+    let dir = tempfile::tempdir().unwrap();
+    let origin = dir.path().join("origin");
+    std::fs::create_dir_all(&origin).unwrap();
+    let body = random_bytes(600_000);
+    std::fs::write(origin.join("obj"), &body).unwrap();
+    let chain = start_miner(&spec, &dir.path().join("chain")).await;
+    let boot = vec![p2p_addr(&chain)];
+    let mut caches = Vec::new();
+    for i in 0..3 {
+        let base = dir.path().join(format!("cache{i}"));
+        caches.push(start_cache(&spec, &base, boot.clone(), 1 << 30, None).await);
+    }
+    // No --hire: the publisher finds the caches' provider records.
+    let alice = cachecash_chain_spec::dev_accounts::dev_signing_key("alice").unwrap();
+    let mut config = PublisherConfig::new(
+        dir.path().join("publisher").join("publisher"),
+        Origin::Dir(origin),
+        EscrowSource::Open {
+            funder: Arc::new(alice),
+            plan: plan(),
+        },
+    );
+    config.discover = 3;
+    config.discover_per_address = per_address;
+    let module = PublisherModule::new(config);
+    let handle = module.handle();
+    let publisher = start_with_modules(
+        &spec,
+        &dir.path().join("publisher"),
+        None,
+        boot,
+        vec![Box::new(module)],
+    )
+    .await;
+    let state = handle.get().cloned().unwrap();
+    (dir, spec, chain, caches, publisher, state, body)
 }

@@ -26,7 +26,8 @@ fn settlement_plan() -> EscrowPlan {
         rounds: 40,
         draw_delay: 2,
         claim_window: 40,
-        penalty: 10 * UNIT,
+        // Safe for these terms (caches require it): 32·β·(2 + 1 + 1)/(1 − ½).
+        penalty: 256 * UNIT,
         fee: 1_000_000,
         top_up_rounds: 0,
         budget: 0,
@@ -482,6 +483,57 @@ async fn a_publisher_that_signs_one_number_twice_forfeits_its_penalty_to_the_cac
     assert_eq!(
         chain_ledger.balance(&me).unwrap(),
         share - proof_fee + value - fees
+    );
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_publisher_closes_its_finished_escrow_and_takes_the_penalty_back_after_its_grace_period()
+ {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = directory_origin(tmp.path(), 1);
+    // Two short rounds and a short claim window: unlock and release come
+    // within seconds at 100 ms blocks.
+    let plan = EscrowPlan {
+        rounds: 2,
+        claim_window: 10,
+        ..settlement_plan()
+    };
+    let net = setup_with(origin, 1, plan.clone(), ClaimerConfig::default()).await;
+    let id = net.state().escrow().unwrap().id;
+    let chain = net.chain.chain().clone();
+    let alice = dev("alice");
+    let balance = {
+        let chain = chain.clone();
+        move || chain.account(&alice, None).unwrap().0.balance
+    };
+    let escrow = {
+        let chain = chain.clone();
+        move || chain.escrow(&id, None).unwrap().0
+    };
+    let opened = escrow().expect("the escrow is open");
+    let terms = opened.terms.clone();
+    assert_eq!(opened.payment, terms.payment_required(2).unwrap());
+    let before = balance();
+    // From unlock, the payment deposit comes back and the record stays,
+    // holding the penalty.
+    let e = escrow.clone();
+    wait_until("the payment deposit returned", DEADLINE, || {
+        e().is_some_and(|e| e.closed)
+    })
+    .await;
+    let held = escrow().unwrap();
+    assert_eq!((held.payment, held.penalty), (0, plan.penalty));
+    assert_eq!(balance(), before + opened.payment - plan.fee);
+    let release = terms.penalty_release_height().unwrap();
+    assert!(chain.head().header.number < release);
+    // From the release height, the penalty comes back and the record goes.
+    let e = escrow.clone();
+    wait_until("the penalty deposit returned", DEADLINE, || e().is_none()).await;
+    assert!(chain.head().header.number >= release);
+    assert_eq!(
+        balance(),
+        before + opened.payment + plan.penalty - 2 * plan.fee
     );
     net.stop().await;
 }

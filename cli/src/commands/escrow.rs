@@ -58,8 +58,10 @@ pub enum EscrowCommand {
         #[command(flatten)]
         submit: SubmitArgs,
     },
-    /// Return what remains of an escrow to its funder, once the last
-    /// round's claim window has closed.
+    /// Return what remains of an escrow to its funder: the payment deposit
+    /// once the last round's claim window has closed, the penalty deposit
+    /// one claim window later (close again then; a close after that returns
+    /// both at once).
     ///
     /// Example:
     ///   cachecash escrow close --from alice 0x…
@@ -168,7 +170,18 @@ pub fn run(cmd: EscrowCommand) -> anyhow::Result<()> {
                 let f = shared::facts(&client).await?;
                 let escrow = parse_escrow_id(&id)?;
                 let found = send(&client, &f, &from, Call::EscrowClose { escrow }, &submit).await?;
-                println!("Closed escrow {escrow}; {}", shared::inclusion_line(&found));
+                match shared::escrow(&client, &escrow).await? {
+                    Some(held) if held.escrow.closed => println!(
+                        "Returned the payment deposit of escrow {escrow}; its penalty deposit of {} {} \
+                         stays locked until block #{} so that a late duplicate proof can still \
+                         forfeit it: run `cachecash escrow close` again from then; {}",
+                        format_balance(held.escrow.penalty, f.decimals),
+                        f.symbol,
+                        held.penalty_release_height.unwrap_or_default(),
+                        shared::inclusion_line(&found)
+                    ),
+                    _ => println!("Closed escrow {escrow}; {}", shared::inclusion_line(&found)),
+                }
                 Ok(())
             }
         }

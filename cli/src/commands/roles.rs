@@ -9,6 +9,7 @@
 //! # escrow = "0x…"                        # or adopt an escrow opened elsewhere
 //! caches = ["/ip4/10.0.0.5/tcp/30333/p2p/12D3KooW…"]
 //! discover_caches = 20                    # also hire caches found in the DHT
+//! discover_per_address = 1                # …at most this many per IPv4 address or IPv6 /64 (Sybil bound)
 //! bundle_chunks = 4
 //! chunk_size = 131072                     # bytes per chunk of new manifests
 //! puzzle_rounds = 2                       # rounds R of the colocation puzzle
@@ -32,6 +33,7 @@
 //! dir = "/var/lib/cachecash/cache"
 //! quota = "20GiB"
 //! min_penalty = "10CCH"
+//! require_safe_penalty = true  # also the safe penalty of each escrow's terms (docs/microcash.md §9)
 //! claim_depth = 6              # confirmations before a claim counts as final
 //! claim_max_fee_percent = 10   # hold a claim back while its fee exceeds this share of β
 //! claim_urgent_blocks = 10     # …until this many blocks before its window closes
@@ -109,6 +111,7 @@ struct PublisherFile {
     caches: Vec<String>,
     dir: Option<PathBuf>,
     discover_caches: Option<usize>,
+    discover_per_address: Option<usize>,
     bundle_chunks: Option<usize>,
     chunk_size: Option<u32>,
     puzzle_rounds: Option<u8>,
@@ -141,6 +144,7 @@ struct CacheFile {
     dir: Option<PathBuf>,
     quota: Option<String>,
     min_penalty: Option<String>,
+    require_safe_penalty: Option<bool>,
     claim_depth: Option<u64>,
     claim_max_fee_percent: Option<u8>,
     claim_urgent_blocks: Option<u64>,
@@ -292,6 +296,13 @@ pub fn modules(
         );
         c.caches = caches;
         c.discover = args.discover_caches.or(pf.discover_caches).unwrap_or(0);
+        if let Some(n) = pf.discover_per_address {
+            anyhow::ensure!(
+                n >= 1,
+                "discover_per_address must be at least 1 (caches hired per network address), not 0"
+            );
+            c.discover_per_address = n;
+        }
         if c.caches.is_empty() && c.discover == 0 {
             anyhow::bail!(
                 "--publisher needs caches: --hire MULTIADDR, or --discover-caches N to hire caches announced in the DHT"
@@ -334,6 +345,9 @@ pub fn modules(
         let mut c = CacheConfig::new(dir, quota);
         if let Some(p) = &cf.min_penalty {
             c.min_penalty = amount(p, "min_penalty")?;
+        }
+        if let Some(r) = cf.require_safe_penalty {
+            c.require_safe_penalty = r;
         }
         if let Some(d) = cf.claim_depth {
             c.claimer.depth = d;

@@ -64,7 +64,9 @@ pub enum TicketCommand {
     },
     /// Prove that an escrow's signer signed two different tickets with the
     /// same escrow, round and number: its penalty deposit is forfeited and
-    /// the reporter (the signing key) gets its share, less the fee.
+    /// the reporter (the signing key) gets its share, less the fee. The
+    /// reporter must be a cache named in one of the two tickets (so no one
+    /// can copy a victim's proof from the pool and take its reward).
     ///
     /// Example:
     ///   cachecash ticket prove-duplicate --from bob 0x…first 0x…second

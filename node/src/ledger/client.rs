@@ -165,6 +165,15 @@ pub trait LedgerClient: Send + Sync + std::fmt::Debug + 'static {
         id: EscrowId,
         at: Option<Hash>,
     ) -> Result<Proven<Option<Escrow>>, LedgerError>;
+    /// Up to `limit` escrows funded by `funder` (still on chain, closed ones
+    /// holding their penalty included) from index slot `start` on, at the
+    /// best block.
+    async fn escrows_funded_by(
+        &self,
+        funder: AccountId,
+        start: u64,
+        limit: u64,
+    ) -> Result<Vec<EscrowId>, LedgerError>;
     /// The nonce `id`'s next transaction must carry (pool included).
     async fn next_nonce(&self, id: AccountId) -> Result<u64, LedgerError>;
     /// A fee likely to include a transaction of `size` signed bytes soon.
@@ -344,6 +353,16 @@ impl LedgerClient for ChainLedger {
             Ok(Proven::new(value, proof, hash, &header))
         })
         .await
+    }
+
+    async fn escrows_funded_by(
+        &self,
+        funder: AccountId,
+        start: u64,
+        limit: u64,
+    ) -> Result<Vec<EscrowId>, LedgerError> {
+        let chain = self.chain.clone();
+        blocking(move || Ok(chain.funder_escrows(&funder, None, start, limit)?)).await
     }
 
     async fn next_nonce(&self, id: AccountId) -> Result<u64, LedgerError> {

@@ -157,8 +157,11 @@ pub struct EscrowView {
     pub escrow: Escrow,
     /// Its id.
     pub id: EscrowId,
-    /// The height from which it can be closed.
+    /// The height from which it can be closed (the payment deposit returns).
     pub unlock_height: Option<u64>,
+    /// The height from which the penalty deposit returns (a second close,
+    /// when the first came earlier).
+    pub penalty_release_height: Option<u64>,
     /// Payment deposit one round needs (decimal string).
     pub payment_required_per_round: Option<String>,
 }

@@ -116,6 +116,7 @@ pub fn escrow_view(id: &EscrowId, e: &Escrow) -> EscrowView {
         escrow: e.clone(),
         id: *id,
         unlock_height: e.terms.unlock_height().ok(),
+        penalty_release_height: e.terms.penalty_release_height().ok(),
         payment_required_per_round: e.terms.payment_required(1).ok().map(|b| b.to_string()),
     }
 }

@@ -85,7 +85,9 @@ pub use rocks::RocksStore;
 /// per escrow), so the state roots of older databases cannot be carried
 /// over: they are refused, and the operator resyncs (`purge-chain`, or
 /// `export-blocks` with the old release and `import-blocks` with this one).
-pub const FORMAT_VERSION: u32 = 3;
+/// Version 4 added the `closed` flag to escrow records (the penalty's grace
+/// period after close): older state cannot be decoded, so it is refused too.
+pub const FORMAT_VERSION: u32 = 4;
 
 /// What the block index knows about a stored block (SCALE: one byte,
 /// `0` checked, `1` valid, `2` invalid).

@@ -888,9 +888,9 @@ fn rocksdb_format_version_mismatch_is_refused() -> anyhow::Result<()> {
 
 #[test]
 fn rocksdb_older_formats_are_refused_with_resync_advice() -> anyhow::Result<()> {
-    // Format 3 changed the state layout: a format-2 (or 1) database's state
+    // Formats 3 and 4 changed the state layout and encoding: an older database's state
     // roots cannot be carried over, so it must be resynced, not reused.
-    for old in [1u32, 2] {
+    for old in [1u32, 2, 3] {
         let dir = tempfile::TempDir::new()?;
         {
             let s = RocksStore::open(dir.path())?;

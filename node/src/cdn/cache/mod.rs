@@ -51,6 +51,12 @@ pub struct CacheConfig {
     pub quota: u64,
     /// Smallest penalty deposit an escrow must carry to be served.
     pub min_penalty: Balance,
+    /// Also require the escrow's safe penalty
+    /// ([`EscrowTerms::safe_penalty`](cachecash_runtime::microcash::EscrowTerms::safe_penalty)
+    /// at the chain's reporter share): the deposit that makes duplicating
+    /// tickets, front-running winners included, cost the publisher more than
+    /// it gains. On by default; turn it off only for tests of other rules.
+    pub require_safe_penalty: bool,
     /// Most concurrent streams per peer.
     pub max_streams_per_peer: usize,
     /// Deadline of each read and write on a stream.
@@ -68,6 +74,7 @@ impl CacheConfig {
             dir,
             quota,
             min_penalty: 0,
+            require_safe_penalty: true,
             max_streams_per_peer: 8,
             io_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
@@ -261,6 +268,8 @@ pub struct CacheState {
     pub counters: CacheCounters,
     /// The cache's account (its node key), once started.
     pub account: std::sync::OnceLock<AccountId>,
+    /// The chain's duplicate-reporter share (percent), once started.
+    reporter_share: std::sync::OnceLock<u8>,
     fills: parking_lot::Mutex<
         std::collections::HashMap<cachecash_runtime::Hash, Arc<tokio::sync::Mutex<()>>>,
     >,
@@ -292,6 +301,7 @@ impl CacheModule {
                 tickets: tickets::Tickets::new(kv),
                 counters: CacheCounters::default(),
                 account: Default::default(),
+                reporter_share: Default::default(),
                 fills: Default::default(),
                 streams: Default::default(),
             }),
@@ -318,6 +328,10 @@ impl NodeModule for CacheModule {
             ctx.pool.clone(),
         ));
         let me = AccountId(network.signing_key().verifying_key().to_bytes());
+        let _ = self
+            .state
+            .reporter_share
+            .set(ctx.chain.params().duplicate_reporter_share_percent);
         let svc = serve::CacheService {
             state: self.state.clone(),
             ledger: ledger.clone(),
@@ -382,13 +396,13 @@ impl NodeModule for CacheModule {
     }
 }
 
-/// Checks that an escrow may be served: it exists, is funded, is not
-/// penalised, still has a round to draw, and carries at least
-/// `min_penalty`.
+/// Checks that an escrow may be served: it exists, is funded, is neither
+/// penalised nor closed, still has a round to draw, and carries at least
+/// the cache's penalty floor ([`CacheState::penalty_floor`]).
 pub fn check_escrow(
     ledger: &dyn Ledger,
     id: &EscrowId,
-    min_penalty: Balance,
+    state: &CacheState,
 ) -> Result<Escrow, String> {
     let escrow = ledger
         .escrow(id)?
@@ -396,6 +410,11 @@ pub fn check_escrow(
     if escrow.penalised {
         return Err(format!(
             "escrow {id} was penalised for duplicate tickets; its tickets are not served"
+        ));
+    }
+    if escrow.closed {
+        return Err(format!(
+            "escrow {id} was closed by its funder; its tickets can no longer be paid"
         ));
     }
     let one_round = escrow
@@ -408,9 +427,13 @@ pub fn check_escrow(
             escrow.payment
         ));
     }
-    if escrow.penalty < min_penalty {
+    let floor = state.penalty_floor(&escrow.terms);
+    if escrow.penalty < floor {
         return Err(format!(
-            "escrow {id} carries a penalty deposit of {}, below this cache's minimum of {min_penalty}",
+            "escrow {id} carries a penalty deposit of {}, below the {floor} this cache requires \
+             (its min_penalty, and the safe penalty of the escrow's terms: a smaller deposit \
+             would let the publisher profit from duplicate or front-running tickets); top up \
+             its penalty",
             escrow.penalty
         ));
     }
@@ -427,6 +450,17 @@ pub fn check_escrow(
 }
 
 impl CacheState {
+    /// The smallest penalty deposit an escrow with `terms` must carry to be
+    /// served: `min_penalty`, and the terms' safe penalty when required
+    /// (unreachable terms need an unreachable deposit).
+    pub fn penalty_floor(&self, terms: &cachecash_runtime::microcash::EscrowTerms) -> Balance {
+        let safe = match (self.config.require_safe_penalty, self.reporter_share.get()) {
+            (true, Some(&share)) => terms.safe_penalty(share).unwrap_or(Balance::MAX),
+            _ => 0,
+        };
+        self.config.min_penalty.max(safe)
+    }
+
     /// Counts a stream of `peer` in; false when it has too many.
     fn enter(&self, peer: libp2p::PeerId) -> bool {
         let mut s = self.streams.lock();
@@ -453,5 +487,59 @@ impl CacheState {
         let h = self.counters.hits.get() as f64;
         let m = self.counters.misses.get() as f64;
         if h + m == 0.0 { 0.0 } else { h / (h + m) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::claimer::memory::{MemLedger, rig};
+    use super::*;
+
+    fn with(escrow: &Escrow, id: EscrowId) -> MemLedger {
+        MemLedger {
+            escrow: escrow.clone(),
+            id,
+            chain: Default::default(),
+        }
+    }
+
+    #[test]
+    fn escrows_below_their_safe_penalty_penalised_or_closed_are_not_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = rig(dir.path(), 1, 8, 2).unwrap();
+        let state = &r.state;
+        let _ = state.reporter_share.set(50);
+        let (id, mut e) = (r.ledger.id, r.ledger.escrow.clone());
+        let safe = e.terms.safe_penalty(50).unwrap();
+        assert!(safe > 0);
+        e.penalty = safe - 1;
+        let err = check_escrow(&with(&e, id), &id, state).unwrap_err();
+        assert!(err.contains("safe penalty"), "{err}");
+        e.penalty = safe;
+        check_escrow(&with(&e, id), &id, state).unwrap();
+        let mut penalised = e.clone();
+        penalised.penalised = true;
+        let err = check_escrow(&with(&penalised, id), &id, state).unwrap_err();
+        assert!(err.contains("penalised"), "{err}");
+        let mut closed = e.clone();
+        closed.closed = true;
+        let err = check_escrow(&with(&closed, id), &id, state).unwrap_err();
+        assert!(err.contains("closed"), "{err}");
+        // The operator's floor applies on top of the safe penalty.
+        let dir2 = tempfile::tempdir().unwrap();
+        let mut config = CacheConfig::new(dir2.path().to_path_buf(), 1 << 20);
+        config.min_penalty = safe + 1;
+        let strict = CacheModule::open(config).unwrap().state();
+        let _ = strict.reporter_share.set(50);
+        assert_eq!(strict.penalty_floor(&e.terms), safe + 1);
+        assert!(check_escrow(&with(&e, id), &id, &strict).is_err());
+        // Turned off, only min_penalty counts.
+        let dir3 = tempfile::tempdir().unwrap();
+        let mut config = CacheConfig::new(dir3.path().to_path_buf(), 1 << 20);
+        config.require_safe_penalty = false;
+        let lax = CacheModule::open(config).unwrap().state();
+        let _ = lax.reporter_share.set(50);
+        e.penalty = 0;
+        check_escrow(&with(&e, id), &id, &lax).unwrap();
     }
 }

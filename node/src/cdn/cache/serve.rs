@@ -119,11 +119,7 @@ impl CacheService {
                 "the offer's ticket signer is not the offering peer's key; a publisher offers only escrows it signs for".into(),
             );
         }
-        let escrow = check_escrow(
-            self.ledger.as_ref(),
-            &offer.escrow,
-            self.state.config.min_penalty,
-        )?;
+        let escrow = check_escrow(self.ledger.as_ref(), &offer.escrow, &self.state)?;
         if escrow.terms.signer != offer.signer {
             return Err(format!(
                 "escrow {} names ticket signer {}, not the offer's {}",
@@ -275,12 +271,7 @@ impl CacheService {
         let verified = request
             .verify(&self.me, &hire.signer)
             .map_err(|e| refuse(format!("bad request: {e}")))?;
-        let escrow = check_escrow(
-            self.ledger.as_ref(),
-            &r.escrow,
-            self.state.config.min_penalty,
-        )
-        .map_err(refuse)?;
+        let escrow = check_escrow(self.ledger.as_ref(), &r.escrow, &self.state).map_err(refuse)?;
         let data = self.chunk_data(&hire, &request).await.map_err(refuse)?;
         if !self
             .state

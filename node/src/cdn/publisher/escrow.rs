@@ -125,7 +125,8 @@ pub fn rounds_left(terms: &EscrowTerms, head: u64) -> u64 {
 /// the terms from the chain so issuance sees the new rounds.
 ///
 /// It wakes on each new best block (the ledger's head events), reads the
-/// escrow and the pool on the blocking pool, and never polls.
+/// escrow and the pool on the blocking pool, and never polls. On each block
+/// it also closes the funder's finished escrows ([`close_finished`]).
 pub async fn keep_funded(
     ledger: std::sync::Arc<dyn LedgerClient>,
     escrow: std::sync::Arc<ActiveEscrow>,
@@ -135,6 +136,7 @@ pub async fn keep_funded(
     let funder_account = AccountId::from_signing_key(&funder);
     let mut pending: Option<(cachecash_runtime::Hash, u64)> = None;
     let mut warned = false;
+    let mut closing = std::collections::HashMap::new();
     let mut heads = ledger.head_events(1);
     loop {
         match heads.next().await {
@@ -142,6 +144,7 @@ pub async fn keep_funded(
             Some(HeadEvent::NewBest(_)) => {}
             Some(_) => continue,
         }
+        close_finished(ledger.as_ref(), &funder, plan.fee, &mut closing).await;
         let e = match ledger.escrow(escrow.id, None).await {
             Ok(p) => match p.value {
                 Some(e) => e,
@@ -225,6 +228,84 @@ pub async fn keep_funded(
             }
             Err(err) => {
                 tracing::warn!(target: "cachecash::cdn", escrow = %escrow.id, "escrow top-up refused: {err}")
+            }
+        }
+    }
+}
+
+/// Most escrows of one funder examined per block by [`close_finished`].
+const CLOSE_SCAN: u64 = 256;
+
+/// Closes every escrow of `funder` whose funds may come back: from its
+/// unlock height (the payment deposit; the penalty stays through its grace
+/// period) and again from its penalty release height. One close per escrow
+/// at a time: `closing` remembers the last submission and its block, and
+/// an escrow is tried again only once that transaction left the pool
+/// without effect (three blocks later at the earliest).
+pub async fn close_finished(
+    ledger: &dyn LedgerClient,
+    funder: &SigningKey,
+    fee: Balance,
+    closing: &mut std::collections::HashMap<EscrowId, (cachecash_runtime::Hash, u64)>,
+) {
+    let me = AccountId::from_signing_key(funder);
+    // The next block is the first that could include a close.
+    let next = ledger.best().number.saturating_add(1);
+    let ids = match ledger.escrows_funded_by(me, 0, CLOSE_SCAN).await {
+        Ok(ids) => ids,
+        Err(err) => {
+            tracing::warn!(target: "cachecash::cdn", "listing escrows to close: {err}");
+            return;
+        }
+    };
+    closing.retain(|id, _| ids.contains(id));
+    for id in ids {
+        let Ok(Some(e)) = ledger.escrow(id, None).await.map(|p| p.value) else {
+            continue;
+        };
+        let due = if e.closed {
+            e.terms.penalty_release_height()
+        } else {
+            e.terms.unlock_height()
+        };
+        if !due.is_ok_and(|h| next >= h) {
+            continue;
+        }
+        if let Some((tx, at)) = closing.get(&id) {
+            let waiting = matches!(
+                ledger.transaction_status(*tx, 1).await,
+                Ok(crate::ledger::TxStatus::Pending)
+            );
+            if waiting || next < at.saturating_add(3) {
+                continue;
+            }
+        }
+        let nonce = match ledger.next_nonce(me).await {
+            Ok(n) => n,
+            Err(err) => {
+                tracing::warn!(target: "cachecash::cdn", "escrow close: {err}");
+                return;
+            }
+        };
+        let tx = Transaction {
+            signer: me,
+            nonce,
+            fee,
+            call: Call::EscrowClose { escrow: id },
+        }
+        .sign(funder, &ledger.genesis());
+        match ledger.submit(tx).await {
+            Ok(hash) => {
+                let what = if e.closed {
+                    "penalty deposit"
+                } else {
+                    "payment deposit"
+                };
+                tracing::info!(target: "cachecash::cdn", escrow = %id, tx = %hash, "closing the escrow: its {what} returns to the funder");
+                closing.insert(id, (hash, next));
+            }
+            Err(err) => {
+                tracing::warn!(target: "cachecash::cdn", escrow = %id, "escrow close refused: {err}")
             }
         }
     }

@@ -13,6 +13,17 @@
 //! are retried every few seconds; the roster changes without touching the
 //! escrow.
 //!
+//! # Sybil caches
+//!
+//! Every hired cache gets an equal share of the placement table, so a party
+//! that runs many cache keys would win more bundles by minting keys. Caches
+//! found by discovery are therefore limited per network address
+//! ([`network_of`]: an IPv4 address or an IPv6 /64) to
+//! `discover_per_address` (1 by default), judged by the address the offer
+//! reached; one beyond the limit is not hired (`hires_declined`). Caches the
+//! operator configures are exempt. Keys are free but addresses are not, so
+//! this bounds a Sybil's share by the addresses it controls.
+//!
 //! Health is transient: a blame benches a cache for a while (longer for
 //! proven corruption), never for ever (the prototype's UNUSABLE mark).
 
@@ -46,6 +57,23 @@ pub struct Hired {
     pub bench_until: Option<Instant>,
     /// Blames against it.
     pub blames: u64,
+    /// The network it was discovered at (`None`: configured by the operator).
+    pub discovered_at: Option<std::net::IpAddr>,
+}
+
+/// The network an address belongs to for the per-address hiring limit: the
+/// IPv4 address itself, or the /64 prefix of an IPv6 address (one host's
+/// usual allocation); `None` for addresses without an IP.
+pub fn network_of(addr: &Multiaddr) -> Option<std::net::IpAddr> {
+    use libp2p::multiaddr::Protocol;
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => {
+            let prefix = u128::from(ip) & !((1u128 << 64) - 1);
+            Some(std::net::IpAddr::V6(std::net::Ipv6Addr::from(prefix)))
+        }
+        _ => None,
+    })
 }
 
 /// The hired caches and the placement table over them.
@@ -97,6 +125,16 @@ impl Roster {
     /// The placement table.
     pub fn table(&self) -> Option<Arc<Table>> {
         self.inner.read().table.clone()
+    }
+
+    /// How many discovered caches are hired at `network`.
+    pub fn discovered_at(&self, network: std::net::IpAddr) -> usize {
+        self.inner
+            .read()
+            .caches
+            .values()
+            .filter(|h| h.discovered_at == Some(network))
+            .count()
     }
 
     /// Whether a cache may be placed now.
@@ -170,10 +208,11 @@ pub async fn keep_hired(publisher: Publisher, escrow: Arc<ActiveEscrow>) {
             if publisher.state.caches.is_hired(&account) {
                 continue;
             }
+            let configured = base.is_some();
             match offer(&publisher, &escrow, peer, account, base.clone()).await {
                 Ok(()) => {
                     // Where the offer reached it, for clients.
-                    let addrs = match base {
+                    let addrs: Vec<Multiaddr> = match base {
                         Some(b) => vec![b],
                         None => publisher
                             .network
@@ -183,6 +222,21 @@ pub async fn keep_hired(publisher: Publisher, escrow: Arc<ActiveEscrow>) {
                             .filter_map(|p| p.address.parse().ok())
                             .collect(),
                     };
+                    let discovered_at = if configured {
+                        None
+                    } else {
+                        let Some(network) = addrs.iter().find_map(network_of) else {
+                            tracing::info!(target: "cachecash::cdn", cache = %peer, "discovered cache not hired: no IP address to judge it by");
+                            continue;
+                        };
+                        let per = publisher.state.config.discover_per_address;
+                        if publisher.state.caches.discovered_at(network) >= per {
+                            publisher.state.counters.hires_declined.inc();
+                            tracing::info!(target: "cachecash::cdn", cache = %peer, %network, "discovered cache not hired: {per} cache(s) at its address already hired");
+                            continue;
+                        }
+                        Some(network)
+                    };
                     publisher.state.caches.add(
                         account,
                         Hired {
@@ -190,6 +244,7 @@ pub async fn keep_hired(publisher: Publisher, escrow: Arc<ActiveEscrow>) {
                             addrs,
                             bench_until: None,
                             blames: 0,
+                            discovered_at,
                         },
                         key,
                     );

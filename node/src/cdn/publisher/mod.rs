@@ -55,6 +55,12 @@ pub struct PublisherConfig {
     /// Also hire caches found in the DHT (their provider records), up to
     /// this many in all; 0 hires only the configured ones.
     pub discover: usize,
+    /// Most caches found by discovery hired at one network address (an
+    /// IPv4 address, or an IPv6 /64): many keys behind one address are one
+    /// operator, and each hired cache gets an equal share of the bundles,
+    /// so this caps what a Sybil gains by minting keys. Configured caches
+    /// (`caches`) are the operator's choice and are exempt.
+    pub discover_per_address: usize,
     /// Chunk size of new manifests.
     pub chunk_size: u32,
     /// Chunks per bundle (each on a distinct cache).
@@ -93,6 +99,7 @@ impl PublisherConfig {
             escrow,
             caches: Vec::new(),
             discover: 0,
+            discover_per_address: 1,
             chunk_size: cachecash_cdn::manifest::DEFAULT_CHUNK_SIZE,
             bundle_chunks: 4,
             puzzle_rounds: DEFAULT_ROUNDS,
@@ -129,6 +136,9 @@ pub struct PublisherCounters {
     pub fills: Counter,
     /// Fills refused.
     pub fills_refused: Counter,
+    /// Discovered caches not hired because their address already had
+    /// `discover_per_address` hired.
+    pub hires_declined: Counter,
 }
 
 impl PublisherCounters {
@@ -165,6 +175,11 @@ impl PublisherCounters {
             "cdn_publisher_fills_refused",
             "Fills refused",
             &self.fills_refused,
+        );
+        c(
+            "cdn_publisher_hires_declined",
+            "Discovered caches not hired: their network address had its share of hires",
+            &self.hires_declined,
         );
     }
 }

@@ -179,6 +179,7 @@ pub fn rig(dir: &std::path::Path, count: u32, n: u32, w: u32) -> Result<Rig, Str
             payment: 1_000_000,
             penalty: 0,
             penalised: false,
+            closed: false,
             claimed: Vec::new(),
         },
         id,
