@@ -233,3 +233,33 @@ fn caches_killed_with_sigkill_under_load_lose_no_ticket_and_no_fetch_fails() {
     assert!(c["ticketsHeld"].as_u64().unwrap() > 0, "{c}");
     assert_eq!(c["duplicateNumbers"], 0);
 }
+
+/// The publisher killed with SIGKILL while it issues, and restarted on the
+/// same database, never hands out a ticket number twice: checked over every
+/// ticket the caches hold after all the kills.
+#[test]
+fn a_publisher_killed_with_sigkill_while_issuing_never_reuses_a_ticket_number() {
+    // The short form: two kills. `CACHECASH_PUBLISHER_KILLS=30` runs the
+    // long form of docs/reliability.md.
+    let kills = std::env::var("CACHECASH_PUBLISHER_KILLS").unwrap_or_else(|_| "2".into());
+    let (exited_ok, r) = run(&[
+        "--size-mib",
+        "2",
+        "--objects",
+        "3",
+        "--clients",
+        "4",
+        "--kill-caches",
+        "0",
+        "--kill-publisher",
+        &kills,
+    ]);
+    let c = &r["chaos"];
+    assert!(exited_ok, "{c}");
+    assert_eq!(c["verdict"], "pass", "{c}");
+    let events = c["kills"].as_array().unwrap();
+    assert_eq!(events.len().to_string(), kills);
+    assert!(events.iter().all(|k| k["role"] == "publisher"), "{c}");
+    assert!(c["ticketsHeld"].as_u64().unwrap() > 0, "{c}");
+    assert_eq!(c["duplicateNumbers"], 0, "{c}");
+}

@@ -409,6 +409,40 @@ proptest! {
         prop_assert_eq!(winners(&Hash(seed), &Hash(escrow), round, n, w), won);
     }
 
+    /// The grinding bound: whatever the seed, a party holding k of the n
+    /// numbers wins between max(0, k + w − n) and min(k, w) of them, so
+    /// discarding a draw block and drawing again moves at most
+    /// β·min(k, w, n − k, n − w): never more than β·min(k, w).
+    /// Withholding pays only when that exceeds the block reward the
+    /// discarding miner expects to lose, (1 − α)·R.
+    #[test]
+    fn a_redraw_moves_at_most_min_k_w_winners_for_any_holder(
+        seeds in prop::collection::vec(any::<[u8; 32]>(), 2..6),
+        escrow in any::<[u8; 32]>(),
+        round in 0u64..1_000,
+        (n, w) in (1u32..200).prop_flat_map(|n| (Just(n), 1..=n)),
+        held in prop::collection::btree_set(0u32..200, 0..200),
+    ) {
+        let held: BTreeSet<u32> = held.into_iter().filter(|x| *x < n).collect();
+        let k = held.len() as u32;
+        let wins: Vec<u32> = seeds
+            .iter()
+            .map(|s| {
+                winners(&Hash(*s), &Hash(escrow), round, n, w)
+                    .iter()
+                    .filter(|x| held.contains(x))
+                    .count() as u32
+            })
+            .collect();
+        let (lo, hi) = ((k + w).saturating_sub(n), k.min(w));
+        for &x in &wins {
+            prop_assert!(lo <= x && x <= hi, "{x} wins outside {lo}..={hi}");
+        }
+        let best = wins.iter().max().copied().unwrap_or(0);
+        let worst = wins.iter().min().copied().unwrap_or(0);
+        prop_assert!(best - worst <= k.min(w).min(n - k).min(n - w));
+    }
+
     /// Changing any field of a ticket breaks its single signature and its
     /// batch proof; neither verifies under another key.
     #[test]

@@ -107,6 +107,7 @@ pub fn plan() -> EscrowPlan {
         fee: 1_000_000,
         top_up_rounds: 0,
         budget: 0,
+        rotate_rounds: 0,
     }
 }
 

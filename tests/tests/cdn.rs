@@ -659,3 +659,111 @@ async fn discovery_net(
     let state = handle.get().cloned().unwrap();
     (dir, spec, chain, caches, publisher, state, body)
 }
+
+/// Sends `request` to `cache` on a fresh chunk stream from `from`; the
+/// cache's refusal, or `None` when it served data.
+async fn ask_cache(
+    from: &Node,
+    genesis: &cachecash_runtime::Hash,
+    cache: libp2p::PeerId,
+    request: &cachecash_cdn::bundle::CacheRequest,
+) -> Option<String> {
+    use cachecash_cdn::messages::{ChunkReply, ChunkRequest};
+    let t = Duration::from_secs(10);
+    let mut control = from.network().unwrap().stream_control();
+    let mut s = control
+        .open_stream(cache, cachecash_node::cdn::chunk_protocol(genesis))
+        .await
+        .unwrap();
+    write_msg(&mut s, &ChunkRequest::Get(Box::new(request.clone())), t)
+        .await
+        .unwrap();
+    match read_msg::<_, ChunkReply>(&mut s, t).await.unwrap() {
+        ChunkReply::Data { len } => {
+            let mut body = vec![0u8; len as usize];
+            cachecash_node::cdn::framing::read_body(&mut s, &mut body, t)
+                .await
+                .unwrap();
+            None
+        }
+        ChunkReply::Refused(r) => Some(String::from_utf8_lossy(&r).into_owned()),
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bundle_replayed_by_another_client_or_twice_is_refused() {
+    use cachecash_cdn::messages::{OpenRequest, SessionReply};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x"), random_bytes(300_000)).unwrap();
+    let net = setup(Origin::Dir(dir.path().to_path_buf()), 2).await;
+    let genesis = net.spec.genesis_hash().unwrap();
+    // Client A opens a session by hand and takes its first bundle.
+    let t = Duration::from_secs(10);
+    let mut control = net.client.network().unwrap().stream_control();
+    let mut s = control
+        .open_stream(
+            net.publisher_peer(),
+            cachecash_node::cdn::publisher_protocol(&genesis),
+        )
+        .await
+        .unwrap();
+    let open = OpenRequest {
+        path: b"/x".to_vec(),
+        range: None,
+        window: 1,
+    };
+    write_msg(&mut s, &ControlRequest::Open(open), t)
+        .await
+        .unwrap();
+    let SessionReply::Object(info) = read_msg::<_, SessionReply>(&mut s, t).await.unwrap() else {
+        panic!("the object comes first");
+    };
+    let SessionReply::Bundle(issued) = read_msg::<_, SessionReply>(&mut s, t).await.unwrap() else {
+        panic!("then a bundle");
+    };
+    assert_eq!(issued.bundle.remainder.escrow, info.escrow);
+    let request = issued.bundle.cache_request(0).unwrap();
+    let cache_account = issued.caches[0].account;
+    let (cache_node, _, _) = net
+        .caches
+        .iter()
+        .find(|(n, _, _)| {
+            cachecash_node::cdn::account_of(&n.network().unwrap().local_peer_id())
+                == Some(cache_account)
+        })
+        .expect("the bundle names a hired cache");
+    let cache = cache_node.network().unwrap().local_peer_id();
+    // Client B, another key on the same network, replays A's bundle: refused.
+    let thief = start_with_modules(
+        &net.spec,
+        &net.dir.path().join("thief"),
+        None,
+        vec![p2p_addr(&net.chain)],
+        vec![],
+    )
+    .await;
+    let mut at = p2p_addr(cache_node);
+    at.pop();
+    for node in [&thief, &net.client] {
+        node.network()
+            .unwrap()
+            .add_addresses(cache, vec![at.clone()])
+            .await;
+    }
+    let refused = ask_cache(&thief, &genesis, cache, &request)
+        .await
+        .expect("a bundle for another client is refused");
+    assert!(refused.contains("another client key"), "{refused}");
+    // A gets its chunk once; the same bundle position again is a replay.
+    assert_eq!(
+        ask_cache(&net.client, &genesis, cache, &request).await,
+        None
+    );
+    let refused = ask_cache(&net.client, &genesis, cache, &request)
+        .await
+        .expect("a bundle position served once is not served again");
+    assert!(refused.contains("already served"), "{refused}");
+    thief.stop().await;
+    net.stop().await;
+}

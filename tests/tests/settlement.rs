@@ -31,6 +31,7 @@ fn settlement_plan() -> EscrowPlan {
         fee: 1_000_000,
         top_up_rounds: 0,
         budget: 0,
+        rotate_rounds: 0,
     }
 }
 
@@ -535,5 +536,76 @@ async fn the_publisher_closes_its_finished_escrow_and_takes_the_penalty_back_aft
         balance(),
         before + opened.payment + plan.penalty - 2 * plan.fee
     );
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_publisher_rotates_to_a_fresh_escrow_without_failing_a_fetch() {
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = directory_origin(tmp.path(), 1);
+    // Four rounds and no top-ups: with two rounds left the manager opens a
+    // fresh escrow and moves to it.
+    let plan = EscrowPlan {
+        rounds: 4,
+        rotate_rounds: 2,
+        // Enough numbers per round for back-to-back fetches.
+        tickets_per_round: 100_000,
+        ..settlement_plan()
+    };
+    let net = setup_with(origin, 3, plan, ClaimerConfig::default()).await;
+    let first = net.state().escrow().unwrap().id;
+    // Fetch back to back across the switch: none fails.
+    let end = tokio::time::Instant::now() + DEADLINE;
+    let mut fetches = 0;
+    while net.state().escrow().unwrap().id == first {
+        assert!(
+            tokio::time::Instant::now() < end,
+            "no rotation within {DEADLINE:?} ({fetches} fetches)"
+        );
+        let (out, _) = net
+            .fetch("/obj0", None)
+            .await
+            .expect("a fetch while the escrow rotates");
+        assert_eq!(out.len(), 2 << 20);
+        fetches += 1;
+    }
+    let second = net.state().escrow().unwrap().id;
+    assert_ne!(second, first);
+    let fresh = net
+        .chain
+        .chain()
+        .escrow(&second, None)
+        .unwrap()
+        .0
+        .expect("the fresh escrow is on chain");
+    assert_eq!(fresh.funder, dev("alice"));
+    // Every cache accepted it, and a fetch after the switch is paid from it.
+    for (_, state, _) in &net.caches {
+        assert!(state.tickets.hire(&second).unwrap().is_some());
+    }
+    let (out, _) = net
+        .fetch("/obj0", None)
+        .await
+        .expect("a fetch after the rotation");
+    assert_eq!(out.len(), 2 << 20);
+    let paid_from_fresh = net.caches.iter().any(|(_, state, _)| {
+        state
+            .tickets
+            .page(None, 100_000)
+            .unwrap()
+            .iter()
+            .any(|(_, (escrow, _, _), _, _)| *escrow == second)
+    });
+    assert!(paid_from_fresh, "tickets of the fresh escrow are held");
+    // The old escrow is closed once it unlocks: its payment deposit returns.
+    let chain = net.chain.chain().clone();
+    wait_until("the old escrow closed", DEADLINE, || {
+        chain
+            .escrow(&first, None)
+            .unwrap()
+            .0
+            .is_none_or(|e| e.closed)
+    })
+    .await;
     net.stop().await;
 }

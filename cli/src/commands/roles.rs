@@ -28,6 +28,7 @@
 //! penalty = "100CCH"                     # default: the safe minimum, w·β·(⌈c/L⌉+⌈d/L⌉+1)/(1−s)
 //! top_up_rounds = 50                      # add 50 rounds when fewer are left…
 //! budget = "2000CCH"                      # …while all payment deposits stay within this
+//! rotate_rounds = 10                      # then open a fresh escrow when 10 rounds are left
 //!
 //! [cache]
 //! dir = "/var/lib/cachecash/cache"
@@ -136,6 +137,7 @@ struct TermsFile {
     fee: Option<String>,
     top_up_rounds: Option<u64>,
     budget: Option<String>,
+    rotate_rounds: Option<u64>,
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -255,6 +257,7 @@ pub fn modules(
                         Some(v) => amount(v, "budget")?,
                         None => 0,
                     },
+                    rotate_rounds: t.rotate_rounds.unwrap_or(0),
                 };
                 if t.penalty.is_none() {
                     // The safe minimum for the terms (docs/microcash.md §9).

@@ -6,6 +6,13 @@
 //! fail over to the other caches) and no ticket number may appear twice
 //! over every ticket the caches hold (the publisher never reuses one).
 //!
+//! `--kill-publisher M` then SIGKILLs the publisher M times while it issues
+//! and restarts it on the same address with the same database: its
+//! durable number reservations must keep every ticket number unique over
+//! every ticket the caches hold, across all the kills. A client's session
+//! dies with the publisher, so fetches that fail after the first publisher
+//! kill are counted as `interruptedFetches`, not as failures.
+//!
 //! The verdict is the result's `verdict` (`pass` or `fail`), with the
 //! reasons; the command exits non-zero on `fail`.
 
@@ -50,6 +57,7 @@ pub fn run(
     a: &CdnArgs,
     clients: usize,
     kills: usize,
+    publisher_kills: usize,
 ) -> anyhow::Result<Value> {
     let paths = write_objects(cluster, "chaos", a.objects, a.size_mib)?;
     let mut drivers = spawn_drivers(cluster, &paths[0], clients, a.clients_per_proc, "chaos")?;
@@ -61,7 +69,11 @@ pub fn run(
         .collect();
 
     let gap = |k: usize| Duration::from_millis(1500 + (k as u64 * 7919) % 2000);
-    let secs: u64 = (0..kills).map(|k| gap(k).as_secs() + 8).sum::<u64>() + 5;
+    let secs: u64 = (0..kills).map(|k| gap(k).as_secs() + 8).sum::<u64>()
+        + (0..publisher_kills)
+            .map(|k| gap(k).as_secs() + 15)
+            .sum::<u64>()
+        + 5;
     let pass = Pass {
         paths,
         zipf: a.zipf,
@@ -102,10 +114,46 @@ pub fn run(
         eprintln!("chaos: {row}");
         events.push(row);
     }
+    // The publisher: killed while it issues, back on the same address.
+    let mut first_publisher_kill: Option<f64> = None;
+    let mut last_ready: Option<Instant> = None;
+    for k in 0..publisher_kills {
+        std::thread::sleep(gap(k));
+        let at = t0.elapsed().as_secs_f64();
+        first_publisher_kill.get_or_insert(at);
+        let restarted = cluster.kill_and_restart_publisher()?;
+        let ready = Instant::now();
+        rt.block_on(cluster.wait_ready())?;
+        last_ready = Some(Instant::now());
+        let row = json!({
+            "kill": kills + k,
+            "role": "publisher",
+            "atS": at,
+            "restartMs": restarted.as_secs_f64() * 1000.0,
+            "readyMs": ready.elapsed().as_secs_f64() * 1000.0 + restarted.as_secs_f64() * 1000.0,
+        });
+        eprintln!("chaos: {row}");
+        events.push(row);
+    }
     let lines = collect(&mut drivers, &pass)?;
     let fetches = lines.iter().filter(|l| l.event == "fetch").count();
+    let mut interrupted = 0usize;
+    let last_ready = last_ready.map(|r: Instant| r.duration_since(t0).as_secs_f64());
+    if let Some(r) = last_ready
+        && !lines.iter().any(|l| l.event == "fetch" && l.ok && l.at > r)
+    {
+        failures.push(format!(
+            "no fetch succeeded after the publisher came back from its last kill (at {r:.1} s)"
+        ));
+    }
     for l in lines.iter().filter(|l| l.event == "fetch" && !l.ok) {
-        failures.push(format!("fetch of {} failed: {:?}", l.path, l.error));
+        // A driver's clock starts before `t0`, so a fetch cut by a
+        // publisher kill ends at `at` ≥ the kill's time.
+        if first_publisher_kill.is_some_and(|p| l.at >= p) {
+            interrupted += 1;
+        } else {
+            failures.push(format!("fetch of {} failed: {:?}", l.path, l.error));
+        }
     }
     // No number twice, over every ticket every cache holds.
     let mut seen = HashSet::new();
@@ -127,6 +175,7 @@ pub fn run(
     Ok(json!({
         "kills": events,
         "fetches": fetches,
+        "interruptedFetches": interrupted,
         "ticketsHeld": held,
         "duplicateNumbers": duplicates,
         "failures": failures,
@@ -137,6 +186,16 @@ pub fn run(
 /// Prints the chaos result for people.
 pub fn print(c: &Value) {
     for k in c["kills"].as_array().into_iter().flatten() {
+        if k["role"] == "publisher" {
+            println!(
+                "kill {} (publisher) at {:.1} s: restarted in {:.0} ms, issuing again after {:.0} ms",
+                k["kill"],
+                k["atS"].as_f64().unwrap_or(0.0),
+                k["restartMs"].as_f64().unwrap_or(0.0),
+                k["readyMs"].as_f64().unwrap_or(0.0)
+            );
+            continue;
+        }
         println!(
             "kill {} (cache {}) at {:.1} s: {} tickets before, {} after, {} lost, back in {:.0} ms",
             k["kill"],
@@ -149,8 +208,12 @@ pub fn print(c: &Value) {
         );
     }
     println!(
-        "{} fetches, {} tickets held, {} duplicated numbers: {}",
-        c["fetches"], c["ticketsHeld"], c["duplicateNumbers"], c["verdict"]
+        "{} fetches ({} cut by publisher kills), {} tickets held, {} duplicated numbers: {}",
+        c["fetches"],
+        c["interruptedFetches"],
+        c["ticketsHeld"],
+        c["duplicateNumbers"],
+        c["verdict"]
     );
     for f in c["failures"].as_array().into_iter().flatten() {
         println!("  {f}");

@@ -14,7 +14,7 @@
 //!
 //! `--sweep` varies the publisher's crypto parameters one at a time
 //! ([`sweep`]); `--soak` keeps the clients fetching and fails on growth
-//! ([`soak`]); `--kill-caches` SIGKILLs caches under load and checks that
+//! ([`soak`]); `--kill-caches` (and `--kill-publisher`) SIGKILL roles under load and check that
 //! nothing is lost ([`chaos`]); `--plot` draws the results ([`plot`]).
 
 mod chaos;
@@ -83,6 +83,12 @@ pub struct CdnArgs {
     /// and fail on a failed fetch, a lost ticket or a reused number.
     #[arg(long, value_name = "N")]
     pub kill_caches: Option<usize>,
+    /// With `--kill-caches`: also SIGKILL the publisher this many times
+    /// while it issues (after the cache kills), restarting it at once, and
+    /// fail on a reused ticket number. Fetches cut by a publisher kill are
+    /// counted apart, not as failures (a client holds one session).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub kill_publisher: usize,
     /// Seconds between soak samples.
     #[arg(long, default_value_t = 30)]
     pub sample_secs: u64,
@@ -157,7 +163,7 @@ pub fn run(a: &CdnArgs) -> anyhow::Result<Value> {
     });
     if let Some(kills) = a.kill_caches {
         let clients = a.clients.last().copied().unwrap_or(1);
-        let r = chaos::run(&mut cluster, &rt, a, clients, kills)?;
+        let r = chaos::run(&mut cluster, &rt, a, clients, kills, a.kill_publisher)?;
         return Ok(json!({"scenario": scenario, "chaos": r}));
     }
     if let Some(d) = a.soak {

@@ -334,6 +334,45 @@ impl Cluster {
         Ok(())
     }
 
+    /// Kills the publisher with SIGKILL and starts it again on the same
+    /// address with the same database, key and configuration; returns how
+    /// long the restart took (its escrow and hires come back afterwards:
+    /// [`Cluster::wait_ready`]).
+    pub fn kill_and_restart_publisher(&mut self) -> anyhow::Result<Duration> {
+        let listen = self
+            .publisher
+            .p2p
+            .split("/p2p/")
+            .next()
+            .context("the publisher has no p2p address")?
+            .to_string();
+        let mut args = self.publisher_args.clone();
+        if let Some(pos) = args.iter().position(|a| a == "--listen-addr") {
+            args[pos + 1] = listen;
+        }
+        let config = self.dir.path().join("cdn.toml");
+        args.extend([s("--cdn-config"), config.display().to_string()]);
+        let t0 = Instant::now();
+        self.publisher
+            .child
+            .kill()
+            .context("cannot kill the publisher")?;
+        let _ = self.publisher.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let restarted = loop {
+            match spawn(&args, true) {
+                Ok(p) => break p,
+                Err(e) if Instant::now() < deadline => {
+                    tracing::debug!("publisher restart: {e:#}; retrying");
+                    std::thread::sleep(Duration::from_millis(250));
+                }
+                Err(e) => return Err(e.context("the killed publisher did not restart")),
+            }
+        };
+        self.publisher = restarted;
+        Ok(t0.elapsed())
+    }
+
     /// Kills cache `i` with SIGKILL and starts it again on the same address
     /// (so the publisher and the clients find it where they knew it) with
     /// the same database and key; returns how long the restart took.

@@ -449,6 +449,30 @@ pub fn check_escrow(
     Ok(escrow)
 }
 
+/// Whether a ticket of `round` and `number` may still win at chain head
+/// `head`: its slot is within the terms and its round's draw block is not
+/// mined yet. This is the rule that bounds grinding: the seed does not exist
+/// while the round's tickets are still accepted, so only the draw block's
+/// miner can learn the winners early, and withholding a block costs it the
+/// block reward (docs/microcash.md §7, docs/reliability.md).
+pub fn may_still_win(
+    terms: &cachecash_runtime::microcash::EscrowTerms,
+    round: u64,
+    number: u32,
+    head: u64,
+) -> Result<(), String> {
+    terms
+        .check_slot(round, number)
+        .map_err(|e| format!("the L1 cannot win: {e}"))?;
+    let draw = terms.draw_height(round).map_err(|e| e.to_string())?;
+    if head >= draw {
+        return Err(format!(
+            "the L1's round {round} was drawn at block {draw}; it cannot win any more"
+        ));
+    }
+    Ok(())
+}
+
 impl CacheState {
     /// The smallest penalty deposit an escrow with `terms` must carry to be
     /// served: `min_penalty`, and the terms' safe penalty when required
@@ -501,6 +525,23 @@ mod tests {
             id,
             chain: Default::default(),
         }
+    }
+
+    #[test]
+    fn an_l1_is_refused_once_its_rounds_draw_block_is_mined() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = rig(dir.path(), 1, 8, 2).unwrap();
+        let terms = &r.ledger.escrow.terms;
+        let draw = terms.draw_height(1).unwrap();
+        // Until the draw block exists the seed is unknown to all but its
+        // miner: the ticket is taken.
+        may_still_win(terms, 1, 3, draw - 1).unwrap();
+        let err = may_still_win(terms, 1, 3, draw).unwrap_err();
+        assert!(err.contains("cannot win any more"), "{err}");
+        let err = may_still_win(terms, 1, 8, 0).unwrap_err();
+        assert!(err.contains("cannot win"), "{err}");
+        let err = may_still_win(terms, 2, 0, 0).unwrap_err();
+        assert!(err.contains("cannot win"), "{err}");
     }
 
     #[test]

@@ -381,20 +381,7 @@ impl CacheService {
             .release_outer_key(l1, &hire.signer, &hire.keys())
             .map_err(|e| format!("bad L1: {e}"))?;
         let t = &l1.ticket;
-        escrow
-            .terms
-            .check_slot(t.round, t.number)
-            .map_err(|e| format!("the L1 cannot win: {e}"))?;
-        let draw = escrow
-            .terms
-            .draw_height(t.round)
-            .map_err(|e| e.to_string())?;
-        if self.ledger.head_number() >= draw {
-            return Err(format!(
-                "the L1's round {} was drawn at block {draw}; it cannot win any more",
-                t.round
-            ));
-        }
+        super::may_still_win(&escrow.terms, t.round, t.number, self.ledger.head_number())?;
         if self
             .state
             .tickets

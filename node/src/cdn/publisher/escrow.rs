@@ -17,7 +17,7 @@
 //! byte and ticket numbers are split between instances by residue.
 
 use super::super::kv::{Kv, KvError, key};
-use super::super::ledger::{HeadEvent, Ledger, LedgerClient};
+use super::super::ledger::Ledger;
 use cachecash_cdn::keys::EscrowSecret;
 use cachecash_runtime::microcash::{EscrowId, EscrowTerms, escrow_id};
 use cachecash_runtime::{AccountId, Balance, Call, Transaction};
@@ -54,6 +54,11 @@ pub struct EscrowPlan {
     /// Most payment deposit (w·β per round funded, the open included) the
     /// publisher commits to this escrow; top-ups stop at it.
     pub budget: Balance,
+    /// Rotate to a fresh escrow (the same terms from the next rounds) when
+    /// no more than this many rounds are left to issue in and this one will
+    /// not be topped up (its budget is spent, its last round has begun, or it
+    /// was penalised). 0: never rotate.
+    pub rotate_rounds: u64,
 }
 
 /// How the publisher gets its escrow.
@@ -87,15 +92,24 @@ pub struct ActiveEscrow {
     pub secret: EscrowSecret,
     /// Its terms as last read from the chain (top-ups extend them).
     terms: parking_lot::RwLock<EscrowTerms>,
+    /// Its durable sequence and ticket-number counters.
+    pub numbers: Counters,
 }
 
 impl ActiveEscrow {
-    /// An escrow with `terms`.
-    pub fn new(id: EscrowId, secret: EscrowSecret, terms: EscrowTerms) -> ActiveEscrow {
+    /// An escrow with `terms`, issued from by front-end `instance` of
+    /// `instances`.
+    pub fn new(
+        id: EscrowId,
+        secret: EscrowSecret,
+        terms: EscrowTerms,
+        (instance, instances): (u8, u8),
+    ) -> ActiveEscrow {
         ActiveEscrow {
             id,
             secret,
             terms: parking_lot::RwLock::new(terms),
+            numbers: Counters::new(id, instance, instances),
         }
     }
 
@@ -118,199 +132,6 @@ pub fn rounds_left(terms: &EscrowTerms, head: u64) -> u64 {
         .count() as u64
 }
 
-/// Keeps the escrow funded: when fewer than `top_up_rounds` rounds are left
-/// to issue in, adds `top_up_rounds` rounds (paying w·β each) from the
-/// funder, while the plan's budget allows and the chain still accepts a
-/// top-up (before the last round begins, never after a penalty). Re-reads
-/// the terms from the chain so issuance sees the new rounds.
-///
-/// It wakes on each new best block (the ledger's head events), reads the
-/// escrow and the pool on the blocking pool, and never polls. On each block
-/// it also closes the funder's finished escrows ([`close_finished`]).
-pub async fn keep_funded(
-    ledger: std::sync::Arc<dyn LedgerClient>,
-    escrow: std::sync::Arc<ActiveEscrow>,
-    funder: std::sync::Arc<SigningKey>,
-    plan: EscrowPlan,
-) {
-    let funder_account = AccountId::from_signing_key(&funder);
-    let mut pending: Option<(cachecash_runtime::Hash, u64)> = None;
-    let mut warned = false;
-    let mut closing = std::collections::HashMap::new();
-    let mut heads = ledger.head_events(1);
-    loop {
-        match heads.next().await {
-            None => return,
-            Some(HeadEvent::NewBest(_)) => {}
-            Some(_) => continue,
-        }
-        close_finished(ledger.as_ref(), &funder, plan.fee, &mut closing).await;
-        let e = match ledger.escrow(escrow.id, None).await {
-            Ok(p) => match p.value {
-                Some(e) => e,
-                None => continue,
-            },
-            Err(err) => {
-                tracing::warn!(target: "cachecash::cdn", escrow = %escrow.id, "escrow top-up: {err}");
-                continue;
-            }
-        };
-        if e.terms != escrow.terms() {
-            tracing::info!(target: "cachecash::cdn", escrow = %escrow.id, last_round = e.terms.last_round, "escrow terms updated from the chain");
-            escrow.set_terms(e.terms.clone());
-            pending = None;
-        }
-        let head = ledger.best().number;
-        if plan.top_up_rounds == 0 || e.penalised {
-            continue;
-        }
-        let left = rounds_left(&e.terms, head);
-        if left >= plan.top_up_rounds {
-            continue;
-        }
-        // One top-up at a time: wait for the last one to land or vanish.
-        if let Some((tx, at)) = pending {
-            let waiting = matches!(
-                ledger.transaction_status(tx, 1).await,
-                Ok(crate::ledger::TxStatus::Pending)
-            );
-            if waiting || head < at.saturating_add(3) {
-                continue;
-            }
-            pending = None;
-        }
-        let funded = e
-            .terms
-            .rounds()
-            .ok()
-            .and_then(|r| e.terms.payment_required(r).ok());
-        let extra = e.terms.payment_required(plan.top_up_rounds).ok();
-        let (Some(funded), Some(extra)) = (funded, extra) else {
-            continue;
-        };
-        if funded.saturating_add(extra) > plan.budget {
-            if !warned {
-                tracing::warn!(target: "cachecash::cdn", escrow = %escrow.id, rounds_left = left, budget = %plan.budget, "escrow budget spent: no more top-ups; raise the budget or open a new escrow before its rounds run out");
-                warned = true;
-            }
-            continue;
-        }
-        let last_start = e.terms.round_start(e.terms.last_round).unwrap_or(0);
-        if head.saturating_add(2) >= last_start {
-            if !warned {
-                tracing::warn!(target: "cachecash::cdn", escrow = %escrow.id, "the escrow's last round has begun; it can no longer be topped up");
-                warned = true;
-            }
-            continue;
-        }
-        let nonce = match ledger.next_nonce(funder_account).await {
-            Ok(n) => n,
-            Err(err) => {
-                tracing::warn!(target: "cachecash::cdn", "escrow top-up: {err}");
-                continue;
-            }
-        };
-        let tx = Transaction {
-            signer: funder_account,
-            nonce,
-            fee: plan.fee,
-            call: Call::EscrowTopUp {
-                escrow: escrow.id,
-                extra_rounds: plan.top_up_rounds,
-                penalty: 0,
-            },
-        }
-        .sign(&funder, &ledger.genesis());
-        match ledger.submit(tx).await {
-            Ok(hash) => {
-                tracing::info!(target: "cachecash::cdn", escrow = %escrow.id, rounds_left = left, extra_rounds = plan.top_up_rounds, payment = %extra, tx = %hash, "topping up the escrow");
-                pending = Some((hash, head));
-            }
-            Err(err) => {
-                tracing::warn!(target: "cachecash::cdn", escrow = %escrow.id, "escrow top-up refused: {err}")
-            }
-        }
-    }
-}
-
-/// Most escrows of one funder examined per block by [`close_finished`].
-const CLOSE_SCAN: u64 = 256;
-
-/// Closes every escrow of `funder` whose funds may come back: from its
-/// unlock height (the payment deposit; the penalty stays through its grace
-/// period) and again from its penalty release height. One close per escrow
-/// at a time: `closing` remembers the last submission and its block, and
-/// an escrow is tried again only once that transaction left the pool
-/// without effect (three blocks later at the earliest).
-pub async fn close_finished(
-    ledger: &dyn LedgerClient,
-    funder: &SigningKey,
-    fee: Balance,
-    closing: &mut std::collections::HashMap<EscrowId, (cachecash_runtime::Hash, u64)>,
-) {
-    let me = AccountId::from_signing_key(funder);
-    // The next block is the first that could include a close.
-    let next = ledger.best().number.saturating_add(1);
-    let ids = match ledger.escrows_funded_by(me, 0, CLOSE_SCAN).await {
-        Ok(ids) => ids,
-        Err(err) => {
-            tracing::warn!(target: "cachecash::cdn", "listing escrows to close: {err}");
-            return;
-        }
-    };
-    closing.retain(|id, _| ids.contains(id));
-    for id in ids {
-        let Ok(Some(e)) = ledger.escrow(id, None).await.map(|p| p.value) else {
-            continue;
-        };
-        let due = if e.closed {
-            e.terms.penalty_release_height()
-        } else {
-            e.terms.unlock_height()
-        };
-        if !due.is_ok_and(|h| next >= h) {
-            continue;
-        }
-        if let Some((tx, at)) = closing.get(&id) {
-            let waiting = matches!(
-                ledger.transaction_status(*tx, 1).await,
-                Ok(crate::ledger::TxStatus::Pending)
-            );
-            if waiting || next < at.saturating_add(3) {
-                continue;
-            }
-        }
-        let nonce = match ledger.next_nonce(me).await {
-            Ok(n) => n,
-            Err(err) => {
-                tracing::warn!(target: "cachecash::cdn", "escrow close: {err}");
-                return;
-            }
-        };
-        let tx = Transaction {
-            signer: me,
-            nonce,
-            fee,
-            call: Call::EscrowClose { escrow: id },
-        }
-        .sign(funder, &ledger.genesis());
-        match ledger.submit(tx).await {
-            Ok(hash) => {
-                let what = if e.closed {
-                    "penalty deposit"
-                } else {
-                    "payment deposit"
-                };
-                tracing::info!(target: "cachecash::cdn", escrow = %id, tx = %hash, "closing the escrow: its {what} returns to the funder");
-                closing.insert(id, (hash, next));
-            }
-            Err(err) => {
-                tracing::warn!(target: "cachecash::cdn", escrow = %id, "escrow close refused: {err}")
-            }
-        }
-    }
-}
-
 /// Opens or adopts the escrow, waiting (up to `wait`) for it on chain.
 pub async fn establish(
     kv: &Kv,
@@ -318,8 +139,9 @@ pub async fn establish(
     source: &EscrowSource,
     signer: &AccountId,
     wait: Duration,
+    instance: (u8, u8),
 ) -> Result<ActiveEscrow, String> {
-    let current: Option<Stored> = kv.get(b"escrow/current").map_err(|e| e.to_string())?;
+    let current: Option<Stored> = kv.get(CURRENT).map_err(|e| e.to_string())?;
     let stored = match (source, current) {
         (EscrowSource::Existing(id), Some(s)) if s.id == *id => s,
         (EscrowSource::Existing(id), _) => {
@@ -328,12 +150,13 @@ pub async fn establish(
                 id: *id,
                 secret: *secret.as_bytes(),
             };
-            kv.put(b"escrow/current", &s, true)
-                .map_err(|e| e.to_string())?;
+            kv.put(CURRENT, &s, true).map_err(|e| e.to_string())?;
             s
         }
         (EscrowSource::Open { .. }, Some(s)) if usable(kv, ledger, &s.id)? => s,
-        (EscrowSource::Open { funder, plan }, _) => open(kv, ledger, funder, plan, signer)?,
+        (EscrowSource::Open { funder, plan }, _) => {
+            open(kv, ledger, funder, plan, signer, CURRENT)?
+        }
     };
     let deadline = tokio::time::Instant::now() + wait;
     let escrow = loop {
@@ -364,15 +187,23 @@ pub async fn establish(
         stored.id,
         EscrowSecret::from_bytes(stored.secret),
         escrow.terms,
+        instance,
     ))
 }
 
 fn usable(kv: &Kv, ledger: &dyn Ledger, id: &EscrowId) -> Result<bool, String> {
+    usable_in(kv, ledger, id, CURRENT)
+}
+
+/// Whether `id`, stored under `slot`, can still be issued from: on chain,
+/// neither penalised nor near its last draw; or not on chain yet while its
+/// open may still land.
+fn usable_in(kv: &Kv, ledger: &dyn Ledger, id: &EscrowId, slot: &[u8]) -> Result<bool, String> {
     // Not yet on chain counts as usable while the open may still land: until
     // its first round begins (after that the chain refuses it).
     Ok(match ledger.escrow(id)? {
         None => {
-            let starts: Option<u64> = kv.get(b"escrow/opening-start").map_err(|e| e.to_string())?;
+            let starts: Option<u64> = kv.get(starts_key(slot)).map_err(|e| e.to_string())?;
             starts.is_none_or(|h| ledger.head_number() < h)
         }
         Some(e) => {
@@ -384,12 +215,30 @@ fn usable(kv: &Kv, ledger: &dyn Ledger, id: &EscrowId) -> Result<bool, String> {
     })
 }
 
+/// The key of the escrow issued from.
+const CURRENT: &[u8] = b"escrow/current";
+/// The key of the escrow a rotation is opening.
+const NEXT: &[u8] = b"escrow/next";
+
+/// Where the height at which `slot`'s escrow's first round starts is kept
+/// while its open may still land.
+fn starts_key(slot: &[u8]) -> &'static [u8] {
+    if slot == NEXT {
+        b"escrow/next-opening-start"
+    } else {
+        b"escrow/opening-start"
+    }
+}
+
+/// Opens an escrow on the plan's terms: its secret is stored under `slot`
+/// (with the height its first round starts) before the open is submitted.
 fn open(
     kv: &Kv,
     ledger: &dyn Ledger,
     funder: &SigningKey,
     plan: &EscrowPlan,
     signer: &AccountId,
+    slot: &[u8],
 ) -> Result<Stored, String> {
     let funder_account = AccountId::from_signing_key(funder);
     let genesis = ledger.genesis();
@@ -421,10 +270,7 @@ fn open(
     // The secret is on disk before the escrow exists.
     let starts = terms.round_start(first_round).map_err(|e| e.to_string())?;
     kv.put_all(
-        &[
-            (&b"escrow/current"[..], stored.encode()),
-            (&b"escrow/opening-start"[..], starts.encode()),
-        ],
+        &[(slot, stored.encode()), (starts_key(slot), starts.encode())],
         true,
     )
     .map_err(|e| e.to_string())?;
@@ -444,6 +290,49 @@ fn open(
         .map_err(|e| format!("the escrow open was refused: {e}"))?;
     tracing::info!(target: "cachecash::cdn", escrow = %id, funder = %funder_account, "opening escrow");
     Ok(stored)
+}
+
+/// The escrow a rotation moves to: the one stored under the "next" slot
+/// while it may still be used (a restart mid-rotation finds it), or a
+/// freshly opened one. Blocking: call on the blocking pool.
+pub fn prepare_next(
+    kv: &Kv,
+    ledger: &dyn Ledger,
+    funder: &SigningKey,
+    plan: &EscrowPlan,
+    signer: &AccountId,
+    current: &EscrowId,
+) -> Result<(EscrowId, EscrowSecret), String> {
+    let next: Option<Stored> = kv.get(NEXT).map_err(|e| e.to_string())?;
+    let stored = match next {
+        Some(s) if s.id != *current && usable_in(kv, ledger, &s.id, NEXT)? => s,
+        _ => open(kv, ledger, funder, plan, signer, NEXT)?,
+    };
+    Ok((stored.id, EscrowSecret::from_bytes(stored.secret)))
+}
+
+/// Whether the rotation's escrow can no longer land: its first round began
+/// at or before `head` (the chain refuses a late open).
+pub fn next_open_expired(kv: &Kv, head: u64) -> bool {
+    kv.get::<u64>(starts_key(NEXT))
+        .ok()
+        .flatten()
+        .is_some_and(|h| head >= h)
+}
+
+/// Makes the rotation's escrow the one a restart issues from (atomically:
+/// "next" becomes "current").
+pub fn promote_next(kv: &Kv, id: &EscrowId, secret: &EscrowSecret) -> Result<(), String> {
+    let stored = Stored {
+        id: *id,
+        secret: *secret.as_bytes(),
+    };
+    kv.write(
+        &[(CURRENT, stored.encode())],
+        &[NEXT, starts_key(NEXT)],
+        true,
+    )
+    .map_err(|e| e.to_string())
 }
 
 /// Durable counters: bundle sequences and ticket numbers.

@@ -33,6 +33,7 @@ use super::placement::{Table, placement_key};
 use crate::cdn::framing::{read_msg, write_msg};
 use cachecash_cdn::messages::{ControlRequest, EscrowOffer, OfferReply, text};
 use cachecash_runtime::AccountId;
+use cachecash_runtime::microcash::EscrowId;
 use libp2p::{Multiaddr, PeerId};
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -59,6 +60,9 @@ pub struct Hired {
     pub blames: u64,
     /// The network it was discovered at (`None`: configured by the operator).
     pub discovered_at: Option<std::net::IpAddr>,
+    /// Escrows it accepted, newest last (the current one and a few retired
+    /// ones; bounded by [`super::RETIRED_KEPT`] + 1).
+    pub escrows: Vec<EscrowId>,
 }
 
 /// The network an address belongs to for the per-address hiring limit: the
@@ -86,12 +90,33 @@ pub struct Roster {
 struct RosterInner {
     caches: HashMap<AccountId, Hired>,
     table: Option<Arc<Table>>,
+    key: Option<cachecash_runtime::Hash>,
 }
 
 impl Roster {
     /// Whether `account` is hired.
     pub fn is_hired(&self, account: &AccountId) -> bool {
         self.inner.read().caches.contains_key(account)
+    }
+
+    /// Whether `account` is hired and accepted `escrow`.
+    pub fn is_hired_for(&self, account: &AccountId, escrow: &EscrowId) -> bool {
+        self.inner
+            .read()
+            .caches
+            .get(account)
+            .is_some_and(|h| h.escrows.contains(escrow))
+    }
+
+    /// Records that hired cache `account` accepted `escrow` too.
+    pub fn accepted(&self, account: &AccountId, escrow: EscrowId) {
+        if let Some(h) = self.inner.write().caches.get_mut(account)
+            && !h.escrows.contains(&escrow)
+        {
+            h.escrows.push(escrow);
+            let excess = h.escrows.len().saturating_sub(super::RETIRED_KEPT + 1);
+            h.escrows.drain(..excess);
+        }
     }
 
     /// Hired caches.
@@ -116,6 +141,9 @@ impl Roster {
 
     fn add(&self, account: AccountId, hired: Hired, key: cachecash_runtime::Hash) {
         let mut inner = self.inner.write();
+        // The placement key is the first escrow's: a rotation does not
+        // reshuffle where objects live.
+        let key = *inner.key.get_or_insert(key);
         if inner.caches.insert(account, hired).is_none() {
             let all = inner.caches.keys().copied().collect();
             inner.table = Some(Arc::new(Table::new(key, all)));
@@ -165,10 +193,16 @@ impl Roster {
     }
 }
 
-/// Keeps every configured cache hired; returns never.
-pub async fn keep_hired(publisher: Publisher, escrow: Arc<ActiveEscrow>) {
-    let key = placement_key(escrow.secret.as_bytes());
+/// Keeps every configured cache (and discovered ones, up to the limits)
+/// hired for the current escrow; returns never. A cache hired for an
+/// earlier escrow is offered the current one (after a rotation).
+pub async fn keep_hired(publisher: Publisher) {
     loop {
+        let Some(escrow) = publisher.state.escrow() else {
+            tokio::time::sleep(RETRY).await;
+            continue;
+        };
+        let key = placement_key(escrow.secret.as_bytes());
         let mut candidates: Vec<(PeerId, Option<Multiaddr>)> = Vec::new();
         for addr in publisher.state.config.caches.clone() {
             match crate::network::split_peer_id(&addr) {
@@ -206,6 +240,14 @@ pub async fn keep_hired(publisher: Publisher, escrow: Arc<ActiveEscrow>) {
                 continue;
             };
             if publisher.state.caches.is_hired(&account) {
+                if !publisher.state.caches.is_hired_for(&account, &escrow.id) {
+                    match offer(&publisher, &escrow, peer, account, None).await {
+                        Ok(()) => publisher.state.caches.accepted(&account, escrow.id),
+                        Err(e) => {
+                            tracing::info!(target: "cachecash::cdn", cache = %peer, escrow = %escrow.id, "cache has not accepted the current escrow yet: {e}")
+                        }
+                    }
+                }
                 continue;
             }
             let configured = base.is_some();
@@ -245,6 +287,7 @@ pub async fn keep_hired(publisher: Publisher, escrow: Arc<ActiveEscrow>) {
                             bench_until: None,
                             blames: 0,
                             discovered_at,
+                            escrows: vec![escrow.id],
                         },
                         key,
                     );
@@ -259,7 +302,9 @@ pub async fn keep_hired(publisher: Publisher, escrow: Arc<ActiveEscrow>) {
     }
 }
 
-async fn offer(
+/// Offers `escrow` to cache `peer` (dialling `addr` when given); `Ok` once
+/// it accepted.
+pub(super) async fn offer(
     publisher: &Publisher,
     escrow: &ActiveEscrow,
     peer: PeerId,

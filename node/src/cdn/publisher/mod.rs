@@ -19,6 +19,7 @@
 
 pub mod catalog;
 pub mod escrow;
+pub mod funding;
 pub mod hire;
 pub mod origin;
 pub mod placement;
@@ -197,17 +198,39 @@ pub struct PublisherState {
     pub caches: hire::Roster,
     /// Counters.
     pub counters: PublisherCounters,
-    escrow: tokio::sync::OnceCell<Arc<escrow::ActiveEscrow>>,
-    numbers: tokio::sync::OnceCell<escrow::Counters>,
+    escrow: parking_lot::RwLock<Option<Arc<escrow::ActiveEscrow>>>,
+    /// Escrows issued from before the current one, newest first (at most
+    /// [`RETIRED_KEPT`]): fills for their bundles are still served.
+    retired: parking_lot::RwLock<Vec<cachecash_runtime::microcash::EscrowId>>,
     sessions: tokio::sync::Semaphore,
     /// L2 relays to caches, queued per cache.
     pub relays: relay::Relays,
 }
 
+/// Retired escrows whose fills are still served.
+pub const RETIRED_KEPT: usize = 4;
+
 impl PublisherState {
-    /// The escrow, once established.
+    /// The escrow new sessions issue from, once established.
     pub fn escrow(&self) -> Option<Arc<escrow::ActiveEscrow>> {
-        self.escrow.get().cloned()
+        self.escrow.read().clone()
+    }
+
+    /// Makes `next` the escrow new sessions issue from; sessions already
+    /// open finish on the one they started with.
+    pub(crate) fn set_escrow(&self, next: Arc<escrow::ActiveEscrow>) {
+        let old = self.escrow.write().replace(next);
+        if let Some(old) = old {
+            let mut retired = self.retired.write();
+            retired.insert(0, old.id);
+            retired.truncate(RETIRED_KEPT);
+        }
+    }
+
+    /// Whether bundles of `id` may still be in flight: it is the current
+    /// escrow or a recently retired one.
+    pub fn issues_from(&self, id: &cachecash_runtime::microcash::EscrowId) -> bool {
+        self.escrow().is_some_and(|e| e.id == *id) || self.retired.read().contains(id)
     }
 }
 
@@ -282,7 +305,7 @@ impl NodeModule for PublisherModule {
             caches: hire::Roster::default(),
             counters: PublisherCounters::default(),
             escrow: Default::default(),
-            numbers: Default::default(),
+            retired: Default::default(),
             sessions: tokio::sync::Semaphore::new(self.config.max_sessions),
             relays: relay::Relays::default(),
             config: self.config.clone(),
@@ -334,6 +357,7 @@ impl Publisher {
                 &self.state.config.escrow,
                 &self.me,
                 Duration::from_secs(120),
+                self.state.config.instance,
             )
             .await
             {
@@ -345,22 +369,17 @@ impl Publisher {
             }
         };
         tracing::info!(target: "cachecash::cdn", escrow = %est.id, first_round = est.terms().first_round, last_round = est.terms().last_round, "publisher escrow ready");
-        let (instance, instances) = self.state.config.instance;
-        let _ = self
-            .state
-            .numbers
-            .set(escrow::Counters::new(est.id, instance, instances));
-        let _ = self.state.escrow.set(est.clone());
+        self.state.set_escrow(est);
         // Both run for the module's life (aborted with this task at stop).
         let funding = match self.state.config.escrow.clone() {
-            escrow::EscrowSource::Open { funder, plan } => futures::future::Either::Left(
-                escrow::keep_funded(self.client.clone(), est.clone(), funder, plan),
-            ),
+            escrow::EscrowSource::Open { funder, plan } => {
+                futures::future::Either::Left(funding::keep_funded(self.clone(), funder, plan))
+            }
             escrow::EscrowSource::Existing(_) => {
                 futures::future::Either::Right(std::future::pending::<()>())
             }
         };
-        tokio::join!(hire::keep_hired(self, est), funding);
+        tokio::join!(hire::keep_hired(self), funding);
     }
 
     /// Waits (up to `limit`) until this node has caught up with the best
@@ -464,12 +483,10 @@ impl Publisher {
 
     /// The plaintext of a fill, for hired caches only.
     async fn fill_data(&self, peer: PeerId, fill: &FillRequest) -> Result<Vec<u8>, String> {
-        let escrow = self
-            .state
-            .escrow()
-            .ok_or("the publisher's escrow is not ready")?;
         let account = super::account_of(&peer).ok_or("the peer has no ed25519 key")?;
-        if fill.escrow != escrow.id || !self.state.caches.is_hired(&account) {
+        if !self.state.issues_from(&fill.escrow)
+            || !self.state.caches.is_hired_for(&account, &fill.escrow)
+        {
             return Err(format!(
                 "peer {peer} is not a cache hired for escrow {}; plaintext goes to hired caches only",
                 fill.escrow

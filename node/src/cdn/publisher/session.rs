@@ -265,10 +265,16 @@ impl Session<'_> {
         ))?;
         let k = (count.min(p.state.config.bundle_chunks as u64)) as usize;
         let object = self.entry.object();
-        let mut caches = table.place(&object, first, k, |a| p.state.caches.is_healthy(a));
+        // Only caches that accepted this session's escrow (after a
+        // rotation, some may not have yet).
+        let escrow_id = self.escrow.id;
+        let hired = |a: &AccountId| p.state.caches.is_hired_for(a, &escrow_id);
+        let mut caches = table.place(&object, first, k, |a| {
+            hired(a) && p.state.caches.is_healthy(a)
+        });
         if caches.is_empty() {
             // Every cache is benched: fall back to any hired one rather than stall.
-            caches = table.place(&object, first, k, |_| true);
+            caches = table.place(&object, first, k, hired);
         }
         if caches.is_empty() {
             self.pending.push_front((first, count));
@@ -278,10 +284,7 @@ impl Session<'_> {
         if m < count {
             self.pending.push_front((first + m, count - m));
         }
-        let numbers = p.state.numbers.get().ok_or((
-            ErrorKind::Unavailable,
-            "the escrow is not ready".to_string(),
-        ))?;
+        let numbers = &self.escrow.numbers;
         let kv = &p.state.kv;
         let internal = |e: String| (ErrorKind::Unavailable, e);
         let (round, ticket_numbers) = numbers
