@@ -263,3 +263,37 @@ fn a_publisher_killed_with_sigkill_while_issuing_never_reuses_a_ticket_number() 
     assert!(c["ticketsHeld"].as_u64().unwrap() > 0, "{c}");
     assert_eq!(c["duplicateNumbers"], 0, "{c}");
 }
+
+/// Caches killed with SIGKILL while they claim (rounds of a few blocks, so
+/// draws, claims and confirmations run all through the kills) lose no
+/// winner and claim none twice: after the kills every ticket settles, no
+/// proven winner expires unclaimed, and each cache's claims reconcile with
+/// the chain.
+#[test]
+fn caches_killed_with_sigkill_while_claiming_lose_no_winner_and_reconcile() {
+    // The short form: two kills. `CACHECASH_CLAIM_KILLS=20` runs the long
+    // form of docs/reliability.md.
+    let kills = std::env::var("CACHECASH_CLAIM_KILLS").unwrap_or_else(|_| "2".into());
+    let (exited_ok, r) = run(&[
+        "--size-mib",
+        "2",
+        "--objects",
+        "3",
+        "--clients",
+        "4",
+        "--kill-caches",
+        &kills,
+        "--check-settlement",
+    ]);
+    let c = &r["chaos"];
+    assert!(exited_ok, "{c}");
+    assert_eq!(c["verdict"], "pass", "{c}");
+    let rows = c["settlement"].as_array().expect("settlement rows");
+    assert_eq!(rows.len(), 5, "{c}");
+    for row in rows {
+        assert_eq!(row["reconciled"], true, "{row}");
+        assert_eq!(row["unclaimedWinners"], 0, "{row}");
+    }
+    let finals: u64 = rows.iter().map(|r| r["final"].as_u64().unwrap()).sum();
+    assert!(finals > 0, "winners were claimed to finality: {c}");
+}

@@ -50,6 +50,114 @@ async fn tickets(c: &NodeClient) -> anyhow::Result<Vec<(String, u64, u32)>> {
     }
 }
 
+/// A cache (trying `first` first) with a claim transaction submitted and
+/// not yet in a block, polled for up to 30 s.
+async fn a_cache_claiming(cluster: &Cluster, first: usize) -> anyhow::Result<Option<usize>> {
+    let n = cluster.caches.len();
+    let rpcs = cluster
+        .caches
+        .iter()
+        .map(|c| c.rpc())
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        for j in 0..n {
+            let i = (first + j) % n;
+            let rpc = &rpcs[i];
+            let page = rpc
+                .run(
+                    "cache_tickets",
+                    rpc.api().tickets(Some("submitted".into()), None, Some(1)),
+                )
+                .await?;
+            if !page.tickets.is_empty() {
+                return Ok(Some(i));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(None)
+}
+
+/// States a ticket leaves only by settling (final, lost or expired).
+const UNSETTLED: [&str; 5] = ["held", "proven", "won", "submitted", "claimed"];
+
+/// Waits until every ticket of every cache has settled, then checks that no
+/// winner expired unclaimed (one the client proved, so the cache could have
+/// claimed it) and that each cache's claims reconcile with the chain.
+async fn check_settlement(cluster: &Cluster, failures: &mut Vec<String>) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut rows = Vec::new();
+    for (i, c) in cluster.caches.iter().enumerate() {
+        let rpc = c.rpc()?;
+        let earnings = loop {
+            let e = rpc.run("cache_earnings", rpc.api().earnings()).await?;
+            let open: u64 = UNSETTLED
+                .iter()
+                .filter_map(|s| e.totals.get(*s))
+                .map(|t| t.tickets)
+                .sum();
+            if open == 0 {
+                break e;
+            }
+            if Instant::now() >= deadline {
+                failures.push(format!(
+                    "cache {i}: {open} tickets still unsettled after 300 s"
+                ));
+                break e;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        };
+        let count = |s: &str| earnings.totals.get(s).map_or(0, |t| t.tickets);
+        let mut unclaimed = 0usize;
+        let mut after = None;
+        loop {
+            let page = rpc
+                .run(
+                    "cache_tickets",
+                    rpc.api()
+                        .tickets(Some("expired".into()), after.clone(), Some(1000)),
+                )
+                .await?;
+            unclaimed += page
+                .tickets
+                .iter()
+                .filter(|t| {
+                    t.reason.as_deref().is_some_and(|r| {
+                        r.contains("no claim landed") || r.contains("did not land")
+                    })
+                })
+                .count();
+            if page.next.is_none() || page.tickets.is_empty() {
+                break;
+            }
+            after = page.next;
+        }
+        if unclaimed > 0 {
+            failures.push(format!(
+                "cache {i}: {unclaimed} proven winners expired without a claim"
+            ));
+        }
+        let rec = rpc.run("cache_reconcile", rpc.api().reconcile()).await?;
+        if !rec.balanced {
+            failures.push(format!(
+                "cache {i}: claims do not reconcile with the chain: {:?}",
+                rec.discrepancies
+            ));
+        }
+        rows.push(json!({
+            "cache": i,
+            "final": count("final"),
+            "lost": count("lost"),
+            "expired": count("expired"),
+            "unclaimedWinners": unclaimed,
+            "reconciled": rec.balanced,
+            "net": earnings.net,
+        }));
+    }
+    Ok(Value::Array(rows))
+}
+
 /// Runs the chaos pass with `clients` clients.
 pub fn run(
     cluster: &mut Cluster,
@@ -73,6 +181,8 @@ pub fn run(
         + (0..publisher_kills)
             .map(|k| gap(k).as_secs() + 15)
             .sum::<u64>()
+        // Each kill may wait up to 30 s for a claim in flight.
+        + if a.check_settlement { 30 * kills as u64 } else { 0 }
         + 5;
     let pass = Pass {
         paths,
@@ -89,7 +199,16 @@ pub fn run(
     let mut events = Vec::new();
     for k in 0..kills {
         std::thread::sleep(gap(k));
-        let i = k % cluster.caches.len();
+        let mut i = k % cluster.caches.len();
+        // Checking settlement: kill a cache between submitting a claim and
+        // its inclusion, when one has a claim in flight within 30 s.
+        let mut claiming = false;
+        if a.check_settlement {
+            if let Some(c) = rt.block_on(a_cache_claiming(cluster, i))? {
+                i = c;
+                claiming = true;
+            }
+        }
         let client = cluster.caches[i].rpc()?;
         let before = rt.block_on(tickets(&client))?;
         let restarted = cluster.kill_and_restart_cache(i)?;
@@ -105,6 +224,7 @@ pub fn run(
         let row = json!({
             "kill": k,
             "cache": i,
+            "claimInFlight": claiming,
             "atS": t0.elapsed().as_secs_f64(),
             "ticketsBefore": before.len(),
             "ticketsAfter": after.len(),
@@ -172,12 +292,18 @@ pub fn run(
             "{duplicates} ticket numbers appear twice over the caches' {held} tickets"
         ));
     }
+    let settlement = if a.check_settlement {
+        Some(rt.block_on(check_settlement(cluster, &mut failures))?)
+    } else {
+        None
+    };
     Ok(json!({
         "kills": events,
         "fetches": fetches,
         "interruptedFetches": interrupted,
         "ticketsHeld": held,
         "duplicateNumbers": duplicates,
+        "settlement": settlement,
         "failures": failures,
         "verdict": if failures.is_empty() { "pass" } else { "fail" },
     }))
@@ -215,6 +341,18 @@ pub fn print(c: &Value) {
         c["duplicateNumbers"],
         c["verdict"]
     );
+    for r in c["settlement"].as_array().into_iter().flatten() {
+        println!(
+            "cache {}: {} final, {} lost, {} expired ({} proven winners unclaimed), reconciled: {}, net {}",
+            r["cache"],
+            r["final"],
+            r["lost"],
+            r["expired"],
+            r["unclaimedWinners"],
+            r["reconciled"],
+            r["net"]
+        );
+    }
     for f in c["failures"].as_array().into_iter().flatten() {
         println!("  {f}");
     }

@@ -89,6 +89,12 @@ pub struct CdnArgs {
     /// counted apart, not as failures (a client holds one session).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub kill_publisher: usize,
+    /// With `--kill-caches`: run the escrow on rounds of a few blocks, and
+    /// after the kills wait until every ticket is final, lost or expired,
+    /// then fail on a winner that expired unclaimed or a cache whose
+    /// `cache_reconcile` does not balance (a kill lost or doubled a claim).
+    #[arg(long)]
+    pub check_settlement: bool,
     /// Seconds between soak samples.
     #[arg(long, default_value_t = 30)]
     pub sample_secs: u64,
@@ -148,6 +154,7 @@ pub fn run(a: &CdnArgs) -> anyhow::Result<Value> {
     let mut cluster = Cluster::start(&ClusterOptions {
         caches: a.caches,
         cache_quota: a.cache_quota.clone(),
+        short_rounds: a.check_settlement,
     })?;
     let rt = crate::shared::runtime()?;
     rt.block_on(cluster.wait_ready())?;

@@ -202,7 +202,18 @@ pub struct ClusterOptions {
     pub caches: usize,
     /// Each cache's quota (e.g. `4GiB`).
     pub cache_quota: String,
+    /// Settlement in seconds: rounds of 5 blocks, a 2-block draw delay, a
+    /// 30-block claim window and claims final at depth 2, so tickets are
+    /// drawn, claimed and final within a run.
+    pub short_rounds: bool,
 }
+
+/// `[publisher.terms]` of the benchmark's escrow.
+const TERMS: &str = "winners_per_round = 4\n";
+/// `[publisher.terms]` and `[cache]` for [`ClusterOptions::short_rounds`]:
+/// 1 % of the tickets win, so every round has claims.
+const SHORT_TERMS: &str = "winners_per_round = 200\ntickets_per_round = 20000\nrounds = 40\nround_length = 5\ndraw_delay = 2\nclaim_window = 30\n";
+const SHORT_CLAIMS: &str = "[cache]\nclaim_depth = 2\n";
 
 /// The running CDN: a mining node, caches and a publisher, every one its
 /// own process, under a temporary directory with the origin's files.
@@ -219,6 +230,8 @@ pub struct Cluster {
     pub origin: PathBuf,
     publisher_args: Vec<String>,
     cache_args: Vec<Vec<String>>,
+    /// Extra `[publisher.terms]` lines.
+    terms: &'static str,
     // Last, so the processes stop before their files go.
     dir: tempfile::TempDir,
 }
@@ -226,6 +239,7 @@ pub struct Cluster {
 /// Winners per round of the benchmark's escrow: the soak's bound on tickets
 /// waiting for a claim.
 pub const WINNERS_PER_ROUND: u32 = 4;
+const _: () = assert!(WINNERS_PER_ROUND == 4, "TERMS names 4 winners per round");
 
 fn s(v: &str) -> String {
     v.to_string()
@@ -258,6 +272,11 @@ impl Cluster {
         )?;
         let mut caches = Vec::new();
         let mut cache_args = Vec::new();
+        let cache_config = dir.path().join("cache.toml");
+        std::fs::write(
+            &cache_config,
+            if o.short_rounds { SHORT_CLAIMS } else { "" },
+        )?;
         for i in 0..o.caches {
             let args = vec![
                 s("--chain"),
@@ -273,6 +292,8 @@ impl Cluster {
                 o.cache_quota.clone(),
                 s("--bootnodes"),
                 miner.p2p.clone(),
+                s("--cdn-config"),
+                cache_config.display().to_string(),
             ];
             caches.push(spawn(&args, true)?);
             cache_args.push(args);
@@ -298,7 +319,11 @@ impl Cluster {
             miner.p2p.clone(),
         ];
         let config = dir.path().join("cdn.toml");
-        std::fs::write(&config, publisher_config(&PublisherParams::default()))?;
+        let terms = if o.short_rounds { SHORT_TERMS } else { TERMS };
+        std::fs::write(
+            &config,
+            publisher_config(&PublisherParams::default(), terms),
+        )?;
         let mut args = publisher_args.clone();
         args.extend([s("--cdn-config"), config.display().to_string()]);
         let publisher = spawn(&args, true)?;
@@ -311,6 +336,7 @@ impl Cluster {
             origin,
             publisher_args,
             cache_args,
+            terms,
             dir,
         })
     }
@@ -324,7 +350,7 @@ impl Cluster {
     /// escrow stay; objects published before keep their manifests.
     pub fn restart_publisher(&mut self, p: &PublisherParams) -> anyhow::Result<()> {
         let config = self.dir.path().join("cdn.toml");
-        std::fs::write(&config, publisher_config(p))?;
+        std::fs::write(&config, publisher_config(p, self.terms))?;
         let _ = self.publisher.child.kill();
         let _ = self.publisher.child.wait();
         let mut args = self.publisher_args.clone();
@@ -497,9 +523,9 @@ impl Default for PublisherParams {
 }
 
 /// The publisher's `--cdn-config` for these parameters.
-fn publisher_config(p: &PublisherParams) -> String {
+fn publisher_config(p: &PublisherParams, terms: &str) -> String {
     format!(
-        "[publisher]\nbundle_chunks = {}\nchunk_size = {}\npuzzle_rounds = {}\npuzzle_start_range = {}\npuzzle_covered = {}\nmax_window = {}\n\n[publisher.terms]\nwinners_per_round = {WINNERS_PER_ROUND}\n",
+        "[publisher]\nbundle_chunks = {}\nchunk_size = {}\npuzzle_rounds = {}\npuzzle_start_range = {}\npuzzle_covered = {}\nmax_window = {}\n\n[publisher.terms]\n{terms}",
         p.bundle_chunks, p.chunk_size, p.rounds, p.start_range, p.covered, p.window
     )
 }
