@@ -203,11 +203,11 @@ pub fn run(
         // Checking settlement: kill a cache between submitting a claim and
         // its inclusion, when one has a claim in flight within 30 s.
         let mut claiming = false;
-        if a.check_settlement {
-            if let Some(c) = rt.block_on(a_cache_claiming(cluster, i))? {
-                i = c;
-                claiming = true;
-            }
+        if a.check_settlement
+            && let Some(c) = rt.block_on(a_cache_claiming(cluster, i))?
+        {
+            i = c;
+            claiming = true;
         }
         let client = cluster.caches[i].rpc()?;
         let before = rt.block_on(tickets(&client))?;
