@@ -609,3 +609,177 @@ async fn the_publisher_rotates_to_a_fresh_escrow_without_failing_a_fetch() {
     .await;
     net.stop().await;
 }
+
+/// Claims a cache made on the losing side of a partition are re-evaluated
+/// and re-submitted on the winning side once the link heals: the cache
+/// mines alone (one miner) while the rest of the network mines with two,
+/// claims the winners of its own fork's draws there, and after the heal its
+/// fork is retracted, the draws change, and every proven winner of the
+/// winning chain is claimed on it; the books balance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn claims_made_on_the_losing_side_of_a_partition_are_redone_on_the_winning_chain() {
+    use cachecash_node::cdn::cache::{CacheConfig, CacheModule};
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let tmp = tempfile::tempdir().unwrap();
+    let origin = directory_origin(tmp.path(), 1);
+    let spec = fast_dev_spec(100);
+    let dir = tmp.path();
+    // Windows long enough to outlast the partition.
+    let plan = EscrowPlan {
+        claim_window: 400,
+        penalty: 32 * 22 * 2 * UNIT,
+        ..settlement_plan()
+    };
+    let main = start_miner(&spec, &dir.join("main")).await;
+    let boot = vec![p2p_addr(&main)];
+    let second = start_with_modules(
+        &spec,
+        &dir.join("second"),
+        Some(dev("eve")),
+        boot.clone(),
+        vec![],
+    )
+    .await;
+    // The cache mines too, so its side of the partition grows a chain.
+    let module =
+        CacheModule::open(CacheConfig::new(dir.join("cache").join("cache"), 1 << 30)).unwrap();
+    let state = module.state();
+    let cache = start_with_modules(
+        &spec,
+        &dir.join("cache"),
+        Some(dev("dave")),
+        boot.clone(),
+        vec![Box::new(module)],
+    )
+    .await;
+    let (publisher, pstate) = start_publisher(
+        &spec,
+        &dir.join("publisher"),
+        boot.clone(),
+        origin,
+        vec![p2p_addr(&cache)],
+        plan,
+    )
+    .await;
+    let client = start_with_modules(&spec, &dir.join("client"), None, boot, vec![]).await;
+    learn_publisher(&client, &publisher).await;
+    wait_until("escrow open and the cache hired", DEADLINE, || {
+        pstate.escrow().is_some() && pstate.caches.len() == 1
+    })
+    .await;
+    // The cache earns tickets of the current round.
+    let ledger = Arc::new(ChainLedger::new(
+        client.chain().clone(),
+        client.pool().clone(),
+    ));
+    let mut out = Vec::new();
+    cachecash_node::cdn::client::fetch(
+        client.network().unwrap(),
+        ledger,
+        &cachecash_node::cdn::client::FetchRequest {
+            publisher: publisher.network().unwrap().local_peer_id(),
+            path: "/obj0".into(),
+            range: None,
+        },
+        &mut out,
+        &Default::default(),
+        None,
+    )
+    .await
+    .expect("fetch through the cache");
+    assert_eq!(out.len(), 2 << 20);
+    wait_until("the client's secrets reached the cache", DEADLINE, || {
+        state
+            .tickets
+            .page(None, 100_000)
+            .unwrap()
+            .iter()
+            .any(|(_, _, t, _)| t.as_ref().is_some_and(|t| t.claim.is_some()))
+    })
+    .await;
+    // Cut every link of the cache.
+    let split_at = main.chain().head().header.number;
+    for p in cache.network().unwrap().peers() {
+        let peer: libp2p::PeerId = p.peer_id.parse().unwrap();
+        cache
+            .network()
+            .unwrap()
+            .ban_peer(peer, "partition", "test partition".into());
+    }
+    wait_until("the cache is alone", DEADLINE, || {
+        cache.network().unwrap().peer_count() == 0
+    })
+    .await;
+    // On its own fork it draws and claims.
+    let cache_chain = cache.chain().clone();
+    let fork_claims = || {
+        state
+            .tickets
+            .claims()
+            .unwrap()
+            .into_iter()
+            .filter_map(|c| {
+                let l = ChainLedger::new(cache_chain.clone(), cache.pool().clone());
+                l.transaction_block(&c.tx.hash()).unwrap()
+            })
+            .collect::<Vec<_>>()
+    };
+    wait_until("a claim landed on the cache's own fork", DEADLINE, || {
+        !fork_claims().is_empty()
+    })
+    .await;
+    let on_fork = fork_claims();
+    // Heal once the two-miner side has clearly more work.
+    let fork_head = cache.chain().head().header.number;
+    wait_for_height(&main, fork_head + 20, DEADLINE).await;
+    cache
+        .network()
+        .unwrap()
+        .add_reserved_peer(p2p_addr(&main))
+        .await
+        .unwrap();
+    let main_chain = main.chain().clone();
+    wait_until("the cache follows the winning chain", DEADLINE, || {
+        let h = main_chain.head().header.number.saturating_sub(3);
+        h > fork_head
+            && cache_chain.canonical_hash(h).ok().flatten()
+                == main_chain.canonical_hash(h).ok().flatten()
+    })
+    .await;
+    // The blocks holding the fork's claims are retracted...
+    assert!(
+        on_fork.iter().all(|(n, block)| *n > split_at
+            && cache_chain.canonical_hash(*n).ok().flatten() != Some(*block)),
+        "every block of the cache's fork is retracted"
+    );
+    let main_ledger = ChainLedger::new(main_chain.clone(), main.pool().clone());
+    // ...and every ticket settles against it: no proven winner is left
+    // unclaimed and the cache's balance is exactly its final claims.
+    wait_until(
+        "every ticket settled on the winning chain",
+        DEADLINE,
+        || settled(&state),
+    )
+    .await;
+    let (finals, value, fees, expired) = books(&state, &main_ledger);
+    assert!(
+        expired
+            .iter()
+            .all(|r| !r.contains("no claim landed") && !r.contains("did not land")),
+        "{expired:?}"
+    );
+    assert!(finals > 0, "winners of the winning chain were claimed");
+    let me = *state.account.get().unwrap();
+    let balance = main_chain.account(&me, None).unwrap().0.balance;
+    assert_eq!(
+        balance,
+        value - fees,
+        "the cache's balance is its final claims less fees"
+    );
+    for n in [client, publisher, cache, second, main] {
+        n.stop().await;
+    }
+}

@@ -246,6 +246,55 @@ impl Tickets {
             .collect())
     }
 
+    /// Follows again every settled ticket for which `stale` returns a new
+    /// record: writes it and puts the ticket back in the active index, in
+    /// synced batches. Returns how many tickets were taken back.
+    pub fn reactivate(
+        &self,
+        mut stale: impl FnMut(&Slot, &Record) -> Option<Record>,
+    ) -> Result<usize, KvError> {
+        let mut puts: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut count = 0;
+        for (k, record) in self.kv.scan::<Record>(b"s/")? {
+            let (Some(e), Some(r), Some(n)) = (k.get(2..34), k.get(34..42), k.get(42..46)) else {
+                continue;
+            };
+            let mut eb = [0u8; 32];
+            eb.copy_from_slice(e);
+            let slot: Slot = (
+                Hash(eb),
+                u64::from_be_bytes(r.try_into().unwrap_or_default()),
+                u32::from_be_bytes(n.try_into().unwrap_or_default()),
+            );
+            let Some(next) = stale(&slot, &record) else {
+                continue;
+            };
+            let Some(tkey) = self
+                .kv
+                .get::<Vec<u8>>(&slot_key(b"n/", &slot.0, slot.1, slot.2))?
+            else {
+                continue;
+            };
+            puts.push((record_key(&slot), next.encode()));
+            puts.push((active_key(&slot.0, slot.1, slot.2), tkey.encode()));
+            count += 1;
+            if puts.len() >= 2048 {
+                let items: Vec<(&[u8], Vec<u8>)> = puts
+                    .iter()
+                    .map(|(k, v)| (k.as_slice(), v.clone()))
+                    .collect();
+                self.kv.put_all(&items, true)?;
+                puts.clear();
+            }
+        }
+        let items: Vec<(&[u8], Vec<u8>)> = puts
+            .iter()
+            .map(|(k, v)| (k.as_slice(), v.clone()))
+            .collect();
+        self.kv.put_all(&items, true)?;
+        Ok(count)
+    }
+
     /// Writes updates (and a new claim) in one synced batch.
     pub fn settle(&self, updates: &[Update], claim: Option<&ClaimRecord>) -> Result<(), KvError> {
         let mut keys = Vec::with_capacity(updates.len());

@@ -373,17 +373,64 @@ impl Claimer {
         let record = self.state.tickets.claim(&tx).map_err(|e| e.to_string())?;
         let nonce = self.ledger.state_nonce(&self.me)?;
         match record {
-            Some(r) if r.tx.tx.nonce >= nonce => {
-                if let Err(e) = self.ledger.submit(r.tx) {
+            Some(r) if r.tx.tx.nonce >= nonce => match self.ledger.submit(r.tx) {
+                Ok(_) => Ok(Some(Settle::Submitted { draw, tx })),
+                // Refused (a moved draw made another of its tickets lose,
+                // its fee no longer suffices, …): build a new claim.
+                Err(e) => {
                     tracing::debug!(target: "cachecash::settle", %tx, "claim resubmission refused: {e}");
+                    Ok(Some(Settle::Won {
+                        draw,
+                        waiting: format!(
+                            "claim {tx} was refused when resubmitted ({e}); a new claim is being built"
+                        ),
+                    }))
                 }
-                Ok(Some(Settle::Submitted { draw, tx }))
-            }
+            },
             _ => Ok(Some(Settle::Won {
                 draw,
                 waiting: format!("claim {tx} was dropped; a new claim is being built"),
             })),
         }
+    }
+
+    /// After a reorganisation that retracted blocks from `since` on, deeper
+    /// than the claimer follows tickets: follows again every ticket whose
+    /// final claim or losing draw lay in a retracted block (a partition
+    /// that outlasted `depth`), so the next pass re-draws and re-claims
+    /// them against the new chain. Scans every record: deep reorganisations
+    /// are rare. Returns how many tickets it took back.
+    pub fn rewind(&mut self, since: u64) -> Result<usize, String> {
+        let ledger = self.ledger.clone();
+        let mut terms = std::collections::HashMap::new();
+        let canonical = |n: u64, h: &Hash| ledger.canonical_hash(n).ok().flatten() == Some(*h);
+        self.state
+            .tickets
+            .reactivate(|slot, record| match &record.settle {
+                Settle::Final { tx, block, number }
+                    if *number >= since && !canonical(*number, block) =>
+                {
+                    Some(Record {
+                        // An unknown draw: the next pass re-draws it.
+                        settle: Settle::Claimed {
+                            draw: Hash::default(),
+                            tx: *tx,
+                            block: *block,
+                            number: *number,
+                        },
+                        ..record.clone()
+                    })
+                }
+                Settle::Lost { draw } => {
+                    let t = terms
+                        .entry(slot.0)
+                        .or_insert_with(|| ledger.escrow(&slot.0).ok().flatten().map(|e| e.terms));
+                    let h = t.as_ref()?.draw_height(slot.1).ok()?;
+                    (h >= since && !canonical(h, draw)).then(|| record.clone())
+                }
+                _ => None,
+            })
+            .map_err(|e| e.to_string())
     }
 
     /// Sends the redeemable winners as claims, or records why they wait.
@@ -527,15 +574,43 @@ impl Claimer {
 pub async fn run(claimer: Claimer, idle: std::time::Duration, mut heads: HeadEvents) {
     let claimer = Arc::new(parking_lot::Mutex::new(claimer));
     loop {
+        // The first block of the deepest reorganisation seen that may have
+        // retracted settled tickets (one deeper than the follow depth).
+        let mut rewind: Option<u64> = None;
+        let depth = claimer.lock().config.depth;
+        let mut note = |e: &crate::ledger::HeadEvent| {
+            if let crate::ledger::HeadEvent::Reorg { common, retracted } = e
+                && retracted.len() as u64 >= depth
+            {
+                let since = common.number.saturating_add(1);
+                rewind = Some(rewind.map_or(since, |r: u64| r.min(since)));
+            }
+        };
         tokio::select! {
             e = heads.next() => {
-                if e.is_none() {
+                let Some(e) = e else {
                     return;
-                }
+                };
+                note(&e);
                 // Coalesce a burst (a sync, a reorganisation) into one pass.
-                while heads.try_next().is_some() {}
+                while let Some(e) = heads.try_next() {
+                    note(&e);
+                }
             }
             () = tokio::time::sleep(idle) => {}
+        }
+        if let Some(since) = rewind {
+            let c = claimer.clone();
+            match tokio::task::spawn_blocking(move || c.lock().rewind(since)).await {
+                Ok(Ok(n)) if n > 0 => {
+                    tracing::warn!(target: "cachecash::settle", since, tickets = n, "a deep reorganisation retracted settled tickets; following them again");
+                }
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => {
+                    tracing::error!(target: "cachecash::settle", "rewind after a reorganisation failed: {e}")
+                }
+                Err(e) => tracing::error!(target: "cachecash::settle", "rewind panicked: {e}"),
+            }
         }
         let c = claimer.clone();
         match tokio::task::spawn_blocking(move || c.lock().pass()).await {

@@ -145,3 +145,57 @@ fn a_round_of_tickets_settles_to_final_or_lost() {
     assert_eq!(report.tickets, 64);
     assert_eq!(report.winners, 16, "every winner final");
 }
+
+#[test]
+fn a_reorganisation_deeper_than_the_follow_depth_redraws_and_reclaims_settled_tickets() {
+    let (_dir, mut r) = rig(8, 8, 2);
+    r.ledger.mine_to(21);
+    r.claimer.pass().unwrap();
+    r.ledger.mine_to(30); // the claim lands in block 22, final 6 deep
+    r.claimer.pass().unwrap();
+    let before = winners_at(&r, block_hash(21, 0));
+    for n in 0..8 {
+        let s = settle_of(&r, n);
+        if before.contains(&n) {
+            assert!(
+                matches!(s, Some(Settle::Final { number: 22, .. })),
+                "{n}: {s:?}"
+            );
+        } else {
+            assert!(matches!(s, Some(Settle::Lost { .. })), "{n}: {s:?}");
+        }
+    }
+    assert!(r.state.tickets.active_groups().unwrap().is_empty());
+    // A heavier branch from block 21 on (a partition that outlasted the
+    // depth): the draw block and the claim's block are both retracted. A
+    // plain pass follows nothing any more; the rewind takes every ticket
+    // back, the final ones and the lost ones alike.
+    r.ledger.reorg(21, 1);
+    assert_eq!(r.claimer.rewind(21).unwrap(), 8);
+    let after = winners_at(&r, block_hash(21, 1));
+    r.claimer.pass().unwrap();
+    r.ledger.mine(1);
+    r.claimer.pass().unwrap();
+    r.ledger.mine_to(40);
+    r.claimer.pass().unwrap();
+    for n in 0..8 {
+        let s = settle_of(&r, n);
+        if after.contains(&n) {
+            assert!(
+                matches!(&s, Some(Settle::Final { number, .. }) if *number > 31),
+                "winner {n} of the new draw is claimed on the new branch: {s:?}"
+            );
+        } else {
+            assert_eq!(
+                s,
+                Some(Settle::Lost {
+                    draw: block_hash(21, 1)
+                }),
+                "{n}"
+            );
+        }
+    }
+    assert!(r.state.tickets.active_groups().unwrap().is_empty());
+    // A rewind after a shallow change finds nothing to take back.
+    assert_eq!(r.claimer.rewind(35).unwrap(), 0);
+}
