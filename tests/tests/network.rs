@@ -724,3 +724,43 @@ async fn a_peer_whose_headers_do_not_deliver_its_claimed_work_is_banned() {
     other.stop().await;
     node.stop().await;
 }
+
+/// Headers without end: a peer claims a huge amount of work and answers
+/// every header request with a full batch of well-formed headers (so the
+/// batch never "ends" and its claim cannot be judged), but never serves a
+/// body. The node's state stays bounded (one round of headers), its chain
+/// never takes a block from the liar, and an honest peer with a real
+/// heavier-than-ours chain still brings the node to its head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_serving_headers_without_end_and_no_bodies_cannot_stop_an_honest_sync() {
+    use cachecash_node::network::protocol::MAX_HEADERS;
+    let (spec, dirs) = setup(3);
+    let node = mem_node(&spec, dirs[0].path(), None, vec![]).await;
+    // A full batch of real headers on a fork of its own.
+    let forger = mem_node(&spec, dirs[1].path(), None, vec![]).await;
+    extend_chain(&forger, u64::from(MAX_HEADERS), dev("bob"));
+    let endless: Vec<_> = (1..=u64::from(MAX_HEADERS))
+        .map(|n| forger.chain().header_by_number(n).unwrap().unwrap())
+        .collect();
+    run_lying_peer(&node, endless).await;
+    // The liar gets the first round; then an honest peer with 40 blocks.
+    let honest = mem_node(&spec, dirs[2].path(), None, vec![]).await;
+    extend_chain(&honest, 40, dev("charlie"));
+    let target = honest.chain().head().header.hash();
+    honest
+        .network()
+        .unwrap()
+        .dial(p2p_addr(&node))
+        .await
+        .unwrap();
+    wait_until("the node reaches the honest head", LONG, || {
+        node.chain().head().header.hash() == target
+    })
+    .await;
+    // Nothing of the liar's fork was ever adopted.
+    let liar_block = forger.chain().header_by_number(1).unwrap().unwrap().hash();
+    assert!(node.chain().header(&liar_block).unwrap().is_none());
+    forger.stop().await;
+    honest.stop().await;
+    node.stop().await;
+}

@@ -19,7 +19,10 @@
 //!    under [`MAX_READY_BYTES`] (a request that fills the gap below them is
 //!    always allowed, so the buffer drains). A response must be a prefix of the hashes
 //!    asked for, each block hashing to its slot; missing blocks are asked
-//!    of another peer.
+//!    of another peer. If the round's own header peer refuses or lacks the
+//!    bodies of its headers, the round is abandoned and that peer backed
+//!    off, so a peer serving headers without end (and no body) cannot hold
+//!    the round against honest peers.
 //! 3. **Import** in height order through the import pipeline, which checks
 //!    everything again (signatures, execution, state root). An invalid block
 //!    bans the peer that served it and restarts the round.

@@ -234,12 +234,31 @@ impl Worker {
                     s.best_number = asked[0].0.saturating_sub(1);
                 }
                 self.back_off(peer);
+                if self.round_peer_failed(peer) {
+                    return;
+                }
             }
             self.sync.requeue(asked[served..].to_vec());
         }
         if served > 0 {
             self.progressed(peer);
         }
+    }
+
+    /// The peer whose headers this round downloads would not serve their
+    /// bodies (refused, or had none): abandon the round, so the next one
+    /// starts from another peer while this one is backed off. Without this
+    /// a peer that serves headers without end and never a body, while
+    /// claiming the most work, would hold the round (and so every honest
+    /// sync) for ever. True when the round was abandoned.
+    fn round_peer_failed(&mut self, peer: PeerId) -> bool {
+        if self.sync.round_peer != Some(peer) {
+            return false;
+        }
+        tracing::debug!(target: "cachecash::network", %peer, "the round's header peer does not serve their bodies; abandoning the round");
+        self.sync.reset();
+        self.sync.round_peer = None;
+        true
     }
 
     pub(super) fn our_work(&self) -> U256 {
@@ -490,6 +509,7 @@ impl Worker {
                     tracing::debug!(target: "cachecash::network", %peer, "blocks refused: {why}");
                     self.sync.requeue(asked);
                     self.back_off(peer);
+                    self.round_peer_failed(peer);
                 }
                 _ => {
                     self.sync.requeue(asked);
