@@ -202,24 +202,28 @@ fn a_short_soak_samples_every_role_and_its_verdict_decides_the_exit_status() {
     }
 }
 
-#[test]
-fn caches_killed_with_sigkill_under_load_lose_no_ticket_and_no_fetch_fails() {
-    // The short form: two kills. `CACHECASH_CACHE_KILLS=30` runs the long
-    // form of docs/reliability.md.
-    let kills = std::env::var("CACHECASH_CACHE_KILLS").unwrap_or_else(|_| "2".into());
-    let (exited_ok, r) = run(&[
-        "--size-mib",
-        "2",
-        "--objects",
-        "3",
-        "--clients",
-        "4",
-        "--kill-caches",
-        &kills,
-    ]);
-    let c = &r["chaos"];
+/// Runs a chaos pass of 4 clients fetching three 2 MiB objects with
+/// `args` (the kill flags), the kill count read from `env` (2 by default:
+/// the CI form; docs/reliability.md gives the long forms). Checks that the
+/// command exited well with the verdict `pass`, and returns the kill count
+/// and the result's `chaos` object.
+fn chaos_pass(env: &str, args: &[&str]) -> (String, Value) {
+    let kills = std::env::var(env).unwrap_or_else(|_| "2".into());
+    let mut all = vec!["--size-mib", "2", "--objects", "3", "--clients", "4"];
+    all.extend(
+        args.iter()
+            .map(|a| if *a == "KILLS" { kills.as_str() } else { a }),
+    );
+    let (exited_ok, r) = run(&all);
+    let c = r["chaos"].clone();
     assert!(exited_ok, "{c}");
     assert_eq!(c["verdict"], "pass", "{c}");
+    (kills, c)
+}
+
+#[test]
+fn caches_killed_with_sigkill_under_load_lose_no_ticket_and_no_fetch_fails() {
+    let (kills, c) = chaos_pass("CACHECASH_CACHE_KILLS", &["--kill-caches", "KILLS"]);
     let events = c["kills"].as_array().unwrap();
     assert_eq!(events.len().to_string(), kills);
     for k in events {
@@ -232,6 +236,8 @@ fn caches_killed_with_sigkill_under_load_lose_no_ticket_and_no_fetch_fails() {
     assert!(c["fetches"].as_u64().unwrap() > 0);
     assert!(c["ticketsHeld"].as_u64().unwrap() > 0, "{c}");
     assert_eq!(c["duplicateNumbers"], 0);
+    assert!(c["chunksChecked"].as_u64().unwrap() > 0, "{c}");
+    assert_eq!(c["badChunks"], 0, "{c}");
 }
 
 /// The publisher killed with SIGKILL while it issues, and restarted on the
@@ -239,24 +245,10 @@ fn caches_killed_with_sigkill_under_load_lose_no_ticket_and_no_fetch_fails() {
 /// ticket the caches hold after all the kills.
 #[test]
 fn a_publisher_killed_with_sigkill_while_issuing_never_reuses_a_ticket_number() {
-    // The short form: two kills. `CACHECASH_PUBLISHER_KILLS=30` runs the
-    // long form of docs/reliability.md.
-    let kills = std::env::var("CACHECASH_PUBLISHER_KILLS").unwrap_or_else(|_| "2".into());
-    let (exited_ok, r) = run(&[
-        "--size-mib",
-        "2",
-        "--objects",
-        "3",
-        "--clients",
-        "4",
-        "--kill-caches",
-        "0",
-        "--kill-publisher",
-        &kills,
-    ]);
-    let c = &r["chaos"];
-    assert!(exited_ok, "{c}");
-    assert_eq!(c["verdict"], "pass", "{c}");
+    let (kills, c) = chaos_pass(
+        "CACHECASH_PUBLISHER_KILLS",
+        &["--kill-caches", "0", "--kill-publisher", "KILLS"],
+    );
     let events = c["kills"].as_array().unwrap();
     assert_eq!(events.len().to_string(), kills);
     assert!(events.iter().all(|k| k["role"] == "publisher"), "{c}");
@@ -271,23 +263,10 @@ fn a_publisher_killed_with_sigkill_while_issuing_never_reuses_a_ticket_number() 
 /// the chain.
 #[test]
 fn caches_killed_with_sigkill_while_claiming_lose_no_winner_and_reconcile() {
-    // The short form: two kills. `CACHECASH_CLAIM_KILLS=20` runs the long
-    // form of docs/reliability.md.
-    let kills = std::env::var("CACHECASH_CLAIM_KILLS").unwrap_or_else(|_| "2".into());
-    let (exited_ok, r) = run(&[
-        "--size-mib",
-        "2",
-        "--objects",
-        "3",
-        "--clients",
-        "4",
-        "--kill-caches",
-        &kills,
-        "--check-settlement",
-    ]);
-    let c = &r["chaos"];
-    assert!(exited_ok, "{c}");
-    assert_eq!(c["verdict"], "pass", "{c}");
+    let (_, c) = chaos_pass(
+        "CACHECASH_CLAIM_KILLS",
+        &["--kill-caches", "KILLS", "--check-settlement"],
+    );
     let rows = c["settlement"].as_array().expect("settlement rows");
     assert_eq!(rows.len(), 5, "{c}");
     for row in rows {

@@ -257,6 +257,40 @@ impl Net {
             .local_peer_id()
     }
 
+    /// Opens a session for `path` at the publisher by hand, as the client
+    /// node (raw messages, for tests that act as a client): the stream,
+    /// after the publisher's `Object` reply.
+    pub async fn open_session_by_hand(
+        &self,
+        path: &str,
+        window: u8,
+    ) -> (libp2p::Stream, cachecash_cdn::messages::ObjectInfo) {
+        use cachecash_cdn::messages::{ControlRequest, OpenRequest, SessionReply};
+        use cachecash_node::cdn::framing::{read_msg, write_msg};
+        let t = Duration::from_secs(10);
+        let genesis = self.spec.genesis_hash().unwrap();
+        let mut control = self.client.network().unwrap().stream_control();
+        let mut s = control
+            .open_stream(
+                self.publisher_peer(),
+                cachecash_node::cdn::publisher_protocol(&genesis),
+            )
+            .await
+            .unwrap();
+        let open = OpenRequest {
+            path: path.as_bytes().to_vec(),
+            range: None,
+            window,
+        };
+        write_msg(&mut s, &ControlRequest::Open(open), t)
+            .await
+            .unwrap();
+        match read_msg::<_, SessionReply>(&mut s, t).await.unwrap() {
+            SessionReply::Object(info) => (s, *info),
+            other => panic!("expected the object first, got {other:?}"),
+        }
+    }
+
     pub async fn fetch_with(
         &self,
         path: &str,

@@ -329,36 +329,17 @@ async fn restarts_keep_the_catalog_and_tickets_and_never_reuse_a_number() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_client_that_withholds_secrets_stalls_and_its_caches_still_get_them() {
-    use cachecash_cdn::messages::{OpenRequest, SessionReply};
+    use cachecash_cdn::messages::SessionReply;
     use cachecash_node::cdn::client::bundle::{Context, Outcome, process};
     use cachecash_node::cdn::client::conn::Links;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("obj"), random_bytes(10 * 131_072)).unwrap();
     let net = setup(Origin::Dir(dir.path().to_path_buf()), 3).await;
     let network = net.client.network().unwrap().clone();
-    let genesis = net.spec.genesis_hash().unwrap();
     let t = Duration::from_secs(10);
-    let mut control = network.stream_control();
-    let stream = control
-        .open_stream(
-            net.publisher_peer(),
-            cachecash_node::cdn::publisher_protocol(&genesis),
-        )
-        .await
-        .unwrap();
-    let (mut rd, mut wr) = futures::AsyncReadExt::split(stream);
-    let open = OpenRequest {
-        path: b"/obj".to_vec(),
-        range: None,
-        window: 2,
-    };
-    write_msg(&mut wr, &ControlRequest::Open(open), t)
-        .await
-        .unwrap();
-    let info = match read_msg::<_, SessionReply>(&mut rd, t).await.unwrap() {
-        SessionReply::Object(info) => info,
-        other => panic!("expected the object, got {other:?}"),
-    };
+    let genesis = net.spec.genesis_hash().unwrap();
+    let (stream, info) = net.open_session_by_hand("/obj", 2).await;
+    let (mut rd, wr) = futures::AsyncReadExt::split(stream);
     let mut bundles = Vec::new();
     for _ in 0..2 {
         match read_msg::<_, SessionReply>(&mut rd, t).await.unwrap() {
@@ -693,32 +674,14 @@ async fn ask_cache(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_bundle_replayed_by_another_client_or_twice_is_refused() {
-    use cachecash_cdn::messages::{OpenRequest, SessionReply};
+    use cachecash_cdn::messages::SessionReply;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("x"), random_bytes(300_000)).unwrap();
     let net = setup(Origin::Dir(dir.path().to_path_buf()), 2).await;
     let genesis = net.spec.genesis_hash().unwrap();
     // Client A opens a session by hand and takes its first bundle.
     let t = Duration::from_secs(10);
-    let mut control = net.client.network().unwrap().stream_control();
-    let mut s = control
-        .open_stream(
-            net.publisher_peer(),
-            cachecash_node::cdn::publisher_protocol(&genesis),
-        )
-        .await
-        .unwrap();
-    let open = OpenRequest {
-        path: b"/x".to_vec(),
-        range: None,
-        window: 1,
-    };
-    write_msg(&mut s, &ControlRequest::Open(open), t)
-        .await
-        .unwrap();
-    let SessionReply::Object(info) = read_msg::<_, SessionReply>(&mut s, t).await.unwrap() else {
-        panic!("the object comes first");
-    };
+    let (mut s, info) = net.open_session_by_hand("/x", 1).await;
     let SessionReply::Bundle(issued) = read_msg::<_, SessionReply>(&mut s, t).await.unwrap() else {
         panic!("then a bundle");
     };
@@ -765,5 +728,63 @@ async fn a_bundle_replayed_by_another_client_or_twice_is_refused() {
         .expect("a bundle position served once is not served again");
     assert!(refused.contains("already served"), "{refused}");
     thief.stop().await;
+    net.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_flooding_a_cache_with_streams_is_held_to_its_share_and_others_are_served() {
+    use cachecash_cdn::messages::ChunkReply;
+    use cachecash_node::cdn::framing::FrameError;
+    let dir = tempfile::tempdir().unwrap();
+    let body = random_bytes(1 << 20);
+    std::fs::write(dir.path().join("obj"), &body).unwrap();
+    let net = setup(Origin::Dir(dir.path().to_path_buf()), 2).await;
+    let genesis = net.spec.genesis_hash().unwrap();
+    let (cache_node, cache_state, _) = &net.caches[0];
+    let cache = cache_node.network().unwrap().local_peer_id();
+    let share = cache_state.config.max_streams_per_peer;
+    // A flooder (a node of its own) opens three times its share of chunk
+    // streams and sends nothing on them.
+    let flooder = start_with_modules(
+        &net.spec,
+        &net.dir.path().join("flooder"),
+        None,
+        vec![p2p_addr(&net.chain)],
+        vec![],
+    )
+    .await;
+    let mut at = p2p_addr(cache_node);
+    at.pop();
+    flooder
+        .network()
+        .unwrap()
+        .add_addresses(cache, vec![at])
+        .await;
+    let mut control = flooder.network().unwrap().stream_control();
+    let mut streams = Vec::new();
+    for _ in 0..3 * share {
+        streams.push(
+            control
+                .open_stream(cache, cachecash_node::cdn::chunk_protocol(&genesis))
+                .await
+                .unwrap(),
+        );
+    }
+    // The cache keeps its share open and drops the rest at once.
+    let mut dropped = 0;
+    let mut held = 0;
+    for s in &mut streams {
+        match read_msg::<_, ChunkReply>(s, Duration::from_secs(2)).await {
+            Err(FrameError::Timeout(_)) => held += 1,
+            Err(_) => dropped += 1,
+            Ok(reply) => panic!("a reply to no request: {reply:?}"),
+        }
+    }
+    assert_eq!((held, dropped), (share, 2 * share));
+    // Meanwhile an honest client is served in full.
+    let (out, _) = net.fetch("/obj", None).await.expect("the honest fetch");
+    assert_eq!(out, body);
+    drop(streams);
+    flooder.stop().await;
     net.stop().await;
 }

@@ -5,6 +5,7 @@
 //! before the kill, and at the end no fetch may have failed (the clients
 //! fail over to the other caches) and no ticket number may appear twice
 //! over every ticket the caches hold (the publisher never reuses one).
+//! At the end every chunk in every cache's store must hash to its id.
 //!
 //! `--kill-publisher M` then SIGKILLs the publisher M times while it issues
 //! and restarts it on the same address with the same database: its
@@ -292,6 +293,39 @@ pub fn run(
             "{duplicates} ticket numbers appear twice over the caches' {held} tickets"
         ));
     }
+    // The chunk stores hold only chunks whose bytes hash to their id: a
+    // write cut by a kill leaves nothing under a chunk's name.
+    let (mut chunks, mut bad_chunks) = (0usize, 0usize);
+    for i in 0..cluster.caches.len() {
+        let dir = cluster
+            .dir()
+            .join(format!("cache{i}"))
+            .join("chains")
+            .join("dev")
+            .join("cdn")
+            .join("cache")
+            .join("chunks");
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".tmp") {
+                continue;
+            }
+            // Evicted meanwhile: nothing to check.
+            let Ok(data) = std::fs::read(entry.path()) else {
+                continue;
+            };
+            chunks += 1;
+            if hex::encode(cachecash_cdn::manifest::chunk_digest(&data).0) != name {
+                bad_chunks += 1;
+            }
+        }
+    }
+    if bad_chunks > 0 {
+        failures.push(format!(
+            "{bad_chunks} of {chunks} stored chunks do not hash to their id"
+        ));
+    }
     let settlement = if a.check_settlement {
         Some(rt.block_on(check_settlement(cluster, &mut failures))?)
     } else {
@@ -303,6 +337,8 @@ pub fn run(
         "interruptedFetches": interrupted,
         "ticketsHeld": held,
         "duplicateNumbers": duplicates,
+        "chunksChecked": chunks,
+        "badChunks": bad_chunks,
         "settlement": settlement,
         "failures": failures,
         "verdict": if failures.is_empty() { "pass" } else { "fail" },
