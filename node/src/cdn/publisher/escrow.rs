@@ -385,6 +385,41 @@ impl Counters {
         Ok((u64::from(self.instance) << 56) | n)
     }
 
+    /// How many rounds of `terms` can still issue tickets at `head`: their
+    /// draw block is ahead and this instance has numbers of them left.
+    /// Counts up to `up_to` (the caller compares against a threshold).
+    pub fn issuable_rounds(
+        &self,
+        kv: &Kv,
+        terms: &EscrowTerms,
+        head: u64,
+        up_to: u64,
+    ) -> Result<u64, KvError> {
+        let per_instance = u64::from(terms.tickets_per_round) / u64::from(self.instances);
+        let reserved = self.numbers.lock().clone();
+        let mut n = 0;
+        for round in terms.first_round..=terms.last_round {
+            if n >= up_to {
+                break;
+            }
+            if !terms.draw_height(round).is_ok_and(|h| h > head) {
+                continue;
+            }
+            // In memory: (next, end of the reserved range); on disk: the
+            // high-water mark of reservations.
+            let used = match reserved.get(&round) {
+                Some((next, end)) if next < end => *next,
+                _ => kv
+                    .get::<u64>(&key(&[b"tn/", &self.escrow.0, &round.to_be_bytes()]))?
+                    .unwrap_or(0),
+            };
+            if used < per_instance {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     /// `count` ticket numbers for the earliest round whose draw is more
     /// than `margin` blocks ahead, moving to later rounds when one is spent.
     pub fn take_numbers(
@@ -487,6 +522,15 @@ mod tests {
         assert_eq!(c.take_numbers(&kv, &t, 0, 2, 2).unwrap().0, 3);
         // Head past round 3's draw (3·10+9+2 = 41): nothing left.
         let err = c.take_numbers(&kv, &t, 41, 2, 1).unwrap_err();
+        // Rounds 1 and 2 are spent (round 2's last number went unused when
+        // the bundle moved on), round 3 has numbers left in memory: one
+        // round can still issue at head 0, none past the last draw. After
+        // a restart round 3's reserved range counts as used (a crash never
+        // reissues a reserved number), so none is left.
+        assert_eq!(c.issuable_rounds(&kv, &t, 0, 10).unwrap(), 1);
+        assert_eq!(c.issuable_rounds(&kv, &t, 41, 10).unwrap(), 0);
+        let fresh = Counters::new(cachecash_runtime::Hash([0; 32]), 0, 1);
+        assert_eq!(fresh.issuable_rounds(&kv, &t, 0, 10).unwrap(), 0);
         assert!(err.to_string().contains("top it up"), "{err}");
     }
 

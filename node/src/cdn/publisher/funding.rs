@@ -8,7 +8,8 @@
 //!    funds may come back is closed: from its unlock height (the payment
 //!    deposit) and again from its penalty release height (the penalty).
 //! 2. **Top up** ([`top_up`]): when fewer than `top_up_rounds` rounds are
-//!    left to issue in, `top_up_rounds` more are added, while the plan's
+//!    left to issue in (draw ahead and ticket numbers left:
+//!    [`super::escrow::Counters::issuable_rounds`]), `top_up_rounds` more are added, while the plan's
 //!    budget allows and the chain still accepts a top-up.
 //! 3. **Rotate** ([`Rotation`]): when at most `rotate_rounds` rounds are left
 //!    and no top-up will come, a fresh escrow is opened on the plan's terms,
@@ -98,8 +99,29 @@ pub async fn keep_funded(publisher: Publisher, funder: Arc<SigningKey>, plan: Es
             escrow.set_terms(e.terms.clone());
             top_ups.pending = None;
         }
-        let funded = top_up(ledger.as_ref(), &escrow, &e, &funder, &plan, &mut top_ups).await;
-        let left = rounds_left(&e.terms, ledger.best().number);
+        // Rounds still able to issue: draw ahead and numbers left (an
+        // issuance above ticketsPerRound spends later rounds' numbers).
+        let enough = plan.top_up_rounds.max(plan.rotate_rounds).saturating_add(1);
+        let head = ledger.best().number;
+        let (kv, active, terms) = (publisher.state.kv.clone(), escrow.clone(), e.terms.clone());
+        let left = match tokio::task::spawn_blocking(move || {
+            active.numbers.issuable_rounds(&kv, &terms, head, enough)
+        })
+        .await
+        {
+            Ok(Ok(n)) => n,
+            _ => rounds_left(&e.terms, head).min(enough),
+        };
+        let funded = top_up(
+            ledger.as_ref(),
+            &escrow,
+            &e,
+            left,
+            &funder,
+            &plan,
+            &mut top_ups,
+        )
+        .await;
         if plan.rotate_rounds > 0 && left <= plan.rotate_rounds && !funded {
             let r = rotation.get_or_insert_with(Rotation::default);
             if r.step(&publisher, &funder, &plan, &escrow).await {
@@ -123,6 +145,7 @@ async fn top_up(
     ledger: &dyn LedgerClient,
     escrow: &ActiveEscrow,
     e: &Escrow,
+    left: u64,
     funder: &SigningKey,
     plan: &EscrowPlan,
     state: &mut TopUps,
@@ -135,7 +158,6 @@ async fn top_up(
         return false;
     }
     let head = ledger.best().number;
-    let left = rounds_left(&e.terms, head);
     if left >= plan.top_up_rounds {
         return true;
     }
