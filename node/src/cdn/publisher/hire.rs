@@ -267,7 +267,16 @@ pub async fn keep_hired(publisher: Publisher) {
                     let discovered_at = if configured {
                         None
                     } else {
-                        let Some(network) = addrs.iter().find_map(network_of) else {
+                        // Judged by any connection to it: an inbound one's
+                        // remote address is the cache's address too.
+                        let seen: Vec<Multiaddr> = publisher
+                            .network
+                            .peers()
+                            .into_iter()
+                            .filter(|p| p.peer_id == peer.to_string())
+                            .filter_map(|p| p.address.parse().ok())
+                            .collect();
+                        let Some(network) = addrs.iter().chain(&seen).find_map(network_of) else {
                             tracing::info!(target: "cachecash::cdn", cache = %peer, "discovered cache not hired: no IP address to judge it by");
                             continue;
                         };
