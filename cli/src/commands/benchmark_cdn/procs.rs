@@ -203,7 +203,7 @@ pub struct ClusterOptions {
     /// Each cache's quota (e.g. `4GiB`).
     pub cache_quota: String,
     /// Settlement in seconds: rounds of 5 blocks, a 2-block draw delay, a
-    /// 30-block claim window and claims final at depth 2, so tickets are
+    /// 120-block claim window and claims final at depth 2, so tickets are
     /// drawn, claimed and final within a run.
     pub short_rounds: bool,
 }
@@ -212,7 +212,7 @@ pub struct ClusterOptions {
 const TERMS: &str = "winners_per_round = 4\n";
 /// `[publisher.terms]` and `[cache]` for [`ClusterOptions::short_rounds`]:
 /// 1 % of the tickets win, so every round has claims.
-const SHORT_TERMS: &str = "winners_per_round = 200\ntickets_per_round = 20000\nrounds = 40\nround_length = 5\ndraw_delay = 2\nclaim_window = 30\n";
+const SHORT_TERMS: &str = "winners_per_round = 200\ntickets_per_round = 20000\nrounds = 40\nround_length = 5\ndraw_delay = 2\nclaim_window = 120\n";
 const SHORT_CLAIMS: &str = "[cache]\nclaim_depth = 2\n";
 
 /// The running CDN: a mining node, caches and a publisher, every one its
