@@ -111,6 +111,7 @@ async fn check_settlement(cluster: &Cluster, failures: &mut Vec<String>) -> anyh
         };
         let count = |s: &str| earnings.totals.get(s).map_or(0, |t| t.tickets);
         let mut unclaimed = 0usize;
+        let mut reasons: Vec<String> = Vec::new();
         let mut after = None;
         loop {
             let page = rpc
@@ -120,15 +121,14 @@ async fn check_settlement(cluster: &Cluster, failures: &mut Vec<String>) -> anyh
                         .tickets(Some("expired".into()), after.clone(), Some(1000)),
                 )
                 .await?;
-            unclaimed += page
-                .tickets
-                .iter()
-                .filter(|t| {
-                    t.reason.as_deref().is_some_and(|r| {
-                        r.contains("no claim landed") || r.contains("did not land")
-                    })
-                })
-                .count();
+            for r in page.tickets.iter().filter_map(|t| t.reason.as_deref()) {
+                if r.contains("no claim landed") || r.contains("did not land") {
+                    unclaimed += 1;
+                    if reasons.len() < 3 && !reasons.iter().any(|x| x == r) {
+                        reasons.push(r.to_string());
+                    }
+                }
+            }
             if page.next.is_none() || page.tickets.is_empty() {
                 break;
             }
@@ -136,7 +136,7 @@ async fn check_settlement(cluster: &Cluster, failures: &mut Vec<String>) -> anyh
         }
         if unclaimed > 0 {
             failures.push(format!(
-                "cache {i}: {unclaimed} proven winners expired without a claim"
+                "cache {i}: {unclaimed} proven winners expired without a claim, e.g. {reasons:?}"
             ));
         }
         let rec = rpc.run("cache_reconcile", rpc.api().reconcile()).await?;

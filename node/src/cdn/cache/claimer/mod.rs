@@ -222,10 +222,17 @@ impl Claimer {
                     }
                     _ if head >= deadline => Some(Settle::Expired {
                         reason: format!(
-                            "won round {round}, but {} before its claim window closed at #{deadline}",
+                            "won round {round}, but {} before its claim window closed at #{deadline}{}",
                             match tickets.ticket_at(&tkey).map_err(|e| e.to_string())? {
                                 Some(t) if t.claim.is_some() => "no claim landed",
                                 _ => "the client never revealed the puzzle secret (no L2 arrived)",
+                            },
+                            // Why it last waited, so the operator sees the cause.
+                            match cur {
+                                Some(Settle::Won { waiting, .. }) if !waiting.is_empty() => {
+                                    format!(" (last: {waiting})")
+                                }
+                                _ => String::new(),
                             }
                         ),
                     }),
