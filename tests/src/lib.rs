@@ -3,6 +3,7 @@
 //! deadlines (never blind sleeps).
 
 pub mod cdn;
+pub mod raw;
 
 use cachecash_chain_spec::ChainSpec;
 use cachecash_node::PoolLimits;

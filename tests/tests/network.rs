@@ -353,66 +353,6 @@ async fn range_and_hash_requests_are_served_and_out_of_bounds_ones_are_never_sen
     server.stop().await;
 }
 
-/// A libp2p client that writes raw bytes on the sync protocol.
-mod raw {
-    use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-    use libp2p::StreamProtocol;
-    use std::io;
-
-    #[derive(Clone, Default)]
-    pub struct RawCodec;
-
-    impl libp2p::request_response::Codec for RawCodec {
-        type Protocol = StreamProtocol;
-        type Request = Vec<u8>;
-        type Response = Vec<u8>;
-
-        async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-        where
-            T: AsyncRead + Unpin + Send,
-        {
-            let mut v = Vec::new();
-            io.take(1 << 20).read_to_end(&mut v).await?;
-            Ok(v)
-        }
-
-        async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<Vec<u8>>
-        where
-            T: AsyncRead + Unpin + Send,
-        {
-            let mut v = Vec::new();
-            io.take(32 << 20).read_to_end(&mut v).await?;
-            Ok(v)
-        }
-
-        async fn write_request<T>(
-            &mut self,
-            _: &StreamProtocol,
-            io: &mut T,
-            req: Vec<u8>,
-        ) -> io::Result<()>
-        where
-            T: AsyncWrite + Unpin + Send,
-        {
-            io.write_all(&req).await?;
-            io.close().await
-        }
-
-        async fn write_response<T>(
-            &mut self,
-            _: &StreamProtocol,
-            io: &mut T,
-            resp: Vec<u8>,
-        ) -> io::Result<()>
-        where
-            T: AsyncWrite + Unpin + Send,
-        {
-            io.write_all(&resp).await?;
-            io.close().await
-        }
-    }
-}
-
 /// Sends `payload` as a sync request from a fresh raw client to `node`
 /// and drives the client until the request is answered or fails.
 async fn send_raw_sync_request(node: &Node, payload: Vec<u8>) {
@@ -429,7 +369,7 @@ async fn send_raw_sync_request(node: &Node, payload: Vec<u8>) {
         )
         .unwrap()
         .with_behaviour(|_| {
-            request_response::Behaviour::<raw::RawCodec>::new(
+            request_response::Behaviour::<cachecash_tests::raw::RawCodec>::new(
                 [(protocol, ProtocolSupport::Outbound)],
                 request_response::Config::default(),
             )
