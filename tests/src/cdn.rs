@@ -145,6 +145,19 @@ pub async fn start_publisher(
     caches: Vec<libp2p::Multiaddr>,
     plan: EscrowPlan,
 ) -> (Node, Arc<PublisherState>) {
+    start_publisher_tuned(spec, base, boot, origin, caches, plan, |_| {}).await
+}
+
+/// Like [`start_publisher`], with `tune` applied to its configuration.
+pub async fn start_publisher_tuned(
+    spec: &cachecash_chain_spec::ChainSpec,
+    base: &Path,
+    boot: Vec<libp2p::Multiaddr>,
+    origin: Origin,
+    caches: Vec<libp2p::Multiaddr>,
+    plan: EscrowPlan,
+    tune: impl FnOnce(&mut PublisherConfig),
+) -> (Node, Arc<PublisherState>) {
     let alice = cachecash_chain_spec::dev_accounts::dev_signing_key("alice").unwrap();
     let mut config = PublisherConfig::new(
         base.join("publisher"),
@@ -156,6 +169,7 @@ pub async fn start_publisher(
     );
     config.caches = caches;
     config.origin_timeout = Duration::from_secs(2);
+    tune(&mut config);
     let module = PublisherModule::new(config);
     let handle = module.handle();
     let node = start_with_modules(spec, base, None, boot, vec![Box::new(module)]).await;
@@ -190,6 +204,25 @@ pub async fn setup_with(
     escrow_plan: EscrowPlan,
     claimer: ClaimerConfig,
 ) -> Net {
+    setup_tuned(
+        origin,
+        caches,
+        escrow_plan,
+        |c| c.claimer = claimer.clone(),
+        |_| {},
+    )
+    .await
+}
+
+/// Like [`setup_with`], with `cache` applied to every cache's configuration
+/// and `publisher` to the publisher's.
+pub async fn setup_tuned(
+    origin: Origin,
+    caches: usize,
+    escrow_plan: EscrowPlan,
+    cache: impl Fn(&mut CacheConfig),
+    publisher: impl FnOnce(&mut PublisherConfig),
+) -> Net {
     // Logs for debugging with RUST_LOG=cachecash=debug.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -203,18 +236,19 @@ pub async fn setup_with(
     for i in 0..caches {
         let base = dir.path().join(format!("cache{i}"));
         let mut config = CacheConfig::new(base.join("cache"), 1 << 30);
-        config.claimer = claimer.clone();
+        cache(&mut config);
         let (node, state) = start_cache_with(&spec, &base, boot.clone(), config, None).await;
         cs.push((node, state, base));
     }
     let hire: Vec<_> = cs.iter().map(|(n, _, _)| p2p_addr(n)).collect();
-    let (publisher, state) = start_publisher(
+    let (publisher, state) = start_publisher_tuned(
         &spec,
         &dir.path().join("publisher"),
         boot.clone(),
         origin.clone(),
         hire,
         escrow_plan,
+        publisher,
     )
     .await;
     let client = start_with_modules(&spec, &dir.path().join("client"), None, boot, vec![]).await;

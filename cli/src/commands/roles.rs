@@ -16,6 +16,9 @@
 //! puzzle_start_range = 8192               # its start range (the solver's work factor)
 //! puzzle_covered = 0                      # chunks it covers; 0 = all, 3 with 4-chunk bundles = "3 of 4"
 //! max_window = 2                          # bundles issued ahead of the paid ones
+//! max_sessions = 1024                     # concurrent sessions, all peers together
+//! max_streams_per_peer = 256              # concurrent sessions and fills of one peer (a gateway is one peer)
+//! request_rate = 1000                     # session opens and fills per second per peer
 //!
 //! [publisher.terms]                       # terms of the escrows it opens
 //! face_value = "1CCH"
@@ -38,6 +41,8 @@
 //! claim_depth = 6              # confirmations before a claim counts as final
 //! claim_max_fee_percent = 10   # hold a claim back while its fee exceeds this share of β
 //! claim_urgent_blocks = 10     # …until this many blocks before its window closes
+//! max_streams_per_peer = 8     # concurrent control and chunk streams of one peer
+//! control_rate = 2000          # offers and secret relays per second per peer
 //! ```
 
 use crate::commands::wallet::parse_amount;
@@ -120,6 +125,9 @@ struct PublisherFile {
     puzzle_covered: Option<usize>,
     max_window: Option<u8>,
     issue_margin: Option<u64>,
+    max_sessions: Option<usize>,
+    max_streams_per_peer: Option<usize>,
+    request_rate: Option<u32>,
     terms: Option<TermsFile>,
 }
 
@@ -150,6 +158,8 @@ struct CacheFile {
     claim_depth: Option<u64>,
     claim_max_fee_percent: Option<u8>,
     claim_urgent_blocks: Option<u64>,
+    max_streams_per_peer: Option<usize>,
+    control_rate: Option<u32>,
 }
 
 /// Parses a byte size: a number with an optional B, KiB, MiB, GiB, TiB (or KB, MB, GB, TB) suffix.
@@ -332,6 +342,15 @@ pub fn modules(
         if let Some(v) = pf.issue_margin {
             c.issue_margin = v;
         }
+        if let Some(v) = pf.max_sessions {
+            c.max_sessions = at_least_one(v, "publisher max_sessions")?;
+        }
+        if let Some(v) = pf.max_streams_per_peer {
+            c.max_streams_per_peer = at_least_one(v, "publisher max_streams_per_peer")?;
+        }
+        if let Some(v) = pf.request_rate {
+            c.request_rate = at_least_one(v, "publisher request_rate")?;
+        }
         out.push(Box::new(PublisherModule::new(c)));
     }
     if args.cache {
@@ -365,6 +384,12 @@ pub fn modules(
         if let Some(u) = cf.claim_urgent_blocks {
             c.claimer.urgent_blocks = u;
         }
+        if let Some(v) = cf.max_streams_per_peer {
+            c.max_streams_per_peer = at_least_one(v, "cache max_streams_per_peer")?;
+        }
+        if let Some(v) = cf.control_rate {
+            c.control_rate = at_least_one(v, "cache control_rate")?;
+        }
         let module = CacheModule::open(c).map_err(anyhow::Error::msg)?;
         out.push(Box::new(module));
     }
@@ -373,6 +398,18 @@ pub fn modules(
         out.push(Box::new(g));
     }
     Ok(out)
+}
+
+/// A limit that must admit something: 0 would refuse every peer.
+fn at_least_one<T: PartialOrd + From<u8> + std::fmt::Display>(
+    v: T,
+    what: &str,
+) -> anyhow::Result<T> {
+    anyhow::ensure!(
+        v >= T::from(1),
+        "{what} must be at least 1 (0 would refuse every peer), not {v}"
+    );
+    Ok(v)
 }
 
 #[cfg(test)]
@@ -398,5 +435,17 @@ mod tests {
         .unwrap();
         assert_eq!(ok.publisher.unwrap().terms.unwrap().rounds, Some(3));
         assert!(toml::from_str::<FileConfig>("[cache]\nquotta = \"1GiB\"\n").is_err());
+        let limits: FileConfig = toml::from_str(
+            "[publisher]\nmax_streams_per_peer = 512\nrequest_rate = 50\n[cache]\ncontrol_rate = 10\n",
+        )
+        .unwrap();
+        assert_eq!(limits.publisher.unwrap().max_streams_per_peer, Some(512));
+        assert_eq!(limits.cache.unwrap().control_rate, Some(10));
+        assert!(
+            at_least_one(0usize, "x")
+                .unwrap_err()
+                .to_string()
+                .contains("at least 1")
+        );
     }
 }

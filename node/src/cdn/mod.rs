@@ -43,6 +43,7 @@ pub mod kv;
 pub mod ledger {
     pub use crate::ledger::*;
 }
+pub mod limits;
 pub mod publisher;
 pub mod rpc;
 pub mod settle_rpc;

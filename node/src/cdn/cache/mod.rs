@@ -57,8 +57,12 @@ pub struct CacheConfig {
     /// tickets, front-running winners included, cost the publisher more than
     /// it gains. On by default; turn it off only for tests of other rules.
     pub require_safe_penalty: bool,
-    /// Most concurrent streams per peer.
+    /// Most concurrent streams per peer (control and chunk together; a
+    /// client or gateway keeps a small fixed pool of chunk streams).
     pub max_streams_per_peer: usize,
+    /// Control requests (offers, secret relays) per second per peer; a
+    /// publisher relays one secret per bundle served.
+    pub control_rate: u32,
     /// Deadline of each read and write on a stream.
     pub io_timeout: Duration,
     /// How long an idle chunk stream is kept.
@@ -76,6 +80,7 @@ impl CacheConfig {
             min_penalty: 0,
             require_safe_penalty: true,
             max_streams_per_peer: 8,
+            control_rate: 2_000,
             io_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(120),
             claimer: claimer::ClaimerConfig::default(),
@@ -124,6 +129,10 @@ pub struct CacheCounters {
     pub fees_spent: Counter,
     /// Duplicate-ticket proofs submitted.
     pub duplicates_reported: Counter,
+    /// Streams dropped because their peer held its share.
+    pub streams_refused: Counter,
+    /// Control requests refused for their peer's rate.
+    pub rate_limited: Counter,
 }
 
 impl Default for CacheCounters {
@@ -147,6 +156,8 @@ impl Default for CacheCounters {
             earned: Counter::default(),
             fees_spent: Counter::default(),
             duplicates_reported: Counter::default(),
+            streams_refused: Counter::default(),
+            rate_limited: Counter::default(),
             fill_seconds: Histogram::new(
                 prometheus_client::metrics::histogram::exponential_buckets(0.0005, 2.0, 16),
             ),
@@ -176,6 +187,16 @@ impl CacheCounters {
             "cdn_cache_misses",
             "Chunk requests missing from the store",
             &self.misses,
+        );
+        c(
+            "cdn_cache_streams_refused",
+            "Streams dropped because their peer held max_streams_per_peer",
+            &self.streams_refused,
+        );
+        c(
+            "cdn_cache_rate_limited",
+            "Control requests refused for their peer's rate",
+            &self.rate_limited,
         );
         c(
             "cdn_cache_fills",
@@ -273,7 +294,10 @@ pub struct CacheState {
     fills: parking_lot::Mutex<
         std::collections::HashMap<cachecash_runtime::Hash, Arc<tokio::sync::Mutex<()>>>,
     >,
-    streams: parking_lot::Mutex<std::collections::HashMap<libp2p::PeerId, usize>>,
+    /// Live streams per peer (control and chunk together).
+    pub streams: Arc<crate::cdn::limits::PeerSlots>,
+    /// Control request rate per peer.
+    pub control_rate: crate::cdn::limits::RateLimits,
 }
 
 /// The cache module.
@@ -294,6 +318,8 @@ impl CacheModule {
                 )
             })?;
         let kv = Kv::open(&config.dir.join("db")).map_err(|e| e.to_string())?;
+        let streams = crate::cdn::limits::PeerSlots::new(config.max_streams_per_peer);
+        let control_rate = crate::cdn::limits::RateLimits::new(config.control_rate);
         Ok(CacheModule {
             state: Arc::new(CacheState {
                 config,
@@ -303,7 +329,8 @@ impl CacheModule {
                 account: Default::default(),
                 reporter_share: Default::default(),
                 fills: Default::default(),
-                streams: Default::default(),
+                streams,
+                control_rate,
             }),
             tasks: Vec::new(),
         })
@@ -483,27 +510,6 @@ impl CacheState {
             _ => 0,
         };
         self.config.min_penalty.max(safe)
-    }
-
-    /// Counts a stream of `peer` in; false when it has too many.
-    fn enter(&self, peer: libp2p::PeerId) -> bool {
-        let mut s = self.streams.lock();
-        let n = s.entry(peer).or_insert(0);
-        if *n >= self.config.max_streams_per_peer {
-            return false;
-        }
-        *n += 1;
-        true
-    }
-
-    fn leave(&self, peer: &libp2p::PeerId) {
-        let mut s = self.streams.lock();
-        if let Some(n) = s.get_mut(peer) {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                s.remove(peer);
-            }
-        }
     }
 
     /// Hit ratio so far (0 when nothing was asked).

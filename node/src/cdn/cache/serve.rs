@@ -5,6 +5,7 @@ use super::tickets::{Hire, TicketState};
 use super::{CacheState, check_escrow};
 use crate::cdn::framing::{FrameError, read_body, read_msg, write_body, write_msg};
 use crate::cdn::ledger::Ledger;
+use crate::cdn::limits::{RATE_LIMITED, Verdict};
 use crate::network::NetworkHandle;
 use cachecash_cdn::bundle::CacheRequest;
 use cachecash_cdn::layers::TwoLayerCipher;
@@ -49,13 +50,14 @@ impl CacheService {
     /// Serves the cache protocol: an offer per stream, or a stream of relays.
     pub async fn accept_control(self, mut incoming: libp2p_stream::IncomingStreams) {
         while let Some((peer, stream)) = incoming.next().await {
-            if !self.state.enter(peer) {
+            let Some(slot) = self.state.streams.try_enter(peer) else {
+                self.state.counters.streams_refused.inc();
                 continue;
-            }
+            };
             let svc = self.clone();
             tokio::spawn(async move {
                 svc.control_stream(peer, stream).await;
-                svc.state.leave(&peer);
+                drop(slot);
             });
         }
     }
@@ -77,6 +79,28 @@ impl CacheService {
                 Err(e) => return self.punish(peer, "cdn_malformed", &e),
             };
             first = false;
+            match self.state.control_rate.check(peer) {
+                Verdict::Allowed => {}
+                Verdict::Limited => {
+                    self.state.counters.rate_limited.inc();
+                    let why = format!(
+                        "{} at most {} control requests per second per peer; slow down",
+                        RATE_LIMITED,
+                        self.state.control_rate.rate()
+                    );
+                    let _ = write_msg(&mut stream, &OfferReply::Refused(wire_text(&why)), t).await;
+                    return;
+                }
+                Verdict::Flooding => {
+                    self.state.counters.rate_limited.inc();
+                    self.network.ban_peer(
+                        peer,
+                        "cdn_rate_limit",
+                        "kept sending control requests past its rate".into(),
+                    );
+                    return;
+                }
+            }
             let reply = match request {
                 ControlRequest::Offer(offer) => {
                     let reply = match self.on_offer(peer, offer) {
@@ -191,13 +215,14 @@ impl CacheService {
     /// Serves the chunk protocol: a long-lived stream per client.
     pub async fn accept_chunks(self, mut incoming: libp2p_stream::IncomingStreams) {
         while let Some((peer, stream)) = incoming.next().await {
-            if !self.state.enter(peer) {
+            let Some(slot) = self.state.streams.try_enter(peer) else {
+                self.state.counters.streams_refused.inc();
                 continue;
-            }
+            };
             let svc = self.clone();
             tokio::spawn(async move {
                 svc.chunk_stream(peer, stream).await;
-                svc.state.leave(&peer);
+                drop(slot);
             });
         }
     }
@@ -501,6 +526,11 @@ impl CacheService {
             .await
             .map_err(err)?
         {
+            // Past this cache's request rate at the publisher: a back-off
+            // and a retry, not a failed fill.
+            FillReply::Refused(reason) if text(&reason).starts_with(RATE_LIMITED) => {
+                Err(FillFailure::Link(text(&reason)))
+            }
             FillReply::Refused(reason) => Err(FillFailure::Refused(format!(
                 "the publisher refused the fill: {}",
                 text(&reason)

@@ -293,12 +293,22 @@ pub async fn open(
         range: request.range,
         window: options.window,
     };
-    // A stream dropped by the publisher's busy accept queue fails at once:
-    // retry the opening exchange a few times.
+    // A stream dropped by the publisher (its accept queue, or this peer's
+    // share of streams, is full) fails at once, and a publisher at its
+    // session limit or this peer's request rate answers "unavailable":
+    // retry the opening exchange a few times after a back-off.
     let mut attempt = 0u32;
     let (rd, wr, info) = loop {
         match open_session(network, request, &genesis, &open, t).await {
             Ok(v) => break v,
+            Err(FetchError::Publisher {
+                kind: cachecash_cdn::messages::ErrorKind::Unavailable,
+                message,
+            }) if attempt < 5 => {
+                attempt += 1;
+                tracing::debug!(target: "cachecash::cdn", attempt, "publisher unavailable, retrying: {message}");
+                tokio::time::sleep(crate::cdn::retry_backoff(attempt + 2)).await;
+            }
             Err(FetchError::Link(e)) if attempt < 5 => {
                 attempt += 1;
                 // Maybe its address is not known yet: look it up.

@@ -89,6 +89,12 @@ pub struct PublisherConfig {
     pub instance: (u8, u8),
     /// Most concurrent sessions.
     pub max_sessions: usize,
+    /// Most concurrent control streams (sessions and fills) of one peer. A
+    /// gateway is one peer with many users: keep it well above their
+    /// concurrent fetches.
+    pub max_streams_per_peer: usize,
+    /// Control requests (session opens, fills) per second per peer.
+    pub request_rate: u32,
 }
 
 impl PublisherConfig {
@@ -114,6 +120,8 @@ impl PublisherConfig {
             session_idle: Duration::from_secs(60),
             instance: (0, 1),
             max_sessions: 1024,
+            max_streams_per_peer: 256,
+            request_rate: 1_000,
         }
     }
 }
@@ -140,6 +148,10 @@ pub struct PublisherCounters {
     /// Discovered caches not hired because their address already had
     /// `discover_per_address` hired.
     pub hires_declined: Counter,
+    /// Streams dropped because their peer held `max_streams_per_peer`.
+    pub streams_refused: Counter,
+    /// Requests refused for their peer's rate.
+    pub rate_limited: Counter,
 }
 
 impl PublisherCounters {
@@ -178,6 +190,16 @@ impl PublisherCounters {
             &self.fills_refused,
         );
         c(
+            "cdn_publisher_streams_refused",
+            "Streams dropped because their peer held max_streams_per_peer",
+            &self.streams_refused,
+        );
+        c(
+            "cdn_publisher_rate_limited",
+            "Requests refused for their peer's rate",
+            &self.rate_limited,
+        );
+        c(
             "cdn_publisher_hires_declined",
             "Discovered caches not hired: their network address had its share of hires",
             &self.hires_declined,
@@ -203,6 +225,10 @@ pub struct PublisherState {
     /// [`RETIRED_KEPT`]): fills for their bundles are still served.
     retired: parking_lot::RwLock<Vec<cachecash_runtime::microcash::EscrowId>>,
     sessions: tokio::sync::Semaphore,
+    /// Live control streams per peer.
+    pub streams: Arc<super::limits::PeerSlots>,
+    /// Request rate per peer.
+    pub request_rate: super::limits::RateLimits,
     /// L2 relays to caches, queued per cache.
     pub relays: relay::Relays,
 }
@@ -307,6 +333,8 @@ impl NodeModule for PublisherModule {
             escrow: Default::default(),
             retired: Default::default(),
             sessions: tokio::sync::Semaphore::new(self.config.max_sessions),
+            streams: super::limits::PeerSlots::new(self.config.max_streams_per_peer),
+            request_rate: super::limits::RateLimits::new(self.config.request_rate),
             relays: relay::Relays::default(),
             config: self.config.clone(),
         });
@@ -409,8 +437,15 @@ impl Publisher {
 
     async fn accept(self, mut incoming: libp2p_stream::IncomingStreams) {
         while let Some((peer, stream)) = incoming.next().await {
+            let Some(slot) = self.state.streams.try_enter(peer) else {
+                self.state.counters.streams_refused.inc();
+                continue;
+            };
             let svc = self.clone();
-            tokio::spawn(async move { svc.control_stream(peer, stream).await });
+            tokio::spawn(async move {
+                svc.control_stream(peer, stream).await;
+                drop(slot);
+            });
         }
     }
 
@@ -426,6 +461,42 @@ impl Publisher {
             Ok(r) => r,
             Err(e) => return self.punish(peer, &e),
         };
+        let limited = match self.state.request_rate.check(peer) {
+            super::limits::Verdict::Allowed => None,
+            super::limits::Verdict::Limited => Some(format!(
+                "{} at most {} requests per second per peer; retry shortly",
+                super::limits::RATE_LIMITED,
+                self.state.request_rate.rate()
+            )),
+            super::limits::Verdict::Flooding => {
+                self.state.counters.rate_limited.inc();
+                return self.network.ban_peer(
+                    peer,
+                    "cdn_rate_limit",
+                    "kept sending publisher requests past its rate".into(),
+                );
+            }
+        };
+        if let Some(why) = limited {
+            self.state.counters.rate_limited.inc();
+            let _ = match request {
+                ControlRequest::Fill(_) => {
+                    write_msg(&mut stream, &FillReply::Refused(wire_text(&why)), t).await
+                }
+                _ => {
+                    write_msg(
+                        &mut stream,
+                        &cachecash_cdn::messages::SessionReply::Error {
+                            kind: cachecash_cdn::messages::ErrorKind::Unavailable,
+                            message: wire_text(&why),
+                        },
+                        t,
+                    )
+                    .await
+                }
+            };
+            return;
+        }
         match request {
             ControlRequest::Fill(fill) => {
                 if let Err(e) = self.on_fill(peer, &mut stream, fill).await {

@@ -153,6 +153,11 @@ async fn relay_on(
         .map_err(|e| link(e.to_string()))?
     {
         OfferReply::Accepted => Ok(()),
+        // A cache's rate limit closes the stream: that relay is retried
+        // after a back-off on a new one, not dropped.
+        OfferReply::Refused(r) if text(&r).starts_with(crate::cdn::limits::RATE_LIMITED) => {
+            Err(Failure::Link(text(&r)))
+        }
         OfferReply::Refused(r) => Err(Failure::Refused(text(&r))),
     }
 }
