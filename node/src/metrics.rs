@@ -46,6 +46,9 @@ pub struct Metrics {
     pub mempool_rejected: Counter,
     /// Blocks mined by this node.
     pub blocks_mined: Counter,
+    /// Imports that failed because storage refused a read or write (a full
+    /// or read-only disk): nothing of those blocks was committed.
+    pub storage_errors: Counter,
     /// Transactions in imported blocks.
     pub transactions_imported: Counter,
     /// Reorganisations to a heavier branch.
@@ -104,6 +107,7 @@ impl Metrics {
         let mempool_size = Gauge::default();
         let mempool_rejected = Counter::default();
         let blocks_mined = Counter::default();
+        let storage_errors = Counter::default();
         let transactions_imported = Counter::default();
         let reorgs = Counter::default();
         registry.register(
@@ -135,6 +139,11 @@ impl Metrics {
             "blocks_mined",
             "Blocks mined by this node",
             blocks_mined.clone(),
+        );
+        registry.register(
+            "storage_errors",
+            "Block imports that failed in storage (full or read-only disk); nothing of them was committed",
+            storage_errors.clone(),
         );
         registry.register(
             "transactions_imported",
@@ -194,6 +203,7 @@ impl Metrics {
             mempool_size,
             mempool_rejected,
             blocks_mined,
+            storage_errors,
             transactions_imported,
             registry: parking_lot::Mutex::new(registry),
         }

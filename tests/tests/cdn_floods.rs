@@ -59,11 +59,14 @@ struct Outcome {
 /// Sends `request` on a new stream of `protocol` to `target`, again and
 /// again, reading one reply of type `R` each time, until the target shuts
 /// the flooder out or `limit` requests were sent.
-async fn flood_requests<R: cachecash_cdn::codec::WireMessage>(
+async fn flood_requests<
+    Q: cachecash_cdn::codec::WireMessage,
+    R: cachecash_cdn::codec::WireMessage,
+>(
     from: &Node,
     target: &Node,
     protocol: StreamProtocol,
-    request: ControlRequest,
+    request: Q,
     limit: usize,
     is_rate_limited: impl Fn(&R) -> bool,
 ) -> Outcome {
@@ -128,7 +131,10 @@ async fn a_peer_flooding_a_cache_with_streams_is_held_to_its_share_and_others_ar
         }
     }
     assert_eq!((held, dropped), (share, 2 * share));
-    assert_eq!(cache_state.counters.streams_refused.get(), 2 * share as u64);
+    // Counted by the cache (a stream the network layer dropped before the
+    // cache saw it, when its accept queue was full, is not).
+    let refused = cache_state.counters.streams_refused.get();
+    assert!((1..=2 * share as u64).contains(&refused), "{refused}");
     // Meanwhile an honest client is served in full.
     let (out, _) = net.fetch("/obj", None).await.expect("the honest fetch");
     assert_eq!(out, body);
@@ -186,7 +192,8 @@ async fn a_peer_flooding_the_publisher_with_streams_is_held_to_its_share_and_oth
         }
     }
     assert_eq!((held, dropped), (SHARE, 2 * SHARE));
-    assert_eq!(state.counters.streams_refused.get(), 2 * SHARE as u64);
+    let refused = state.counters.streams_refused.get();
+    assert!((1..=2 * SHARE as u64).contains(&refused), "{refused}");
     // The honest client opens its session while the flooder holds its share.
     let (out, _) = net.fetch("/obj", None).await.expect("the honest fetch");
     assert_eq!(out, body);
@@ -220,7 +227,7 @@ async fn a_peer_opening_sessions_past_its_rate_is_refused_then_banned_and_others
         range: None,
         window: 1,
     });
-    let outcome = flood_requests::<SessionReply>(
+    let outcome = flood_requests::<_, SessionReply>(
         &flooder,
         publisher_node,
         cachecash_node::cdn::publisher_protocol(&genesis),
@@ -269,7 +276,7 @@ async fn a_peer_flooding_a_cache_with_offers_past_its_rate_is_refused_then_banne
     // An offer of an escrow that does not exist, for a signer that is not
     // the flooder: refused on its merits while within the rate.
     let offer = ControlRequest::Offer(EscrowOffer::decode(&mut &[7u8; 128][..]).unwrap());
-    let outcome = flood_requests::<OfferReply>(
+    let outcome = flood_requests::<_, OfferReply>(
         &flooder,
         cache_node,
         cachecash_node::cdn::cache_protocol(&genesis),
@@ -292,6 +299,71 @@ async fn a_peer_flooding_a_cache_with_offers_past_its_rate_is_refused_then_banne
         cache_state.tickets.hires().unwrap(),
         hires,
         "no hire changed"
+    );
+    let (out, _) = net.fetch("/obj", None).await.expect("the honest fetch");
+    assert_eq!(out, body);
+    flooder.stop().await;
+    net.stop().await;
+}
+
+/// Chunk requests the cache refuses (here an L1 with no chunk waiting for
+/// it) draw on the peer's control rate: past it the stream is closed, and a
+/// peer that keeps on is banned. An honest client is served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_sending_refused_chunk_requests_past_its_rate_is_cut_off_then_banned() {
+    use cachecash_cdn::messages::{ChunkReply, ChunkRequest};
+    use cachecash_runtime::microcash::{Ticket, sign_ticket};
+    let dir = tempfile::tempdir().unwrap();
+    let body = random_bytes(256 << 10);
+    std::fs::write(dir.path().join("obj"), &body).unwrap();
+    let net = setup_tuned(
+        Origin::Dir(dir.path().to_path_buf()),
+        2,
+        plan(),
+        |c| c.control_rate = 5,
+        |_| {},
+    )
+    .await;
+    let genesis = net.spec.genesis_hash().unwrap();
+    let (cache_node, cache_state, _) = &net.caches[0];
+    let held = held(cache_state);
+    let flooder = flooder(&net, cache_node).await;
+    let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let l1 = sign_ticket(
+        &key,
+        Ticket {
+            escrow: Default::default(),
+            round: 0,
+            number: 0,
+            cache: Default::default(),
+            client: Default::default(),
+            chunk: Default::default(),
+            secret_hash: Default::default(),
+        },
+    );
+    let outcome = flood_requests::<_, ChunkReply>(
+        &flooder,
+        cache_node,
+        cachecash_node::cdn::chunk_protocol(&genesis),
+        ChunkRequest::L1(Box::new(l1)),
+        4 * STRIKES_BEFORE_BAN as usize,
+        |_| false,
+    )
+    .await;
+    assert!(
+        outcome.answered > 0,
+        "refusals on the merits first: {outcome:?}"
+    );
+    assert!(outcome.shut_out, "then banned: {outcome:?}");
+    wait_until("the flooder's ban is counted", LONG, || {
+        bans_for(cache_node, "cdn_rate_limit") >= 1
+    })
+    .await;
+    assert!(cache_state.counters.rate_limited.get() >= u64::from(STRIKES_BEFORE_BAN));
+    assert_eq!(
+        cachecash_tests::cdn::held(cache_state),
+        held,
+        "no ticket changed"
     );
     let (out, _) = net.fetch("/obj", None).await.expect("the honest fetch");
     assert_eq!(out, body);

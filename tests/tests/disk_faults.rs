@@ -1,6 +1,6 @@
 //! A full or read-only disk, simulated by a store wrapper that fails every
-//! write with the error the engine reports ("No space left on device")
-//! while reads keep working: an import fails with a storage error and
+//! write with the error the engine reports ("No space left on device",
+//! "Read-only file system") while reads keep working: an import fails with a storage error and
 //! changes nothing (no half block, no block marked invalid, the head where
 //! it was), and once the disk accepts writes again the same blocks import,
 //! including a heavier branch whose switch the full disk interrupted.
@@ -20,19 +20,23 @@ use jmt::{KeyHash, OwnedValue, Version};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// A store whose writes fail while `full` is set.
+/// A store whose writes fail with `fault` while `full` is set.
 #[derive(Debug)]
 struct FullDisk {
     inner: MemoryStore,
     full: AtomicBool,
+    fault: &'static str,
 }
+
+const NO_SPACE: &str = "IO error: No space left on device";
+const READ_ONLY: &str = "IO error: While appending to file: db/000012.log: Read-only file system";
 
 impl FullDisk {
     fn check(&self) -> StoreResult<()> {
         if self.full.load(Ordering::SeqCst) {
             return Err(StoreError::Backend {
                 path: "test disk".into(),
-                message: "IO error: No space left on device".into(),
+                message: self.fault.into(),
             });
         }
         Ok(())
@@ -112,9 +116,14 @@ impl Store for FullDisk {
 }
 
 fn open(spec: &ChainSpec) -> (Arc<FullDisk>, Chain) {
+    open_with(spec, NO_SPACE)
+}
+
+fn open_with(spec: &ChainSpec, fault: &'static str) -> (Arc<FullDisk>, Chain) {
     let disk = Arc::new(FullDisk {
         inner: MemoryStore::new(),
         full: AtomicBool::new(false),
+        fault,
     });
     let chain = Chain::open(
         disk.clone(),
@@ -124,6 +133,16 @@ fn open(spec: &ChainSpec) -> (Arc<FullDisk>, Chain) {
     )
     .unwrap();
     (disk, chain)
+}
+
+fn storage_errors(chain: &Chain) -> u64 {
+    chain
+        .metrics()
+        .encode()
+        .lines()
+        .find(|l| l.starts_with("cachecash_storage_errors_total "))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 fn is_storage_error(e: &ImportError) -> bool {
@@ -223,4 +242,57 @@ fn a_branch_switch_cut_short_by_a_full_disk_completes_when_the_block_is_offered_
     ));
     assert_eq!(node.head().hash, tip.hash());
     assert_eq!(node.head().header.number, 3);
+}
+
+#[test]
+fn a_read_only_disk_fails_imports_cleanly_counts_them_and_the_chain_resumes_when_writable() {
+    let spec = fast_dev_spec(150);
+    let (disk, node) = open_with(&spec, READ_ONLY);
+    let producer = memory_chain(&spec);
+    let blocks: Vec<Block> = (0..3)
+        .map(|i| {
+            let b = mine_chain_block(&producer, vec![], dev("ferdie"), i);
+            producer
+                .import_block(b.clone(), BlockOrigin::Mined)
+                .unwrap();
+            b
+        })
+        .collect();
+    node.import_block(blocks[0].clone(), BlockOrigin::Network)
+        .unwrap();
+    // The filesystem turns read-only (remounted after an I/O error).
+    disk.full.store(true, Ordering::SeqCst);
+    let head = node.head();
+    // The next block, offered twice (two peers announce it): both imports
+    // fail on the write, and nothing of the block is stored.
+    for _ in 0..2 {
+        let err = node
+            .import_block(blocks[1].clone(), BlockOrigin::Network)
+            .unwrap_err();
+        assert!(err.to_string().contains("Read-only file system"), "{err}");
+        assert!(
+            !cachecash_node::network::import::is_peer_fault(&err),
+            "not the peer's fault"
+        );
+        assert_eq!(node.store().block_status(&blocks[1].hash()).unwrap(), None);
+    }
+    // Its child waits for it, as for any missing parent.
+    assert!(matches!(
+        node.import_block(blocks[2].clone(), BlockOrigin::Network),
+        Err(ImportError::UnknownParent { .. })
+    ));
+    // Every failure is counted for the operator; reads still work.
+    assert_eq!(storage_errors(&node), 2);
+    assert_eq!(node.head().hash, head.hash);
+    assert!(node.store().body(&blocks[0].hash()).unwrap().is_some());
+    // Writable again: the same blocks import, in order.
+    disk.full.store(false, Ordering::SeqCst);
+    for b in &blocks[1..] {
+        assert!(matches!(
+            node.import_block(b.clone(), BlockOrigin::Network).unwrap(),
+            ImportOutcome::Imported(_)
+        ));
+    }
+    assert_eq!(node.head().hash, blocks[2].hash());
+    assert_eq!(storage_errors(&node), 2);
 }

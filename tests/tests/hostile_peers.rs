@@ -90,3 +90,85 @@ async fn a_peer_flooding_sync_requests_is_refused_then_banned_and_honest_peers_s
     honest.stop().await;
     node.stop().await;
 }
+
+fn gossip_count(node: &Node, topic: &str, verdict: &str) -> u64 {
+    let (t, v) = (
+        format!("topic=\"{topic}\""),
+        format!("verdict=\"{verdict}\""),
+    );
+    node.chain()
+        .metrics()
+        .encode()
+        .lines()
+        .filter(|l| {
+            l.starts_with("cachecash_gossip_messages_total") && l.contains(&t) && l.contains(&v)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
+/// A peer publishing transactions far past its gossip rate (2,000 per
+/// second, bursts of 4,000) has the excess dropped before any decoding or
+/// pool work. It is not banned for it (an honest relay may forward the
+/// whole network's traffic), and blocks still reach the node meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_flooding_gossip_past_its_rate_has_the_excess_dropped_and_blocks_still_arrive() {
+    use cachecash_node::network::Topic;
+    const FLOOD: u64 = 20_000;
+    let spec = fast_dev_spec(150);
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let node = start_networked(&spec, dirs[0].path(), Storage::Memory, None, vec![]).await;
+    let evil = start_networked(
+        &spec,
+        dirs[1].path(),
+        Storage::Memory,
+        None,
+        vec![p2p_addr(&node)],
+    )
+    .await;
+    let txs: Vec<Vec<u8>> = (0..FLOOD)
+        .map(|n| spec_transfer(&spec, "alice", n, dev("bob"), 1).encode())
+        .collect();
+    let net = evil.network().unwrap().clone();
+    let end = tokio::time::Instant::now() + LONG;
+    while net
+        .publish(Topic::Transactions, txs[0].clone())
+        .await
+        .is_err()
+    {
+        assert!(tokio::time::Instant::now() < end, "never subscribed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for tx in &txs[1..] {
+        // The sender's own queue may drop some: what arrives is enough.
+        let _ = net.publish(Topic::Transactions, tx.clone()).await;
+    }
+    wait_until("the excess is dropped for the rate", LONG, || {
+        gossip_count(&node, "gossip_transactions", "rate_limited") > 0
+    })
+    .await;
+    // An honest miner's blocks still arrive while the flood drains.
+    let honest = start_networked(
+        &spec,
+        dirs[2].path(),
+        Storage::Memory,
+        None,
+        vec![p2p_addr(&node)],
+    )
+    .await;
+    extend_chain(&honest, 5, dev("charlie"));
+    wait_for_height(&node, 5, LONG).await;
+    assert_eq!(head_hash(&node), head_hash(&honest));
+    assert_eq!(bans_for(&node, "invalid transaction"), 0);
+    assert!(
+        node.network()
+            .unwrap()
+            .peers()
+            .iter()
+            .any(|p| p.peer_id == evil.network().unwrap().local_peer_id().to_string()),
+        "the flooder is throttled, not disconnected"
+    );
+    for n in [honest, evil, node] {
+        n.stop().await;
+    }
+}

@@ -479,7 +479,26 @@ impl Chain {
         self.import_unchecked(unchecked, origin)
     }
 
+    /// Imports through every stage; a storage failure (a full or read-only
+    /// disk) is counted and logged with what to do, once per failed import.
+    /// Nothing of such a block was committed: the node keeps running on
+    /// its last committed head and imports the block when it is offered
+    /// again and storage accepts writes.
     fn import_unchecked(
+        &self,
+        unchecked: UncheckedBlock,
+        origin: BlockOrigin,
+    ) -> Result<ImportOutcome, ImportError> {
+        let hash = unchecked.block().hash();
+        let result = self.import_stages(unchecked, origin);
+        if let Err(ImportError::Store(e)) = &result {
+            self.metrics.storage_errors.inc();
+            tracing::error!(target: "cachecash::chain", %hash, "storage failed while importing a block: {e}. Nothing of the block was committed; the node stays on its head and imports it when it is offered again. Free disk space, or make the data directory writable");
+        }
+        result
+    }
+
+    fn import_stages(
         &self,
         unchecked: UncheckedBlock,
         origin: BlockOrigin,

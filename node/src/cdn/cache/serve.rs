@@ -261,6 +261,26 @@ impl CacheService {
                     if write_msg(&mut stream, &reply, t).await.is_err() {
                         return;
                     }
+                    // Refusals are rare for an honest client and each one
+                    // cost a lookup or a signature check: they draw on the
+                    // peer's control rate, so a stream of bad requests is
+                    // closed and, kept up, gets the peer banned.
+                    match self.state.control_rate.check(peer) {
+                        Verdict::Allowed => {}
+                        Verdict::Limited => {
+                            self.state.counters.rate_limited.inc();
+                            return;
+                        }
+                        Verdict::Flooding => {
+                            self.state.counters.rate_limited.inc();
+                            self.network.ban_peer(
+                                peer,
+                                "cdn_rate_limit",
+                                "kept sending refused chunk requests past its rate".into(),
+                            );
+                            return;
+                        }
+                    }
                 }
             }
         }
