@@ -9,9 +9,7 @@ use cachecash_node::cdn::cache::tickets::TicketState;
 use cachecash_node::cdn::client::{FetchError, FetchOptions, FetchRequest, fetch};
 use cachecash_node::cdn::framing::{read_msg, write_msg};
 use cachecash_node::cdn::ledger::ChainLedger;
-use cachecash_node::cdn::publisher::escrow::EscrowSource;
 use cachecash_node::cdn::publisher::origin::Origin;
-use cachecash_node::cdn::publisher::{PublisherConfig, PublisherModule};
 use cachecash_tests::cdn::*;
 use cachecash_tests::*;
 use sha2::{Digest, Sha256};
@@ -226,6 +224,116 @@ async fn a_cache_killed_mid_fetch_is_replaced_and_the_fetch_completes() {
     killer.await.unwrap();
     assert_eq!(out, body);
     assert!(!report.blames.is_empty(), "the dead cache was blamed");
+    net.stop().await;
+}
+
+/// The publisher killed in the middle of a fetch: the fetch fails with a
+/// clear error rather than hanging, and after a restart on the same
+/// database the retried fetch completes byte-exact. The restarted
+/// publisher never hands out a bundle sequence it used before the restart
+/// (its counters are durable), so no (key, IV) pair repeats; each sequence
+/// belongs to one bundle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_publisher_restarted_mid_fetch_never_reuses_a_sequence_and_the_fetch_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = random_bytes(32 << 20);
+    std::fs::write(dir.path().join("obj"), &body).unwrap();
+    let mut net = setup(Origin::Dir(dir.path().to_path_buf()), 3).await;
+    let client = net.client.network().unwrap().local_peer_id();
+    let client = cachecash_node::cdn::account_of(&client).unwrap();
+    let sequences = |net: &Net| -> Vec<(u64, cachecash_runtime::Hash)> {
+        net.caches
+            .iter()
+            .flat_map(|(_, s, _)| s.tickets.all().unwrap())
+            .filter(|t| t.request.remainder.client == client)
+            .map(|t| (t.request.remainder.sequence, t.request.digest()))
+            .collect()
+    };
+    let publisher = net.publisher.take().unwrap();
+    let request = FetchRequest {
+        publisher: publisher.network().unwrap().local_peer_id(),
+        path: "/obj".into(),
+        range: None,
+    };
+    let ledger = Arc::new(ChainLedger::new(
+        net.client.chain().clone(),
+        net.client.pool().clone(),
+    ));
+    let caches: Vec<_> = net.caches.iter().map(|(_, s, _)| s.clone()).collect();
+    let mut out = Vec::new();
+    let options = FetchOptions::default();
+    let fetching = fetch(
+        net.client.network().unwrap(),
+        ledger.clone(),
+        &request,
+        &mut out,
+        &options,
+        None,
+    );
+    let kill = async {
+        // Once the first bundle's tickets are held, the publisher goes.
+        wait_until("a bundle of the fetch is served", DEADLINE, || {
+            caches.iter().any(|c| held(c) > 0)
+        })
+        .await;
+        publisher.stop().await;
+    };
+    let (first, ()) = tokio::join!(tokio::time::timeout(DEADLINE, fetching), kill);
+    let first = first.expect("the interrupted fetch ends instead of hanging");
+    assert!(
+        first.is_err(),
+        "the publisher died mid-fetch: {:?}",
+        first.map(|_| ())
+    );
+    let before = sequences(&net);
+    assert!(!before.is_empty());
+    // Restart on the same database and key.
+    let hire: Vec<_> = net.caches.iter().map(|(n, _, _)| p2p_addr(n)).collect();
+    let old = net.state.take().unwrap();
+    wait_until("the old publisher released its database", DEADLINE, || {
+        Arc::strong_count(&old) == 1
+    })
+    .await;
+    drop(old);
+    let (p, state) = start_publisher(
+        &net.spec,
+        &net.dir.path().join("publisher"),
+        vec![p2p_addr(&net.chain)],
+        net.origin.clone(),
+        hire,
+        plan(),
+    )
+    .await;
+    learn_publisher(&net.client, &p).await;
+    net.publisher = Some(p);
+    net.state = Some(state.clone());
+    wait_until("publisher back", DEADLINE, || {
+        state.escrow().is_some() && state.caches.len() == 3
+    })
+    .await;
+    let (again, report) = net.fetch("/obj", None).await.expect("the retried fetch");
+    assert!(again == body, "the retried fetch is byte-exact");
+    assert!(report.blames.is_empty(), "{:?}", report.blames);
+    let all = sequences(&net);
+    let last_before = before.iter().map(|(s, _)| *s).max().unwrap();
+    let after: Vec<u64> = all
+        .iter()
+        .map(|(s, _)| *s)
+        .filter(|s| !before.iter().any(|(b, _)| b == s))
+        .collect();
+    assert!(!after.is_empty());
+    assert!(
+        after.iter().all(|s| *s > last_before),
+        "sequences after the restart start past every one before it"
+    );
+    let mut bundles: HashMap<u64, cachecash_runtime::Hash> = HashMap::new();
+    for (seq, digest) in all {
+        assert_eq!(
+            *bundles.entry(seq).or_insert(digest),
+            digest,
+            "sequence {seq} used twice"
+        );
+    }
     net.stop().await;
 }
 
@@ -520,125 +628,6 @@ async fn rpc_reports_each_roles_status_and_refuses_roles_not_run() {
         .unwrap_err();
     assert!(err.to_string().contains("--cache"), "{err}");
     net.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_publisher_hires_caches_it_discovers_in_the_dht() {
-    // Loopback: every cache shares 127.0.0.1, so allow three per address.
-    let (dir, spec, chain, caches, publisher, state, body) = discovery_net(3).await;
-    wait_until("three caches discovered and hired", DEADLINE, || {
-        state.escrow().is_some() && state.caches.len() == 3
-    })
-    .await;
-    let boot = vec![p2p_addr(&chain)];
-    let client = start_with_modules(&spec, &dir.path().join("client"), None, boot, vec![]).await;
-    let ledger = Arc::new(ChainLedger::new(
-        client.chain().clone(),
-        client.pool().clone(),
-    ));
-    let mut out = Vec::new();
-    fetch(
-        client.network().unwrap(),
-        ledger,
-        &FetchRequest {
-            publisher: publisher.network().unwrap().local_peer_id(),
-            path: "/obj".into(),
-            range: None,
-        },
-        &mut out,
-        &FetchOptions::default(),
-        None,
-    )
-    .await
-    .expect("fetch through discovered caches");
-    assert_eq!(out, body);
-    client.stop().await;
-    publisher.stop().await;
-    for (n, _) in caches {
-        n.stop().await;
-    }
-    chain.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn sybil_caches_behind_one_address_are_hired_once() {
-    // Three cache keys on one address (127.0.0.1), one hire per address:
-    // the publisher hires one of them and declines the others on every
-    // discovery pass, so minting keys wins no more bundles.
-    let (_dir, _spec, chain, caches, publisher, state, _) = discovery_net(1).await;
-    wait_until(
-        "one cache hired, the others declined twice each",
-        DEADLINE,
-        || state.escrow().is_some() && state.counters.hires_declined.get() >= 4,
-    )
-    .await;
-    let hired = state.caches.hired();
-    assert_eq!(hired.len(), 1, "{hired:?}");
-    assert_eq!(
-        hired[0].1.discovered_at,
-        Some(std::net::IpAddr::from([127, 0, 0, 1]))
-    );
-    // Only the hired cache is in the placement table.
-    let table = state.caches.table().expect("a placement table");
-    assert_eq!(table.caches(), [hired[0].0]);
-    publisher.stop().await;
-    for (n, _) in caches {
-        n.stop().await;
-    }
-    chain.stop().await;
-}
-
-/// A miner, three caches announcing themselves in the DHT, and a publisher
-/// hiring by discovery only, `per_address` per network address.
-#[allow(clippy::type_complexity)]
-async fn discovery_net(
-    per_address: usize,
-) -> (
-    tempfile::TempDir,
-    cachecash_chain_spec::ChainSpec,
-    Node,
-    Vec<(Node, Arc<CacheState>)>,
-    Node,
-    Arc<cachecash_node::cdn::publisher::PublisherState>,
-    Vec<u8>,
-) {
-    let spec = fast_dev_spec(100);
-    let dir = tempfile::tempdir().unwrap();
-    let origin = dir.path().join("origin");
-    std::fs::create_dir_all(&origin).unwrap();
-    let body = random_bytes(600_000);
-    std::fs::write(origin.join("obj"), &body).unwrap();
-    let chain = start_miner(&spec, &dir.path().join("chain")).await;
-    let boot = vec![p2p_addr(&chain)];
-    let mut caches = Vec::new();
-    for i in 0..3 {
-        let base = dir.path().join(format!("cache{i}"));
-        caches.push(start_cache(&spec, &base, boot.clone(), 1 << 30, None).await);
-    }
-    // No --hire: the publisher finds the caches' provider records.
-    let alice = cachecash_chain_spec::dev_accounts::dev_signing_key("alice").unwrap();
-    let mut config = PublisherConfig::new(
-        dir.path().join("publisher").join("publisher"),
-        Origin::Dir(origin),
-        EscrowSource::Open {
-            funder: Arc::new(alice),
-            plan: plan(),
-        },
-    );
-    config.discover = 3;
-    config.discover_per_address = per_address;
-    let module = PublisherModule::new(config);
-    let handle = module.handle();
-    let publisher = start_with_modules(
-        &spec,
-        &dir.path().join("publisher"),
-        None,
-        boot,
-        vec![Box::new(module)],
-    )
-    .await;
-    let state = handle.get().cloned().unwrap();
-    (dir, spec, chain, caches, publisher, state, body)
 }
 
 /// Sends `request` to `cache` on a fresh chunk stream from `from`; the

@@ -15,7 +15,7 @@
 //! `cachecash benchmark crypto --json` measures the same paths through
 //! `cachecash_cdn::bench::run`.
 
-use cachecash_cdn::bench::{BENCH_CHUNKS, BundleFixture, PuzzleFixture, bench_bytes};
+use cachecash_cdn::bench::{BENCH_CHUNK, BENCH_CHUNKS, BundleFixture, PuzzleFixture, bench_bytes};
 use cachecash_cdn::keys::SessionKey;
 use cachecash_cdn::layers::{LayerCipher, TwoLayerCipher};
 use cachecash_cdn::manifest::DEFAULT_CHUNK_SIZE;
@@ -86,10 +86,12 @@ fn layers(c: &mut Criterion) {
     let mut g = c.benchmark_group("layers");
     g.throughput(Throughput::Bytes(u64::from(DEFAULT_CHUNK_SIZE)));
     g.bench_function("two_layers_128k", |b| {
-        b.iter(|| TwoLayerCipher::for_chunk(&inner, &outer, 3).apply(black_box(&mut chunk)))
+        b.iter(|| {
+            TwoLayerCipher::for_chunk(&inner, &outer, &BENCH_CHUNK).apply(black_box(&mut chunk))
+        })
     });
     g.bench_function("one_layer_128k", |b| {
-        b.iter(|| LayerCipher::for_chunk(&inner, 3).apply(black_box(&mut chunk)))
+        b.iter(|| LayerCipher::for_chunk(&inner, &BENCH_CHUNK).apply(black_box(&mut chunk)))
     });
     g.finish();
 }

@@ -25,6 +25,12 @@ use crate::puzzle::{
 
 /// Chunks per bundle in the fixtures.
 pub const BENCH_CHUNKS: usize = 4;
+/// The chunk place the layer benchmarks encrypt at.
+pub const BENCH_CHUNK: crate::keys::ChunkAt = crate::keys::ChunkAt {
+    object: Hash([1; 32]),
+    chunk_id: Hash([2; 32]),
+    index: 3,
+};
 
 /// Measured rounds per figure (after one warm-up round).
 pub const ROUNDS: usize = 5;
@@ -83,7 +89,7 @@ pub struct CryptoRates {
 /// Deterministic pseudo-random bytes (an AES-CTR keystream seeded by `seed`).
 pub fn bench_bytes(len: usize, seed: u8) -> Vec<u8> {
     let mut v = vec![0u8; len];
-    LayerCipher::for_chunk(&SessionKey::from_bytes([seed; 16]), 0).apply(&mut v);
+    LayerCipher::for_chunk(&SessionKey::from_bytes([seed; 16]), &BENCH_CHUNK).apply(&mut v);
     v
 }
 
@@ -115,7 +121,11 @@ impl PuzzleFixture {
         let mut encrypted = Vec::with_capacity(BENCH_CHUNKS);
         for (i, data) in plaintext.chunks(len).enumerate() {
             let key = SessionKey::from_bytes([0x40 ^ (i as u8); 16]);
-            let iv = key.chunk_iv(i as u64);
+            let iv = key.chunk_iv(&crate::keys::ChunkAt::new(
+                Hash([1; 32]),
+                Hash([2; 32]),
+                i as u64,
+            ));
             let mut bytes = data.to_vec();
             LayerCipher::new(&key, &iv).apply(&mut bytes);
             encrypted.push(bytes);
@@ -310,7 +320,7 @@ pub fn two_layer_rate(iterations: usize) -> Result<Spread, String> {
     let outer = SessionKey::from_bytes([6; 16]);
     let mut chunk = bench_bytes(DEFAULT_CHUNK_SIZE as usize, 7);
     let per_sec = rounds(iterations, || {
-        TwoLayerCipher::for_chunk(&inner, &outer, 3).apply(&mut chunk);
+        TwoLayerCipher::for_chunk(&inner, &outer, &BENCH_CHUNK).apply(&mut chunk);
         Ok(())
     })?;
     Ok(per_sec.map(|r| r * f64::from(DEFAULT_CHUNK_SIZE)))

@@ -13,7 +13,7 @@
 //! session (16 B) = HKDF(IKM = master key (32),
 //!                       info = "cachecash/session-key/v1" ‖ client account (32) ‖ LE64(bundle sequence))
 //! IV      (16 B) = HKDF(IKM = session key (16),
-//!                       info = "cachecash/chunk-iv/v1" ‖ LE64(object chunk index))
+//!                       info = "cachecash/chunk-iv/v2" ‖ object id (32) ‖ chunk id (32) ‖ LE64(object chunk index))
 //! layer byte: inner = 0x01, outer = 0x02
 //! ```
 //!
@@ -34,7 +34,12 @@
 //! and to (client, bundle sequence) through its info. The publisher never
 //! reuses a bundle sequence for a client key within an escrow, and a bundle
 //! holds each object chunk at most once (checked when a bundle is prepared),
-//! so for a given session key the IV's chunk index is unique too. AES-CTR
+//! so for a given session key the IV's chunk index is unique too. The IV
+//! also binds the object id and the chunk id (its digest): should a sequence
+//! ever be handed out twice (a restored backup of the publisher's database,
+//! two front-ends configured with one instance number), the same session
+//! key over different content still gets a different IV, so the keystream
+//! of one chunk never encrypts another. AES-CTR
 //! then runs from that IV as a 128-bit big-endian counter; two 128-bit
 //! pseudo-random IVs overlapping within a chunk's few thousand blocks has
 //! probability about 2⁻¹⁰⁰.
@@ -197,12 +202,40 @@ impl MasterKey {
     }
 }
 
+/// Where a chunk sits, which its IV is bound to: the object, the chunk's id
+/// (the digest of its plaintext) and its index in the object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ChunkAt {
+    /// The object.
+    pub object: Hash,
+    /// The chunk's id.
+    pub chunk_id: Hash,
+    /// Its index in the object.
+    pub index: u64,
+}
+
+impl ChunkAt {
+    /// Chunk `index`, with id `chunk_id`, of `object`.
+    pub fn new(object: Hash, chunk_id: Hash, index: u64) -> ChunkAt {
+        ChunkAt {
+            object,
+            chunk_id,
+            index,
+        }
+    }
+}
+
 impl SessionKey {
-    /// The IV of object chunk `chunk_index` under this session key.
-    pub fn chunk_iv(&self, chunk_index: u64) -> ChunkIv {
+    /// The IV of the chunk at `at` under this session key.
+    pub fn chunk_iv(&self, at: &ChunkAt) -> ChunkIv {
         ChunkIv(hkdf_sha256(
             &self.0,
-            &[tags::CHUNK_IV, &chunk_index.to_le_bytes()],
+            &[
+                tags::CHUNK_IV,
+                at.object.as_bytes(),
+                at.chunk_id.as_bytes(),
+                &at.index.to_le_bytes(),
+            ],
         ))
     }
 }
@@ -284,7 +317,15 @@ mod tests {
         let s1 = m.session_key(&AccountId([4; 32]), 0);
         let s2 = m.session_key(&AccountId([4; 32]), 1);
         assert_ne!(s1, s2);
-        assert_ne!(s1.chunk_iv(0), s1.chunk_iv(1));
-        assert_ne!(s1.chunk_iv(0), s2.chunk_iv(0));
+        let at = |object: u8, chunk_id: u8, index: u64| ChunkAt {
+            object: Hash([object; 32]),
+            chunk_id: Hash([chunk_id; 32]),
+            index,
+        };
+        assert_ne!(s1.chunk_iv(&at(1, 2, 0)), s1.chunk_iv(&at(1, 2, 1)));
+        assert_ne!(s1.chunk_iv(&at(1, 2, 0)), s2.chunk_iv(&at(1, 2, 0)));
+        // One session key over other content: another IV.
+        assert_ne!(s1.chunk_iv(&at(1, 2, 0)), s1.chunk_iv(&at(3, 2, 0)));
+        assert_ne!(s1.chunk_iv(&at(1, 2, 0)), s1.chunk_iv(&at(1, 3, 0)));
     }
 }

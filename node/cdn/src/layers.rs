@@ -43,7 +43,7 @@
 //! panic would still be preferable to sending plaintext.
 
 use crate::error::LayerError;
-use crate::keys::{CacheKeys, ChunkIv, SessionKey};
+use crate::keys::{CacheKeys, ChunkAt, ChunkIv, SessionKey};
 use aes::cipher::{BlockCipherEncrypt, KeyInit};
 use cachecash_runtime::AccountId;
 use core::fmt;
@@ -76,9 +76,9 @@ impl LayerCipher {
         }
     }
 
-    /// The cipher of object chunk `chunk_index` under `key` (IV derived from both).
-    pub fn for_chunk(key: &SessionKey, chunk_index: u64) -> Self {
-        Self::new(key, &key.chunk_iv(chunk_index))
+    /// The cipher of the chunk at `at` under `key` (IV derived from both).
+    pub fn for_chunk(key: &SessionKey, at: &ChunkAt) -> Self {
+        Self::new(key, &key.chunk_iv(at))
     }
 
     /// XORs the next `buf.len()` keystream bytes into `buf` (encrypts or decrypts).
@@ -169,28 +169,18 @@ impl TwoLayerCipher {
         }
     }
 
-    /// The ciphers of object chunk `chunk_index` under the two session keys.
-    pub fn for_chunk(inner: &SessionKey, outer: &SessionKey, chunk_index: u64) -> Self {
-        Self::new(
-            inner,
-            &inner.chunk_iv(chunk_index),
-            outer,
-            &outer.chunk_iv(chunk_index),
-        )
+    /// The ciphers of the chunk at `at` under the two session keys.
+    pub fn for_chunk(inner: &SessionKey, outer: &SessionKey, at: &ChunkAt) -> Self {
+        Self::new(inner, &inner.chunk_iv(at), outer, &outer.chunk_iv(at))
     }
 
-    /// What a cache holding `keys` applies to object chunk `chunk_index` of
-    /// bundle `sequence` for `client`.
-    pub fn for_cache(
-        keys: &CacheKeys,
-        client: &AccountId,
-        sequence: u64,
-        chunk_index: u64,
-    ) -> Self {
+    /// What a cache holding `keys` applies to the chunk at `at` in bundle
+    /// `sequence` for `client`.
+    pub fn for_cache(keys: &CacheKeys, client: &AccountId, sequence: u64, at: &ChunkAt) -> Self {
         Self::for_chunk(
             &keys.inner_session(client, sequence),
             &keys.outer_session(client, sequence),
-            chunk_index,
+            at,
         )
     }
 
@@ -244,11 +234,13 @@ impl fmt::Debug for TwoLayerCipher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use cachecash_runtime::Hash;
 
     fn keys() -> (SessionKey, ChunkIv, SessionKey, ChunkIv) {
         let a = SessionKey::from_bytes([1; 16]);
         let b = SessionKey::from_bytes([2; 16]);
-        (a.clone(), a.chunk_iv(5), b.clone(), b.chunk_iv(5))
+        let at = ChunkAt::new(Hash([7; 32]), Hash([8; 32]), 5);
+        (a.clone(), a.chunk_iv(&at), b.clone(), b.chunk_iv(&at))
     }
 
     #[test]

@@ -60,6 +60,7 @@
 
 #![warn(missing_docs)]
 
+pub mod advert;
 pub mod bench;
 pub mod bundle;
 pub mod codec;

@@ -20,7 +20,7 @@ pub const MASTER_KEY: &[u8] = b"cachecash/master-key/v1";
 /// HKDF info prefix of a session key.
 pub const SESSION_KEY: &[u8] = b"cachecash/session-key/v1";
 /// HKDF info prefix of a per-chunk IV.
-pub const CHUNK_IV: &[u8] = b"cachecash/chunk-iv/v1";
+pub const CHUNK_IV: &[u8] = b"cachecash/chunk-iv/v2";
 /// Initial chain value of the puzzle walk: `SHA-256(PUZZLE)`.
 pub const PUZZLE: &[u8] = b"cachecash/puzzle/v1";
 /// HKDF info prefix of the L2 encryption key and IV.
@@ -41,6 +41,8 @@ pub const BUNDLE: &[u8] = b"cachecash/bundle/v1";
 pub const BATCH_LEAF: &[u8] = b"cachecash/bundle-batch-leaf/v1";
 /// Bundle batch signing payload prefix.
 pub const BATCH: &[u8] = b"cachecash/bundle-batch/v1";
+/// Cache advert signing payload prefix.
+pub const CACHE_ADVERT: &[u8] = b"cachecash/cache-advert/v1";
 
 /// Every tag, for the distinctness test.
 pub const ALL: &[&[u8]] = &[
@@ -58,6 +60,7 @@ pub const ALL: &[&[u8]] = &[
     BUNDLE_CHUNK,
     BUNDLE_L2,
     BUNDLE,
+    CACHE_ADVERT,
     BATCH_LEAF,
     BATCH,
 ];

@@ -112,16 +112,17 @@ fn retrieve(w: &World, bundle: &Bundle) -> Vec<Vec<u8>> {
         let keys = w.cache_keys(position);
         let verified = request.verify(&w.caches[position], &signer).unwrap();
         let index = request.request.chunk_index;
+        let at = request.request.at(&bundle.remainder.object);
         let mut wire = w.plaintext(index).to_vec();
         let mut cache_cipher =
-            TwoLayerCipher::for_cache(&keys, &w.client, bundle.remainder.sequence, index);
+            TwoLayerCipher::for_cache(&keys, &w.client, bundle.remainder.sequence, &at);
         for piece in wire.chunks_mut(10) {
             cache_cipher.apply(piece);
         }
         let outer = verified
             .release_outer_key(&chunk.l1, &signer, &keys)
             .unwrap();
-        LayerCipher::for_chunk(&outer, index).apply(&mut wire);
+        LayerCipher::for_chunk(&outer, &at).apply(&mut wire);
         singly.push(wire);
     }
 
@@ -137,8 +138,10 @@ fn retrieve(w: &World, bundle: &Bundle) -> Vec<Vec<u8>> {
     let keys = bundle.open_l2(&solution.secret).unwrap();
     let mut plain = Vec::new();
     for (position, mut data) in singly.into_iter().enumerate() {
-        let index = bundle.chunks[position].request.chunk_index;
-        LayerCipher::for_chunk(&keys.inner[position], index).apply(&mut data);
+        let request = &bundle.chunks[position].request;
+        let index = request.chunk_index;
+        LayerCipher::for_chunk(&keys.inner[position], &request.at(&bundle.remainder.object))
+            .apply(&mut data);
         w.manifest.verify_chunk(index, &data).unwrap();
         plain.push(data);
     }
@@ -252,8 +255,11 @@ fn a_client_missing_a_chunk_cannot_solve() {
     for (position, chunk) in bundle.chunks.iter().enumerate() {
         let index = chunk.request.chunk_index;
         let mut data = w.plaintext(index).to_vec();
-        LayerCipher::for_chunk(&w.cache_keys(position).inner_session(&w.client, 0), index)
-            .apply(&mut data);
+        LayerCipher::for_chunk(
+            &w.cache_keys(position).inner_session(&w.client, 0),
+            &chunk.request.at(&bundle.remainder.object),
+        )
+        .apply(&mut data);
         singly.push(data);
     }
     let views: Vec<&[u8]> = singly.iter().map(Vec::as_slice).collect();

@@ -10,7 +10,7 @@
 use cachecash_cdn::bundle::{
     BundleRemainder, TicketRequest, batch_payload, bundle_digest, chunk_subdigest,
 };
-use cachecash_cdn::keys::{ChunkIv, EscrowSecret, Layer, PuzzleSecret, SessionKey};
+use cachecash_cdn::keys::{ChunkAt, ChunkIv, EscrowSecret, Layer, PuzzleSecret, SessionKey};
 use cachecash_cdn::l2::{L2Keys, SealedL2, seal};
 use cachecash_cdn::layers::{LayerCipher, TwoLayerCipher, apply_at_block};
 use cachecash_cdn::manifest::{Manifest, chunk_digest};
@@ -102,7 +102,13 @@ const MASTER_INNER: &str = "911fd546b210f4385d16e7efc71a0dd5971a9452ac60a30309b6
 const MASTER_OUTER: &str = "ee416161d15f9dd22cd921cfbb5725e196a906a9bc735e51002d7efafe92cda7";
 const SESSION_INNER: &str = "cd6ab79147151b1ed6c96de93d12a77f";
 const SESSION_OUTER: &str = "8deecaccf08b25631507859326c8b3aa";
-const IV_INNER_CHUNK5: &str = "d2a6e7577a30e2dd733b25b6f97fffbe";
+/// IVs bind the object and the chunk id (`chunk-iv/v2`): chunk 5, id 0x66…,
+/// of object 0x55….
+const IV_INNER_CHUNK5: &str = "de1fb50d03a167e977225cf6b045912d";
+
+fn chunk5() -> ChunkAt {
+    ChunkAt::new(Hash([0x55; 32]), Hash([0x66; 32]), 5)
+}
 
 fn escrow() -> (EscrowSecret, Hash, AccountId) {
     (
@@ -156,7 +162,7 @@ fn golden_session_keys_and_iv() {
     golden(
         "IV of chunk 5, inner",
         IV_INNER_CHUNK5,
-        &hex::encode(inner.chunk_iv(5).as_bytes()),
+        &hex::encode(inner.chunk_iv(&chunk5()).as_bytes()),
     );
 }
 
@@ -164,9 +170,9 @@ fn golden_session_keys_and_iv() {
 // Layers: 40 bytes (two blocks and a half) of chunk 5.
 
 const INNER_LAYER_40: &str =
-    "7b0310ec29c7c06c2339edc5ecde190efc02377e4b616e14bead80b212c3933eafde9671217d217a";
+    "0df9826071fd6cc9b1b10841246ff8b47785ef02d8122dd0691375ca0f75a6c5366a84e429f1e064";
 const TWO_LAYERS_40: &str =
-    "10a5788c571ab35d699f6b71f4966bb9ebdc8c5908f8da8ad2a38846b131f33b88cb7ce8fd701ec8";
+    "35fcae6fbc7fb56436f7b5419fb2785f498bccf93740de8d5fef7e7fe21e5e61a9019d3aa395ecd3";
 
 #[test]
 fn golden_layers() {
@@ -174,11 +180,11 @@ fn golden_layers() {
     let plain: Vec<u8> = (0u8..40).collect();
 
     let mut one = plain.clone();
-    LayerCipher::for_chunk(&inner, 5).apply(&mut one);
+    LayerCipher::for_chunk(&inner, &chunk5()).apply(&mut one);
     golden("inner layer", INNER_LAYER_40, &hex::encode(one.as_slice()));
 
     let mut two = plain;
-    TwoLayerCipher::for_chunk(&inner, &outer, 5).apply(&mut two);
+    TwoLayerCipher::for_chunk(&inner, &outer, &chunk5()).apply(&mut two);
     golden("both layers", TWO_LAYERS_40, &hex::encode(two.as_slice()));
 }
 

@@ -125,3 +125,27 @@ fn wire_text_is_bounded_and_peer_text_cannot_forge_log_lines() {
     assert!(w.len() <= 512 && std::str::from_utf8(&w).is_ok());
     assert_eq!(text(b"ok\nFAKE LOG LINE"), "ok\u{fffd}FAKE LOG LINE");
 }
+
+/// A signed cache advert: SCALE of the advert, then the ed25519 signature
+/// over `cachecash/cache-advert/v1 ‖ SCALE(advert)` (cross-checked with
+/// Python's `cryptography`).
+#[test]
+fn golden_signed_cache_advert() {
+    use cachecash_cdn::advert::CacheAdvert;
+    use cachecash_runtime::{AccountId, Hash};
+    let key = ed25519_dalek::SigningKey::from_bytes(&[7; 32]);
+    let advert = CacheAdvert {
+        cache: AccountId(key.verifying_key().to_bytes()),
+        genesis: Hash([1; 32]),
+        addrs: vec![vec![4, 127, 0, 0, 1, 6, 0x76, 0x5d]],
+        quota: 1 << 30,
+        free: 1 << 29,
+        escrows: vec![Hash([2; 32])],
+        issued: 1_000,
+        expires: 1_600,
+    };
+    check(
+        advert.sign(&key),
+        "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c01010101010101010101010101010101010101010101010101010101010101010420047f00000106765d00000040000000000000002000000000040202020202020202020202020202020202020202020202020202020202020202e8030000000000004006000000000000b66617d70c483af41e28a23fbec6a2e6891e8339070207ac7a75e45561be00f1141df5cbc1551d0ba7189bc2de43e78f0ac6f6bbb63f84030d8c0a1cdf88820a",
+    );
+}

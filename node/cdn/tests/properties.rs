@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use cachecash_cdn::bench::BundleFixture;
 use cachecash_cdn::bundle::{Bundle, CacheRequest, L2Claim, decode_l1};
 use cachecash_cdn::error::PuzzleError;
-use cachecash_cdn::keys::{EscrowSecret, SessionKey};
+use cachecash_cdn::keys::{ChunkAt, EscrowSecret, SessionKey};
 use cachecash_cdn::l2::L2Keys;
 use cachecash_cdn::layers::{LayerCipher, TwoLayerCipher};
 use cachecash_cdn::manifest::{Manifest, ManifestBuilder, SignedManifest};
@@ -30,7 +30,7 @@ fn puzzle_setup(chunks: &[Vec<u8>], seed: u8) -> (Vec<PuzzleChunk>, Vec<Vec<u8>>
     let mut object = Vec::new();
     for (i, c) in chunks.iter().enumerate() {
         let key = SessionKey::from_bytes([seed ^ i as u8; 16]);
-        let iv = key.chunk_iv(i as u64);
+        let iv = key.chunk_iv(&ChunkAt::new(Hash([1; 32]), Hash([2; 32]), i as u64));
         let mut e = c.clone();
         LayerCipher::new(&key, &iv).apply(&mut e);
         client.push(e);
@@ -104,7 +104,8 @@ proptest! {
         let outer = SessionKey::from_bytes(outer);
         let mut buf = data.clone();
         let cut = split.min(buf.len());
-        let mut cache = TwoLayerCipher::for_chunk(&inner, &outer, index);
+        let at = ChunkAt::new(Hash([1; 32]), Hash([2; 32]), index);
+        let mut cache = TwoLayerCipher::for_chunk(&inner, &outer, &at);
         let (a, b) = buf.split_at_mut(cut);
         cache.apply(a);
         cache.apply(b);
@@ -112,8 +113,8 @@ proptest! {
             prop_assert_ne!(&buf, &data);
         }
         // The client removes the outer layer, then the inner one in small pieces.
-        LayerCipher::for_chunk(&outer, index).apply(&mut buf);
-        let mut inner_cipher = LayerCipher::for_chunk(&inner, index);
+        LayerCipher::for_chunk(&outer, &at).apply(&mut buf);
+        let mut inner_cipher = LayerCipher::for_chunk(&inner, &at);
         for piece in buf.chunks_mut(7) {
             inner_cipher.apply(piece);
         }

@@ -57,6 +57,8 @@ pub use worker::start;
 pub const REQUESTS_PER_SECOND: u32 = 50;
 /// Gossip messages a peer may send per second (burst: twice as many).
 pub const GOSSIP_PER_SECOND: u32 = 2000;
+/// Most values one DHT record lookup returns.
+pub const MAX_RECORDS_PER_LOOKUP: usize = 8;
 /// Capacity of the command channel.
 pub const COMMAND_QUEUE: usize = 64;
 
@@ -196,6 +198,8 @@ pub(crate) enum Command {
     FindPeer(PeerId),
     Provide(Vec<u8>),
     GetProviders(Vec<u8>, oneshot::Sender<Vec<PeerId>>),
+    PutRecord(Vec<u8>, Vec<u8>, Duration),
+    GetRecords(Vec<u8>, oneshot::Sender<Vec<Vec<u8>>>),
 }
 
 /// A gossip topic of the node.
@@ -310,6 +314,19 @@ impl NetworkHandle {
     /// The peers that announced themselves as providers of `key`.
     pub async fn providers(&self, key: Vec<u8>) -> Result<Vec<PeerId>, String> {
         self.call(|reply| Command::GetProviders(key, reply)).await
+    }
+
+    /// Stores `value` under `key` in the DHT (here and at the peers closest
+    /// to the key) for `ttl`. Anyone may store anything under any key:
+    /// readers verify what they get (a signed record). Best effort.
+    pub fn put_record(&self, key: Vec<u8>, value: Vec<u8>, ttl: Duration) {
+        let _ = self.commands.try_send(Command::PutRecord(key, value, ttl));
+    }
+
+    /// The values stored under `key` in the DHT, as found (several peers
+    /// may hold different ones; at most [`MAX_RECORDS_PER_LOOKUP`]).
+    pub async fn records(&self, key: Vec<u8>) -> Result<Vec<Vec<u8>>, String> {
+        self.call(|reply| Command::GetRecords(key, reply)).await
     }
 
     /// Bans `peer` for a protocol violation a service detected (a malformed

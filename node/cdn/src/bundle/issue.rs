@@ -128,7 +128,11 @@ fn prepare<S: BlockSource + ?Sized>(
         .filter_map(|p| {
             let c = order.chunks.get(p)?;
             let key = inner.get(p)?.clone();
-            let iv = key.chunk_iv(c.chunk_index);
+            let iv = key.chunk_iv(&crate::keys::ChunkAt::new(
+                order.object,
+                c.chunk_id,
+                c.chunk_index,
+            ));
             Some(PuzzleChunk {
                 chunk: c.chunk_index,
                 len: c.size,

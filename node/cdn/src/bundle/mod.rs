@@ -123,6 +123,13 @@ pub struct TicketRequest {
     pub size: u32,
 }
 
+impl TicketRequest {
+    /// Where the requested chunk sits in `object` (what its IVs bind).
+    pub fn at(&self, object: &ObjectId) -> crate::keys::ChunkAt {
+        crate::keys::ChunkAt::new(*object, self.chunk_id, self.chunk_index)
+    }
+}
+
 /// `sub_i` for position `position`.
 pub fn chunk_subdigest(position: u8, request: &TicketRequest, l1_hash: &Hash) -> Hash {
     Hash::of_parts(&[

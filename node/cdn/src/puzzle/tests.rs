@@ -127,7 +127,11 @@ fn generate_then_solve_in_every_shape() {
         for (i, len) in lens.iter().enumerate() {
             let start = i * chunk_size as usize;
             let key = keys[i].clone();
-            let iv = key.chunk_iv(i as u64);
+            let iv = key.chunk_iv(&crate::keys::ChunkAt::new(
+                Hash([1; 32]),
+                Hash([2; 32]),
+                i as u64,
+            ));
             let mut bytes = data[start..start + *len as usize].to_vec();
             LayerCipher::new(&key, &iv).apply(&mut bytes);
             encrypted.push(bytes);
@@ -168,7 +172,11 @@ fn shaped(lens: &[u32]) -> (Vec<u8>, Vec<PuzzleChunk>, Vec<Vec<u8>>) {
     let mut client = Vec::new();
     for (i, len) in lens.iter().enumerate() {
         let key = SessionKey::from_bytes([0x70 ^ i as u8; 16]);
-        let iv = key.chunk_iv(i as u64);
+        let iv = key.chunk_iv(&crate::keys::ChunkAt::new(
+            Hash([1; 32]),
+            Hash([2; 32]),
+            i as u64,
+        ));
         let mut bytes = data[i * 64..i * 64 + *len as usize].to_vec();
         LayerCipher::new(&key, &iv).apply(&mut bytes);
         client.push(bytes);
@@ -231,7 +239,11 @@ fn start_offsets_are_drawn_across_the_whole_range() {
             PuzzleChunk {
                 chunk: i as u64,
                 len: *len,
-                iv: key.chunk_iv(i as u64),
+                iv: key.chunk_iv(&crate::keys::ChunkAt::new(
+                    Hash([1; 32]),
+                    Hash([2; 32]),
+                    i as u64,
+                )),
                 key,
             }
         })

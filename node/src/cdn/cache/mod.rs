@@ -397,15 +397,22 @@ impl NodeModule for CacheModule {
             Duration::from_secs(2),
             ctx.ledger().head_events(1),
         )));
-        // Discovery: announce this cache in the DHT, and again before the
-        // record expires.
+        // Discovery: announce this cache in the DHT with a signed advert,
+        // and again before they expire.
         let announce = network.clone();
         let key = super::caches_key(&genesis);
+        let state = self.state.clone();
         self.tasks.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(super::ANNOUNCE_INTERVAL);
             loop {
                 tick.tick().await;
                 announce.provide(key.clone());
+                match advert(&state, &announce, &genesis) {
+                    Ok((k, v)) => announce.put_record(k, v, 2 * super::ANNOUNCE_INTERVAL),
+                    Err(e) => {
+                        tracing::warn!(target: "cachecash::cdn", "cannot build the cache advert: {e}")
+                    }
+                }
             }
         }));
         let _ = self.state.account.set(me);
@@ -474,6 +481,52 @@ pub fn check_escrow(
         ));
     }
     Ok(escrow)
+}
+
+/// This cache's signed advert and its DHT key: where it listens, its quota
+/// and free room, the escrows it is hired for, valid for two announce
+/// intervals.
+fn advert(
+    state: &CacheState,
+    network: &crate::network::NetworkHandle,
+    genesis: &cachecash_runtime::Hash,
+) -> Result<(Vec<u8>, Vec<u8>), String> {
+    use cachecash_cdn::advert::{
+        CacheAdvert, MAX_ADDR_BYTES, MAX_ADVERT_ADDRS, MAX_ADVERT_ESCROWS, advert_key,
+    };
+    use parity_scale_codec::Encode;
+    let key = network.signing_key();
+    let cache = AccountId(key.verifying_key().to_bytes());
+    let usage = state.store.usage();
+    let mut escrows: Vec<EscrowId> = state
+        .tickets
+        .hires()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|h| h.escrow)
+        .collect();
+    // The newest hires matter most to a publisher.
+    escrows.reverse();
+    escrows.truncate(MAX_ADVERT_ESCROWS);
+    let now = super::unix_now();
+    let signed = CacheAdvert {
+        cache,
+        genesis: *genesis,
+        addrs: network
+            .listen_addresses()
+            .into_iter()
+            .map(|a| a.to_vec())
+            .filter(|a| a.len() <= MAX_ADDR_BYTES)
+            .take(MAX_ADVERT_ADDRS)
+            .collect(),
+        quota: usage.quota,
+        free: usage.quota.saturating_sub(usage.bytes),
+        escrows,
+        issued: now,
+        expires: now.saturating_add(2 * super::ANNOUNCE_INTERVAL.as_secs()),
+    }
+    .sign(&key);
+    Ok((advert_key(genesis, &cache), signed.encode()))
 }
 
 /// Whether a ticket of `round` and `number` may still win at chain head

@@ -398,7 +398,7 @@ impl CacheService {
             &hire.keys(),
             &r.client,
             r.sequence,
-            request.request.chunk_index,
+            &request.request.at(&r.object),
         );
         let len = u32::try_from(data.len()).unwrap_or(u32::MAX);
         write_msg(stream, &ChunkReply::Data { len }, t).await?;

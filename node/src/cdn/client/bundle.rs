@@ -186,7 +186,7 @@ pub async fn process(ctx: &Context, issued: IssuedBundle) -> Outcome {
         let t0 = Instant::now();
         for (f, c) in fetched.into_iter().zip(&b.chunks) {
             let mut d = f.data;
-            LayerCipher::for_chunk(&f.outer, c.request.chunk_index).apply(&mut d);
+            LayerCipher::for_chunk(&f.outer, &c.request.at(&b.remainder.object)).apply(&mut d);
             data.push(d);
         }
         let outer = t0.elapsed();
@@ -213,7 +213,7 @@ pub async fn process(ctx: &Context, issued: IssuedBundle) -> Outcome {
         let digests = evidence();
         let t2 = Instant::now();
         for ((d, c), key) in data.iter_mut().zip(&b.chunks).zip(&keys.inner) {
-            LayerCipher::for_chunk(key, c.request.chunk_index).apply(d);
+            LayerCipher::for_chunk(key, &c.request.at(&b.remainder.object)).apply(d);
         }
         let inner = t2.elapsed();
         let t3 = Instant::now();

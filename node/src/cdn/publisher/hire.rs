@@ -193,6 +193,40 @@ impl Roster {
     }
 }
 
+/// The addresses in `cache`'s current signed advert in the DHT, or why it
+/// has none that counts (none found, forged, foreign, expired).
+async fn advert_of(publisher: &Publisher, cache: AccountId) -> Result<Vec<Multiaddr>, String> {
+    use cachecash_cdn::advert::{SignedCacheAdvert, advert_key};
+    let genesis = publisher.ledger.genesis();
+    let values = publisher
+        .network
+        .records(advert_key(&genesis, &cache))
+        .await?;
+    let now = crate::cdn::unix_now();
+    let mut why = String::from("no signed advert found in the DHT");
+    let mut best: Option<SignedCacheAdvert> = None;
+    for v in values {
+        match SignedCacheAdvert::decode_bounded(&v) {
+            Ok(signed) => match signed.verify(&cache, &genesis, now) {
+                Ok(a) => {
+                    if best.as_ref().is_none_or(|b| b.advert.issued < a.issued) {
+                        best = Some(signed.clone());
+                    }
+                }
+                Err(e) => why = format!("its advert does not count: {e}"),
+            },
+            Err(e) => why = format!("its advert does not decode: {e}"),
+        }
+    }
+    let advert = best.ok_or(why)?.advert;
+    Ok(advert
+        .addrs
+        .iter()
+        .filter_map(|a| Multiaddr::try_from(a.clone()).ok())
+        .take(crate::cdn::MAX_PEER_ADDRS)
+        .collect())
+}
+
 /// Keeps every configured cache (and discovered ones, up to the limits)
 /// hired for the current escrow; returns never. A cache hired for an
 /// earlier escrow is offered the current one (after a rotation).
@@ -251,6 +285,22 @@ pub async fn keep_hired(publisher: Publisher) {
                 continue;
             }
             let configured = base.is_some();
+            if !configured {
+                // A discovered cache is tried only with a current advert
+                // signed by its own key; its addresses are where to dial.
+                match advert_of(&publisher, account).await {
+                    Ok(addrs) => {
+                        if !addrs.is_empty() {
+                            publisher.network.add_addresses(peer, addrs).await;
+                        }
+                    }
+                    Err(reason) => {
+                        publisher.state.counters.hires_declined.inc();
+                        tracing::info!(target: "cachecash::cdn", cache = %peer, "discovered cache not hired: {reason}");
+                        continue;
+                    }
+                }
+            }
             match offer(&publisher, &escrow, peer, account, base.clone()).await {
                 Ok(()) => {
                     // Where the offer reached it, for clients.

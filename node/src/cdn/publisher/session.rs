@@ -32,7 +32,7 @@ use super::escrow::ActiveEscrow;
 use super::hire::{BENCH_CORRUPT, BENCH_STALL};
 use crate::cdn::framing::{FrameError, read_msg, write_msg};
 use cachecash_cdn::bundle::{BundleOrder, ChunkOrder, L2Claim, prepare_bundle, sign_bundles};
-use cachecash_cdn::keys::{Layer, PuzzleSecret};
+use cachecash_cdn::keys::{ChunkAt, Layer, PuzzleSecret};
 use cachecash_cdn::layers::LayerCipher;
 use cachecash_cdn::messages::{
     CacheContact, ErrorKind, Fault, IssuedBundle, ObjectInfo, OpenRequest, SecretRelay,
@@ -497,6 +497,19 @@ impl Session<'_> {
             ));
         }
         let file = self.entry.file();
+        let object = self.entry.object();
+        let chunk_ids: Vec<Hash> = o
+            .chunk_indexes
+            .iter()
+            .map(|&i| {
+                self.entry
+                    .manifest
+                    .manifest
+                    .chunk_id(i)
+                    .copied()
+                    .unwrap_or_default()
+            })
+            .collect();
         let layout = self
             .entry
             .manifest
@@ -519,7 +532,9 @@ impl Session<'_> {
                     .secret
                     .master_key(&escrow.id, cache, Layer::Inner)
                     .session_key(&client, o.sequence);
-                LayerCipher::for_chunk(&key, index).apply(&mut buf);
+                let chunk_id = chunk_ids.get(i).copied().unwrap_or_default();
+                LayerCipher::for_chunk(&key, &ChunkAt::new(object, chunk_id, index))
+                    .apply(&mut buf);
                 let h = Hash(Sha256::digest(&buf).into());
                 if digests.get(i) != Some(&h) {
                     liars.push(*cache);

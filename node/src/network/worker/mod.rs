@@ -29,6 +29,7 @@ use std::sync::Arc;
 
 mod admission;
 mod announce;
+mod dht;
 mod gossip;
 mod peer;
 use peer::{Bucket, Peer};
@@ -82,6 +83,7 @@ struct Worker {
     user_requests: HashMap<OutboundRequestId, oneshot::Sender<Result<SyncResponse, String>>>,
     /// Kademlia provider lookups asked for through the handle.
     provider_queries: HashMap<kad::QueryId, (HashSet<PeerId>, oneshot::Sender<Vec<PeerId>>)>,
+    record_queries: HashMap<kad::QueryId, dht::RecordQuery>,
     jobs: import::JobQueue,
     serve: mpsc::Sender<(PeerId, ResponseChannel<SyncResponse>, SyncRequest)>,
     last_redial: Instant,
@@ -243,6 +245,7 @@ pub async fn start(
         header_checks: checks_tx,
         user_requests: HashMap::new(),
         provider_queries: HashMap::new(),
+        record_queries: HashMap::new(),
         jobs: jobs_tx,
         serve: serve_tx,
         last_redial: Instant::now(),
@@ -412,28 +415,10 @@ impl Worker {
             Command::FindPeer(peer) => {
                 self.swarm.behaviour_mut().kad.get_closest_peers(peer);
             }
-            Command::Provide(key) => {
-                if let Err(e) = self
-                    .swarm
-                    .behaviour_mut()
-                    .kad
-                    .start_providing(kad::RecordKey::new(&key))
-                {
-                    tracing::warn!(target: "cachecash::network", "cannot announce a provider record: {e}");
-                }
-            }
-            Command::GetProviders(key, reply) => {
-                if self.provider_queries.len() >= 64 {
-                    let _ = reply.send(Vec::new());
-                } else {
-                    let id = self
-                        .swarm
-                        .behaviour_mut()
-                        .kad
-                        .get_providers(kad::RecordKey::new(&key));
-                    self.provider_queries.insert(id, (HashSet::new(), reply));
-                }
-            }
+            Command::Provide(key) => self.provide(key),
+            Command::GetProviders(key, reply) => self.get_providers(key, reply),
+            Command::PutRecord(key, value, ttl) => self.put_record(key, value, ttl),
+            Command::GetRecords(key, reply) => self.get_records(key, reply),
             Command::AddAddresses(peer, addrs, reply) => {
                 if peer != *self.swarm.local_peer_id() && !self.bans.contains_key(&peer) {
                     for a in addrs.into_iter().take(crate::cdn::MAX_PEER_ADDRS) {
@@ -635,24 +620,8 @@ impl Worker {
                 }
             }
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
-                id,
-                result: kad::QueryResult::GetProviders(result),
-                step,
-                ..
-            }) => {
-                let done = match result {
-                    Ok(kad::GetProvidersOk::FoundProviders { providers, .. }) => {
-                        if let Some((found, _)) = self.provider_queries.get_mut(&id) {
-                            found.extend(providers.into_iter().take(1024));
-                        }
-                        step.last
-                    }
-                    Ok(kad::GetProvidersOk::FinishedWithNoAdditionalRecord { .. }) | Err(_) => true,
-                };
-                if done && let Some((found, reply)) = self.provider_queries.remove(&id) {
-                    let _ = reply.send(found.into_iter().collect());
-                }
-            }
+                id, result, step, ..
+            }) => self.on_query(id, result, step.last),
             BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer, addresses, ..
             }) => {
