@@ -337,6 +337,57 @@ async fn a_publisher_restarted_mid_fetch_never_reuses_a_sequence_and_the_fetch_c
     net.stop().await;
 }
 
+/// The spool of an HTTP origin's objects stays within its quota: pulling a
+/// third 1 MiB object into a 2.5 MiB spool evicts the least recently used
+/// one, and fetching the evicted object again pulls it anew, byte-exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_origin_spool_keeps_to_its_quota_and_evicted_objects_are_pulled_again() {
+    let files: HashMap<String, Vec<u8>> = (0..3)
+        .map(|i| (format!("o{i}"), random_bytes(1 << 20)))
+        .collect();
+    let url = http_origin(files.clone()).await;
+    let net = setup_tuned(
+        Origin::Http(url),
+        2,
+        plan(),
+        |_| {},
+        |p| {
+            p.spool_quota = 5 << 19;
+            p.spool_min_idle = Duration::ZERO;
+        },
+    )
+    .await;
+    let state = net.state.clone().unwrap();
+    let spool = state.config.dir.join("spool");
+    let spooled = || -> u64 {
+        std::fs::read_dir(&spool)
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    };
+    for name in ["o0", "o1", "o2"] {
+        let (out, _) = net.fetch(&format!("/{name}"), None).await.unwrap();
+        assert!(out == files[name], "{name} byte-exact");
+        assert!(spooled() <= 5 << 19, "the spool holds {} bytes", spooled());
+    }
+    // o0 was the least recently used: gone from the spool, and pulled again.
+    let o0 = state
+        .catalog
+        .entries()
+        .unwrap()
+        .into_iter()
+        .find(|e| e.path == "/o0")
+        .unwrap();
+    assert!(!o0.file().exists(), "o0 was evicted");
+    let (out, _) = net.fetch("/o0", None).await.unwrap();
+    assert!(out == files["o0"], "o0 byte-exact after its eviction");
+    assert!(o0.file().exists(), "o0 is spooled again");
+    assert!(spooled() <= 5 << 19);
+    net.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn restarts_keep_the_catalog_and_tickets_and_never_reuse_a_number() {
     let dir = tempfile::tempdir().unwrap();

@@ -82,6 +82,25 @@ pub enum BenchmarkCommand {
     /// Internal: a client process of `benchmark cdn`.
     #[command(hide = true)]
     CdnClient(crate::commands::benchmark_cdn::driver::DriverArgs),
+    /// Transports: one-direction throughput of one libp2p stream on loopback
+    /// over TCP + Noise + Yamux (what the node runs), TCP + TLS + Yamux and
+    /// QUIC, the candidates for the chunk streams (docs/decisions.md D16).
+    ///
+    /// Examples:
+    ///   cachecash benchmark transport
+    ///   cachecash benchmark transport --json --size-mib 512 --rounds 5
+    #[command(verbatim_doc_comment)]
+    Transport {
+        /// MiB sent per run.
+        #[arg(long, default_value_t = 256)]
+        size_mib: u64,
+        /// Runs per transport; the best is reported.
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// HTTP gateway: a `cachecash testnet` (every role its own process) over
     /// a directory origin; warm throughput of one object through the gateway
     /// and through `cachecash fetch`, time to first byte, and concurrent
@@ -303,6 +322,23 @@ pub fn run(cmd: BenchmarkCommand) -> anyhow::Result<()> {
             Ok(())
         }
         BenchmarkCommand::CdnClient(args) => crate::commands::benchmark_cdn::driver::run(args),
+        BenchmarkCommand::Transport {
+            size_mib,
+            rounds,
+            json: as_json,
+        } => {
+            anyhow::ensure!(size_mib >= 1, "--size-mib must be at least 1");
+            let r = crate::commands::benchmark_transport::run(size_mib, rounds)?;
+            if as_json {
+                println!(
+                    "{}",
+                    json!({"benchmark": "transport", "version": env!("CARGO_PKG_VERSION"), "result": r})
+                );
+            } else {
+                crate::commands::benchmark_transport::print(&r);
+            }
+            Ok(())
+        }
         BenchmarkCommand::Crypto { scale, json } => {
             let r = cachecash_cdn::bench::run(scale).map_err(anyhow::Error::msg)?;
             let gbps = r.two_layer_bytes.median / 1e9;

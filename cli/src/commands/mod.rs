@@ -3,6 +3,7 @@
 pub mod benchmark;
 pub mod benchmark_cdn;
 pub mod benchmark_gateway;
+pub mod benchmark_transport;
 pub mod cache;
 pub mod escrow;
 pub mod export_blocks;

@@ -17,8 +17,9 @@
 //! puzzle_covered = 0                      # chunks it covers; 0 = all, 3 with 4-chunk bundles = "3 of 4"
 //! max_window = 2                          # bundles issued ahead of the paid ones
 //! max_sessions = 1024                     # concurrent sessions, all peers together
-//! max_streams_per_peer = 256              # concurrent sessions and fills of one peer (a gateway is one peer)
+//! max_streams_per_peer = 512              # concurrent sessions and fills of one peer (a gateway is one peer)
 //! request_rate = 1000                     # session opens and fills per second per peer
+//! spool_quota = "16GiB"                   # HTTP-origin objects kept on disk (least recently used evicted)
 //!
 //! [publisher.terms]                       # terms of the escrows it opens
 //! face_value = "1CCH"
@@ -128,6 +129,7 @@ struct PublisherFile {
     max_sessions: Option<usize>,
     max_streams_per_peer: Option<usize>,
     request_rate: Option<u32>,
+    spool_quota: Option<String>,
     terms: Option<TermsFile>,
 }
 
@@ -350,6 +352,9 @@ pub fn modules(
         }
         if let Some(v) = pf.request_rate {
             c.request_rate = at_least_one(v, "publisher request_rate")?;
+        }
+        if let Some(q) = &pf.spool_quota {
+            c.spool_quota = parse_size(q).context("invalid publisher spool_quota")?;
         }
         out.push(Box::new(PublisherModule::new(c)));
     }

@@ -209,6 +209,16 @@ pub fn advert_key(genesis: &Hash, cache: &AccountId) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The cache whose advert key `key` is on the chain with `genesis`, or
+/// `None` when `key` is not an advert key of that chain.
+pub fn advert_key_account(genesis: &Hash, key: &[u8]) -> Option<AccountId> {
+    let prefix = format!("/cachecash/{}/cdn/cache-advert/", hex::encode(genesis.0));
+    let rest = key.strip_prefix(prefix.as_bytes())?;
+    let mut account = [0u8; 32];
+    hex::decode_to_slice(rest, &mut account).ok()?;
+    Some(AccountId(account))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -275,6 +285,19 @@ mod tests {
         let mut long = advert(&key, 1_000);
         long.expires = 1_000 + MAX_ADVERT_TTL + 1;
         assert!(long.sign(&key).verify(&me, &genesis, 1_000).is_err());
+    }
+
+    #[test]
+    fn advert_keys_name_their_cache_and_chain() {
+        let genesis = Hash([1; 32]);
+        let cache = AccountId([9; 32]);
+        let key = advert_key(&genesis, &cache);
+        assert_eq!(advert_key_account(&genesis, &key), Some(cache));
+        assert_eq!(advert_key_account(&Hash([2; 32]), &key), None);
+        assert_eq!(advert_key_account(&genesis, b"/cachecash/other"), None);
+        let mut short = key.clone();
+        short.pop();
+        assert_eq!(advert_key_account(&genesis, &short), None);
     }
 
     #[test]

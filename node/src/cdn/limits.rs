@@ -19,8 +19,10 @@
 //!
 //! [`RateLimits`] keeps a token bucket per peer (`rate` requests per
 //! second, bursts of twice that). A request past the rate is refused with a
-//! reply that says so, and a peer refused [`STRIKES_BEFORE_BAN`] times is a
-//! flooder, not a busy client: the service bans it. The table holds at most
+//! reply that says so, and a peer refused [`STRIKES_BEFORE_BAN`] times
+//! without ever letting its bucket refill is a flooder, not a busy client:
+//! the service bans it. A peer whose bucket refills completely starts
+//! counting afresh. The table holds at most
 //! [`MAX_TRACKED_PEERS`] peers; when full it forgets the peers whose bucket
 //! has refilled (they carry no state worth keeping), and if none has, the
 //! newcomer is refused until one does, so a Sybil swarm cannot grow it.
@@ -170,6 +172,11 @@ impl RateLimits {
         });
         b.tokens = (b.tokens + now.duration_since(b.last).as_secs_f64() * self.rate).min(burst);
         b.last = now;
+        if b.tokens >= burst {
+            // Quiet long enough to refill: earlier refusals were a burst,
+            // not a flood.
+            b.strikes = 0;
+        }
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
             return Verdict::Allowed;
@@ -222,6 +229,22 @@ mod tests {
             verdicts.iter().filter(|v| **v == Verdict::Limited).count(),
             STRIKES_BEFORE_BAN as usize - 2
         );
+    }
+
+    #[test]
+    fn refusals_are_forgiven_once_the_bucket_refills() {
+        let limits = RateLimits::new(10);
+        let a = PeerId::random();
+        let mut t = Instant::now();
+        // Bursts past the rate, each followed by a quiet spell: refused
+        // every time, never flagged as a flood.
+        for _ in 0..3 * STRIKES_BEFORE_BAN {
+            for _ in 0..20 {
+                assert_eq!(limits.check_at(a, t), Verdict::Allowed);
+            }
+            assert_eq!(limits.check_at(a, t), Verdict::Limited);
+            t += Duration::from_secs(3);
+        }
     }
 
     #[test]

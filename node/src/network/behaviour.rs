@@ -193,6 +193,9 @@ impl Behaviour {
         // The swarm task bootstraps when it has too few peers; kad's own
         // timer would only warn on a lone node.
         kad_config.set_periodic_bootstrap_interval(None);
+        // Records from peers are judged before they are stored
+        // (worker/dht.rs): only valid, newer signed cache adverts are kept.
+        kad_config.set_record_filtering(kad::StoreInserts::FilterBoth);
         let mut kad =
             kad::Behaviour::with_config(peer_id, kad::store::MemoryStore::new(peer_id), kad_config);
         // Every node serves the DHT: nodes on private networks (and tests on

@@ -58,7 +58,7 @@ pub const REQUESTS_PER_SECOND: u32 = 50;
 /// Gossip messages a peer may send per second (burst: twice as many).
 pub const GOSSIP_PER_SECOND: u32 = 2000;
 /// Most values one DHT record lookup returns.
-pub const MAX_RECORDS_PER_LOOKUP: usize = 8;
+pub const MAX_RECORDS_PER_LOOKUP: usize = 32;
 /// Capacity of the command channel.
 pub const COMMAND_QUEUE: usize = 64;
 

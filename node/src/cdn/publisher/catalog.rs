@@ -109,6 +109,11 @@ impl Catalog {
             .collect())
     }
 
+    /// Marks the entry's spool file used (no effect for a directory origin).
+    pub fn touch(&self, e: &CatalogEntry) {
+        self.origin.spool().touch(&e.file());
+    }
+
     fn is_fresh(&self, e: &CatalogEntry) -> bool {
         if matches!(self.origin.origin(), super::origin::Origin::Dir(_)) {
             // A stat per request is cheap: directory objects are always checked.
@@ -138,6 +143,7 @@ impl Catalog {
                 && self.is_fresh(e)
                 && e.file().exists()
             {
+                self.touch(e);
                 return Ok(e.clone());
             }
             let validators = held
@@ -147,6 +153,7 @@ impl Catalog {
             match self.origin.pull(path, validators.as_ref()).await? {
                 Pulled::NotModified => {
                     let mut e = held.ok_or_else(|| internal("304 without a held entry"))?;
+                    self.touch(&e);
                     e.checked_at = unix_now();
                     self.kv.put(&entry_key(&object), &e, false).map_err(internal)?;
                     Ok(e)

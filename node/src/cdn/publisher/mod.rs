@@ -25,6 +25,7 @@ pub mod origin;
 pub mod placement;
 pub mod relay;
 pub mod session;
+pub mod spool;
 
 use super::framing::{FrameError, read_msg, write_body, write_msg};
 use super::kv::Kv;
@@ -95,6 +96,10 @@ pub struct PublisherConfig {
     pub max_streams_per_peer: usize,
     /// Control requests (session opens, fills) per second per peer.
     pub request_rate: u32,
+    /// Bytes the spool of an HTTP origin's objects may hold.
+    pub spool_quota: u64,
+    /// A spool file used within this long is not evicted.
+    pub spool_min_idle: Duration,
 }
 
 impl PublisherConfig {
@@ -120,8 +125,10 @@ impl PublisherConfig {
             session_idle: Duration::from_secs(60),
             instance: (0, 1),
             max_sessions: 1024,
-            max_streams_per_peer: 256,
+            max_streams_per_peer: 512,
             request_rate: 1_000,
+            spool_quota: 16 << 30,
+            spool_min_idle: Duration::from_secs(600),
         }
     }
 }
@@ -313,9 +320,14 @@ impl NodeModule for PublisherModule {
         let ledger: Arc<dyn Ledger> =
             Arc::new(ChainLedger::new(ctx.chain.clone(), ctx.pool.clone()));
         let kv = Arc::new(Kv::open(&self.config.dir.join("db")).map_err(|e| e.to_string())?);
+        let spool = spool::Spool::open(
+            &self.config.dir.join("spool"),
+            self.config.spool_quota,
+            self.config.spool_min_idle,
+        )?;
         let origin = origin::OriginClient::new(
             self.config.origin.clone(),
-            self.config.dir.join("spool"),
+            Arc::new(spool),
             self.config.chunk_size,
             self.config.origin_timeout,
         )?;
@@ -579,6 +591,7 @@ impl Publisher {
         let layout = manifest.layout().map_err(|e| e.to_string())?;
         let len = layout.chunk_len(fill.chunk_index).unwrap_or(0) as usize;
         let offset = layout.chunk_offset(fill.chunk_index).unwrap_or(0);
+        self.state.catalog.touch(&entry);
         let file = entry.file();
         let data = tokio::task::spawn_blocking(move || {
             let mut buf = vec![0u8; len];

@@ -19,6 +19,7 @@ use cachecash_cdn::messages::ErrorKind;
 use futures::StreamExt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Where objects come from.
@@ -183,7 +184,7 @@ pub enum Pulled {
 pub struct OriginClient {
     origin: Origin,
     http: reqwest::Client,
-    spool: PathBuf,
+    spool: Arc<super::spool::Spool>,
     chunk_size: u32,
 }
 
@@ -191,12 +192,10 @@ impl OriginClient {
     /// A client for `origin`, spooling into `spool`.
     pub fn new(
         origin: Origin,
-        spool: PathBuf,
+        spool: Arc<super::spool::Spool>,
         chunk_size: u32,
         timeout: Duration,
     ) -> Result<OriginClient, String> {
-        std::fs::create_dir_all(&spool)
-            .map_err(|e| format!("cannot create the spool directory {}: {e}", spool.display()))?;
         let http = reqwest::Client::builder()
             .connect_timeout(timeout)
             .read_timeout(timeout)
@@ -209,6 +208,11 @@ impl OriginClient {
             spool,
             chunk_size,
         })
+    }
+
+    /// The spool.
+    pub fn spool(&self) -> &super::spool::Spool {
+        &self.spool
     }
 
     /// The origin.
@@ -349,6 +353,7 @@ impl OriginClient {
         let object = object_id(path);
         let tmp = self
             .spool
+            .dir()
             .join(format!("{}.{}.tmp", hex::encode(object.0), unix_now()));
         let mut out = std::fs::File::create(&tmp)
             .map_err(|e| upstream(format!("cannot spool {path}: {e}")))?;
@@ -380,9 +385,9 @@ impl OriginClient {
         let manifest = builder
             .finish()
             .map_err(|e| upstream(format!("{path}: {e}")))?;
-        let file = self.spool.join(hex::encode(object.0));
+        let file = self.spool.dir().join(hex::encode(object.0));
         out.sync_all()
-            .and_then(|()| std::fs::rename(&tmp, &file))
+            .and_then(|()| self.spool.commit(&tmp, &file, manifest.size))
             .map_err(|e| upstream(format!("cannot spool {path}: {e}")))?;
         Ok(Pulled::Fresh {
             manifest: Box::new(manifest),

@@ -335,6 +335,8 @@ impl Session<'_> {
             chunks,
         };
         let escrow = self.escrow.clone();
+        // Keeps the spool from evicting it while the session reads it.
+        self.p.state.catalog.touch(&self.entry);
         let file = self.entry.file();
         let chunk_size = u64::from(manifest.chunk_size);
         let key = p.network.signing_key();
@@ -496,6 +498,8 @@ impl Session<'_> {
                 ),
             ));
         }
+        // Keeps the spool from evicting it while the session reads it.
+        self.p.state.catalog.touch(&self.entry);
         let file = self.entry.file();
         let object = self.entry.object();
         let chunk_ids: Vec<Hash> = o

@@ -2,13 +2,21 @@
 //! key) and value records (what is stored under a key), each lookup with a
 //! bounded number of queries in flight and of results kept.
 //!
-//! Values in the DHT are untrusted: anyone may store anything under any
-//! key. The worker hands every value it finds (up to
+//! Records peers ask this node to store are filtered
+//! ([`kad::StoreInserts::FilterBoth`]): provider records are kept (kad
+//! checks that the provider is the sender), and the only value records kept
+//! are signed cache adverts that verify under the cache their key names and
+//! are newer than the one held. A peer can therefore neither fill the store
+//! with junk nor overwrite a cache's advert with an older or forged one.
+//!
+//! Values found in other nodes' stores are still untrusted: anyone may store anything under any
+//! key on a node that does not filter. The worker hands every value it finds (up to
 //! [`MAX_RECORDS_PER_LOOKUP`]) to the caller, which verifies them (signed
 //! cache adverts, for example); it never picks one for the caller.
 
 use super::*;
 use crate::network::MAX_RECORDS_PER_LOOKUP;
+use kad::store::RecordStore;
 
 /// A value lookup in flight: the distinct values found so far, and whom to
 /// answer.
@@ -66,6 +74,70 @@ impl Worker {
             .kad
             .get_record(kad::RecordKey::new(&key));
         self.record_queries.insert(id, (Vec::new(), reply));
+    }
+
+    /// A record a peer asks this node to store.
+    pub(super) fn on_inbound(&mut self, request: kad::InboundRequest) {
+        match request {
+            kad::InboundRequest::AddProvider {
+                record: Some(provider),
+            } => {
+                let _ = self
+                    .swarm
+                    .behaviour_mut()
+                    .kad
+                    .store_mut()
+                    .add_provider(provider);
+            }
+            kad::InboundRequest::PutRecord {
+                source,
+                record: Some(record),
+                ..
+            } => match self.judge_record(&record) {
+                Ok(()) => {
+                    if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(record) {
+                        tracing::debug!(target: "cachecash::network", %source, "DHT record not stored: {e}");
+                    }
+                }
+                Err(why) => {
+                    tracing::debug!(target: "cachecash::network", %source, "DHT record refused: {why}");
+                }
+            },
+            _ => {}
+        }
+    }
+
+    /// Whether a value record may be stored: a current signed cache advert
+    /// under its own key, newer than the one held.
+    fn judge_record(&mut self, record: &kad::Record) -> Result<(), String> {
+        use cachecash_cdn::advert::{SignedCacheAdvert, advert_key_account};
+        let cache = advert_key_account(&self.genesis, record.key.as_ref())
+            .ok_or("not a cache advert key of this chain")?;
+        let now = crate::cdn::unix_now();
+        let issued = |bytes: &[u8]| -> Result<u64, String> {
+            let signed = SignedCacheAdvert::decode_bounded(bytes).map_err(|e| e.to_string())?;
+            let advert = signed
+                .verify(&cache, &self.genesis, now)
+                .map_err(|e| e.to_string())?;
+            Ok(advert.issued)
+        };
+        let new = issued(&record.value)?;
+        let held = self
+            .swarm
+            .behaviour_mut()
+            .kad
+            .store_mut()
+            .get(&record.key)
+            .map(|r| r.value.clone());
+        if let Some(old) = held
+            && let Ok(old) = issued(&old)
+            && old >= new
+        {
+            return Err(format!(
+                "an advert issued at {old} is held; this one is from {new}"
+            ));
+        }
+        Ok(())
     }
 
     /// A step of one of our DHT queries.

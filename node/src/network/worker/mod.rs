@@ -622,6 +622,7 @@ impl Worker {
             BehaviourEvent::Kad(kad::Event::OutboundQueryProgressed {
                 id, result, step, ..
             }) => self.on_query(id, result, step.last),
+            BehaviourEvent::Kad(kad::Event::InboundRequest { request }) => self.on_inbound(request),
             BehaviourEvent::Kad(kad::Event::RoutingUpdated {
                 peer, addresses, ..
             }) => {
