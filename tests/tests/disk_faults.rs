@@ -8,6 +8,7 @@
 use cachecash_chain_spec::ChainSpec;
 use cachecash_node::chain::{BlockOrigin, Chain, ImportError, ImportOutcome};
 use cachecash_node::metrics::Metrics;
+use cachecash_node::storage::history::{HistoryPosition, HistoryRecord};
 use cachecash_node::storage::{
     BlockStatus, Head, MemoryStore, Store, StoreError, StoreResult, StoredHeader, TxLocation,
 };
@@ -62,6 +63,14 @@ impl Store for FullDisk {
     }
     fn tx_location(&self, tx: &Hash) -> StoreResult<Option<TxLocation>> {
         self.inner.tx_location(tx)
+    }
+    fn history(
+        &self,
+        subject: &[u8; 32],
+        before: Option<HistoryPosition>,
+        limit: usize,
+    ) -> StoreResult<Vec<HistoryRecord>> {
+        self.inner.history(subject, before, limit)
     }
     fn tree_node(&self, key: &NodeKey) -> StoreResult<Option<Node>> {
         self.inner.tree_node(key)

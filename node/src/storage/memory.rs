@@ -6,7 +6,7 @@
 //! respect to readers. Nothing survives the process.
 
 use super::rocks::{check_extends, check_update_version};
-use super::{BlockStatus, Head, Store, StoreError, StoreResult, StoredHeader, TxLocation};
+use super::{BlockStatus, Head, Store, StoreError, StoreResult, StoredHeader, TxLocation, history};
 use cachecash_runtime::commitment::MemoryTree;
 use cachecash_runtime::genesis::Genesis;
 use cachecash_runtime::verify::ExecutedBlock;
@@ -27,6 +27,7 @@ struct Inner {
     bodies: HashMap<Hash, Vec<SignedTransaction>>,
     canonical: BTreeMap<BlockNumber, Hash>,
     tx_index: HashMap<Hash, TxLocation>,
+    history: BTreeMap<[u8; history::KEY_BYTES], Vec<u8>>,
     tree: MemoryTree,
     status: HashMap<Hash, BlockStatus>,
     side: BTreeSet<(BlockNumber, Hash)>,
@@ -42,6 +43,7 @@ impl Inner {
     /// Stores a block (genesis or not) and moves the head to it.
     fn insert_block(
         &mut self,
+        genesis: &Hash,
         header: StoredHeader,
         hash: Hash,
         transactions: Vec<SignedTransaction>,
@@ -60,9 +62,11 @@ impl Inner {
                 Ok((*tx, TxLocation { block: hash, index }))
             })
             .collect::<StoreResult<Vec<_>>>()?;
+        let entries = history::entries(genesis, &header.header, &transactions, tx_hashes)?;
         // Nothing above can fail past this point, so the update is all or
         // nothing under the write lock.
         self.tx_index.extend(locations);
+        self.history.extend(entries);
         self.headers.insert(hash, header);
         self.bodies.insert(hash, transactions);
         self.canonical.insert(number, hash);
@@ -135,6 +139,7 @@ impl Store for MemoryStore {
             .map(|t| t.hash())
             .collect();
         let head = inner.insert_block(
+            &genesis.hash,
             header,
             genesis.hash,
             genesis.block.transactions.clone(),
@@ -165,6 +170,32 @@ impl Store for MemoryStore {
         Ok(self.inner.read().tx_index.get(tx).copied())
     }
 
+    fn history(
+        &self,
+        subject: &[u8; 32],
+        before: Option<history::HistoryPosition>,
+        limit: usize,
+    ) -> StoreResult<Vec<history::HistoryRecord>> {
+        let Some(start) = history::scan_start(subject, before) else {
+            return Ok(Vec::new());
+        };
+        let from = history::key(
+            subject,
+            history::HistoryPosition {
+                number: 0,
+                index: 0,
+            },
+        );
+        let inner = self.inner.read();
+        inner
+            .history
+            .range(from..=start)
+            .rev()
+            .take(limit)
+            .map(|(k, v)| history::decode(k, v).map(|(_, r)| r))
+            .collect()
+    }
+
     fn tree_node(&self, key: &NodeKey) -> StoreResult<Option<Node>> {
         self.inner
             .read()
@@ -190,7 +221,9 @@ impl Store for MemoryStore {
             header: block.block.header.clone(),
             total_work,
         };
+        let genesis = inner.genesis.ok_or(StoreError::Uninitialized)?;
         inner.insert_block(
+            &genesis,
             header,
             block.hash,
             block.block.transactions.clone(),
@@ -234,9 +267,23 @@ impl Store for MemoryStore {
                 message: "record is missing".into(),
             });
         }
+        let body = inner.bodies.get(&head.hash).cloned().unwrap_or_default();
+        let genesis = inner.genesis.ok_or(StoreError::Uninitialized)?;
+        let hashes: Vec<Hash> = body.iter().map(|t| t.hash()).collect();
+        let header = inner
+            .headers
+            .get(&head.hash)
+            .map(|h| h.header.clone())
+            .ok_or_else(|| StoreError::Corrupt {
+                what: format!("header {} of the head", head.hash),
+                message: "record is missing".into(),
+            })?;
+        let entries = history::entries(&genesis, &header, &body, &hashes)?;
         // Nothing can fail past this point. The block stays in the index,
         // now a side block.
-        let body = inner.bodies.get(&head.hash).cloned().unwrap_or_default();
+        for (k, _) in entries {
+            inner.history.remove(&k);
+        }
         inner.side.insert((head.number, head.hash));
         for tx in &body {
             let tx_hash = tx.hash();

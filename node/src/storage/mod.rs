@@ -9,6 +9,7 @@
 //! | `bodies` | block hash | SCALE `Vec<SignedTransaction>` |
 //! | `canonical` | number (u64 BE) | block hash |
 //! | `tx_index` | transaction hash | SCALE [`TxLocation`] |
+//! | `history` | subject (account or escrow) ‖ number (u64 BE) ‖ index (u32 BE) | transaction hash, or empty for the miner's entry ([`history`]) |
 //! | `state_nodes` | version (u64 BE) ‖ borsh(NodeKey) | borsh(Node) |
 //! | `state_values` | key hash ‖ version (u64 BE) | SCALE `Option<Vec<u8>>` |
 //! | `undo` | number (u64 BE) | SCALE `Vec<[u8; 32]>`: key hashes written at that version |
@@ -66,6 +67,7 @@
 //!   at every open. Version 1 (canonical blocks only, reverted blocks
 //!   deleted) is a subset of version 2 and is upgraded in place.
 
+pub mod history;
 pub mod memory;
 pub mod rocks;
 
@@ -87,7 +89,10 @@ pub use rocks::RocksStore;
 /// `export-blocks` with the old release and `import-blocks` with this one).
 /// Version 4 added the `closed` flag to escrow records (the penalty's grace
 /// period after close): older state cannot be decoded, so it is refused too.
-pub const FORMAT_VERSION: u32 = 4;
+/// Version 5 added the `history` table; a version 4 database is upgraded
+/// in place when it opens (the index is built from its canonical blocks,
+/// then the version is written).
+pub const FORMAT_VERSION: u32 = 5;
 
 /// What the block index knows about a stored block (SCALE: one byte,
 /// `0` checked, `1` valid, `2` invalid).
@@ -230,6 +235,16 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Where a canonical transaction was included.
     fn tx_location(&self, tx: &Hash) -> StoreResult<Option<TxLocation>>;
+
+    /// A page of `subject`'s history (an account or an escrow), newest
+    /// first: at most `limit` entries strictly before `before`, or from
+    /// the newest when `before` is `None`.
+    fn history(
+        &self,
+        subject: &[u8; 32],
+        before: Option<history::HistoryPosition>,
+        limit: usize,
+    ) -> StoreResult<Vec<history::HistoryRecord>>;
 
     /// A state-tree node.
     fn tree_node(&self, key: &NodeKey) -> StoreResult<Option<Node>>;

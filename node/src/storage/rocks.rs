@@ -5,6 +5,8 @@
 //! One column family per table of the [module table](super):
 //!
 //! - `headers`, `bodies`, `tx_index`: the 32-byte hash as key.
+//! - `history`: subject ‖ number (u64 big-endian) ‖ index (u32
+//!   big-endian), see [`crate::storage::history`].
 //! - `canonical`, `undo`: the block number as 8 bytes big-endian, so keys
 //!   sort numerically.
 //! - `state_nodes`: tree version (u64 big-endian) ‖ borsh(`NodeKey`). The
@@ -63,6 +65,7 @@ use rocksdb::{
 };
 use std::path::Path;
 
+mod history;
 mod index;
 use index::side_key;
 
@@ -77,9 +80,10 @@ const CF_BLOCK_STATUS: &str = "block_status";
 const CF_SIDE_BLOCKS: &str = "side_blocks";
 const CF_STALE_NODES: &str = "stale_nodes";
 const CF_META: &str = "meta";
+const CF_HISTORY: &str = "history";
 
 /// Every column family this build uses.
-const COLUMN_FAMILIES: [&str; 11] = [
+const COLUMN_FAMILIES: [&str; 12] = [
     CF_HEADERS,
     CF_BODIES,
     CF_CANONICAL,
@@ -91,6 +95,7 @@ const COLUMN_FAMILIES: [&str; 11] = [
     CF_SIDE_BLOCKS,
     CF_STALE_NODES,
     CF_META,
+    CF_HISTORY,
 ];
 
 const META_FORMAT_VERSION: &[u8] = b"format_version";
@@ -197,6 +202,13 @@ impl RocksStore {
                     })?;
                 if found == FORMAT_VERSION {
                     return Ok(());
+                }
+                if found == 4 {
+                    // Version 5 only added the history index.
+                    self.build_history()?;
+                    let mut batch = WriteBatch::default();
+                    batch.put_cf(meta, META_FORMAT_VERSION, FORMAT_VERSION.to_le_bytes());
+                    return self.write(batch);
                 }
                 Err(StoreError::FormatVersion {
                     path: self.path.clone(),
@@ -409,6 +421,19 @@ impl Store for RocksStore {
             };
             batch.put_cf(tx_cf, tx.hash().0, location.encode());
         }
+        let hashes: Vec<Hash> = genesis
+            .block
+            .transactions
+            .iter()
+            .map(|t| t.hash())
+            .collect();
+        self.put_history(
+            &mut batch,
+            &genesis.hash,
+            &genesis.block.header,
+            &genesis.block.transactions,
+            &hashes,
+        )?;
         self.put_state(&mut batch, 0, &genesis.update.batch)?;
         let meta = self.cf(CF_META)?;
         batch.put_cf(meta, META_GENESIS, genesis.hash.0);
@@ -439,6 +464,15 @@ impl Store for RocksStore {
 
     fn tx_location(&self, tx: &Hash) -> StoreResult<Option<TxLocation>> {
         self.get_decoded(CF_TX_INDEX, &tx.0, || format!("tx_index {tx}"))
+    }
+
+    fn history(
+        &self,
+        subject: &[u8; 32],
+        before: Option<crate::storage::history::HistoryPosition>,
+        limit: usize,
+    ) -> StoreResult<Vec<crate::storage::history::HistoryRecord>> {
+        self.read_history(subject, before, limit)
     }
 
     fn tree_node(&self, key: &NodeKey) -> StoreResult<Option<Node>> {
@@ -509,6 +543,14 @@ impl Store for RocksStore {
             };
             batch.put_cf(tx_cf, tx_hash.0, location.encode());
         }
+        let genesis = self.read_genesis()?.ok_or(StoreError::Uninitialized)?;
+        self.put_history(
+            &mut batch,
+            &genesis,
+            &block.block.header,
+            &block.block.transactions,
+            &block.tx_hashes,
+        )?;
         self.put_state(&mut batch, number, &block.update.batch)?;
         batch.put_cf(self.cf(CF_META)?, META_HEAD, new_head.encode());
         self.write(batch)?;
@@ -568,6 +610,7 @@ impl Store for RocksStore {
                 batch.delete_cf(tx_cf, tx_hash.0);
             }
         }
+        self.delete_history(&mut batch, &header.header, &body)?;
         self.delete_nodes_of_version(&mut batch, number)?;
         // The nodes this version made stale are live again.
         if let Some(next) = number.checked_add(1) {

@@ -812,6 +812,7 @@ fn raw_db(path: &Path) -> rocksdb::DB {
         "side_blocks",
         "stale_nodes",
         "meta",
+        "history",
     ];
     rocksdb::DB::open_cf(&opts, path, cfs).expect("raw open")
 }
@@ -1040,3 +1041,5 @@ proptest! {
         }
     }
 }
+
+mod history;
