@@ -411,7 +411,8 @@ impl Node {
                             chain.clone(),
                             pool.clone(),
                         )),
-                    );
+                    )
+                    .allow_unsafe(config.rpc_methods.allows_unsafe(&addr));
                     m.merge(CacheApiServer::into_rpc(settle.clone()))
                         .map_err(|e| NodeError::Module {
                             name: "rpc",

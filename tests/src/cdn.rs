@@ -158,6 +158,22 @@ pub async fn start_publisher_tuned(
     plan: EscrowPlan,
     tune: impl FnOnce(&mut PublisherConfig),
 ) -> (Node, Arc<PublisherState>) {
+    start_publisher_with_modules(spec, base, boot, origin, caches, plan, tune, vec![]).await
+}
+
+/// Like [`start_publisher_tuned`], with more modules on the publisher's
+/// node (a dashboard, say).
+#[allow(clippy::too_many_arguments)]
+pub async fn start_publisher_with_modules(
+    spec: &cachecash_chain_spec::ChainSpec,
+    base: &Path,
+    boot: Vec<libp2p::Multiaddr>,
+    origin: Origin,
+    caches: Vec<libp2p::Multiaddr>,
+    plan: EscrowPlan,
+    tune: impl FnOnce(&mut PublisherConfig),
+    extra: Vec<Box<dyn cachecash_node::NodeModule>>,
+) -> (Node, Arc<PublisherState>) {
     let alice = cachecash_chain_spec::dev_accounts::dev_signing_key("alice").unwrap();
     let mut config = PublisherConfig::new(
         base.join("publisher"),
@@ -172,7 +188,9 @@ pub async fn start_publisher_tuned(
     tune(&mut config);
     let module = PublisherModule::new(config);
     let handle = module.handle();
-    let node = start_with_modules(spec, base, None, boot, vec![Box::new(module)]).await;
+    let mut modules: Vec<Box<dyn cachecash_node::NodeModule>> = vec![Box::new(module)];
+    modules.extend(extra);
+    let node = start_with_modules(spec, base, None, boot, modules).await;
     let state = handle.get().cloned().expect("the publisher started");
     (node, state)
 }

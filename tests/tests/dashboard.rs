@@ -111,6 +111,65 @@ impl Browser {
             Some(serde_json::json!({ "url": url })),
         )
         .await;
+        self.wait_for(what, ready).await
+    }
+
+    /// Saves a screenshot as `name`.png.
+    async fn screenshot(&self, name: &str) {
+        use base64::Engine;
+        let v = Self::send(&self.http, self.http.get(self.url("/screenshot")), None).await;
+        if let Some(b64) = v.as_str()
+            && let Ok(png) = base64::engine::general_purpose::STANDARD.decode(b64)
+        {
+            std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
+        }
+    }
+
+    /// Clicks the element at `css` (retrying while a redraw replaces it)
+    /// until the page asks for confirmation; accepts it and returns the
+    /// question.
+    async fn click_and_confirm(&self, css: &str) -> String {
+        let end = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = Self::send(
+                &self.http,
+                self.http.post(self.url("/element")),
+                Some(serde_json::json!({ "using": "css selector", "value": css })),
+            )
+            .await;
+            if let Some(id) = found
+                .as_object()
+                .and_then(|o| o.values().next())
+                .and_then(|v| v.as_str())
+            {
+                Self::send(
+                    &self.http,
+                    self.http.post(self.url(&format!("/element/{id}/click"))),
+                    Some(serde_json::json!({})),
+                )
+                .await;
+                let text =
+                    Self::send(&self.http, self.http.get(self.url("/alert/text")), None).await;
+                if let Some(question) = text.as_str() {
+                    Self::send(
+                        &self.http,
+                        self.http.post(self.url("/alert/accept")),
+                        Some(serde_json::json!({})),
+                    )
+                    .await;
+                    return question.to_string();
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < end,
+                "no confirmation after clicking {css}: {found}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Waits until the current page satisfies `ready`, without reloading.
+    async fn wait_for(&self, what: &str, ready: impl Fn(&str) -> bool) -> String {
         let end = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
             let v = Self::send(&self.http, self.http.get(self.url("/source")), None).await;
@@ -123,17 +182,6 @@ impl Browser {
                 "{what}: not shown within 30 s; the page is:\n{source}"
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    /// Saves a screenshot as `name`.png.
-    async fn screenshot(&self, name: &str) {
-        use base64::Engine;
-        let v = Self::send(&self.http, self.http.get(self.url("/screenshot")), None).await;
-        if let Some(b64) = v.as_str()
-            && let Ok(png) = base64::engine::general_purpose::STANDARD.decode(b64)
-        {
-            std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
         }
     }
 
@@ -167,13 +215,20 @@ async fn the_dashboard_shows_the_live_head_a_caches_service_and_explorer_lookups
     let origin = tempfile::tempdir().unwrap();
     let body = random_bytes(1 << 20);
     std::fs::write(origin.path().join("one.bin"), &body).unwrap();
-    let (publisher, state) = start_publisher(
+    // The publisher node serves a dashboard with actions on.
+    let publisher_dashboard = DashboardModule::bind("127.0.0.1:0".parse().unwrap())
+        .unwrap()
+        .with_actions(true);
+    let publisher_dash = format!("http://{}", publisher_dashboard.local_addr());
+    let (publisher, state) = start_publisher_with_modules(
         &spec,
         &dir.path().join("publisher"),
         boot.clone(),
         Origin::Dir(origin.path().to_path_buf()),
         vec![p2p_addr(&cache_node)],
         plan(),
+        |_| {},
+        vec![Box::new(publisher_dashboard)],
     )
     .await;
     wait_until("escrow open and the cache hired", DEADLINE, || {
@@ -237,6 +292,10 @@ async fn the_dashboard_shows_the_live_head_a_caches_service_and_explorer_lookups
             .any(|s| dom.contains(s)),
         "tickets by state: {dom}"
     );
+    assert!(
+        !dom.contains("claim-now") && !dom.contains("<button"),
+        "read-only by default: no action offered: {dom}"
+    );
 
     // Explorer: a block by number; an account.
     browser
@@ -262,6 +321,58 @@ async fn the_dashboard_shows_the_live_head_a_caches_service_and_explorer_lookups
         balance.is_some_and(|b| b > 900_000.0),
         "alice's balance (funded at genesis, less her escrow): {dom}"
     );
+    // Her history: the escrow the publisher opened with her key.
+    let dom = browser
+        .page(
+            &format!("{dash}/#/explore/0x{alice}"),
+            "alice's history",
+            |d| d.contains("History</h3>") && d.contains(">escrowOpen<"),
+        )
+        .await;
+    browser.screenshot("explore-account").await;
+    let escrow = state.escrow().unwrap().id;
+    assert!(dom.contains("Account</h3>"), "{dom}");
+    // The escrow: its record and its history.
+    browser
+        .page(&format!("{dash}/#/explore/{escrow}"), "the escrow", |d| {
+            d.contains("Escrow</h3>") && d.contains(">escrowOpen<")
+        })
+        .await;
+    browser.screenshot("explore-escrow").await;
+    // The miner's history: its rewards.
+    let ferdie = hex::encode(dev("ferdie").0);
+    browser
+        .page(
+            &format!("{dash}/#/explore/0x{ferdie}"),
+            "the miner's history",
+            |d| d.contains(">mined<"),
+        )
+        .await;
+
+    // The publisher's page: catalog, hired cache, escrows, and (actions
+    // on) a close button that asks first and shows the node's answer.
+    let dom = browser
+        .page(
+            &format!("{publisher_dash}/#/publisher"),
+            "the publisher page",
+            |d| d.contains("Caches hired") && d.contains("/one.bin") && d.contains(">Close<"),
+        )
+        .await;
+    browser.screenshot("publisher").await;
+    assert!(dom.contains(">healthy<"), "the hired cache's health: {dom}");
+    let question = browser.click_and_confirm("td button").await;
+    assert!(
+        question.contains(&format!("Close escrow {escrow}?")),
+        "the action asks first: {question}"
+    );
+    let unlock = state.escrow().unwrap().terms().unlock_height().unwrap();
+    browser
+        .wait_for("the refused close", |d| {
+            d.contains("publisher_closeEscrow refused: ")
+                && d.contains(&format!("cannot be closed before block #{unlock}"))
+        })
+        .await;
+    browser.screenshot("publisher-close-refused").await;
     browser.close().await;
 
     client.stop().await;

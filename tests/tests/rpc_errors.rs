@@ -182,6 +182,22 @@ async fn unsafe_methods_are_refused_unless_allowed() {
         e.starts_with("1012") && e.contains("--rpc-methods unsafe"),
         "{e}"
     );
+    // The dashboard's actions are unsafe too, refused before anything else.
+    for (method, params) in [
+        ("cache_claimNow", vec![]),
+        (
+            "publisher_closeEscrow",
+            vec![json!(format!("0x{}", "00".repeat(32)))],
+        ),
+    ] {
+        let e = rpc(safe.rpc_addr().unwrap(), method, params)
+            .await
+            .unwrap_err();
+        assert!(
+            e.starts_with("1012") && e.contains(method) && e.contains("--rpc-methods unsafe"),
+            "{e}"
+        );
+    }
     safe.stop().await;
     let local = start_node(&spec, dir.path(), Storage::Memory, None).await;
     let r = rpc(
@@ -191,6 +207,11 @@ async fn unsafe_methods_are_refused_unless_allowed() {
     )
     .await;
     assert_eq!(r.unwrap(), json!(false));
+    // Allowed, but the node runs no CDN role: it says which to start.
+    let e = rpc(local.rpc_addr().unwrap(), "cache_claimNow", vec![])
+        .await
+        .unwrap_err();
+    assert!(e.starts_with("1015") && e.contains("--cache"), "{e}");
     local.stop().await;
 }
 

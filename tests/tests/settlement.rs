@@ -159,6 +159,16 @@ async fn caches_are_paid_exactly_their_winners_less_fees_and_every_ticket_ends_w
             .await
             .unwrap();
         assert_eq!(rec["balanced"], true, "reconciliation: {rec}");
+        // The operator's "claim now" runs a pass at once: nothing is left
+        // to send.
+        let pass = rpc(node.rpc_addr().unwrap(), "cache_claimNow", vec![])
+            .await
+            .unwrap();
+        assert_eq!(pass["sent"], 0, "{pass}");
+        assert!(
+            pass["updated"].is_u64() && pass["heldBack"].is_u64(),
+            "{pass}"
+        );
         let earnings = rpc(node.rpc_addr().unwrap(), "cache_earnings", vec![])
             .await
             .unwrap();
@@ -515,6 +525,28 @@ async fn the_publisher_closes_its_finished_escrow_and_takes_the_penalty_back_aft
     let opened = escrow().expect("the escrow is open");
     let terms = opened.terms.clone();
     assert_eq!(opened.payment, terms.payment_required(2).unwrap());
+    // The operator cannot close it early, nor close what is not its own.
+    let publisher_rpc = net.publisher.as_ref().unwrap().rpc_addr().unwrap();
+    let e = rpc(
+        publisher_rpc,
+        "publisher_closeEscrow",
+        vec![serde_json::json!(id)],
+    )
+    .await
+    .unwrap_err();
+    let unlock = terms.unlock_height().unwrap();
+    assert!(
+        e.starts_with("1016") && e.contains(&format!("cannot be closed before block #{unlock}")),
+        "{e}"
+    );
+    let e = rpc(
+        publisher_rpc,
+        "publisher_closeEscrow",
+        vec![serde_json::json!(format!("0x{}", "ab".repeat(32)))],
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("is not open on the chain"), "{e}");
     let before = balance();
     // From unlock, the payment deposit comes back and the record stays,
     // holding the penalty.

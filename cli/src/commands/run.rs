@@ -112,6 +112,11 @@ pub struct RunArgs {
         default_missing_value = "127.0.0.1:9955"
     )]
     pub dashboard: Option<SocketAddr>,
+    /// Offer actions on the dashboard (a cache's "claim now", closing a
+    /// publisher's escrow). Each asks for confirmation, and the RPC serves
+    /// them only under the unsafe-method policy (`--rpc-methods`).
+    #[arg(long, requires = "dashboard")]
+    pub dashboard_actions: bool,
     /// CDN roles.
     #[command(flatten)]
     pub roles: crate::commands::roles::RoleArgs,
@@ -142,6 +147,7 @@ impl Default for RunArgs {
             state_pruning: Default::default(),
             node_key_file: None,
             dashboard: None,
+            dashboard_actions: false,
             roles: Default::default(),
         }
     }
@@ -223,9 +229,15 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         if args.no_rpc {
             anyhow::bail!("--dashboard reads the node over its RPC; drop --no-rpc");
         }
-        let d =
-            cachecash_node::dashboard::DashboardModule::bind(addr).map_err(anyhow::Error::msg)?;
-        eprintln!("dashboard: http://{}", d.local_addr());
+        let d = cachecash_node::dashboard::DashboardModule::bind(addr)
+            .map_err(anyhow::Error::msg)?
+            .with_actions(args.dashboard_actions);
+        let mode = if args.dashboard_actions {
+            "with actions, each confirmed, served under the unsafe-RPC policy"
+        } else {
+            "read-only; --dashboard-actions offers claim now and escrow close"
+        };
+        eprintln!("dashboard: http://{} ({mode})", d.local_addr());
         modules.push(Box::new(d));
     }
     let rt = shared::runtime()?;

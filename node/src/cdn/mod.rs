@@ -34,6 +34,7 @@
 //! - [`chunk_protocol`]: a long-lived stream per client–cache pair;
 //!   requests are answered in order, chunk bytes follow their header raw.
 
+pub mod actions;
 pub mod cache;
 pub mod client;
 pub mod framing;

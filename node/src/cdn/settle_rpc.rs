@@ -12,7 +12,7 @@ use super::cache::settle::Settle;
 use super::kv::key;
 use super::ledger::Ledger;
 use super::rpc::{CdnRegistry, NO_ROLE};
-use cachecash_runtime::{AccountId, Balance, Call};
+use cachecash_runtime::{AccountId, Balance, Call, Hash};
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::proc_macros::rpc;
 use jsonrpsee::types::{ErrorObject, ErrorObjectOwned};
@@ -171,6 +171,23 @@ pub trait CacheApi {
     /// The claimer's records against the chain.
     #[method(name = "reconcile")]
     fn reconcile(&self) -> RpcResult<Reconciliation>;
+
+    /// Runs a claim pass now (unsafe): every proven winner whose fee fits
+    /// is claimed; what the pass did.
+    #[method(name = "claimNow")]
+    async fn claim_now(&self) -> RpcResult<ClaimPassView>;
+}
+
+/// `cache_claimNow`: what the pass did.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClaimPassView {
+    /// Ticket records written.
+    pub updated: usize,
+    /// Claim transactions sent.
+    pub sent: usize,
+    /// Winners held back by their fee.
+    pub held_back: usize,
 }
 
 /// The `publisher` namespace.
@@ -179,19 +196,67 @@ pub trait PublisherApi {
     /// The publisher's escrows: terms, deposits, issue by round.
     #[method(name = "escrows")]
     fn escrows(&self) -> RpcResult<Vec<EscrowView>>;
+
+    /// Closes escrow `id` now (unsafe): one this publisher funds, from its
+    /// unlock height (the penalty deposit from its release height); the
+    /// close transaction's hash.
+    #[method(name = "closeEscrow")]
+    async fn close_escrow(&self, id: cachecash_runtime::microcash::EscrowId) -> RpcResult<Hash>;
 }
+
+/// Error code: an operator action was refused or failed.
+pub const ACTION_REFUSED: i32 = 1016;
+
+/// How long an action's answer is awaited.
+const ACTION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// The server side of both namespaces.
 #[derive(Debug, Clone)]
 pub struct SettleRpc {
     registry: Arc<CdnRegistry>,
     ledger: Arc<dyn Ledger>,
+    allow_unsafe: bool,
 }
 
 impl SettleRpc {
     /// Over a node's registry and ledger.
     pub fn new(registry: Arc<CdnRegistry>, ledger: Arc<dyn Ledger>) -> SettleRpc {
-        SettleRpc { registry, ledger }
+        SettleRpc {
+            registry,
+            ledger,
+            allow_unsafe: false,
+        }
+    }
+
+    /// Serves the unsafe methods (`cache_claimNow`,
+    /// `publisher_closeEscrow`) when `allow` (the RPC policy's verdict for
+    /// the listener).
+    pub fn allow_unsafe(mut self, allow: bool) -> SettleRpc {
+        self.allow_unsafe = allow;
+        self
+    }
+
+    fn unsafe_allowed(&self, method: &str) -> RpcResult<()> {
+        if self.allow_unsafe {
+            return Ok(());
+        }
+        Err(ErrorObject::owned(
+            crate::rpc::UNSAFE_DENIED,
+            format!(
+                "{method} is an unsafe method; it is served only on a localhost RPC listener unless the node runs with --rpc-methods unsafe"
+            ),
+            None::<()>,
+        ))
+    }
+
+    fn publisher(&self) -> RpcResult<&Arc<super::publisher::PublisherState>> {
+        self.registry.publisher.get().ok_or_else(|| {
+            ErrorObject::owned(
+                NO_ROLE,
+                "this node does not run the publisher role; start it with --publisher",
+                None::<()>,
+            )
+        })
     }
 
     fn cache(&self) -> RpcResult<(&Arc<CacheState>, AccountId)> {
@@ -237,7 +302,28 @@ fn state_of(t: Option<&super::cache::tickets::HeldTicket>, s: Option<&Settle>) -
     }
 }
 
+fn refused(e: impl std::fmt::Display) -> ErrorObjectOwned {
+    ErrorObject::owned(ACTION_REFUSED, e.to_string(), None::<()>)
+}
+
+#[jsonrpsee::core::async_trait]
 impl CacheApiServer for SettleRpc {
+    async fn claim_now(&self) -> RpcResult<ClaimPassView> {
+        self.unsafe_allowed("cache_claimNow")?;
+        let (s, _) = self.cache()?;
+        let pass = s
+            .claim_now
+            .ask((), ACTION_DEADLINE)
+            .await
+            .map_err(refused)?
+            .map_err(|e| refused(format!("the claim pass failed: {e}; see the node's log")))?;
+        Ok(ClaimPassView {
+            updated: pass.updated,
+            sent: pass.sent,
+            held_back: pass.held_back,
+        })
+    }
+
     fn earnings(&self) -> RpcResult<Earnings> {
         let (s, me) = self.cache()?;
         let mut out = Earnings {
@@ -470,15 +556,28 @@ impl CacheApiServer for SettleRpc {
     }
 }
 
+#[jsonrpsee::core::async_trait]
 impl PublisherApiServer for SettleRpc {
+    async fn close_escrow(&self, id: cachecash_runtime::microcash::EscrowId) -> RpcResult<Hash> {
+        self.unsafe_allowed("publisher_closeEscrow")?;
+        let s = self.publisher()?;
+        if matches!(
+            s.config.escrow,
+            super::publisher::escrow::EscrowSource::Existing(_)
+        ) {
+            return Err(refused(
+                "this publisher issues from an existing escrow and holds no funder key; close it with `cachecash escrow close` and the funder's key",
+            ));
+        }
+        s.close_now
+            .ask(id, ACTION_DEADLINE)
+            .await
+            .map_err(refused)?
+            .map_err(refused)
+    }
+
     fn escrows(&self) -> RpcResult<Vec<EscrowView>> {
-        let s = self.registry.publisher.get().ok_or_else(|| {
-            ErrorObject::owned(
-                NO_ROLE,
-                "this node does not run the publisher role; start it with --publisher",
-                None::<()>,
-            )
-        })?;
+        let s = self.publisher()?;
         let Some(active) = s.escrow() else {
             return Ok(Vec::new());
         };

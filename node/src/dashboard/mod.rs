@@ -1,5 +1,6 @@
-//! The operator's web dashboard: a read-only single page served by the
-//! node (`--dashboard ADDR`, loopback unless told otherwise).
+//! The operator's web dashboard: a single page served by the node
+//! (`--dashboard ADDR`, loopback unless told otherwise), read-only unless
+//! actions are turned on (`--dashboard-actions`).
 //!
 //! # Design
 //!
@@ -10,14 +11,20 @@
 //! (`chain_subscribeNewHeads`) and refreshes its views when a head
 //! arrives, so an idle chain costs nothing and there is no polling loop.
 //! Pages (hash routes): chain, cache, publisher, and an explorer (a block
-//! by number or hash, an account, an escrow).
+//! by number or hash, an account or an escrow with its history from
+//! `chain_getHistory`, paged newest first).
 //!
 //! # Safety
 //!
 //! Everything from the chain or the node (object paths, chain names,
 //! messages) is inserted as text (`textContent`), never parsed as markup.
-//! The page calls only safe methods; actions (claim now, close an escrow)
-//! stay with the CLI and its unsafe-RPC policy. The dashboard's origin is
+//! By default the page calls only safe methods and shows no action. With
+//! actions on, the cache page offers "claim now" (`cache_claimNow`) and the
+//! publisher page "close" on each escrow (`publisher_closeEscrow`): each
+//! asks the operator to confirm, and both are unsafe RPC methods, served
+//! only under the node's unsafe-method policy (loopback RPC by default),
+//! so turning actions on in the page grants nothing the RPC does not
+//! already allow. The dashboard's origin is
 //! a local one, which the RPC's `--rpc-cors` default allows; served on
 //! another interface, that origin must be added to `--rpc-cors`.
 
@@ -35,6 +42,7 @@ const STYLE: &str = include_str!("assets/style.css");
 pub struct DashboardModule {
     listener: Option<std::net::TcpListener>,
     addr: SocketAddr,
+    actions: bool,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -52,8 +60,15 @@ impl DashboardModule {
         Ok(DashboardModule {
             listener: Some(listener),
             addr,
+            actions: false,
             task: None,
         })
+    }
+
+    /// Offers the actions (claim now, close an escrow) when `on`.
+    pub fn with_actions(mut self, on: bool) -> DashboardModule {
+        self.actions = on;
+        self
     }
 
     /// The bound address.
@@ -94,7 +109,8 @@ impl NodeModule for DashboardModule {
             .ok_or("the dashboard was already started")?;
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| format!("dashboard socket: {e}"))?;
-        let config = serde_json::json!({ "rpcPort": rpc.port() }).to_string();
+        let config =
+            serde_json::json!({ "rpcPort": rpc.port(), "actions": self.actions }).to_string();
         let app = axum::Router::new()
             .route(
                 "/",

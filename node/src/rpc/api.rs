@@ -66,6 +66,54 @@ pub struct TransactionLookup {
     pub transaction: Option<TransactionView>,
 }
 
+/// A position in a history (`chain_getHistory`'s `before` and `next`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryCursor {
+    /// The block number.
+    pub block: u64,
+    /// The transaction's index in it (4294967295 for the miner's reward).
+    pub index: u32,
+}
+
+/// One entry of an account's or an escrow's history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryItem {
+    /// The block.
+    pub block_number: u64,
+    /// Its hash.
+    pub block_hash: Hash,
+    /// Its timestamp (Unix milliseconds).
+    pub timestamp: u64,
+    /// The transaction's index in the block; `null` for the block's
+    /// reward and fees to its miner.
+    pub index: Option<u32>,
+    /// The transaction's hash; `null` for the miner's entry.
+    pub transaction: Option<Hash>,
+    /// `transfer`, `escrowOpen`, `escrowTopUp`, `escrowClose`,
+    /// `ticketClaim`, `duplicateTicketProof`, or `mined`.
+    pub kind: String,
+    /// The signer (the miner for `mined`).
+    pub account: AccountId,
+    /// A transfer's receiving account.
+    pub dest: Option<AccountId>,
+    /// A transfer's amount or an escrow's payment deposit (decimal).
+    pub amount: Option<String>,
+    /// The transaction's fee (decimal).
+    pub fee: Option<String>,
+}
+
+/// A page of `chain_getHistory`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryPageView {
+    /// Entries, newest first.
+    pub entries: Vec<HistoryItem>,
+    /// Pass as `before` for the next page; `null` on the last page.
+    pub next: Option<HistoryCursor>,
+}
+
 /// An account's balance and nonce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountView {
@@ -277,6 +325,17 @@ pub trait ChainApi {
     /// Where transaction `hash` was included; `null` when it was not.
     #[method(name = "getTransaction", blocking)]
     fn transaction(&self, hash: Hash) -> RpcResult<Option<TransactionLookup>>;
+
+    /// A page of the history of `subject` (an account or an escrow id):
+    /// the canonical blocks and transactions that touched it, newest
+    /// first, `limit` (default 50, at most 256) entries before `before`.
+    #[method(name = "getHistory", blocking)]
+    fn history(
+        &self,
+        subject: Hash,
+        before: Option<HistoryCursor>,
+        limit: Option<u64>,
+    ) -> RpcResult<HistoryPageView>;
 
     /// The best header now and after every change of the best block.
     #[subscription(name = "subscribeNewHeads" => "newHead", unsubscribe = "unsubscribeNewHeads", item = HeaderView)]

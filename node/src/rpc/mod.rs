@@ -19,6 +19,7 @@
 //! with an error explaining how to enable them.
 
 pub mod api;
+mod history;
 pub mod server;
 
 use crate::chain::Chain;
@@ -49,6 +50,10 @@ pub const MAX_PENDING_PAGE: u64 = 1024;
 pub const FUNDER_PAGE: u64 = 256;
 /// Largest page of `escrow_listByFunder`.
 pub const MAX_FUNDER_PAGE: u64 = 1024;
+/// Default page of `chain_getHistory`.
+pub const HISTORY_PAGE: u64 = 50;
+/// Largest page of `chain_getHistory`.
+pub const MAX_HISTORY_PAGE: u64 = 256;
 /// Error code: the node runs without networking.
 pub const NO_NETWORK: i32 = 1014;
 

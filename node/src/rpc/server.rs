@@ -7,8 +7,8 @@
 
 use super::api::*;
 use super::{
-    INTERNAL, INVALID_PARAMS, INVALID_TRANSACTION, MAX_FUNDER_PAGE, MAX_PENDING_PAGE, NO_NETWORK,
-    RpcContext, UNKNOWN_BLOCK, UNKNOWN_ESCROW, UNSAFE_DENIED,
+    HISTORY_PAGE, INTERNAL, INVALID_PARAMS, INVALID_TRANSACTION, MAX_FUNDER_PAGE, MAX_HISTORY_PAGE,
+    MAX_PENDING_PAGE, NO_NETWORK, RpcContext, UNKNOWN_BLOCK, UNKNOWN_ESCROW, UNSAFE_DENIED,
 };
 use crate::chain::{Chain, ChainEvent, ReadError};
 use crate::mempool::PoolError;
@@ -192,6 +192,17 @@ impl ChainApiServer for NodeRpc {
             index: loc.index,
             transaction: tx.map(transaction_view),
         }))
+    }
+
+    fn history(
+        &self,
+        subject: Hash,
+        before: Option<HistoryCursor>,
+        limit: Option<u64>,
+    ) -> RpcResult<HistoryPageView> {
+        let limit = page_limit(limit, HISTORY_PAGE, MAX_HISTORY_PAGE, "before")?;
+        super::history::page(self.chain().store().as_ref(), &subject, before, limit)
+            .map_err(internal)
     }
 
     async fn subscribe_new_heads(&self, pending: PendingSubscriptionSink) -> SubscriptionResult {

@@ -298,6 +298,8 @@ pub struct CacheState {
     pub streams: Arc<crate::cdn::limits::PeerSlots>,
     /// Control request rate per peer.
     pub control_rate: crate::cdn::limits::RateLimits,
+    /// "Claim now" requests, answered by the claimer with its pass.
+    pub claim_now: crate::cdn::actions::Requests<(), Result<claimer::PassSummary, String>>,
 }
 
 /// The cache module.
@@ -331,6 +333,7 @@ impl CacheModule {
                 fills: Default::default(),
                 streams,
                 control_rate,
+                claim_now: crate::cdn::actions::Requests::new("the claimer"),
             }),
             tasks: Vec::new(),
         })
@@ -396,6 +399,7 @@ impl NodeModule for CacheModule {
             claimer,
             Duration::from_secs(2),
             ctx.ledger().head_events(1),
+            self.state.claim_now.take_receiver(),
         )));
         // Discovery: announce this cache in the DHT with a signed advert,
         // and again before they expire.

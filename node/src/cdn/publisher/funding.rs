@@ -74,11 +74,19 @@ pub async fn keep_funded(publisher: Publisher, funder: Arc<SigningKey>, plan: Es
     let mut top_ups = TopUps::default();
     let mut rotation: Option<Rotation> = None;
     let mut heads = ledger.head_events(1);
+    let mut close_now = publisher.state.close_now.take_receiver();
     loop {
-        match heads.next().await {
-            None => return,
-            Some(HeadEvent::NewBest(_)) => {}
-            Some(_) => continue,
+        tokio::select! {
+            e = heads.next() => match e {
+                None => return,
+                Some(HeadEvent::NewBest(_)) => {}
+                Some(_) => continue,
+            },
+            (id, reply) = crate::cdn::actions::next(&mut close_now) => {
+                let r = close_one(ledger.as_ref(), &funder, plan.fee, id, &mut closing).await;
+                let _ = reply.send(r);
+                continue;
+            }
         }
         close_finished(ledger.as_ref(), &funder, plan.fee, &mut closing).await;
         let Some(escrow) = publisher.state.escrow() else {
@@ -328,12 +336,8 @@ pub async fn close_finished(
         let Ok(Some(e)) = ledger.escrow(id, None).await.map(|p| p.value) else {
             continue;
         };
-        let due = if e.closed {
-            e.terms.penalty_release_height()
-        } else {
-            e.terms.unlock_height()
-        };
-        if !due.is_ok_and(|h| next >= h) {
+        let (due, what) = due(&e);
+        if !due.is_some_and(|h| next >= h) {
             continue;
         }
         if let Some((tx, at)) = closing.get(&id)
@@ -343,11 +347,6 @@ pub async fn close_finished(
         }
         match send(ledger, funder, fee, Call::EscrowClose { escrow: id }).await {
             Ok(hash) => {
-                let what = if e.closed {
-                    "penalty deposit"
-                } else {
-                    "payment deposit"
-                };
                 tracing::info!(target: "cachecash::cdn", escrow = %id, tx = %hash, "closing the escrow: its {what} returns to the funder");
                 closing.insert(id, (hash, next));
             }
@@ -356,4 +355,59 @@ pub async fn close_finished(
             }
         }
     }
+}
+
+/// The height from which `e` can be closed (`None` if it overflows), and
+/// what the close returns: the payment deposit at the unlock height, then
+/// the penalty deposit at its release height.
+fn due(e: &Escrow) -> (Option<u64>, &'static str) {
+    if e.closed {
+        (e.terms.penalty_release_height().ok(), "penalty deposit")
+    } else {
+        (e.terms.unlock_height().ok(), "payment deposit")
+    }
+}
+
+/// Closes escrow `id` at the operator's request (`publisher_closeEscrow`):
+/// it must be funded by `funder`, due, and have no close in flight. The
+/// close transaction's hash, or why not.
+pub async fn close_one(
+    ledger: &dyn LedgerClient,
+    funder: &SigningKey,
+    fee: Balance,
+    id: EscrowId,
+    closing: &mut HashMap<EscrowId, (Hash, u64)>,
+) -> Result<Hash, String> {
+    let me = AccountId::from_signing_key(funder);
+    let e = ledger
+        .escrow(id, None)
+        .await
+        .map_err(|e| format!("reading escrow {id}: {e}"))?
+        .value
+        .ok_or_else(|| format!("escrow {id} is not open on the chain; check the id"))?;
+    if e.funder != me {
+        return Err(format!(
+            "escrow {id} is funded by {}, not by this publisher ({me}); only its funder can close it",
+            e.funder
+        ));
+    }
+    let next = ledger.best().number.saturating_add(1);
+    let (due, what) = due(&e);
+    let due = due.ok_or_else(|| format!("escrow {id} has terms that never unlock"))?;
+    if next < due {
+        return Err(format!(
+            "escrow {id} cannot be closed before block #{due}: its {what} stays locked until the claim windows of its rounds close (the next block is #{next})"
+        ));
+    }
+    if let Some((tx, at)) = closing.get(&id)
+        && in_flight(ledger, *tx, *at, next).await
+    {
+        return Err(format!(
+            "a close of escrow {id} is already on its way (transaction {tx}); wait for it to land"
+        ));
+    }
+    let hash = send(ledger, funder, fee, Call::EscrowClose { escrow: id }).await?;
+    tracing::info!(target: "cachecash::cdn", escrow = %id, tx = %hash, "closing the escrow at the operator's request: its {what} returns to the funder");
+    closing.insert(id, (hash, next));
+    Ok(hash)
 }

@@ -238,6 +238,12 @@ pub struct PublisherState {
     pub request_rate: super::limits::RateLimits,
     /// L2 relays to caches, queued per cache.
     pub relays: relay::Relays,
+    /// "Close this escrow now" requests, answered by the escrow manager
+    /// (only when the publisher opens its own escrows).
+    pub close_now: super::actions::Requests<
+        cachecash_runtime::microcash::EscrowId,
+        Result<cachecash_runtime::Hash, String>,
+    >,
 }
 
 /// Retired escrows whose fills are still served.
@@ -348,6 +354,7 @@ impl NodeModule for PublisherModule {
             streams: super::limits::PeerSlots::new(self.config.max_streams_per_peer),
             request_rate: super::limits::RateLimits::new(self.config.request_rate),
             relays: relay::Relays::default(),
+            close_now: super::actions::Requests::new("the escrow manager"),
             config: self.config.clone(),
         });
         let svc = Publisher {

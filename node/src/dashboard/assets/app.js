@@ -3,7 +3,10 @@
 // inserted as text, never as markup.
 "use strict";
 
-const state = { ws: null, next: 1, pending: new Map(), head: null, served: [], busy: false };
+const state = {
+  ws: null, next: 1, pending: new Map(), head: null, served: [], busy: false,
+  config: { actions: false }, notice: null,
+};
 
 function el(tag, text, cls) {
   const e = document.createElement(tag);
@@ -20,25 +23,54 @@ function kv(pairs) {
   return dl;
 }
 
+function addRow(t, row) {
+  const r = el("tr");
+  for (const cell of row) {
+    if (cell instanceof Node) {
+      const td = el("td");
+      td.append(cell);
+      r.append(td);
+    } else {
+      r.append(el("td", cell, typeof cell === "string" && cell.startsWith("0x") ? "hash" : null));
+    }
+  }
+  t.append(r);
+}
+
 function table(headers, rows) {
   const t = el("table");
   const tr = el("tr");
   for (const h of headers) tr.append(el("th", h));
   t.append(tr);
-  for (const row of rows) {
-    const r = el("tr");
-    for (const cell of row) {
-      if (cell instanceof Node) {
-        const td = el("td");
-        td.append(cell);
-        r.append(td);
-      } else {
-        r.append(el("td", cell, typeof cell === "string" && cell.startsWith("0x") ? "hash" : null));
-      }
-    }
-    t.append(r);
-  }
+  for (const row of rows) addRow(t, row);
   return t;
+}
+
+function button(text, onclick, id) {
+  const b = el("button", text);
+  b.type = "button";
+  if (id) b.id = id;
+  b.onclick = onclick;
+  return b;
+}
+
+// An action: only offered with --dashboard-actions, confirmed by the
+// operator, and served by the node only under its unsafe-RPC policy.
+async function act(question, method, params, describe) {
+  if (!window.confirm(question)) return;
+  try {
+    state.notice = { ok: true, text: describe(await call(method, params)) };
+  } catch (e) {
+    state.notice = { ok: false, text: `${method} refused: ${e.message}` };
+  }
+  render();
+}
+
+function notice() {
+  if (!state.notice) return [];
+  const p = el("p", state.notice.text, state.notice.ok ? "ok" : "bad");
+  p.id = "notice";
+  return [p];
 }
 
 function section(title, ...children) {
@@ -126,7 +158,14 @@ async function chainPage(main) {
 }
 
 async function cachePage(main) {
-  main.append(el("h2", "Cache"));
+  main.append(el("h2", "Cache"), ...notice());
+  if (state.config.actions) {
+    main.append(button("Claim now", () => act(
+      "Run a claim pass now? Winning tickets are claimed on chain; the claims' fees are paid from the cache's account.",
+      "cache_claimNow", [],
+      (r) => `Claim pass done: ${r.sent} claim(s) sent, ${r.updated} ticket record(s) updated, ${r.heldBack} held back by their fee.`,
+    ), "claim-now"));
+  }
   const status = await maybe("cdn_cacheStatus");
   if (status.error) {
     main.append(section("Not a cache", el("p", status.error, "muted")));
@@ -170,7 +209,7 @@ async function cachePage(main) {
 }
 
 async function publisherPage(main) {
-  main.append(el("h2", "Publisher"));
+  main.append(el("h2", "Publisher"), ...notice());
   const status = await maybe("cdn_publisherStatus");
   if (status.error) {
     main.append(section("Not a publisher", el("p", status.error, "muted")));
@@ -178,9 +217,20 @@ async function publisherPage(main) {
   }
   const escrows = await maybe("publisher_escrows");
   if (Array.isArray(escrows)) {
-    main.append(section("Escrows", table(["escrow", "payment", "penalty", "rounds left", "unlocks at"],
-      escrows.map((e) => [link(e.escrow, `explore/${e.escrow}`), cch(e.payment || 0),
-        cch(e.penalty || 0), e.roundsLeft, `#${e.unlockHeight}`]))));
+    const headers = ["escrow", "payment", "penalty", "rounds left", "unlocks at"];
+    if (state.config.actions) headers.push("");
+    main.append(section("Escrows", table(headers, escrows.map((e) => {
+      const row = [link(e.escrow, `explore/${e.escrow}`), cch(e.payment || 0),
+        cch(e.penalty || 0), e.roundsLeft, `#${e.unlockHeight}`];
+      if (state.config.actions) {
+        row.push(button("Close", () => act(
+          `Close escrow ${e.escrow}? What is left of its deposits returns to the funder; it can no longer pay caches.`,
+          "publisher_closeEscrow", [e.escrow],
+          (tx) => `Close of escrow ${e.escrow} submitted in transaction ${tx}.`,
+        )));
+      }
+      return row;
+    }))));
   }
   main.append(section("Caches hired", table(["account", "peer", "health", "blames"],
     status.caches.map((c) => [c.account, c.peerId, c.healthy ? "healthy" : "avoided", c.blames]))));
@@ -218,7 +268,7 @@ async function explorePage(main, query) {
       ["hash", h.hash], ["parent", h.parentHash], ["time", new Date(Number(h.timestamp)).toISOString()],
       ["miner", h.miner], ["state root", h.stateRoot],
     ]), table(["transaction", "signer", "call"], (block.transactions || []).map((t) => [
-      t.hash, t.signer, Object.keys(t.call || {})[0] || JSON.stringify(t.call),
+      t.hash, t.signer, (t.call && t.call.type) || JSON.stringify(t.call),
     ]))));
     return;
   }
@@ -228,17 +278,43 @@ async function explorePage(main, query) {
       out.append(section("Escrow", kv([
         ["funder", escrow.funder], ["payment", cch(escrow.payment)], ["penalty", cch(escrow.penalty)],
         ["penalised", escrow.penalised], ["rounds", `${escrow.terms.firstRound}–${escrow.terms.lastRound}`],
-      ])));
+      ])), await historySection(query));
       return;
     }
     const account = await maybe("state_getAccount", [query]);
     if (account && !account.error) {
       out.append(section("Account", kv([["account", query], ["balance", cch(account.balance)],
-        ["nonce", account.nonce]])));
+        ["nonce", account.nonce]])), await historySection(query));
       return;
     }
   }
   out.append(el("p", `Nothing found for ${query}`, "bad"));
+}
+
+// The blocks and transactions that touched an account or an escrow, newest
+// first, 20 at a time.
+async function historySection(subject) {
+  const t = table(["block", "time", "what", "transaction", "account", "to", "amount"], []);
+  const more = button("Older entries", () => load().catch((e) => {
+    more.replaceWith(el("p", `Error: ${e.message}`, "bad"));
+  }), "history-more");
+  let before = null;
+  let shown = 0;
+  async function load() {
+    const page = await call("chain_getHistory", [subject, before, 20]);
+    for (const h of page.entries) {
+      shown++;
+      addRow(t, [link(`#${h.blockNumber}`, `explore/${h.blockNumber}`),
+        new Date(Number(h.timestamp)).toISOString(), h.kind, h.transaction || "—", h.account,
+        h.dest || "", h.amount ? cch(h.amount) : ""]);
+    }
+    before = page.next;
+    more.hidden = !before;
+  }
+  await load();
+  const s = section("History", t, more);
+  if (!shown) s.append(el("p", "Nothing on chain touched it yet.", "muted"));
+  return s;
 }
 
 async function render() {
@@ -264,6 +340,7 @@ async function render() {
 
 async function start() {
   const config = await (await fetch("/config.json")).json();
+  state.config = config;
   state.ws = new WebSocket(`ws://${location.hostname}:${config.rpcPort}`);
   state.ws.onmessage = onMessage;
   state.ws.onclose = () => {
@@ -274,7 +351,10 @@ async function start() {
     await call("chain_subscribeNewHeads");
     render();
   };
-  window.addEventListener("hashchange", render);
+  window.addEventListener("hashchange", () => {
+    state.notice = null;
+    render();
+  });
 }
 
 start();

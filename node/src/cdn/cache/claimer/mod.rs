@@ -577,10 +577,17 @@ impl Claimer {
 /// Runs the claimer until the task is aborted or the chain shuts down: a
 /// pass on the blocking pool after every change of the canonical chain
 /// (`heads`: new blocks and reorganisations, several coalesced into one
-/// pass), and at least every `idle`.
-pub async fn run(claimer: Claimer, idle: std::time::Duration, mut heads: HeadEvents) {
+/// pass), at least every `idle`, and at once on an operator's "claim now"
+/// (`claim_now`), which gets the summary of that pass.
+pub async fn run(
+    claimer: Claimer,
+    idle: std::time::Duration,
+    mut heads: HeadEvents,
+    mut claim_now: Option<crate::cdn::actions::Receiver<(), Result<PassSummary, String>>>,
+) {
     let claimer = Arc::new(parking_lot::Mutex::new(claimer));
     loop {
+        let mut asked = None;
         // The first block of the deepest reorganisation seen that may have
         // retracted settled tickets (one deeper than the follow depth).
         let mut rewind: Option<u64> = None;
@@ -605,6 +612,10 @@ pub async fn run(claimer: Claimer, idle: std::time::Duration, mut heads: HeadEve
                 }
             }
             () = tokio::time::sleep(idle) => {}
+            ((), reply) = crate::cdn::actions::next(&mut claim_now) => {
+                tracing::info!(target: "cachecash::settle", "claim pass asked by the operator");
+                asked = Some(reply);
+            }
         }
         if let Some(since) = rewind {
             let c = claimer.clone();
@@ -620,15 +631,24 @@ pub async fn run(claimer: Claimer, idle: std::time::Duration, mut heads: HeadEve
             }
         }
         let c = claimer.clone();
-        match tokio::task::spawn_blocking(move || c.lock().pass()).await {
-            Ok(Ok(s)) if s.sent > 0 || s.updated > 0 => {
-                tracing::debug!(target: "cachecash::settle", updated = s.updated, sent = s.sent, held_back = s.held_back, "claimer pass");
+        let summary = match tokio::task::spawn_blocking(move || c.lock().pass()).await {
+            Ok(Ok(s)) => {
+                if s.sent > 0 || s.updated > 0 {
+                    tracing::debug!(target: "cachecash::settle", updated = s.updated, sent = s.sent, held_back = s.held_back, "claimer pass");
+                }
+                Ok(s)
             }
-            Ok(Ok(_)) => {}
             Ok(Err(e)) => {
-                tracing::error!(target: "cachecash::settle", "claimer pass failed: {e}; retrying")
+                tracing::error!(target: "cachecash::settle", "claimer pass failed: {e}; retrying");
+                Err(e)
             }
-            Err(e) => tracing::error!(target: "cachecash::settle", "claimer pass panicked: {e}"),
+            Err(e) => {
+                tracing::error!(target: "cachecash::settle", "claimer pass panicked: {e}");
+                Err(e.to_string())
+            }
+        };
+        if let Some(reply) = asked {
+            let _ = reply.send(summary);
         }
     }
 }
