@@ -337,7 +337,7 @@ pub async fn close_finished(
             continue;
         };
         let (due, what) = due(&e);
-        if !due.is_some_and(|h| next >= h) {
+        if due.is_none_or(|h| next < h) {
             continue;
         }
         if let Some((tx, at)) = closing.get(&id)
