@@ -566,7 +566,7 @@ impl PublisherApiServer for SettleRpc {
             super::publisher::escrow::EscrowSource::Existing(_)
         ) {
             return Err(refused(
-                "this publisher issues from an existing escrow and holds no funder key; close it with `cachecash escrow close` and the funder's key",
+                "this publisher issues from an existing escrow (--escrow) and holds no funder key; close it with `cachecash escrow close --from FUNDER ID`",
             ));
         }
         s.close_now
