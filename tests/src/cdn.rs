@@ -300,6 +300,41 @@ impl Net {
         self.state.as_ref().expect("the publisher runs")
     }
 
+    /// Stops the publisher (if still running) and starts it again on the
+    /// same base path, key and database once the old one released it,
+    /// hiring every cache of the net; returns when it has its escrow and
+    /// every cache. The client learns the new address.
+    pub async fn restart_publisher(&mut self) -> Arc<PublisherState> {
+        if let Some(p) = self.publisher.take() {
+            p.stop().await;
+        }
+        let old = self.state.take().expect("a publisher ran");
+        wait_until("the old publisher released its database", DEADLINE, || {
+            Arc::strong_count(&old) == 1
+        })
+        .await;
+        drop(old);
+        let hire: Vec<_> = self.caches.iter().map(|(n, _, _)| p2p_addr(n)).collect();
+        let (p, state) = start_publisher(
+            &self.spec,
+            &self.dir.path().join("publisher"),
+            vec![p2p_addr(&self.chain)],
+            self.origin.clone(),
+            hire,
+            plan(),
+        )
+        .await;
+        learn_publisher(&self.client, &p).await;
+        self.publisher = Some(p);
+        self.state = Some(state.clone());
+        let caches = self.caches.len();
+        wait_until("publisher back", DEADLINE, || {
+            state.escrow().is_some() && state.caches.len() == caches
+        })
+        .await;
+        state
+    }
+
     pub fn publisher_peer(&self) -> libp2p::PeerId {
         self.publisher
             .as_ref()

@@ -385,3 +385,21 @@ pub fn transfer(
 pub fn head_hash(node: &Node) -> Hash {
     node.chain().head().hash
 }
+
+/// Peers `node` banned, from its metrics: for one `reason` (the metric's
+/// label), or for any when `None`.
+pub fn bans(node: &Node, reason: Option<&str>) -> u64 {
+    let label = reason.map(|r| format!("reason=\"{r}\""));
+    node.chain()
+        .metrics()
+        .encode()
+        .lines()
+        .filter(|l| l.starts_with("cachecash_peer_bans_total"))
+        .filter(|l| {
+            label
+                .as_ref()
+                .is_none_or(|label| l.contains(label.as_str()))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}

@@ -288,29 +288,7 @@ async fn a_publisher_restarted_mid_fetch_never_reuses_a_sequence_and_the_fetch_c
     let before = sequences(&net);
     assert!(!before.is_empty());
     // Restart on the same database and key.
-    let hire: Vec<_> = net.caches.iter().map(|(n, _, _)| p2p_addr(n)).collect();
-    let old = net.state.take().unwrap();
-    wait_until("the old publisher released its database", DEADLINE, || {
-        Arc::strong_count(&old) == 1
-    })
-    .await;
-    drop(old);
-    let (p, state) = start_publisher(
-        &net.spec,
-        &net.dir.path().join("publisher"),
-        vec![p2p_addr(&net.chain)],
-        net.origin.clone(),
-        hire,
-        plan(),
-    )
-    .await;
-    learn_publisher(&net.client, &p).await;
-    net.publisher = Some(p);
-    net.state = Some(state.clone());
-    wait_until("publisher back", DEADLINE, || {
-        state.escrow().is_some() && state.caches.len() == 3
-    })
-    .await;
+    net.restart_publisher().await;
     let (again, report) = net.fetch("/obj", None).await.expect("the retried fetch");
     assert!(again == body, "the retried fetch is byte-exact");
     assert!(report.blames.is_empty(), "{:?}", report.blames);
@@ -404,30 +382,8 @@ async fn restarts_keep_the_catalog_and_tickets_and_never_reuse_a_number() {
     };
     let before = numbers(&net);
     // Publisher restart: same base path, same key, same database.
-    let hire: Vec<_> = net.caches.iter().map(|(n, _, _)| p2p_addr(n)).collect();
     let boot = vec![p2p_addr(&net.chain)];
-    net.publisher.take().unwrap().stop().await;
-    let old = net.state.take().unwrap();
-    wait_until("the old publisher released its database", DEADLINE, || {
-        Arc::strong_count(&old) == 1
-    })
-    .await;
-    drop(old);
-    let (p, state) = start_publisher(
-        &net.spec,
-        &net.dir.path().join("publisher"),
-        boot.clone(),
-        net.origin.clone(),
-        hire,
-        plan(),
-    )
-    .await;
-    net.publisher = Some(p);
-    net.state = Some(state.clone());
-    wait_until("publisher back", DEADLINE, || {
-        state.escrow().is_some() && state.caches.len() == 3
-    })
-    .await;
+    let state = net.restart_publisher().await;
     assert_eq!(
         state.catalog.entries().unwrap().len(),
         1,

@@ -36,17 +36,6 @@ async fn flooder(net: &Net, target: &Node) -> Node {
     node
 }
 
-fn bans_for(node: &Node, reason: &str) -> u64 {
-    let label = format!("reason=\"{reason}\"");
-    node.chain()
-        .metrics()
-        .encode()
-        .lines()
-        .filter(|l| l.starts_with("cachecash_peer_bans_total") && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// How a request flood went.
 #[derive(Debug, Default)]
 struct Outcome {
@@ -202,11 +191,13 @@ async fn a_peer_flooding_the_publisher_with_streams_is_held_to_its_share_and_oth
     net.stop().await;
 }
 
-/// Session opens past the per-peer rate are answered "unavailable: rate
-/// limit" (a client backs off and retries); a peer that keeps on is banned.
-/// An honest client is served meanwhile.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_peer_opening_sessions_past_its_rate_is_refused_then_banned_and_others_are_served() {
+/// Two caches and a publisher serving one 256 KiB object `/obj`, the roles
+/// tuned by `cache` and `publisher`; the object's bytes and the origin
+/// directory (kept alive for the test).
+async fn small_net(
+    cache: impl Fn(&mut cachecash_node::cdn::cache::CacheConfig),
+    publisher: impl FnOnce(&mut cachecash_node::cdn::publisher::PublisherConfig),
+) -> (Net, Vec<u8>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let body = random_bytes(256 << 10);
     std::fs::write(dir.path().join("obj"), &body).unwrap();
@@ -214,42 +205,84 @@ async fn a_peer_opening_sessions_past_its_rate_is_refused_then_banned_and_others
         Origin::Dir(dir.path().to_path_buf()),
         2,
         plan(),
-        |_| {},
-        |p| p.request_rate = 5,
+        cache,
+        publisher,
     )
     .await;
+    (net, body, dir)
+}
+
+/// Floods `target` with `request` past its rate from a node of its own:
+/// the first burst is answered, then (what `is_rate_limited` recognises)
+/// refused, then the flooder is shut out and its ban counted. How the
+/// flood went.
+async fn flood_until_banned<
+    Q: cachecash_cdn::codec::WireMessage,
+    R: cachecash_cdn::codec::WireMessage,
+>(
+    net: &Net,
+    target: &Node,
+    protocol: StreamProtocol,
+    request: Q,
+    is_rate_limited: impl Fn(&R) -> bool,
+) -> Outcome {
+    let flooder = flooder(net, target).await;
+    let outcome = flood_requests::<_, R>(
+        &flooder,
+        target,
+        protocol,
+        request,
+        4 * STRIKES_BEFORE_BAN as usize,
+        is_rate_limited,
+    )
+    .await;
+    assert!(
+        outcome.answered > 0,
+        "the first burst is answered: {outcome:?}"
+    );
+    assert!(outcome.shut_out, "then banned: {outcome:?}");
+    wait_until("the flooder's ban is counted", LONG, || {
+        bans(target, Some("cdn_rate_limit")) >= 1
+    })
+    .await;
+    flooder.stop().await;
+    outcome
+}
+
+/// An honest client fetches `/obj` byte-exact after a flood.
+async fn honest_fetch(net: &Net, body: &[u8]) {
+    let (out, _) = net.fetch("/obj", None).await.expect("the honest fetch");
+    assert_eq!(out, body);
+}
+
+/// Session opens past the per-peer rate are answered "unavailable: rate
+/// limit" (a client backs off and retries); a peer that keeps on is banned.
+/// An honest client is served meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_peer_opening_sessions_past_its_rate_is_refused_then_banned_and_others_are_served() {
+    let (net, body, _dir) = small_net(|_| {}, |p| p.request_rate = 5).await;
     let genesis = net.spec.genesis_hash().unwrap();
     let publisher_node = net.publisher.as_ref().unwrap();
     let state = net.state.clone().unwrap();
-    let flooder = flooder(&net, publisher_node).await;
     let open = ControlRequest::Open(OpenRequest {
         path: b"/obj".to_vec(),
         range: None,
         window: 1,
     });
-    let outcome = flood_requests::<_, SessionReply>(
-        &flooder,
+    let outcome = flood_until_banned::<_, SessionReply>(
+        &net,
         publisher_node,
         cachecash_node::cdn::publisher_protocol(&genesis),
         open,
-        4 * STRIKES_BEFORE_BAN as usize,
         |r| matches!(r, SessionReply::Error { message, .. } if text(message).starts_with("rate limit:")),
     )
     .await;
     assert!(
-        outcome.answered > 0,
-        "the first burst is served: {outcome:?}"
+        outcome.rate_limited > 0,
+        "refused for the rate: {outcome:?}"
     );
-    assert!(outcome.rate_limited > 0, "then refused: {outcome:?}");
-    assert!(outcome.shut_out, "then banned: {outcome:?}");
-    wait_until("the flooder's ban is counted", LONG, || {
-        bans_for(publisher_node, "cdn_rate_limit") >= 1
-    })
-    .await;
     assert!(state.counters.rate_limited.get() >= outcome.rate_limited as u64);
-    let (out, _) = net.fetch("/obj", None).await.expect("the honest fetch");
-    assert_eq!(out, body);
-    flooder.stop().await;
+    honest_fetch(&net, &body).await;
     net.stop().await;
 }
 
@@ -258,51 +291,31 @@ async fn a_peer_opening_sessions_past_its_rate_is_refused_then_banned_and_others
 /// cache's hires are untouched and an honest client is served meanwhile.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_peer_flooding_a_cache_with_offers_past_its_rate_is_refused_then_banned() {
-    let dir = tempfile::tempdir().unwrap();
-    let body = random_bytes(256 << 10);
-    std::fs::write(dir.path().join("obj"), &body).unwrap();
-    let net = setup_tuned(
-        Origin::Dir(dir.path().to_path_buf()),
-        2,
-        plan(),
-        |c| c.control_rate = 5,
-        |_| {},
-    )
-    .await;
+    let (net, body, _dir) = small_net(|c| c.control_rate = 5, |_| {}).await;
     let genesis = net.spec.genesis_hash().unwrap();
     let (cache_node, cache_state, _) = &net.caches[0];
     let hires = cache_state.tickets.hires().unwrap();
-    let flooder = flooder(&net, cache_node).await;
     // An offer of an escrow that does not exist, for a signer that is not
     // the flooder: refused on its merits while within the rate.
     let offer = ControlRequest::Offer(EscrowOffer::decode(&mut &[7u8; 128][..]).unwrap());
-    let outcome = flood_requests::<_, OfferReply>(
-        &flooder,
+    let outcome = flood_until_banned::<_, OfferReply>(
+        &net,
         cache_node,
         cachecash_node::cdn::cache_protocol(&genesis),
         offer,
-        4 * STRIKES_BEFORE_BAN as usize,
         |r| matches!(r, OfferReply::Refused(why) if text(why).starts_with("rate limit:")),
     )
     .await;
     assert!(
-        outcome.answered > 0,
-        "the first burst is answered: {outcome:?}"
+        outcome.rate_limited > 0,
+        "refused for the rate: {outcome:?}"
     );
-    assert!(outcome.rate_limited > 0, "then refused: {outcome:?}");
-    assert!(outcome.shut_out, "then banned: {outcome:?}");
-    wait_until("the flooder's ban is counted", LONG, || {
-        bans_for(cache_node, "cdn_rate_limit") >= 1
-    })
-    .await;
     assert_eq!(
         cache_state.tickets.hires().unwrap(),
         hires,
         "no hire changed"
     );
-    let (out, _) = net.fetch("/obj", None).await.expect("the honest fetch");
-    assert_eq!(out, body);
-    flooder.stop().await;
+    honest_fetch(&net, &body).await;
     net.stop().await;
 }
 
@@ -313,21 +326,10 @@ async fn a_peer_flooding_a_cache_with_offers_past_its_rate_is_refused_then_banne
 async fn a_peer_sending_refused_chunk_requests_past_its_rate_is_cut_off_then_banned() {
     use cachecash_cdn::messages::{ChunkReply, ChunkRequest};
     use cachecash_runtime::microcash::{Ticket, sign_ticket};
-    let dir = tempfile::tempdir().unwrap();
-    let body = random_bytes(256 << 10);
-    std::fs::write(dir.path().join("obj"), &body).unwrap();
-    let net = setup_tuned(
-        Origin::Dir(dir.path().to_path_buf()),
-        2,
-        plan(),
-        |c| c.control_rate = 5,
-        |_| {},
-    )
-    .await;
+    let (net, body, _dir) = small_net(|c| c.control_rate = 5, |_| {}).await;
     let genesis = net.spec.genesis_hash().unwrap();
     let (cache_node, cache_state, _) = &net.caches[0];
     let held = held(cache_state);
-    let flooder = flooder(&net, cache_node).await;
     let key = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
     let l1 = sign_ticket(
         &key,
@@ -341,23 +343,14 @@ async fn a_peer_sending_refused_chunk_requests_past_its_rate_is_cut_off_then_ban
             secret_hash: Default::default(),
         },
     );
-    let outcome = flood_requests::<_, ChunkReply>(
-        &flooder,
+    // Refusals on the merits come first; past the rate the stream closes.
+    flood_until_banned::<_, ChunkReply>(
+        &net,
         cache_node,
         cachecash_node::cdn::chunk_protocol(&genesis),
         ChunkRequest::L1(Box::new(l1)),
-        4 * STRIKES_BEFORE_BAN as usize,
         |_| false,
     )
-    .await;
-    assert!(
-        outcome.answered > 0,
-        "refusals on the merits first: {outcome:?}"
-    );
-    assert!(outcome.shut_out, "then banned: {outcome:?}");
-    wait_until("the flooder's ban is counted", LONG, || {
-        bans_for(cache_node, "cdn_rate_limit") >= 1
-    })
     .await;
     assert!(cache_state.counters.rate_limited.get() >= u64::from(STRIKES_BEFORE_BAN));
     assert_eq!(
@@ -365,8 +358,6 @@ async fn a_peer_sending_refused_chunk_requests_past_its_rate_is_cut_off_then_ban
         held,
         "no ticket changed"
     );
-    let (out, _) = net.fetch("/obj", None).await.expect("the honest fetch");
-    assert_eq!(out, body);
-    flooder.stop().await;
+    honest_fetch(&net, &body).await;
     net.stop().await;
 }

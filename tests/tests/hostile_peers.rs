@@ -11,17 +11,6 @@ use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(120);
 
-fn bans_for(node: &Node, reason: &str) -> u64 {
-    let label = format!("reason=\"{reason}\"");
-    node.chain()
-        .metrics()
-        .encode()
-        .lines()
-        .filter(|l| l.starts_with("cachecash_peer_bans_total") && l.contains(&label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// A sync response frame (length prefix, SCALE) that refuses for the rate.
 fn is_rate_refusal(bytes: &[u8]) -> bool {
     matches!(
@@ -78,7 +67,7 @@ async fn a_peer_flooding_sync_requests_is_refused_then_banned_and_honest_peers_s
     );
     assert!(outcome.closed, "the ban closes the connection: {outcome:?}");
     wait_until("the flooder is banned", LONG, || {
-        bans_for(&node, "sync rate limit") >= 1
+        bans(&node, Some("sync rate limit")) >= 1
     })
     .await;
     assert_eq!(
@@ -159,7 +148,7 @@ async fn a_peer_flooding_gossip_past_its_rate_has_the_excess_dropped_and_blocks_
     extend_chain(&honest, 5, dev("charlie"));
     wait_for_height(&node, 5, LONG).await;
     assert_eq!(head_hash(&node), head_hash(&honest));
-    assert_eq!(bans_for(&node, "invalid transaction"), 0);
+    assert_eq!(bans(&node, Some("invalid transaction")), 0);
     assert!(
         node.network()
             .unwrap()

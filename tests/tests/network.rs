@@ -47,16 +47,6 @@ fn heads_equal(nodes: &[&Node]) -> bool {
     nodes.iter().all(|n| head_hash(n) == first)
 }
 
-fn bans(node: &Node) -> u64 {
-    node.chain()
-        .metrics()
-        .encode()
-        .lines()
-        .filter(|l| l.starts_with("cachecash_peer_bans_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_converge_on_the_same_head() {
     let (spec, dirs) = setup(3);
@@ -197,7 +187,7 @@ async fn a_peer_serving_an_invalid_block_is_banned_and_the_honest_chain_is_unaff
     let net = evil.network().unwrap().clone();
     // Publishing succeeds once the honest node's subscription is known.
     publish_once_subscribed(&net, Topic::Blocks, bytes).await;
-    wait_until("evil peer banned", LONG, || bans(&honest) >= 1).await;
+    wait_until("evil peer banned", LONG, || bans(&honest, None) >= 1).await;
     wait_until("evil peer disconnected", LONG, || {
         honest.network().unwrap().peer_count() == 0
     })
@@ -270,7 +260,7 @@ async fn garbage_and_oversized_input_is_rejected_without_a_crash() {
     let evil = mem_node(&spec, dirs[1].path(), None, vec![addr.clone()]).await;
     let net = evil.network().unwrap().clone();
     publish_once_subscribed(&net, Topic::Transactions, vec![0xff; 300]).await;
-    wait_until("garbage sender banned", LONG, || bans(&node) >= 1).await;
+    wait_until("garbage sender banned", LONG, || bans(&node, None) >= 1).await;
     // Oversized gossip is refused by the sender's own limit, and the node
     // is still serving: a fresh peer syncs from it.
     assert!(
@@ -356,48 +346,8 @@ async fn range_and_hash_requests_are_served_and_out_of_bounds_ones_are_never_sen
 /// Sends `payload` as a sync request from a fresh raw client to `node`
 /// and drives the client until the request is answered or fails.
 async fn send_raw_sync_request(node: &Node, payload: Vec<u8>) {
-    use futures::StreamExt;
-    use libp2p::request_response::{self, ProtocolSupport};
-    use libp2p::swarm::SwarmEvent;
     let protocol = cachecash_node::network::protocol::sync_protocol(&node.chain().genesis_hash());
-    let mut swarm = libp2p::SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            Default::default(),
-            libp2p::noise::Config::new,
-            libp2p::yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| {
-            request_response::Behaviour::<cachecash_tests::raw::RawCodec>::new(
-                [(protocol, ProtocolSupport::Outbound)],
-                request_response::Config::default(),
-            )
-        })
-        .unwrap()
-        .build();
-    let (peer, addr) = cachecash_node::network::split_peer_id(&p2p_addr(node)).unwrap();
-    swarm.dial(p2p_addr(node)).unwrap();
-    let _ = addr;
-    let mut payload = Some(payload);
-    let wait = async {
-        loop {
-            match swarm.select_next_some().await {
-                SwarmEvent::ConnectionEstablished { .. } => {
-                    if let Some(p) = payload.take() {
-                        swarm.behaviour_mut().send_request(&peer, p);
-                    }
-                }
-                SwarmEvent::Behaviour(request_response::Event::Message { .. })
-                | SwarmEvent::Behaviour(request_response::Event::OutboundFailure { .. })
-                | SwarmEvent::ConnectionClosed { .. } => return,
-                _ => {}
-            }
-        }
-    };
-    tokio::time::timeout(LONG, wait)
-        .await
-        .expect("the raw request ends");
+    cachecash_tests::raw::flood(p2p_addr(node), protocol, payload, 1, |_| false, LONG).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -407,10 +357,10 @@ async fn garbage_and_oversized_sync_requests_get_the_sender_banned_and_the_node_
     extend_chain(&node, 5, dev("alice"));
     // Not a request at all.
     send_raw_sync_request(&node, vec![0xff; 100]).await;
-    wait_until("garbage sender banned", LONG, || bans(&node) >= 1).await;
+    wait_until("garbage sender banned", LONG, || bans(&node, None) >= 1).await;
     // Larger than any request may be.
     send_raw_sync_request(&node, vec![0; 64 * 1024]).await;
-    wait_until("oversized sender banned", LONG, || bans(&node) >= 2).await;
+    wait_until("oversized sender banned", LONG, || bans(&node, None) >= 2).await;
     assert!(
         node.chain()
             .metrics()
@@ -630,7 +580,7 @@ async fn a_peer_whose_headers_do_not_deliver_its_claimed_work_is_banned() {
     wait_until(
         "the peer claiming work it has none of is banned",
         LONG,
-        || bans(&node) >= 1,
+        || bans(&node, None) >= 1,
     )
     .await;
     // A lighter fork offered as the heavier chain.
@@ -643,7 +593,7 @@ async fn a_peer_whose_headers_do_not_deliver_its_claimed_work_is_banned() {
     wait_until(
         "the peer offering a lighter fork as heavier is banned",
         LONG,
-        || bans(&node) >= 2,
+        || bans(&node, None) >= 2,
     )
     .await;
     // Headers whose timestamp is not above the median time past.
@@ -651,7 +601,7 @@ async fn a_peer_whose_headers_do_not_deliver_its_claimed_work_is_banned() {
     let stale = mine_on(&other, &genesis, genesis.timestamp, vec![], dev("bob"));
     run_lying_peer(&node, vec![stale.header]).await;
     wait_until("the peer sending stale timestamps is banned", LONG, || {
-        bans(&node) >= 3
+        bans(&node, None) >= 3
     })
     .await;
     assert_eq!(node.chain().head().header.number, 5, "the head never moved");

@@ -79,10 +79,9 @@ impl CacheService {
                 Err(e) => return self.punish(peer, "cdn_malformed", &e),
             };
             first = false;
-            match self.state.control_rate.check(peer) {
+            match self.charge(peer, "control requests") {
                 Verdict::Allowed => {}
                 Verdict::Limited => {
-                    self.state.counters.rate_limited.inc();
                     let why = format!(
                         "{} at most {} control requests per second per peer; slow down",
                         RATE_LIMITED,
@@ -91,15 +90,7 @@ impl CacheService {
                     let _ = write_msg(&mut stream, &OfferReply::Refused(wire_text(&why)), t).await;
                     return;
                 }
-                Verdict::Flooding => {
-                    self.state.counters.rate_limited.inc();
-                    self.network.ban_peer(
-                        peer,
-                        "cdn_rate_limit",
-                        "kept sending control requests past its rate".into(),
-                    );
-                    return;
-                }
+                Verdict::Flooding => return,
             }
             let reply = match request {
                 ControlRequest::Offer(offer) => {
@@ -265,25 +256,29 @@ impl CacheService {
                     // cost a lookup or a signature check: they draw on the
                     // peer's control rate, so a stream of bad requests is
                     // closed and, kept up, gets the peer banned.
-                    match self.state.control_rate.check(peer) {
-                        Verdict::Allowed => {}
-                        Verdict::Limited => {
-                            self.state.counters.rate_limited.inc();
-                            return;
-                        }
-                        Verdict::Flooding => {
-                            self.state.counters.rate_limited.inc();
-                            self.network.ban_peer(
-                                peer,
-                                "cdn_rate_limit",
-                                "kept sending refused chunk requests past its rate".into(),
-                            );
-                            return;
-                        }
+                    if self.charge(peer, "refused chunk requests") != Verdict::Allowed {
+                        return;
                     }
                 }
             }
         }
+    }
+
+    /// Draws one request of `peer` on its control rate: past the rate it
+    /// is counted, and a peer that keeps on (sending `what`) is banned.
+    fn charge(&self, peer: PeerId, what: &str) -> Verdict {
+        let verdict = self.state.control_rate.check(peer);
+        if verdict != Verdict::Allowed {
+            self.state.counters.rate_limited.inc();
+        }
+        if verdict == Verdict::Flooding {
+            self.network.ban_peer(
+                peer,
+                "cdn_rate_limit",
+                format!("kept sending {what} past its rate"),
+            );
+        }
+        verdict
     }
 
     /// Serves one `Get`: checks it, sends the chunk, then waits for its L1

@@ -193,6 +193,9 @@ impl Roster {
     }
 }
 
+/// Advert lookups a hiring pass runs at once.
+const ADVERT_LOOKUPS: usize = 8;
+
 /// The addresses in `cache`'s current signed advert in the DHT, or why it
 /// has none that counts (none found, forged, foreign, expired).
 async fn advert_of(publisher: &Publisher, cache: AccountId) -> Result<Vec<Multiaddr>, String> {
@@ -264,6 +267,24 @@ pub async fn keep_hired(publisher: Publisher) {
                 Err(e) => tracing::debug!(target: "cachecash::cdn", "cache discovery failed: {e}"),
             }
         }
+        // Adverts of the discovered candidates not hired yet, looked up a
+        // few at a time: a lookup can take the DHT's whole query time, and
+        // fake providers must not hold up the real ones behind them.
+        let mut adverts: std::collections::HashMap<AccountId, Result<Vec<Multiaddr>, String>> = {
+            use futures::StreamExt;
+            let wanted: Vec<AccountId> = candidates
+                .iter()
+                .filter(|(_, base)| base.is_none())
+                .filter_map(|(peer, _)| crate::cdn::account_of(peer))
+                .filter(|a| !publisher.state.caches.is_hired(a))
+                .collect();
+            let publisher = &publisher;
+            futures::stream::iter(wanted)
+                .map(|account| async move { (account, advert_of(publisher, account).await) })
+                .buffer_unordered(ADVERT_LOOKUPS)
+                .collect()
+                .await
+        };
         for (peer, base) in candidates {
             if limit > 0
                 && publisher.state.caches.len() >= limit.max(publisher.state.config.caches.len())
@@ -288,7 +309,10 @@ pub async fn keep_hired(publisher: Publisher) {
             if !configured {
                 // A discovered cache is tried only with a current advert
                 // signed by its own key; its addresses are where to dial.
-                match advert_of(&publisher, account).await {
+                let advert = adverts
+                    .remove(&account)
+                    .unwrap_or_else(|| Err("its advert was not looked up".into()));
+                match advert {
                     Ok(addrs) => {
                         if !addrs.is_empty() {
                             publisher.network.add_addresses(peer, addrs).await;

@@ -588,6 +588,17 @@ impl Publisher {
             .get(&fill.object)
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("object {} is not in the catalog", fill.object))?;
+        let entry = if entry.file().exists() {
+            entry
+        } else {
+            // Evicted from the spool since the session began: pulled again
+            // as a session would (a changed object fails the checks below).
+            self.state
+                .catalog
+                .resolve(&entry.path)
+                .await
+                .map_err(|e| format!("pulling {} from the origin again: {e}", entry.path))?
+        };
         let manifest = &entry.manifest.manifest;
         if manifest.chunk_id(fill.chunk_index) != Some(&fill.chunk_id) {
             return Err(format!(
