@@ -19,6 +19,9 @@ use std::time::Duration;
 /// Markup planted in the chain's name: the page must show it as text.
 const PLANTED: &str = "<img src=x onerror=\"document.title='owned'\">Test chain";
 
+/// An object path that is markup once its entities are decoded.
+const PLANTED_PATH: &str = "&lt;b&gt;planted.bin";
+
 /// Headless Chromium driven over WebDriver (ChromeDriver), as a user's
 /// browser would run the page.
 struct Browser {
@@ -215,6 +218,11 @@ async fn the_dashboard_shows_the_live_head_a_caches_service_and_explorer_lookups
     let origin = tempfile::tempdir().unwrap();
     let body = random_bytes(1 << 20);
     std::fs::write(origin.path().join("one.bin"), &body).unwrap();
+    // An object whose path is markup once entities are decoded (`<` and
+    // `>` are not path characters, `&` and `;` are): a page that parsed
+    // text as HTML would show a bold element instead of the path.
+    let planted = random_bytes(4 << 10);
+    std::fs::write(origin.path().join(PLANTED_PATH), &planted).unwrap();
     // The publisher node serves a dashboard with actions on.
     let publisher_dashboard = DashboardModule::bind("127.0.0.1:0".parse().unwrap())
         .unwrap()
@@ -238,25 +246,30 @@ async fn the_dashboard_shows_the_live_head_a_caches_service_and_explorer_lookups
     let client = start_with_modules(&spec, &dir.path().join("client"), None, boot, vec![]).await;
     learn_publisher(&client, &publisher).await;
     let publisher_peer = publisher.network().unwrap().local_peer_id();
-    let mut out = Vec::new();
-    fetch(
-        client.network().unwrap(),
-        Arc::new(ChainLedger::new(
-            client.chain().clone(),
-            client.pool().clone(),
-        )),
-        &FetchRequest {
-            publisher: publisher_peer,
-            path: "/one.bin".into(),
-            range: None,
-        },
-        &mut out,
-        &FetchOptions::default(),
-        None,
-    )
-    .await
-    .unwrap();
-    assert_eq!(out, body);
+    for (path, expect) in [
+        ("/one.bin".to_string(), &body),
+        (format!("/{PLANTED_PATH}"), &planted),
+    ] {
+        let mut out = Vec::new();
+        fetch(
+            client.network().unwrap(),
+            Arc::new(ChainLedger::new(
+                client.chain().clone(),
+                client.pool().clone(),
+            )),
+            &FetchRequest {
+                publisher: publisher_peer,
+                path,
+                range: None,
+            },
+            &mut out,
+            &FetchOptions::default(),
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(&out, expect);
+    }
 
     let browser = Browser::start().await;
     // Chain page: the live head, recent blocks, the planted name as text.
@@ -360,6 +373,12 @@ async fn the_dashboard_shows_the_live_head_a_caches_service_and_explorer_lookups
         .await;
     browser.screenshot("publisher").await;
     assert!(dom.contains(">healthy<"), "the hired cache's health: {dom}");
+    // The planted path is shown as the text it is, never as markup.
+    assert!(
+        dom.contains("/&amp;lt;b&amp;gt;planted.bin"),
+        "the planted path as text: {dom}"
+    );
+    assert!(!dom.contains("<b>planted"), "and never parsed as markup");
     let question = browser.click_and_confirm("td button").await;
     assert!(
         question.contains(&format!("Close escrow {escrow}?")),

@@ -303,6 +303,8 @@ pub struct Driver {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: std::sync::mpsc::Receiver<String>,
+    /// The last line it wrote to stderr (its error, when it exits).
+    last_err: Arc<std::sync::Mutex<String>>,
     /// Clients it runs.
     pub clients: usize,
 }
@@ -339,16 +341,17 @@ impl Driver {
             .context("cannot start a client process")?;
         let stderr = child.stderr.take().context("no stderr")?;
         let mut log = super::procs::log_file("client", child.id())?;
+        let last_err = Arc::new(std::sync::Mutex::new(String::new()));
+        let last = last_err.clone();
         std::thread::spawn(move || {
             // Drained always, so the client never blocks on a full pipe;
-            // kept only with --log-dir.
-            let mut stderr = stderr;
-            match log.as_mut() {
-                Some(f) => {
-                    let _ = std::io::copy(&mut stderr, f);
+            // kept only with --log-dir; the last line says why it stopped.
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(f) = log.as_mut() {
+                    let _ = writeln!(f, "{line}");
                 }
-                None => {
-                    let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+                if let Ok(mut l) = last.lock() {
+                    *l = line.chars().take(1000).collect();
                 }
             }
         });
@@ -366,6 +369,7 @@ impl Driver {
             child,
             stdin,
             lines,
+            last_err,
             clients,
         })
     }
@@ -377,9 +381,16 @@ impl Driver {
 
     /// Waits for `ready`.
     pub fn wait_ready(&mut self) -> anyhow::Result<()> {
-        let line = self
-            .next(Duration::from_secs(150))
-            .context("a client process did not become ready")?;
+        let line = self.next(Duration::from_secs(150)).with_context(|| {
+            format!(
+                "client process {} did not become ready; its last words: {}",
+                self.pid(),
+                self.last_err
+                    .lock()
+                    .map(|l| l.clone())
+                    .unwrap_or_default()
+            )
+        })?;
         anyhow::ensure!(
             line.event == "ready",
             "a client process said {line:?} before it was ready"

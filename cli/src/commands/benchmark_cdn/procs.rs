@@ -245,6 +245,11 @@ fn s(v: &str) -> String {
     v.to_string()
 }
 
+/// `--max-peers` of the server roles: every client process connects to the
+/// miner (its bootnode), the publisher and the caches, so the default 50
+/// (of which 38 inbound) would refuse the later ones at 150 clients.
+const SERVER_MAX_PEERS: &str = "256";
+
 impl Cluster {
     /// Starts the miner and the caches, then the publisher hiring them.
     pub fn start(o: &ClusterOptions) -> anyhow::Result<Cluster> {
@@ -267,6 +272,8 @@ impl Cluster {
                 s("--mine"),
                 s("--miner-account"),
                 s("ferdie"),
+                s("--max-peers"),
+                s(SERVER_MAX_PEERS),
             ],
             false,
         )?;
@@ -294,6 +301,8 @@ impl Cluster {
                 miner.p2p.clone(),
                 s("--cdn-config"),
                 cache_config.display().to_string(),
+                s("--max-peers"),
+                s(SERVER_MAX_PEERS),
             ];
             caches.push(spawn(&args, true)?);
             cache_args.push(args);
@@ -317,6 +326,8 @@ impl Cluster {
             hire.join(","),
             s("--bootnodes"),
             miner.p2p.clone(),
+            s("--max-peers"),
+            s(SERVER_MAX_PEERS),
         ];
         let config = dir.path().join("cdn.toml");
         let terms = if o.short_rounds { SHORT_TERMS } else { TERMS };

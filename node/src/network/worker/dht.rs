@@ -180,6 +180,24 @@ impl Worker {
                     let _ = reply.send(values);
                 }
             }
+            kad::QueryResult::GetClosestPeers(result) => {
+                // A lookup of one peer ([`Command::FindPeer`]): remember
+                // where it listens, so that a stream to it can be dialled
+                // even when the query finished without connecting to it.
+                // (A false address only costs a failed dial: the handshake
+                // authenticates the peer id.)
+                let (key, peers) = match result {
+                    Ok(ok) => (ok.key, ok.peers),
+                    Err(kad::GetClosestPeersError::Timeout { key, peers }) => (key, peers),
+                };
+                for p in peers {
+                    if p.peer_id.to_bytes() == key && !self.bans.contains_key(&p.peer_id) {
+                        for a in p.addrs.into_iter().take(crate::cdn::MAX_PEER_ADDRS) {
+                            self.swarm.add_peer_address(p.peer_id, a);
+                        }
+                    }
+                }
+            }
             _ => {}
         }
     }
