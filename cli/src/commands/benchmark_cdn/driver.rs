@@ -385,10 +385,7 @@ impl Driver {
             format!(
                 "client process {} did not become ready; its last words: {}",
                 self.pid(),
-                self.last_err
-                    .lock()
-                    .map(|l| l.clone())
-                    .unwrap_or_default()
+                self.last_err.lock().map(|l| l.clone()).unwrap_or_default()
             )
         })?;
         anyhow::ensure!(
