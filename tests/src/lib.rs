@@ -403,3 +403,33 @@ pub fn bans(node: &Node, reason: Option<&str>) -> u64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
+
+/// Small one-round escrow terms signed by dev account `signer`: 4 tickets,
+/// 2 winners, rounds of 1,000 blocks (round 1 only).
+pub fn one_round_terms(signer: &str) -> cachecash_runtime::microcash::EscrowTerms {
+    cachecash_runtime::microcash::EscrowTerms {
+        signer: dev(signer),
+        face_value: 1_000,
+        tickets_per_round: 4,
+        winners_per_round: 2,
+        round_length: 1_000,
+        first_round: 1,
+        last_round: 1,
+        draw_delay: 1,
+        claim_window: 10,
+    }
+}
+
+/// Submits `tx` over `author_submitTransaction` at `addr`; panics if refused.
+pub async fn submit_over_rpc(addr: SocketAddr, tx: &SignedTransaction) {
+    use parity_scale_codec::Encode;
+    rpc(
+        addr,
+        "author_submitTransaction",
+        vec![Value::from(cachecash_runtime::primitives::encode_hex(
+            &tx.encode(),
+        ))],
+    )
+    .await
+    .unwrap();
+}

@@ -2,22 +2,10 @@
 //! newest first, in pages, with the miner's rewards; bad pages refused.
 
 use cachecash_node::service::Storage;
-use cachecash_runtime::microcash::{EscrowTerms, escrow_id};
-use cachecash_runtime::primitives::encode_hex;
+use cachecash_runtime::microcash::escrow_id;
 use cachecash_tests::*;
-use parity_scale_codec::Encode;
 use serde_json::{Value, json};
 use std::time::Duration;
-
-async fn submit(addr: std::net::SocketAddr, tx: &cachecash_runtime::SignedTransaction) {
-    rpc(
-        addr,
-        "author_submitTransaction",
-        vec![json!(encode_hex(&tx.encode()))],
-    )
-    .await
-    .unwrap();
-}
 
 fn kinds(page: &Value) -> Vec<String> {
     page["entries"]
@@ -39,22 +27,12 @@ async fn history_lists_transfers_escrows_and_rewards_newest_first_in_pages() {
     let mut last = None;
     for nonce in 0..3u64 {
         let tx = spec_transfer(&spec, "alice", nonce, bob, 1_000 + u128::from(nonce));
-        submit(a, &tx).await;
+        submit_over_rpc(a, &tx).await;
         last = Some(tx.hash());
     }
-    let terms = EscrowTerms {
-        signer: dev("alice"),
-        face_value: 1_000,
-        tickets_per_round: 4,
-        winners_per_round: 2,
-        round_length: 1_000,
-        first_round: 1,
-        last_round: 1,
-        draw_delay: 1,
-        claim_window: 10,
-    };
+    let terms = one_round_terms("alice");
     let open = escrow_open_tx(&spec, "alice", 3, &terms, 0, 1_000_000);
-    submit(a, &open).await;
+    submit_over_rpc(a, &open).await;
     wait_for_inclusion(&node, last.unwrap(), Duration::from_secs(30)).await;
     wait_for_inclusion(&node, open.hash(), Duration::from_secs(30)).await;
 

@@ -217,7 +217,7 @@ async fn unsafe_methods_are_refused_unless_allowed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escrow_methods_reject_bad_input_with_clear_errors() {
-    use cachecash_runtime::microcash::{EscrowTerms, escrow_id};
+    use cachecash_runtime::microcash::escrow_id;
     let spec = fast_dev_spec(200);
     let dir = tempfile::tempdir().unwrap();
     let genesis = spec.genesis_hash().unwrap();
@@ -249,17 +249,7 @@ async fn escrow_methods_reject_bad_input_with_clear_errors() {
     assert!(e.starts_with("-32602"), "{e}");
 
     // An escrow to ask about: rounds outside it and numbers ≥ n are refused.
-    let terms = EscrowTerms {
-        signer: dev("alice"),
-        face_value: 1_000,
-        tickets_per_round: 4,
-        winners_per_round: 2,
-        round_length: 1_000,
-        first_round: 1,
-        last_round: 1,
-        draw_delay: 1,
-        claim_window: 10,
-    };
+    let terms = one_round_terms("alice");
     let open = escrow_open_tx(&spec, "alice", 0, &terms, 0, 1_000_000);
     rpc(
         a,
