@@ -300,7 +300,14 @@ fn claiming(state: &CacheState) -> bool {
 async fn a_cache_stopped_while_claiming_resumes_without_a_double_or_a_lost_claim() {
     let tmp = tempfile::tempdir().unwrap();
     let origin = directory_origin(tmp.path(), 1);
-    let plan = settlement_plan();
+    // A claim window (40 s at the test's block time) that outlasts a stop
+    // and restart on a loaded machine: with the default 4 s window a slow
+    // restart found its winners expired, which is right but not the point.
+    let plan = EscrowPlan {
+        claim_window: 400,
+        penalty: 32 * 22 * 2 * UNIT,
+        ..settlement_plan()
+    };
     let mut net = setup_with(origin, 5, plan.clone(), ClaimerConfig::default()).await;
     fetch_over_rounds(&net, 1, u64::from(plan.round_length)).await;
     // The cache with the most winners is stopped as soon as a claim of it
