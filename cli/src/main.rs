@@ -18,7 +18,35 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// jemalloc's statistics for the node's memory gauges
+/// (`cachecash_allocator_*_bytes`). The statistics are cached by jemalloc
+/// until its epoch advances, so each read advances it first.
+#[cfg(not(target_env = "msvc"))]
+fn allocator_stats() -> Option<cachecash_node::metrics::AllocatorStats> {
+    use tikv_jemalloc_ctl::{epoch, stats};
+    epoch::advance().ok()?;
+    let n = |v: usize| u64::try_from(v).unwrap_or(u64::MAX);
+    Some(cachecash_node::metrics::AllocatorStats {
+        allocated: n(stats::allocated::read().ok()?),
+        active: n(stats::active::read().ok()?),
+        resident: n(stats::resident::read().ok()?),
+        retained: n(stats::retained::read().ok()?),
+        metadata: n(stats::metadata::read().ok()?),
+    })
+}
+
 fn main() -> std::process::ExitCode {
+    #[cfg(not(target_env = "msvc"))]
+    {
+        cachecash_node::metrics::set_allocator_probe(allocator_stats);
+        // Purge freed pages on jemalloc's own threads, on its decay
+        // schedule. Without them a page is purged only when its arena is
+        // next used, and the load harness's soak saw the caches' resident
+        // memory climb while what they held stayed flat
+        // (`docs/performance.md`, Soak). Best effort: a build without
+        // background-thread support keeps the old behaviour.
+        let _ = tikv_jemalloc_ctl::background_thread::write(true);
+    }
     let cli = commands::Cli::parse();
     shared::init_logging();
     match commands::dispatch(cli) {

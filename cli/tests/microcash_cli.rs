@@ -5,9 +5,7 @@
 mod common;
 use common::cachecash;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 /// A dev-type chain with 200 ms blocks, written to `dir`.
@@ -34,10 +32,15 @@ impl Drop for NodeProcess {
 /// Starts a mining node on an ephemeral RPC port; returns it and its URL,
 /// read from the startup banner.
 fn start_node(spec: &std::path::Path, base: &std::path::Path) -> (NodeProcess, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_cachecash"))
-        .args(["--chain", spec.to_str().unwrap()])
-        .args(["--base-path", base.to_str().unwrap()])
-        .args([
+    let args: Vec<&std::ffi::OsStr> = [
+        "--chain".as_ref(),
+        spec.as_os_str(),
+        "--base-path".as_ref(),
+        base.as_os_str(),
+    ]
+    .into_iter()
+    .chain(
+        [
             "--rpc-port",
             "0",
             "--port",
@@ -45,30 +48,11 @@ fn start_node(spec: &std::path::Path, base: &std::path::Path) -> (NodeProcess, S
             "--mine",
             "--miner-account",
             "ferdie",
-        ])
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("JSON-RPC:").nth(1) {
-                let url = rest
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default()
-                    .to_string();
-                let _ = tx.send(url);
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the node prints its RPC address within 30 s");
+        ]
+        .map(std::ffi::OsStr::new),
+    )
+    .collect();
+    let (child, url) = common::spawn_until_url(&args, "JSON-RPC:");
     (NodeProcess(child), url)
 }
 

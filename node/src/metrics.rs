@@ -11,6 +11,9 @@ use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+mod memory;
+pub use memory::{AllocatorProbe, AllocatorStats, DbProbe, MemoryCollector, set_allocator_probe};
+
 /// The reasons a peer is banned for (`cachecash_peer_bans_total{reason}`).
 pub const BAN_REASONS: &[&str] = &[
     "invalid block",
@@ -66,6 +69,7 @@ pub struct Metrics {
     pub peers_refused: Family<Labels, Counter>,
     /// Height of the best block any peer reports (sync target).
     pub sync_highest_block: Gauge,
+    memory: MemoryCollector,
     registry: parking_lot::Mutex<Registry>,
 }
 
@@ -85,6 +89,12 @@ impl Metrics {
         metric: impl prometheus_client::registry::Metric,
     ) {
         self.registry.lock().register(name, help, metric);
+    }
+
+    /// The memory gauges (allocator and databases); a database joins them
+    /// with [`MemoryCollector::add_db`].
+    pub fn memory(&self) -> &MemoryCollector {
+        &self.memory
     }
 
     /// A fresh registry with every metric registered.
@@ -188,6 +198,8 @@ impl Metrics {
             "Height of the best block reported by any peer",
             sync_highest_block.clone(),
         );
+        let memory = MemoryCollector::default();
+        registry.register_collector(Box::new(memory.clone()));
         Metrics {
             peers,
             network_bytes,
@@ -205,6 +217,7 @@ impl Metrics {
             blocks_mined,
             storage_errors,
             transactions_imported,
+            memory,
             registry: parking_lot::Mutex::new(registry),
         }
     }

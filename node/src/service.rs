@@ -308,6 +308,13 @@ pub fn open_chain_with(
         }
         store.set_archive_mode(archive)?;
     }
+    if store.memory().is_some() {
+        let weak = Arc::downgrade(&store);
+        metrics.memory().add_db(
+            "chain",
+            Arc::new(move || weak.upgrade().and_then(|s| s.memory()).unwrap_or_default()),
+        );
+    }
     let chain = Chain::open(store, spec.consensus_params(), &genesis, metrics)?
         .with_max_reorg_depth(spec.max_reorg_depth)
         .with_state_pruning(mode);

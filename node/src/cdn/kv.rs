@@ -66,6 +66,12 @@ impl Kv {
         })
     }
 
+    /// What the database holds in memory now (memtables, block cache,
+    /// table readers), for the metrics.
+    pub fn memory(&self) -> crate::storage::DbMemory {
+        crate::storage::rocks::usage::db_memory(&self.db, &[])
+    }
+
     fn err(&self, message: String) -> KvError {
         KvError {
             path: self.path.display().to_string(),

@@ -301,6 +301,26 @@ pub trait Store: Send + Sync + std::fmt::Debug + 'static {
 
     /// Records the state pruning mode.
     fn set_archive_mode(&self, archive: bool) -> StoreResult<()>;
+
+    /// What the database holds in memory now, for the metrics; `None` for a
+    /// backend that does not report it (the in-memory store).
+    fn memory(&self) -> Option<DbMemory> {
+        None
+    }
+}
+
+/// Memory a RocksDB database holds (its own properties), in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DbMemory {
+    /// Mutable and immutable memtables over every column family
+    /// (`rocksdb.cur-size-all-mem-tables`).
+    pub memtables: u64,
+    /// Block cache in use (`rocksdb.block-cache-usage`), data, index and
+    /// filter blocks.
+    pub block_cache: u64,
+    /// Table readers outside the block cache
+    /// (`rocksdb.estimate-table-readers-mem`).
+    pub table_readers: u64,
 }
 
 /// The store's canonical index answers the lottery's draw-block lookups:

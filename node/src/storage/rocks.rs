@@ -68,6 +68,7 @@ use std::path::Path;
 mod format;
 mod history;
 mod index;
+pub mod usage;
 use index::side_key;
 
 const CF_HEADERS: &str = "headers";
@@ -114,6 +115,9 @@ const MAX_VERSIONS_PER_PRUNE: u64 = 64;
 /// Size of the block cache shared by all column families.
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
 
+/// The memtables of every column family together (`db_write_buffer_size`).
+const MEMTABLE_BUDGET_BYTES: usize = 32 << 20;
+
 /// Block and state storage in a RocksDB database.
 pub struct RocksStore {
     db: DB,
@@ -158,6 +162,11 @@ impl RocksStore {
         db_opts.create_missing_column_families(true);
         db_opts.set_keep_log_file_num(8);
         db_opts.set_max_total_wal_size(256 << 20);
+        // One budget for the memtables of all twelve column families:
+        // each defaults to 64 MiB (two while one flushes), so a node that
+        // runs for hours held ever more of the chain's recent writes in
+        // memory; past the budget RocksDB flushes the largest.
+        db_opts.set_db_write_buffer_size(MEMTABLE_BUDGET_BYTES);
 
         let descriptors = COLUMN_FAMILIES
             .iter()
@@ -685,6 +694,14 @@ impl Store for RocksStore {
 
     fn prune_side_blocks(&self, below: BlockNumber) -> StoreResult<usize> {
         self.prune_side_entries(below)
+    }
+
+    fn memory(&self) -> Option<super::DbMemory> {
+        let cfs: Vec<&ColumnFamily> = COLUMN_FAMILIES
+            .iter()
+            .filter_map(|n| self.db.cf_handle(n))
+            .collect();
+        Some(usage::db_memory(&self.db, &cfs))
     }
 }
 

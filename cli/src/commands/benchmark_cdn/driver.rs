@@ -12,6 +12,8 @@
 use super::stats::{Phases, Zipf};
 use crate::shared;
 use anyhow::Context;
+use cachecash_node::cdn::chunk_protocol;
+use cachecash_node::cdn::client::conn::Links;
 use cachecash_node::cdn::client::{FetchOptions, FetchReport, FetchRequest, fetch, open};
 use cachecash_node::cdn::ledger::{ChainLedger, Ledger};
 use cachecash_node::network::{NetworkConfig, NetworkHandle, PeerId};
@@ -238,10 +240,22 @@ async fn run_pass(
             (network.clone(), ledger.clone(), zipf.clone(), pass.clone());
         tasks.push(tokio::spawn(async move {
             let mut rng = ChaCha8Rng::seed_from_u64(pass.seed ^ ((c as u64) << 32));
-            let options = FetchOptions {
+            let mut options = FetchOptions {
                 window: pass.window,
                 ..Default::default()
             };
+            // Each client is one peer of its own in a real deployment,
+            // keeping its chunk stream to a cache from fetch to fetch. Here
+            // a process hosts several clients under one peer id, and a
+            // link per fetch made every client reopen its streams between
+            // fetches: with eight clients at a cache's limit of eight
+            // streams per peer, a new stream arriving before the old one's
+            // slot was released was refused and retried with back-off.
+            options.links = Some(Arc::new(Links::new(
+                network.clone(),
+                chunk_protocol(&ledger.genesis()),
+                options.chunk_timeout,
+            )));
             let mut done = 0usize;
             loop {
                 let more = match until {

@@ -21,6 +21,8 @@ pub struct Proc {
     pub p2p: String,
     /// Its JSON-RPC URL, when it serves one.
     pub rpc: Option<String>,
+    /// Its Prometheus `/metrics` URL, when it serves one.
+    pub metrics: Option<String>,
 }
 
 impl Drop for Proc {
@@ -119,6 +121,7 @@ pub fn spawn(args: &[String], rpc: bool) -> anyhow::Result<Proc> {
     });
     let mut p2p = None;
     let mut rpc_url = None;
+    let mut metrics = None;
     let deadline = Instant::now() + Duration::from_secs(60);
     while p2p.is_none() || (rpc && rpc_url.is_none()) {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -134,6 +137,12 @@ pub fn spawn(args: &[String], rpc: bool) -> anyhow::Result<Proc> {
         {
             rpc_url = Some(url.to_string());
         }
+        if let Some(a) = line.split("metrics:").nth(1)
+            && let Some(url) = a.split_whitespace().next()
+            && url.starts_with("http")
+        {
+            metrics = Some(url.to_string());
+        }
         if line.contains("ERROR") || line.starts_with("error:") {
             anyhow::bail!("cachecash {} failed: {line}", args.join(" "));
         }
@@ -142,6 +151,7 @@ pub fn spawn(args: &[String], rpc: bool) -> anyhow::Result<Proc> {
         child,
         p2p: p2p.unwrap_or_default(),
         rpc: rpc_url,
+        metrics,
     })
 }
 
@@ -274,6 +284,8 @@ impl Cluster {
                 s("ferdie"),
                 s("--max-peers"),
                 s(SERVER_MAX_PEERS),
+                s("--prometheus-port"),
+                s("0"),
             ],
             false,
         )?;
@@ -303,6 +315,8 @@ impl Cluster {
                 cache_config.display().to_string(),
                 s("--max-peers"),
                 s(SERVER_MAX_PEERS),
+                s("--prometheus-port"),
+                s("0"),
             ];
             caches.push(spawn(&args, true)?);
             cache_args.push(args);
@@ -328,6 +342,8 @@ impl Cluster {
             miner.p2p.clone(),
             s("--max-peers"),
             s(SERVER_MAX_PEERS),
+            s("--prometheus-port"),
+            s("0"),
         ];
         let config = dir.path().join("cdn.toml");
         let terms = if o.short_rounds { SHORT_TERMS } else { TERMS };

@@ -5,13 +5,16 @@
 //! soak, carried over the whole soak, adds more than 10 % of its mean (at
 //! least 8 MiB of RSS or 16 descriptors); or when tickets waiting for a
 //! claim exceed one round's winners in the second half (the claimer fell
-//! behind).
+//! behind). Each sample also scrapes the server roles' `/metrics`: their
+//! allocator and database memory (what RSS is made of), the requests they
+//! refused, and the caches' serving rate since the last sample.
 
 use super::driver::Pass;
 use super::procs::{Cluster, WINNERS_PER_ROUND, usage};
 use super::stats::{Quantiles, grows};
 use super::{CdnArgs, collect, fill_caches, spawn_drivers, write_objects};
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 /// Runs the soak.
@@ -27,23 +30,34 @@ pub fn run(
     // Fill the caches first, so that the soak is the steady state.
     fill_caches(&mut drivers, &paths, a.window)?;
 
-    let mut procs: Vec<(String, u32)> = vec![
-        ("publisher".into(), cluster.publisher.pid()),
-        ("miner".into(), cluster.miner.pid()),
+    let mut procs: Vec<(String, u32, Option<String>)> = vec![
+        (
+            "publisher".into(),
+            cluster.publisher.pid(),
+            cluster.publisher.metrics.clone(),
+        ),
+        (
+            "miner".into(),
+            cluster.miner.pid(),
+            cluster.miner.metrics.clone(),
+        ),
     ];
     procs.extend(
         cluster
             .caches
             .iter()
             .enumerate()
-            .map(|(i, c)| (format!("cache{i}"), c.pid())),
+            .map(|(i, c)| (format!("cache{i}"), c.pid(), c.metrics.clone())),
     );
     procs.extend(
         drivers
             .iter()
             .enumerate()
-            .map(|(i, d)| (format!("clients{i}"), d.pid())),
+            .map(|(i, d)| (format!("clients{i}"), d.pid(), None)),
     );
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()?;
     let pass = Pass {
         paths,
         zipf: a.zipf,
@@ -60,17 +74,50 @@ pub fn run(
     let mut samples: Vec<Value> = Vec::new();
     let mut rss: Vec<Vec<(f64, f64)>> = vec![Vec::new(); procs.len()];
     let mut fds: Vec<Vec<(f64, f64)>> = vec![Vec::new(); procs.len()];
+    let mut allocated: Vec<Vec<(f64, f64)>> = vec![Vec::new(); procs.len()];
     let mut pending: Vec<(f64, u64)> = Vec::new();
+    let mut served_before: Option<(f64, f64)> = None;
     let mut next = t0;
     while t0.elapsed() < duration {
         let t = t0.elapsed().as_secs_f64();
         let mut row = json!({"at": t});
-        for (i, (name, pid)) in procs.iter().enumerate() {
+        let mut served = 0.0;
+        for (i, (name, pid, metrics)) in procs.iter().enumerate() {
             let u = usage(*pid);
-            rss[i].push((t, u.rss as f64 / f64::from(1u32 << 20)));
+            rss[i].push((t, u.rss as f64 / MIB));
             fds[i].push((t, u.fds as f64));
-            row[name] = json!({"rssMiB": u.rss as f64 / f64::from(1u32 << 20), "fds": u.fds});
+            row[name] = json!({"rssMiB": u.rss as f64 / MIB, "fds": u.fds});
+            let Some(url) = metrics else { continue };
+            let Some(m) = rt.block_on(scrape(&http, url)) else {
+                continue;
+            };
+            let mem = Memory::of(&m);
+            allocated[i].push((t, mem.allocated));
+            row[name]["memory"] = serde_json::to_value(mem)?;
+            // Requests the role turned away so far (per-peer stream slots
+            // and rates): a throughput drop with these rising is the
+            // limits, not the CPU.
+            let refused: f64 = m
+                .iter()
+                .filter(|(k, _)| {
+                    k.ends_with("_streams_refused_total") || k.ends_with("_rate_limited_total")
+                })
+                .map(|(_, v)| v)
+                .sum();
+            row[name]["refused"] = json!(refused);
+            served += m
+                .get("cachecash_cdn_cache_bytes_served_total")
+                .copied()
+                .unwrap_or(0.0);
         }
+        // The caches' serving rate since the last sample: whether
+        // throughput holds over the soak.
+        if let Some((t_prev, prev)) = served_before
+            && t > t_prev
+        {
+            row["servedMiBps"] = json!((served - prev) / MIB / (t - t_prev));
+        }
+        served_before = Some((t, served));
         let p = rt.block_on(cluster.pending_claims()).unwrap_or(0);
         pending.push((t, p));
         row["pendingClaims"] = json!(p);
@@ -85,8 +132,11 @@ pub fn run(
 
     let mut failures = Vec::new();
     let mut growth = serde_json::Map::new();
-    for (i, (name, _)) in procs.iter().enumerate() {
+    for (i, (name, _, _)) in procs.iter().enumerate() {
         let (g_rss, bad_rss) = grows(&rss[i], 0.10, 8.0);
+        // What the program holds (not a verdict: RSS is the measure, this
+        // tells a leak from memory the allocator or a database keeps).
+        let g_alloc = (allocated[i].len() > 1).then(|| grows(&allocated[i], 0.10, 8.0).0);
         let (g_fds, bad_fds) = grows(&fds[i], 0.10, 16.0);
         if bad_rss {
             failures.push(format!("{name}: RSS grows ({g_rss:+.1} MiB over the soak)"));
@@ -98,7 +148,7 @@ pub fn run(
         }
         growth.insert(
             name.clone(),
-            json!({"rssMiB": g_rss, "fds": g_fds, "peakRssMiB": rss[i].iter().map(|p| p.1).fold(0.0, f64::max)}),
+            json!({"rssMiB": g_rss, "allocatedMiB": g_alloc, "fds": g_fds, "peakRssMiB": rss[i].iter().map(|p| p.1).fold(0.0, f64::max)}),
         );
     }
     let late_pending = pending[pending.len() / 2..]
@@ -145,8 +195,12 @@ pub fn print(s: &Value) {
         s["ttfbMs"]["p50"].as_f64().unwrap_or(0.0)
     );
     for (name, g) in s["growth"].as_object().into_iter().flatten() {
+        let alloc = g["allocatedMiB"]
+            .as_f64()
+            .map(|a| format!(" (allocated {a:+.1} MiB)"))
+            .unwrap_or_default();
         println!(
-            "  {name:<10} peak RSS {:>6.1} MiB, fitted growth {:+.1} MiB, {:+.0} fds",
+            "  {name:<10} peak RSS {:>6.1} MiB, fitted growth {:+.1} MiB{alloc}, {:+.0} fds",
             g["peakRssMiB"].as_f64().unwrap_or(0.0),
             g["rssMiB"].as_f64().unwrap_or(0.0),
             g["fds"].as_f64().unwrap_or(0.0)
@@ -159,5 +213,90 @@ pub fn print(s: &Value) {
     println!("verdict: {}", s["verdict"].as_str().unwrap_or("?"));
     for p in s["problems"].as_array().into_iter().flatten() {
         println!("  {}", p.as_str().unwrap_or(""));
+    }
+}
+
+const MIB: f64 = (1u64 << 20) as f64;
+
+/// Reads a role's Prometheus text: `name{labels}` to value. `None` when
+/// the role does not answer (the sample goes without it).
+async fn scrape(http: &reqwest::Client, url: &str) -> Option<HashMap<String, f64>> {
+    let text = http.get(url).send().await.ok()?.text().await.ok()?;
+    Some(parse_metrics(&text))
+}
+
+/// Parses the text exposition's sample lines (comments skipped).
+fn parse_metrics(text: &str) -> HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Where a role's memory is, from its memory gauges, MiB.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Memory {
+    /// Held by the program (Rust and RocksDB's C++).
+    allocated: f64,
+    /// The allocator's pages that hold allocations (`allocated` plus
+    /// fragmentation).
+    allocator_active: f64,
+    /// The allocator's resident pages.
+    allocator_resident: f64,
+    /// The chain database's memtables.
+    chain_memtables: f64,
+    /// The chain database's block cache.
+    chain_block_cache: f64,
+    /// The CDN database's memtables, block cache and table readers.
+    cdn_db: f64,
+}
+
+impl Memory {
+    fn of(m: &HashMap<String, f64>) -> Memory {
+        let get = |k: &str| m.get(k).copied().unwrap_or(0.0) / MIB;
+        let cdn = |what: &str| {
+            get(&format!(
+                "cachecash_rocksdb_{what}_bytes{{db=\"cdn_cache\"}}"
+            )) + get(&format!(
+                "cachecash_rocksdb_{what}_bytes{{db=\"cdn_publisher\"}}"
+            ))
+        };
+        Memory {
+            allocated: get("cachecash_allocator_allocated_bytes"),
+            allocator_active: get("cachecash_allocator_active_bytes"),
+            allocator_resident: get("cachecash_allocator_resident_bytes"),
+            chain_memtables: get("cachecash_rocksdb_memtable_bytes{db=\"chain\"}"),
+            chain_block_cache: get("cachecash_rocksdb_block_cache_bytes{db=\"chain\"}"),
+            cdn_db: cdn("memtable") + cdn("block_cache") + cdn("table_readers"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_roles_memory_is_read_from_its_gauges() {
+        let text = "# HELP x y\n\
+            cachecash_allocator_allocated_bytes 1048576\n\
+            cachecash_allocator_resident_bytes 2097152\n\
+            cachecash_rocksdb_memtable_bytes{db=\"chain\"} 3145728\n\
+            cachecash_rocksdb_memtable_bytes{db=\"cdn_cache\"} 1048576\n\
+            cachecash_rocksdb_block_cache_bytes{db=\"chain\"} 4194304\n\
+            cachecash_rocksdb_block_cache_bytes{db=\"cdn_cache\"} 1048576\n\
+            cachecash_cdn_cache_bytes_served_total 42\n";
+        let m = parse_metrics(text);
+        assert_eq!(m["cachecash_cdn_cache_bytes_served_total"], 42.0);
+        let mem = Memory::of(&m);
+        assert_eq!(mem.allocated, 1.0);
+        assert_eq!(mem.allocator_resident, 2.0);
+        assert_eq!(mem.chain_memtables, 3.0);
+        assert_eq!(mem.chain_block_cache, 4.0);
+        assert_eq!(mem.cdn_db, 2.0);
     }
 }

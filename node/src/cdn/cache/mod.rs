@@ -422,6 +422,15 @@ impl NodeModule for CacheModule {
         let _ = self.state.account.set(me);
         let _ = ctx.cdn.cache.set(self.state.clone());
         self.state.counters.register(ctx.chain.metrics());
+        let weak = Arc::downgrade(&self.state);
+        ctx.chain.metrics().memory().add_db(
+            "cdn_cache",
+            Arc::new(move || {
+                weak.upgrade()
+                    .map(|s| s.tickets.kv.memory())
+                    .unwrap_or_default()
+            }),
+        );
         tracing::info!(target: "cachecash::cdn", cache = %me, dir = %self.state.config.dir.display(), quota = self.state.config.quota, "cache started");
         Ok(())
     }

@@ -357,6 +357,11 @@ impl NodeModule for PublisherModule {
             close_now: super::actions::Requests::new("the escrow manager"),
             config: self.config.clone(),
         });
+        let weak = Arc::downgrade(&state.kv);
+        ctx.chain.metrics().memory().add_db(
+            "cdn_publisher",
+            Arc::new(move || weak.upgrade().map(|kv| kv.memory()).unwrap_or_default()),
+        );
         let svc = Publisher {
             state: state.clone(),
             ledger,
