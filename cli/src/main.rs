@@ -38,14 +38,9 @@ fn allocator_stats() -> Option<cachecash_node::metrics::AllocatorStats> {
 fn main() -> std::process::ExitCode {
     #[cfg(not(target_env = "msvc"))]
     {
+        // jemalloc's own options (background purge threads, 1 s decay of
+        // freed pages) are compiled in: `.cargo/config.toml`.
         cachecash_node::metrics::set_allocator_probe(allocator_stats);
-        // Purge freed pages on jemalloc's own threads, on its decay
-        // schedule. Without them a page is purged only when its arena is
-        // next used, and the load harness's soak saw the caches' resident
-        // memory climb while what they held stayed flat
-        // (`docs/performance.md`, Soak). Best effort: a build without
-        // background-thread support keeps the old behaviour.
-        let _ = tikv_jemalloc_ctl::background_thread::write(true);
     }
     let cli = commands::Cli::parse();
     shared::init_logging();

@@ -7,7 +7,9 @@
 //! claim exceed one round's winners in the second half (the claimer fell
 //! behind). Each sample also scrapes the server roles' `/metrics`: their
 //! allocator and database memory (what RSS is made of), the requests they
-//! refused, and the caches' serving rate since the last sample.
+//! refused, and the caches' serving rate since the last sample. Each role's
+//! CPU share since the last sample (`cpuPct`) and the caches' CPU-seconds
+//! per served GiB show which role's cost rises if throughput falls.
 
 use super::driver::Pass;
 use super::procs::{Cluster, WINNERS_PER_ROUND, usage};
@@ -77,16 +79,28 @@ pub fn run(
     let mut allocated: Vec<Vec<(f64, f64)>> = vec![Vec::new(); procs.len()];
     let mut pending: Vec<(f64, u64)> = Vec::new();
     let mut served_before: Option<(f64, f64)> = None;
+    // Each role's CPU seconds at the last sample.
+    let mut cpu_before: Vec<Option<(f64, f64)>> = vec![None; procs.len()];
     let mut next = t0;
     while t0.elapsed() < duration {
         let t = t0.elapsed().as_secs_f64();
         let mut row = json!({"at": t});
         let mut served = 0.0;
+        let mut caches_cpu = 0.0;
         for (i, (name, pid, metrics)) in procs.iter().enumerate() {
             let u = usage(*pid);
             rss[i].push((t, u.rss as f64 / MIB));
             fds[i].push((t, u.fds as f64));
             row[name] = json!({"rssMiB": u.rss as f64 / MIB, "fds": u.fds});
+            if let Some((t_prev, cpu_prev)) = cpu_before[i]
+                && t > t_prev
+            {
+                row[name]["cpuPct"] = json!(100.0 * (u.cpu - cpu_prev) / (t - t_prev));
+                if name.starts_with("cache") {
+                    caches_cpu += u.cpu - cpu_prev;
+                }
+            }
+            cpu_before[i] = Some((t, u.cpu));
             let Some(url) = metrics else { continue };
             let Some(m) = rt.block_on(scrape(&http, url)) else {
                 continue;
@@ -116,6 +130,9 @@ pub fn run(
             && t > t_prev
         {
             row["servedMiBps"] = json!((served - prev) / MIB / (t - t_prev));
+            if served > prev {
+                row["cacheCpuSecsPerGiB"] = json!(caches_cpu / ((served - prev) / MIB / 1024.0));
+            }
         }
         served_before = Some((t, served));
         let p = rt.block_on(cluster.pending_claims()).unwrap_or(0);
