@@ -1633,3 +1633,109 @@ fn the_safe_penalty_covers_every_round_in_flight_net_of_the_reporter_share() {
     assert_eq!(t.safe_penalty(0).unwrap(), 1_400 * cch);
     assert!(t.safe_penalty(100).is_err(), "a 100% share never deters");
 }
+
+// ---------------------------------------------------------------------------
+// Replay across chains, escrows and rounds
+// ---------------------------------------------------------------------------
+
+/// A winning ticket is worth something only on the chain, in the escrow
+/// and in the round it was issued for: the escrow id commits to the
+/// genesis hash, and the ticket's signature covers its escrow and round, so
+/// a cache (or anyone holding the ticket) cannot cash it again elsewhere.
+#[test]
+fn a_ticket_replayed_on_another_chain_escrow_or_round_is_refused() {
+    // Every ticket wins every round, so the draw never refuses a moved
+    // ticket: only the escrow id and the signature stand in the way.
+    let t = terms(4, 4, 1, 2);
+    let mut here = world();
+    // Another network where the same funder opens the same escrow with the
+    // same nonce: its escrow id differs, because the genesis does.
+    let mut elsewhere = World::with(params(), 1);
+    assert_ne!(here.hash_at(0), elsewhere.hash_at(0));
+    let id = here.open_covered(t.clone(), 0, 0);
+    let foreign_id = elsewhere.open_covered(t.clone(), 0, 0);
+    assert_ne!(id, foreign_id);
+    // A second escrow of the same funder and signer on this chain.
+    let sibling = here.open_covered(t.clone(), 0, 0);
+    assert_ne!(id, sibling);
+
+    let issued = issue_round(id, 1, 4, false);
+    let opens = t.draw_height(1).unwrap() + 1;
+    let nr = here.winners_of(&id, &t, 1)[0];
+    let winner = issued[nr as usize].clone();
+    let owner = cache_of(nr);
+
+    // On the other chain the escrow does not exist.
+    elsewhere.ensure_history(opens + 1);
+    let before = elsewhere.clone();
+    let err = elsewhere
+        .submit(owner, claim(vec![item(winner.clone())]), opens)
+        .unwrap_err();
+    assert!(
+        matches!(err, TxError::Microcash(MicrocashError::UnknownEscrow(e)) if e == id),
+        "{err}"
+    );
+    assert_eq!(elsewhere.state.accounts, before.state.accounts);
+    assert_eq!(elsewhere.state.escrows, before.state.escrows);
+
+    // Pointed at the sibling escrow, or at another round, the ticket no
+    // longer carries the signer's signature, whatever the other escrow's
+    // or round's draw says.
+    let sibling_payment = here.escrow(&sibling).payment;
+    for (label, moved) in [
+        ("escrow", {
+            let mut m = winner.clone();
+            m.ticket.escrow = sibling;
+            m
+        }),
+        ("round", {
+            let mut m = winner.clone();
+            m.ticket.round = 2;
+            m
+        }),
+    ] {
+        let err = here
+            .submit(
+                owner,
+                claim(vec![TicketClaimItem {
+                    preimage: item(winner.clone()).preimage,
+                    ticket: moved,
+                }]),
+                t.draw_height(2).unwrap() + 1,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                TxError::Microcash(MicrocashError::BadTicket(TicketError::BadSignature(_)))
+            ),
+            "moved to another {label}: {err}"
+        );
+    }
+    assert_eq!(here.received(owner), 0);
+
+    // Here, in its own round, it is paid once, from its own escrow only.
+    here.submit(owner, claim(vec![item(winner.clone())]), opens)
+        .unwrap();
+    assert_eq!(here.received(owner), t.face_value);
+    assert_eq!(here.escrow(&sibling).payment, sibling_payment);
+    // After its round's claim window it is refused even if never claimed:
+    // another winner of the same round, too late.
+    let late = t.claim_deadline(1).unwrap() + 1;
+    let other = here.winners_of(&id, &t, 1)[1];
+    let err = here
+        .submit(
+            cache_of(other),
+            claim(vec![item(issued[other as usize].clone())]),
+            late,
+        )
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TxError::Microcash(MicrocashError::WindowClosed { .. })
+        ),
+        "{err}"
+    );
+    assert_eq!(here.supply(), here.genesis_supply);
+}
