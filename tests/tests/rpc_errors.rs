@@ -215,6 +215,47 @@ async fn unsafe_methods_are_refused_unless_allowed() {
     local.stop().await;
 }
 
+/// The default policy (`--rpc-methods auto`) decides by the listener: a
+/// node whose RPC listens on every interface serves only safe methods, to
+/// remote callers and local ones alike, so that nobody on the network can
+/// drop transactions from its pool or close its escrows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsafe_methods_are_refused_by_default_on_a_public_listener() {
+    let spec = fast_dev_spec(60_000);
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node_with(&spec, dir.path(), Storage::Memory, None, |c| {
+        c.rpc_addr = Some("0.0.0.0:0".parse().unwrap());
+        assert_eq!(c.rpc_methods, RpcMethods::Auto);
+    })
+    .await;
+    let bound = node.rpc_addr().unwrap();
+    assert!(bound.ip().is_unspecified(), "{bound}");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], bound.port()));
+    for (method, params) in [
+        (
+            "author_removeTransaction",
+            vec![json!(format!("0x{}", "00".repeat(32)))],
+        ),
+        ("cache_claimNow", vec![]),
+        (
+            "publisher_closeEscrow",
+            vec![json!(format!("0x{}", "00".repeat(32)))],
+        ),
+    ] {
+        let e = rpc(addr, method, params).await.unwrap_err();
+        assert!(
+            e.starts_with("1012") && e.contains("--rpc-methods unsafe"),
+            "{method}: {e}"
+        );
+    }
+    // Safe methods are still served there, and the node keeps running.
+    assert_eq!(
+        rpc(addr, "system_chain", vec![]).await.unwrap(),
+        json!("Cachecash Test")
+    );
+    node.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn escrow_methods_reject_bad_input_with_clear_errors() {
     use cachecash_runtime::microcash::escrow_id;
