@@ -3,7 +3,11 @@
 //! Chromium driven by ChromeDriver (`.ci/setup` installs both) loads the
 //! pages, runs their script against the node's RPC WebSocket, and the test
 //! reads the rendered DOM.
-//! Screenshots go to `CARGO_TARGET_TMPDIR/dashboard/`.
+//!
+//! Screenshots (the test's artifacts) go to `CARGO_TARGET_TMPDIR/dashboard/`,
+//! that is `$CARGO_TARGET_DIR/tmp/dashboard/` (`target/tmp/dashboard/` by
+//! default): one PNG per page, replaced on every run; the test prints the
+//! directory and checks each file is a PNG.
 
 use cachecash_node::cdn::cache::{CacheConfig, CacheModule};
 use cachecash_node::cdn::client::{FetchOptions, FetchRequest, fetch};
@@ -21,6 +25,57 @@ const PLANTED: &str = "<img src=x onerror=\"document.title='owned'\">Test chain"
 
 /// An object path that is markup once its entities are decoded.
 const PLANTED_PATH: &str = "&lt;b&gt;planted.bin";
+
+/// The screenshots the test saves, in the order it takes them.
+const SHOTS: [&str; 8] = [
+    "chain",
+    "cache",
+    "explore-block",
+    "explore-transaction",
+    "explore-account",
+    "explore-escrow",
+    "publisher",
+    "publisher-close-refused",
+];
+
+/// The eight bytes every PNG file starts with.
+const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
+
+/// The number written right after `marker` in `dom`, if any.
+fn number_after(dom: &str, marker: &str) -> Option<u64> {
+    let rest = dom.split(marker).nth(1)?;
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
+}
+
+/// `n` with a comma between groups of three digits, as the page writes it.
+fn grouped(n: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in n.chars().enumerate() {
+        if i > 0 && (n.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Where the screenshots go: `$CARGO_TARGET_DIR/tmp/dashboard/`.
+fn shots_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard")
+}
+
+/// Panics unless `path` holds a non-empty PNG image.
+fn assert_png(path: &std::path::Path) {
+    let bytes = std::fs::read(path)
+        .unwrap_or_else(|e| panic!("screenshot {} was not saved: {e}", path.display()));
+    assert!(
+        bytes.len() > PNG_MAGIC.len() && bytes.starts_with(PNG_MAGIC),
+        "screenshot {} is not a PNG ({} bytes)",
+        path.display(),
+        bytes.len()
+    );
+}
 
 /// Headless Chromium driven over WebDriver (ChromeDriver), as a user's
 /// browser would run the page.
@@ -75,8 +130,13 @@ impl Browser {
             .as_str()
             .expect("a WebDriver session")
             .to_string();
-        let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
+        let shots = shots_dir();
         std::fs::create_dir_all(&shots).unwrap();
+        // Screenshots from an earlier run must not pass for this run's.
+        for name in SHOTS {
+            let _ = std::fs::remove_file(shots.join(format!("{name}.png")));
+        }
+        println!("dashboard screenshots: {}", shots.display());
         Browser {
             http,
             base,
@@ -117,15 +177,53 @@ impl Browser {
         self.wait_for(what, ready).await
     }
 
-    /// Saves a screenshot as `name`.png.
+    /// Saves a screenshot of the page as `name`.png in the artifacts
+    /// directory, and checks it is a PNG.
     async fn screenshot(&self, name: &str) {
         use base64::Engine;
+        assert!(SHOTS.contains(&name), "{name} is not listed in SHOTS");
         let v = Self::send(&self.http, self.http.get(self.url("/screenshot")), None).await;
-        if let Some(b64) = v.as_str()
-            && let Ok(png) = base64::engine::general_purpose::STANDARD.decode(b64)
-        {
-            std::fs::write(self.shots.join(format!("{name}.png")), png).unwrap();
-        }
+        let b64 = v
+            .as_str()
+            .unwrap_or_else(|| panic!("the browser took no screenshot of {name}: {v}"));
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap_or_else(|e| panic!("the screenshot of {name} is not base64: {e}"));
+        let path = self.shots.join(format!("{name}.png"));
+        std::fs::write(&path, png)
+            .unwrap_or_else(|e| panic!("cannot save {}: {e}", path.display()));
+        assert_png(&path);
+        println!("screenshot: {}", path.display());
+    }
+
+    /// Replaces what the explorer's search box holds with `text` and
+    /// presses Enter.
+    async fn search(&self, text: &str) {
+        let found = Self::send(
+            &self.http,
+            self.http.post(self.url("/element")),
+            Some(serde_json::json!({ "using": "css selector", "value": "#search input" })),
+        )
+        .await;
+        let id = found
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|v| v.as_str())
+            .unwrap_or_else(|| panic!("no search box on the explorer page: {found}"))
+            .to_string();
+        Self::send(
+            &self.http,
+            self.http.post(self.url(&format!("/element/{id}/clear"))),
+            Some(serde_json::json!({})),
+        )
+        .await;
+        // U+E007 is WebDriver's Enter key.
+        Self::send(
+            &self.http,
+            self.http.post(self.url(&format!("/element/{id}/value"))),
+            Some(serde_json::json!({ "text": format!("{text}\u{E007}") })),
+        )
+        .await;
     }
 
     /// Clicks the element at `css` (retrying while a redraw replaces it)
@@ -270,15 +368,65 @@ async fn the_dashboard_shows_the_live_head_a_caches_service_and_explorer_lookups
         .unwrap();
         assert_eq!(&out, expect);
     }
+    // A transfer for the explorer to find by its hash: bob pays dave 1.5 CCH.
+    let chain_rpc = chain.rpc_addr().unwrap();
+    let cache_rpc = cache_node.rpc_addr().unwrap();
+    let bob = rpc(
+        chain_rpc,
+        "state_getAccount",
+        vec![dev("bob").to_string().into()],
+    )
+    .await
+    .unwrap();
+    let nonce = bob["nonce"].as_u64().expect("bob's nonce");
+    let tx = transfer(&chain, "bob", nonce, dev("dave"), 3 * UNIT / 2);
+    let tx_hash = tx.hash();
+    submit_over_rpc(chain_rpc, &tx).await;
+    wait_for_inclusion(&cache_node, tx_hash, DEADLINE).await;
+    let found = rpc(
+        cache_rpc,
+        "chain_getTransaction",
+        vec![tx_hash.to_string().into()],
+    )
+    .await
+    .unwrap();
+    let tx_block = found["blockNumber"].as_u64().expect("the transfer's block");
 
     let browser = Browser::start().await;
     // Chain page: the live head, recent blocks, the planted name as text.
+    let before = cache_node.chain().head().header.number;
     let dom = browser
         .page(&format!("{dash}/#/chain"), "the chain page", |d| {
             d.contains("live · block #") && d.contains("Recent blocks")
         })
         .await;
+    let after = cache_node.chain().head().header.number;
     browser.screenshot("chain").await;
+    // The head the page shows is the node's: between the heads read before
+    // and after the page was read (blocks keep coming meanwhile).
+    let live = number_after(&dom, "live · block #").expect("the live head's number");
+    assert!(
+        (before..=after).contains(&live),
+        "the live head #{live} is the node's (#{before} to #{after}): {dom}"
+    );
+    let shown = number_after(&dom, "<dt>block</dt><dd>#").expect("the head section's block");
+    assert!(
+        (before..=after).contains(&shown),
+        "the head section's block #{shown} is the node's (#{before} to #{after}): {dom}"
+    );
+    // Its difficulty, from that block's target: 2^256 / (target + 1).
+    let hash = rpc(cache_rpc, "chain_getBlockHash", vec![shown.into()])
+        .await
+        .unwrap();
+    let header = rpc(cache_rpc, "chain_getHeader", vec![hash]).await.unwrap();
+    let target = cachecash_runtime::Target::from_hex(header["target"].as_str().unwrap()).unwrap();
+    let difficulty = format!(
+        "<dt>difficulty</dt><dd>{} expected hashes per block (target {})</dd>",
+        grouped(&target.work().to_string()),
+        target.to_hex()
+    );
+    assert!(dom.contains(&difficulty), "{difficulty} is shown: {dom}");
+    assert!(!dom.contains("<dt>target</dt>"), "no bare target: {dom}");
     assert!(
         dom.contains("&lt;img src=x onerror="),
         "the planted markup is shown as text: {dom}"
@@ -317,6 +465,40 @@ async fn the_dashboard_shows_the_live_head_a_caches_service_and_explorer_lookups
         })
         .await;
     browser.screenshot("explore-block").await;
+    // A transaction by its hash, typed into the search box (which new
+    // heads leave alone): its fields and a link to its block.
+    browser.search(&tx_hash.to_string()).await;
+    let dom = browser
+        .wait_for("the transfer", |d| d.contains("Transaction</h3>"))
+        .await;
+    browser.screenshot("explore-transaction").await;
+    let bob = dev("bob");
+    let dave = dev("dave");
+    for shown in [
+        format!("<dt>hash</dt><dd>{tx_hash}</dd>"),
+        format!("<dt>block</dt><dd><a href=\"#/explore/{tx_block}\">#{tx_block}</a></dd>"),
+        format!("<dt>signer</dt><dd><a href=\"#/explore/{bob}\">{bob}</a></dd>"),
+        format!("<dt>nonce</dt><dd>{nonce}</dd>"),
+        "<dt>call</dt><dd>transfer</dd>".to_string(),
+        format!("<dt>dest</dt><dd><a href=\"#/explore/{dave}\">{dave}</a></dd>"),
+        "<dt>amount</dt><dd>1.5 CCH</dd>".to_string(),
+    ] {
+        assert!(dom.contains(&shown), "the transfer shows {shown}: {dom}");
+    }
+    // Its block lists it with its signer and call.
+    let dom = browser
+        .page(
+            &format!("{dash}/#/explore/{tx_block}"),
+            "the transfer's block",
+            |d| d.contains(&format!("Block #{tx_block}<")),
+        )
+        .await;
+    assert!(
+        dom.contains(&format!(">{tx_hash}</a>"))
+            && dom.contains(&format!(">{bob}</a>"))
+            && dom.contains(">transfer<"),
+        "the block lists the transfer: {dom}"
+    );
     let alice = hex::encode(dev("alice").0);
     let dom = browser
         .page(
@@ -393,6 +575,9 @@ async fn the_dashboard_shows_the_live_head_a_caches_service_and_explorer_lookups
         .await;
     browser.screenshot("publisher-close-refused").await;
     browser.close().await;
+    for name in SHOTS {
+        assert_png(&shots_dir().join(format!("{name}.png")));
+    }
 
     client.stop().await;
     publisher.stop().await;

@@ -237,7 +237,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         } else {
             "read-only; --dashboard-actions offers claim now and escrow close"
         };
-        eprintln!("dashboard: http://{} ({mode})", d.local_addr());
+        let addr = d.local_addr();
+        eprintln!("dashboard: http://{addr} ({mode})");
+        eprintln!("dashboard: {}", dashboard_reach(&args, addr));
         modules.push(Box::new(d));
     }
     let rt = shared::runtime()?;
@@ -272,6 +274,48 @@ pub fn run(args: RunArgs) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     Ok(())
+}
+
+/// Who can open the dashboard at `addr`, and how to change it.
+fn dashboard_reach(args: &RunArgs, addr: SocketAddr) -> String {
+    let port = addr.port();
+    if addr.ip().is_loopback() {
+        // With --rpc-port 0 the RPC's port is known only once it listens.
+        let (rpc, note) = match args.rpc_port {
+            0 => (
+                "RPC_PORT".to_string(),
+                "; RPC_PORT: the JSON-RPC port logged below",
+            ),
+            p => (p.to_string(), ""),
+        };
+        return format!(
+            "reachable only from this machine; to open it from another, forward ports {port} \
+             and {rpc} over SSH (ssh -L {port}:127.0.0.1:{port} -L {rpc}:127.0.0.1:{rpc} HOST{note}), \
+             or serve it on every interface with --dashboard 0.0.0.0:{port} --rpc-external \
+             --rpc-cors http://HOST:{port} (the page reads this node's RPC)"
+        );
+    }
+    let mut missing = Vec::new();
+    if !args.rpc_external {
+        missing
+            .push("--rpc-external (the page reads this node's RPC, on 127.0.0.1 now)".to_string());
+    }
+    if args.rpc_cors == cachecash_node::rpc_access::RpcCors::Localhost {
+        missing.push(format!(
+            "the page's origin to --rpc-cors, e.g. --rpc-cors http://HOST:{port} (HOST as \
+             typed in the browser)"
+        ));
+    }
+    let mut text = format!(
+        "warning: listening on {addr}, beyond this machine: whoever reaches it and the RPC \
+         sees this node's state; keep it on loopback (--dashboard 127.0.0.1:{port}) unless \
+         that is meant"
+    );
+    if !missing.is_empty() {
+        text.push_str("; for the page to load from another machine, add ");
+        text.push_str(&missing.join(" and "));
+    }
+    text
 }
 
 pub(crate) fn multiaddrs(flag: &str, values: &[String]) -> anyhow::Result<Vec<Multiaddr>> {

@@ -10,9 +10,13 @@
 //! server names in `/config.json`: it subscribes to new heads
 //! (`chain_subscribeNewHeads`) and refreshes its views when a head
 //! arrives, so an idle chain costs nothing and there is no polling loop.
-//! Pages (hash routes): chain, cache, publisher, and an explorer (a block
-//! by number or hash, an account or an escrow with its history from
-//! `chain_getHistory`, paged newest first).
+//! Pages (hash routes): chain (its difficulty is the expected number of
+//! hashes per block, `2^256 / (target + 1)`, as `Target::work`), cache,
+//! publisher, and an explorer (a block by number or hash, a transaction by
+//! its hash from `chain_getTransaction`, an account or an escrow with its
+//! history from `chain_getHistory`, paged newest first). On a new head the
+//! explorer redraws only its result, so its search box keeps what is being
+//! typed.
 //!
 //! # Safety
 //!

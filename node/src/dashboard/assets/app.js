@@ -15,10 +15,14 @@ function el(tag, text, cls) {
   return e;
 }
 
+// A definition list; a value is text or an element (a link).
 function kv(pairs) {
   const dl = el("dl", null, "kv");
   for (const [k, v] of pairs) {
-    dl.append(el("dt", k), el("dd", v === undefined || v === null ? "—" : v));
+    const dd = el("dd");
+    if (v instanceof Node) dd.append(v);
+    else dd.textContent = v === undefined || v === null ? "—" : String(v);
+    dl.append(el("dt", k), dd);
   }
   return dl;
 }
@@ -97,6 +101,16 @@ function cch(units) {
   }
 }
 
+// The proof-of-work difficulty of a target: the expected number of hashes
+// to find a block, 2^256 / (target + 1) (the runtime's `Target::work`).
+function difficulty(target) {
+  try {
+    return (2n ** 256n / (BigInt(target) + 1n)).toLocaleString("en-US");
+  } catch (_) {
+    return "?";
+  }
+}
+
 function mib(bytes) {
   return (Number(bytes) / 1048576).toFixed(1) + " MiB";
 }
@@ -142,7 +156,7 @@ async function chainPage(main) {
     ["block", `#${header.number}`],
     ["hash", header.hash],
     ["time", new Date(Number(header.timestamp)).toISOString()],
-    ["target", header.target],
+    ["difficulty", `${difficulty(header.target)} expected hashes per block (target ${header.target})`],
     ["peers", Array.isArray(peers) ? peers.length : "—"],
     ["sync", sync && !sync.error ? `${sync.currentBlock} of ${sync.highestBlock}` : "—"],
   ])));
@@ -242,41 +256,105 @@ async function publisherPage(main) {
   ])));
 }
 
+const HASH = /^0x[0-9a-fA-F]{64}$/;
+
+// A 0x id as a link to its explorer page (accounts, escrows, transactions).
+function idLink(id) {
+  return typeof id === "string" && HASH.test(id) ? link(id, `explore/${id}`) : id;
+}
+
+function callName(call) {
+  return (call && call.type) || "—";
+}
+
+// A call's fields beyond its type: ids link to the explorer, amounts are
+// shown in CCH, nested values as their JSON text.
+function callFields(call) {
+  const pairs = [];
+  for (const [k, v] of Object.entries(call || {})) {
+    if (k === "type") continue;
+    if (["amount", "payment", "penalty"].includes(k)) pairs.push([k, cch(v)]);
+    else if (Array.isArray(v)) pairs.push([k, `${v.length} item(s)`]);
+    else if (v !== null && typeof v === "object") pairs.push([k, JSON.stringify(v)]);
+    else pairs.push([k, idLink(v)]);
+  }
+  return pairs;
+}
+
+function transactionSection(found) {
+  const t = found.transaction;
+  const inner = (t && t.tx) || {};
+  const block = found.blockNumber !== null && found.blockNumber !== undefined
+    ? link(`#${found.blockNumber}`, `explore/${found.blockNumber}`)
+    : link(found.blockHash, `explore/${found.blockHash}`);
+  const s = section("Transaction", kv([
+    ["hash", t ? t.hash : "—"],
+    ["block", block],
+    ["block hash", found.blockHash],
+    ["index", found.index],
+    ["signer", idLink(inner.signer)],
+    ["nonce", inner.nonce],
+    ["fee", inner.fee === undefined ? "—" : cch(inner.fee)],
+    ["call", callName(inner.call)],
+    ...callFields(inner.call),
+  ]));
+  s.id = "transaction";
+  return s;
+}
+
+// The explorer: a search box and what the query found. On a new head only
+// the result is redrawn, so the search box keeps what is being typed; the
+// returned element is that result.
 async function explorePage(main, query) {
-  main.append(el("h2", "Explorer"));
+  const out = el("div");
+  out.id = "result";
+  if (query) await lookup(out, query);
+  const current = document.getElementById("search");
+  if (current && current.dataset.query === query && document.getElementById("result")) {
+    return out;
+  }
   const form = el("form");
+  form.id = "search";
+  form.dataset.query = query;
   const input = el("input");
-  input.placeholder = "block number, block hash, account or escrow id (0x…)";
+  input.placeholder = "block number or hash, transaction hash, account or escrow id (0x…)";
   input.value = query || "";
   form.append(input);
   form.onsubmit = (e) => {
     e.preventDefault();
     location.hash = "#/explore/" + encodeURIComponent(input.value.trim());
   };
-  main.append(form);
-  if (!query) return;
-  const out = el("div");
-  out.id = "result";
-  main.append(out);
+  main.append(el("h2", "Explorer"), form, out);
+  return null;
+}
+
+// Looks `query` up: a block (by number or hash), a transaction, an escrow
+// or an account, in that order.
+async function lookup(out, query) {
   let hash = null;
   if (/^\d+$/.test(query)) hash = await maybe("chain_getBlockHash", [Number(query)]);
-  else if (/^0x[0-9a-fA-F]{64}$/.test(query)) hash = query;
+  else if (HASH.test(query)) hash = query;
   const block = hash && !hash.error ? await maybe("chain_getBlock", [hash]) : null;
   if (block && !block.error) {
     const h = block.header;
     out.append(section(`Block #${h.number}`, kv([
       ["hash", h.hash], ["parent", h.parentHash], ["time", new Date(Number(h.timestamp)).toISOString()],
-      ["miner", h.miner], ["state root", h.stateRoot],
+      ["miner", idLink(h.miner)], ["state root", h.stateRoot],
     ]), table(["transaction", "signer", "call"], (block.transactions || []).map((t) => [
-      t.hash, t.signer, (t.call && t.call.type) || JSON.stringify(t.call),
+      idLink(t.hash), idLink(t.tx && t.tx.signer), callName(t.tx && t.tx.call),
     ]))));
     return;
   }
-  if (/^0x[0-9a-fA-F]{64}$/.test(query)) {
+  if (HASH.test(query)) {
+    const found = await maybe("chain_getTransaction", [query]);
+    if (found && !found.error) {
+      out.append(transactionSection(found));
+      return;
+    }
     const escrow = await maybe("state_getEscrow", [query]);
     if (escrow && !escrow.error) {
       out.append(section("Escrow", kv([
-        ["funder", escrow.funder], ["payment", cch(escrow.payment)], ["penalty", cch(escrow.penalty)],
+        ["funder", idLink(escrow.funder)], ["payment", cch(escrow.payment)], ["penalty", cch(escrow.penalty)],
         ["penalised", escrow.penalised], ["rounds", `${escrow.terms.firstRound}–${escrow.terms.lastRound}`],
       ])), await historySection(query));
       return;
@@ -305,7 +383,7 @@ async function historySection(subject) {
     for (const h of page.entries) {
       shown++;
       addRow(t, [link(`#${h.blockNumber}`, `explore/${h.blockNumber}`),
-        new Date(Number(h.timestamp)).toISOString(), h.kind, h.transaction || "—", h.account,
+        new Date(Number(h.timestamp)).toISOString(), h.kind, h.transaction ? idLink(h.transaction) : "—", h.account,
         h.dest || "", h.amount ? cch(h.amount) : ""]);
     }
     before = page.next;
@@ -326,11 +404,13 @@ async function render() {
       a.classList.toggle("active", a.getAttribute("href") === `#/${page}`);
     }
     const main = el("div");
+    let result = null;
     if (page === "cache") await cachePage(main);
     else if (page === "publisher") await publisherPage(main);
-    else if (page === "explore") await explorePage(main, decodeURIComponent(rest.join("/")));
+    else if (page === "explore") result = await explorePage(main, decodeURIComponent(rest.join("/")));
     else await chainPage(main);
-    document.getElementById("main").replaceChildren(...main.childNodes);
+    if (result) document.getElementById("result").replaceWith(result);
+    else document.getElementById("main").replaceChildren(...main.childNodes);
   } catch (e) {
     document.getElementById("main").replaceChildren(el("p", `Error: ${e.message}`, "bad"));
   } finally {
