@@ -80,6 +80,129 @@ async fn sybil_caches_behind_one_address_are_hired_once() {
     chain.stop().await;
 }
 
+/// Three cache nodes run under one key (one account, one peer id) on three
+/// addresses beside the three honest caches, with the address bound out of
+/// the way: the publisher hires the key once, its placement table holds it
+/// once, and over a fetch no bundle names it twice, so it serves no more
+/// positions than one honest cache does. (The publisher's policy: a hire,
+/// a placement share and a bundle position belong to an account.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sybil_caches_under_one_key_are_hired_once_and_get_one_caches_share() {
+    use std::collections::{BTreeSet, HashMap};
+    let (dir, spec, chain, caches, publisher, state, _) = discovery_net(8, 8).await;
+    let key = hex::encode([0x5b; 32]);
+    let mut sybils = Vec::new();
+    for i in 0..3 {
+        let base = dir.path().join(format!("sybil{i}"));
+        std::fs::create_dir_all(base.join("network")).unwrap();
+        std::fs::write(base.join("network").join("secret_ed25519"), &key).unwrap();
+        // A node keeps at most two connections per peer id: the third
+        // sybil joins through a cache rather than the miner.
+        let boot = if i < 2 {
+            p2p_addr(&chain)
+        } else {
+            p2p_addr(&caches[0].0)
+        };
+        sybils.push(start_cache(&spec, &base, vec![boot], 1 << 30, None).await);
+    }
+    let peer = sybils[0].0.network().unwrap().local_peer_id();
+    let addrs: BTreeSet<_> = sybils.iter().map(|(n, _)| p2p_addr(n)).collect();
+    assert_eq!(addrs.len(), 3, "three addresses");
+    assert!(
+        addrs
+            .iter()
+            .all(|a| a.iter().last() == p2p_addr(&sybils[0].0).iter().last()),
+        "one peer id: {addrs:?}"
+    );
+    let sybil = cachecash_node::cdn::account_of(&peer).unwrap();
+    wait_until(
+        "the honest caches and the sybil key hired",
+        DEADLINE,
+        || state.escrow().is_some() && state.caches.len() == 4 && state.caches.is_hired(&sybil),
+    )
+    .await;
+    let table = state.caches.table().expect("a placement table");
+    assert_eq!(table.caches().len(), 4);
+    assert_eq!(table.caches().iter().filter(|a| **a == sybil).count(), 1);
+    // A fetch of 32 chunks: eight bundles.
+    let body = random_bytes(32 * 131_072);
+    std::fs::write(dir.path().join("origin").join("big"), &body).unwrap();
+    let client = start_with_modules(
+        &spec,
+        &dir.path().join("client"),
+        None,
+        vec![p2p_addr(&chain)],
+        vec![],
+    )
+    .await;
+    learn_publisher(&client, &publisher).await;
+    let me = cachecash_node::cdn::account_of(&client.network().unwrap().local_peer_id()).unwrap();
+    let ledger = Arc::new(ChainLedger::new(
+        client.chain().clone(),
+        client.pool().clone(),
+    ));
+    let mut out = Vec::new();
+    let report = fetch(
+        client.network().unwrap(),
+        ledger,
+        &FetchRequest {
+            publisher: publisher.network().unwrap().local_peer_id(),
+            path: "/big".into(),
+            range: None,
+        },
+        &mut out,
+        &FetchOptions::default(),
+        None,
+    )
+    .await
+    .expect("fetch through the hired caches");
+    assert!(out == body, "the fetch is byte-exact");
+    assert_eq!(state.caches.len(), 4, "the sybil key is still hired once");
+    // The positions of this client's bundles, per account, from the
+    // tickets every node of every cache holds.
+    let mut positions: HashMap<_, BTreeSet<(u64, u8)>> = HashMap::new();
+    for (_, s) in caches.iter().chain(&sybils) {
+        for t in s.tickets.all().unwrap() {
+            if t.request.remainder.client == me {
+                positions
+                    .entry(t.request.request.cache)
+                    .or_default()
+                    .insert((t.request.remainder.sequence, t.request.position));
+            }
+        }
+    }
+    let of_sybil = positions.get(&sybil).cloned().unwrap_or_default();
+    let sequences: BTreeSet<u64> = of_sybil.iter().map(|(s, _)| *s).collect();
+    assert_eq!(
+        sequences.len(),
+        of_sybil.len(),
+        "a bundle names the sybil key at most once: {of_sybil:?}"
+    );
+    let honest = positions
+        .iter()
+        .filter(|(a, _)| **a != sybil)
+        .map(|(_, p)| p.len())
+        .max()
+        .unwrap_or(0);
+    assert!(
+        of_sybil.len() <= honest,
+        "the sybil key served {} positions, an honest cache at most {honest}",
+        of_sybil.len()
+    );
+    let served = report.per_cache.get(&sybil).copied().unwrap_or(0);
+    assert!(
+        served <= state.counters.bundles.get(),
+        "{served} chunks from the sybil key over {} bundles issued",
+        state.counters.bundles.get()
+    );
+    client.stop().await;
+    publisher.stop().await;
+    for (n, _) in caches.into_iter().chain(sybils) {
+        n.stop().await;
+    }
+    chain.stop().await;
+}
+
 /// A miner, three caches announcing themselves in the DHT, and a publisher
 /// hiring by discovery only, up to `discover` caches and `per_address` per
 /// network address.
