@@ -5,7 +5,6 @@
 use crate::shared::NodeClient;
 use anyhow::Context;
 use cachecash_node::cdn::rpc::CdnApiClient;
-use cachecash_node::cdn::settle_rpc::CacheApiClient;
 use cachecash_node::network::PeerId;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -493,19 +492,6 @@ impl Cluster {
             out.push(serde_json::to_value(status)?);
         }
         Ok(out)
-    }
-
-    /// Tickets waiting for a claim (won or submitted), over every cache.
-    pub async fn pending_claims(&self) -> anyhow::Result<u64> {
-        let mut n = 0;
-        for c in &self.caches {
-            let rpc = c.rpc()?;
-            let e = rpc.run("cache_earnings", rpc.api().earnings()).await?;
-            for state in ["won", "submitted"] {
-                n += e.totals.get(state).map_or(0, |t| t.tickets);
-            }
-        }
-        Ok(n)
     }
 }
 

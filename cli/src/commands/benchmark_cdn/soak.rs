@@ -1,6 +1,7 @@
 //! `--soak DURATION`: the clients keep fetching; every `--sample-secs` the
 //! harness records each process's RSS and open file descriptors and the
-//! tickets waiting for a claim over every cache. It fails when a series
+//! tickets waiting for a claim over every cache (the claimers' own
+//! `settle_tickets_pending` gauge, read from `/metrics`). It fails when a series
 //! grows without bound: the least-squares line over the second half of the
 //! soak, carried over the whole soak, adds more than 10 % of its mean (at
 //! least 8 MiB of RSS or 16 descriptors); or when tickets waiting for a
@@ -86,6 +87,7 @@ pub fn run(
         let t = t0.elapsed().as_secs_f64();
         let mut row = json!({"at": t});
         let mut served = 0.0;
+        let mut pending_now = 0.0;
         let mut caches_cpu = 0.0;
         for (i, (name, pid, metrics)) in procs.iter().enumerate() {
             let u = usage(*pid);
@@ -123,6 +125,13 @@ pub fn run(
                 .get("cachecash_cdn_cache_bytes_served_total")
                 .copied()
                 .unwrap_or(0.0);
+            // Winners not yet final or expired, from the claimer's own
+            // pass (reading the caches' earnings over RPC instead walked
+            // every ticket each held, a cost that grew with the soak).
+            pending_now += m
+                .get("cachecash_settle_tickets_pending")
+                .copied()
+                .unwrap_or(0.0);
         }
         // The caches' serving rate since the last sample: whether
         // throughput holds over the soak.
@@ -135,7 +144,7 @@ pub fn run(
             }
         }
         served_before = Some((t, served));
-        let p = rt.block_on(cluster.pending_claims()).unwrap_or(0);
+        let p = pending_now.max(0.0) as u64;
         pending.push((t, p));
         row["pendingClaims"] = json!(p);
         eprintln!("soak {t:>6.0} s: {row}");

@@ -37,6 +37,7 @@ use crate::service::{ModuleContext, ModuleError, NodeModule, stop_tasks};
 use cachecash_runtime::microcash::{Escrow, EscrowId};
 use cachecash_runtime::{AccountId, Balance};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -111,6 +112,9 @@ pub struct CacheCounters {
     pub fill_seconds: Histogram,
     /// Tickets drawn as winners.
     pub tickets_won: Counter,
+    /// Winners not yet paid or given up, as of the claimer's last pass:
+    /// drawn winners waiting for their secret or fee, and claims in flight.
+    pub tickets_pending: Gauge,
     /// Tickets drawn as losers.
     pub tickets_lost: Counter,
     /// Winners never paid.
@@ -147,6 +151,7 @@ impl Default for CacheCounters {
             l2_received: Counter::default(),
             refused: Counter::default(),
             tickets_won: Counter::default(),
+            tickets_pending: Gauge::default(),
             tickets_lost: Counter::default(),
             tickets_expired: Counter::default(),
             tickets_final: Counter::default(),
@@ -268,6 +273,11 @@ impl CacheCounters {
         ] {
             c(name, help, m);
         }
+        metrics.register(
+            "settle_tickets_pending",
+            "Winning tickets not yet final or expired, as of the claimer's last pass",
+            self.tickets_pending.clone(),
+        );
         metrics.register(
             "cdn_cache_fill_seconds",
             "Seconds per fill from a publisher",

@@ -69,6 +69,15 @@ pub struct PassSummary {
     pub held_back: usize,
 }
 
+/// Whether a ticket in this settlement state still waits to be paid: a
+/// winner not yet final, expired or lost (nothing yet counts as waiting).
+fn still_pending(s: Option<&Settle>) -> bool {
+    !matches!(
+        s,
+        None | Some(Settle::Final { .. }) | Some(Settle::Expired { .. }) | Some(Settle::Lost { .. })
+    )
+}
+
 /// The claimer of one cache.
 #[derive(Debug)]
 pub struct Claimer {
@@ -130,6 +139,11 @@ impl Claimer {
         let mut redeemable: Vec<Redeemable> = Vec::new();
         let mut summary = PassSummary::default();
         let mut live = std::collections::HashSet::new();
+        // Winners not yet final or expired (the `settle_tickets_pending`
+        // gauge): counted here, where every followed ticket is visited
+        // anyway, so that reading it costs nothing however many tickets
+        // the cache has held.
+        let mut pending: i64 = 0;
         for (escrow, round) in tickets.active_groups().map_err(|e| e.to_string())? {
             live.insert((escrow, round));
             let Some(e) = self.ledger.escrow(&escrow)? else {
@@ -158,6 +172,9 @@ impl Claimer {
                             ),
                         }),
                     };
+                    if still_pending(next.as_ref().or(old.as_ref().map(|r| &r.settle))) {
+                        pending += 1;
+                    }
                     self.push(&mut updates, slot, old.as_ref(), next, face, head);
                 }
                 continue;
@@ -241,6 +258,7 @@ impl Claimer {
                         match held {
                             Some(t) if t.claim.is_some() && t.l1.is_some() => {
                                 let (Some(l1), Some(c)) = (t.l1, t.claim) else { continue };
+                                pending += 1; // claimed below, in this pass
                                 redeemable.push(Redeemable {
                                     slot,
                                     item: TicketClaimItem {
@@ -260,10 +278,14 @@ impl Claimer {
                         }
                     }
                 };
+                if won && still_pending(next.as_ref().or(cur)) {
+                    pending += 1;
+                }
                 self.push(&mut updates, slot, old.as_ref(), next, face, head);
             }
         }
         self.draws.retain(|k, _| live.contains(k));
+        self.state.counters.tickets_pending.set(pending);
         summary.updated += updates.len();
         if !updates.is_empty() {
             tickets.settle(&updates, None).map_err(|e| e.to_string())?;

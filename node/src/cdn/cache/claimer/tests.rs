@@ -199,3 +199,22 @@ fn a_reorganisation_deeper_than_the_follow_depth_redraws_and_reclaims_settled_ti
     // A rewind after a shallow change finds nothing to take back.
     assert_eq!(r.claimer.rewind(35).unwrap(), 0);
 }
+
+#[test]
+fn the_pending_gauge_counts_winners_until_their_claims_are_final() {
+    let (_dir, mut r) = rig(4, 4, 2);
+    let pending = |r: &Rig| r.state.counters.tickets_pending.get();
+    r.ledger.mine_to(20);
+    r.claimer.pass().unwrap();
+    assert_eq!(pending(&r), 0, "nothing is drawn yet");
+    r.ledger.mine_to(21);
+    r.claimer.pass().unwrap();
+    assert_eq!(pending(&r), 2, "both winners, their claim just submitted");
+    r.ledger.mine(0);
+    r.claimer.pass().unwrap();
+    assert_eq!(pending(&r), 2, "the claim landed, not yet final");
+    r.ledger.mine_to(30);
+    r.claimer.pass().unwrap();
+    assert!(r.state.tickets.active_groups().unwrap().is_empty());
+    assert_eq!(pending(&r), 0, "every winner final, every loser lost");
+}
