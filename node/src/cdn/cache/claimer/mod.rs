@@ -74,7 +74,9 @@ pub struct PassSummary {
 fn still_pending(s: Option<&Settle>) -> bool {
     !matches!(
         s,
-        None | Some(Settle::Final { .. }) | Some(Settle::Expired { .. }) | Some(Settle::Lost { .. })
+        None | Some(Settle::Final { .. })
+            | Some(Settle::Expired { .. })
+            | Some(Settle::Lost { .. })
     )
 }
 
