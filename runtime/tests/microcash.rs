@@ -1731,10 +1731,7 @@ fn a_ticket_replayed_on_another_chain_escrow_or_round_is_refused() {
         )
         .unwrap_err();
     assert!(
-        matches!(
-            err,
-            TxError::Microcash(MicrocashError::WindowClosed { .. })
-        ),
+        matches!(err, TxError::Microcash(MicrocashError::WindowClosed { .. })),
         "{err}"
     );
     assert_eq!(here.supply(), here.genesis_supply);
