@@ -190,8 +190,24 @@ pub fn run(
     let ok: Vec<_> = lines.iter().filter(|l| l.ok).collect();
     let bytes: u64 = ok.iter().map(|l| l.bytes).sum();
     let fetch_failures = lines.len() - ok.len();
+    // Why, for the first few: a failure must be diagnosable from the report.
+    let reasons: Vec<String> = lines
+        .iter()
+        .filter(|l| !l.ok)
+        .take(3)
+        .map(|l| {
+            format!(
+                "{}: {}",
+                l.path,
+                l.error.as_deref().unwrap_or("no reason given")
+            )
+        })
+        .collect();
     if fetch_failures > 0 {
-        failures.push(format!("{fetch_failures} fetches failed"));
+        failures.push(format!(
+            "{fetch_failures} fetches failed (first: {})",
+            reasons.join("; ")
+        ));
     }
     let ttfb: Vec<f64> = ok.iter().map(|l| l.ttfb_ms).collect();
     Ok(json!({
@@ -199,6 +215,7 @@ pub fn run(
         "seconds": wall,
         "fetches": lines.len(),
         "failures": fetch_failures,
+        "failureReasons": reasons,
         "aggregateMiBps": bytes as f64 / f64::from(1u32 << 20) / wall.max(1e-9),
         "ttfbMs": Quantiles::of(&ttfb),
         "growth": growth,
