@@ -1,9 +1,11 @@
 //! `cachecash run --dashboard`: what the binary says about who can reach
 //! the dashboard, and that the page it names is served.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
@@ -20,25 +22,14 @@ impl Node {
     /// `extra` flags, logging at `info`.
     fn start(extra: &[&str]) -> Node {
         let base = tempfile::tempdir().unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cachecash"))
-            .args(["--dev", "--port", "0", "--rpc-port", "0", "--base-path"])
-            .arg(base.path())
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let mut args: Vec<&std::ffi::OsStr> =
+            ["--dev", "--port", "0", "--rpc-port", "0", "--base-path"]
+                .iter()
+                .map(std::ffi::OsStr::new)
+                .collect();
+        args.push(base.path().as_os_str());
+        args.extend(extra.iter().map(std::ffi::OsStr::new));
+        let (child, lines) = common::spawn_logged(&args);
         Node {
             child,
             lines,

@@ -19,17 +19,15 @@ pub fn cachecash(args: &[&str]) -> (bool, String, String) {
     )
 }
 
-/// Starts `cachecash ARGS` (logging at `info`) and waits up to 60 s for the
-/// banner line holding `label` (such as `JSON-RPC:` or `metrics:`);
-/// returns the child and the URL printed after the label.
+/// Starts `cachecash ARGS` logging at `info`; its standard error arrives
+/// line by line on the receiver (until the process closes it).
 #[allow(
     dead_code,
     reason = "each test binary uses its own share of the helpers"
 )]
-pub fn spawn_until_url(
+pub fn spawn_logged(
     args: &[&std::ffi::OsStr],
-    label: &'static str,
-) -> (std::process::Child, String) {
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
     use std::io::{BufRead, BufReader};
     use std::process::Stdio;
     let mut child = Command::new(env!("CARGO_BIN_EXE_cachecash"))
@@ -43,17 +41,38 @@ pub fn spawn_until_url(
     let stderr = child.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // Keeps reading after the receiver is gone: a full pipe would
+        // block the node's logging.
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split(label).nth(1)
-                && let Some(url) = rest.split_whitespace().next()
-                && url.starts_with("http")
-            {
-                let _ = tx.send(url.to_string());
-            }
+            let _ = tx.send(line);
         }
     });
-    let url = rx
-        .recv_timeout(std::time::Duration::from_secs(60))
-        .unwrap_or_else(|_| panic!("the node printed no {label} address within 60 s"));
-    (child, url)
+    (child, rx)
+}
+
+/// Starts `cachecash ARGS` (logging at `info`) and waits up to 60 s for the
+/// banner line holding `label` (such as `JSON-RPC:` or `metrics:`);
+/// returns the child and the URL printed after the label.
+#[allow(
+    dead_code,
+    reason = "each test binary uses its own share of the helpers"
+)]
+pub fn spawn_until_url(
+    args: &[&std::ffi::OsStr],
+    label: &'static str,
+) -> (std::process::Child, String) {
+    let (child, lines) = spawn_logged(args);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("the node printed no {label} address within 60 s"));
+        if let Some(rest) = line.split(label).nth(1)
+            && let Some(url) = rest.split_whitespace().next()
+            && url.starts_with("http")
+        {
+            return (child, url.to_string());
+        }
+    }
 }
