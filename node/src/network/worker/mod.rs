@@ -472,11 +472,21 @@ impl Worker {
     }
 
     fn ban(&mut self, peer: PeerId, reason: &'static str, detail: &str) {
-        tracing::warn!(target: "cachecash::network", %peer, reason, "banning peer for {:?}: {detail}", self.config.ban_duration);
-        self.metrics
-            .peer_bans
-            .get_or_create(&vec![("reason", reason)])
-            .inc();
+        // Answers already in flight from a banned peer (two requests both
+        // answered with garbage) renew its ban without counting it again.
+        let already = self
+            .bans
+            .get(&peer)
+            .is_some_and(|until| *until > Instant::now());
+        if already {
+            tracing::debug!(target: "cachecash::network", %peer, reason, "banned peer misbehaved again: {detail}");
+        } else {
+            tracing::warn!(target: "cachecash::network", %peer, reason, "banning peer for {:?}: {detail}", self.config.ban_duration);
+            self.metrics
+                .peer_bans
+                .get_or_create(&vec![("reason", reason)])
+                .inc();
+        }
         self.bans
             .insert(peer, Instant::now() + self.config.ban_duration);
         self.swarm.behaviour_mut().blocked.block_peer(peer);
