@@ -404,6 +404,25 @@ pub fn bans(node: &Node, reason: Option<&str>) -> u64 {
         .sum()
 }
 
+/// The gossip messages `node` judged on `topic` (the metric's label,
+/// `gossip_blocks` or `gossip_transactions`) with `verdict`, from its
+/// metrics.
+pub fn gossip_count(node: &Node, topic: &str, verdict: &str) -> u64 {
+    let (t, v) = (
+        format!("topic=\"{topic}\""),
+        format!("verdict=\"{verdict}\""),
+    );
+    node.chain()
+        .metrics()
+        .encode()
+        .lines()
+        .filter(|l| {
+            l.starts_with("cachecash_gossip_messages_total") && l.contains(&t) && l.contains(&v)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// Small one-round escrow terms signed by dev account `signer`: 4 tickets,
 /// 2 winners, rounds of 1,000 blocks (round 1 only).
 pub fn one_round_terms(signer: &str) -> cachecash_runtime::microcash::EscrowTerms {

@@ -136,24 +136,6 @@ impl Scene {
     }
 }
 
-/// The victim's count of gossip messages on `topic` (the metric's label,
-/// `gossip_blocks` or `gossip_transactions`) with `verdict`.
-fn gossip_count(node: &Node, topic: &str, verdict: &str) -> u64 {
-    let (t, v) = (
-        format!("topic=\"{topic}\""),
-        format!("verdict=\"{verdict}\""),
-    );
-    node.chain()
-        .metrics()
-        .encode()
-        .lines()
-        .filter(|l| {
-            l.starts_with("cachecash_gossip_messages_total") && l.contains(&t) && l.contains(&v)
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// Gossip bytes the victim received on `label` (`gossip_blocks`,
 /// `gossip_transactions`), as counted before validation.
 fn gossip_bytes_in(node: &Node, label: &str) -> u64 {

@@ -85,22 +85,6 @@ async fn a_peer_flooding_sync_requests_is_refused_then_banned_and_honest_peers_s
     node.stop().await;
 }
 
-fn gossip_count(node: &Node, topic: &str, verdict: &str) -> u64 {
-    let (t, v) = (
-        format!("topic=\"{topic}\""),
-        format!("verdict=\"{verdict}\""),
-    );
-    node.chain()
-        .metrics()
-        .encode()
-        .lines()
-        .filter(|l| {
-            l.starts_with("cachecash_gossip_messages_total") && l.contains(&t) && l.contains(&v)
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// A peer publishing transactions far past its gossip rate (2,000 per
 /// second, bursts of 4,000) has the excess dropped before any decoding or
 /// pool work. It is not banned for it (an honest relay may forward the
