@@ -8,7 +8,7 @@ use cachecash_node::chain::Chain;
 use cachecash_node::network::protocol::{
     MAX_RESPONSE_BYTES, Status, SyncRequest, SyncResponse, sync_protocol,
 };
-use cachecash_node::service::{Node, Storage};
+use cachecash_node::service::Storage;
 use cachecash_tests::raw::{RawResponder, flood, frame};
 use cachecash_tests::*;
 use parity_scale_codec::{Decode, Encode};
